@@ -1,0 +1,184 @@
+"""Command line: a thin layer that builds typed configs and calls the library."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .errors import Img2ImgError
+
+# CLI flag destinations for each config section; flags left unset keep the config's value.
+MODEL_FLAGS = ("netG", "netD", "ngf", "ndf", "n_layers_d", "norm", "dropout", "gan_mode", "lambda_l1",
+               "lambda_cycle", "lambda_identity", "pool_size")
+DATA_FLAGS = ("direction", "load_size", "size", "flip", "serial_batches", "batch_size", "num_workers", "val_dir")
+TRAIN_FLAGS = ("epochs", "epochs_decay", "max_steps", "lr", "device", "amp", "seed", "log_every",
+               "sample_every", "save_every")
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired)")
+    p.add_argument("--model", choices=["pix2pix", "cyclegan"], help="method (default pix2pix)")
+    p.add_argument("--data", help="dataset folder: DIR/train[/A,/B] for pix2pix, DIR/trainA + DIR/trainB for cyclegan")
+    p.add_argument("--out", help="run folder (default runs/<data name>_<model>)")
+    p.add_argument("--resume", help="checkpoint to continue from, or 'auto' for OUT/checkpoints/latest.pt")
+    g = p.add_argument_group("data")
+    g.add_argument("--direction", choices=["AtoB", "BtoA"])
+    g.add_argument("--size", type=int, help="crop size (default 256)")
+    g.add_argument("--load-size", type=int, help="resize before cropping (default 286)")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--no-flip", dest="flip", action="store_const", const=False, help="no horizontal flips")
+    g.add_argument("--serial-batches", action="store_const", const=True, help="in-order data (unpaired: A[i] with B[i])")
+    g.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
+    g.add_argument("--val-dir", help="validation folder (default DIR/val or DIR/test)")
+    g = p.add_argument_group("model")
+    g.add_argument("--netG", choices=["unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"])
+    g.add_argument("--netD", choices=["patch", "pixel"])
+    g.add_argument("--ngf", type=int)
+    g.add_argument("--ndf", type=int)
+    g.add_argument("--n-layers-d", type=int, help="PatchGAN depth (3 = 70x70)")
+    g.add_argument("--norm", choices=["batch", "instance", "none"])
+    g.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--gan-mode", choices=["vanilla", "lsgan", "hinge"])
+    g.add_argument("--lambda-l1", type=float, help="pix2pix L1 weight (default 100)")
+    g.add_argument("--lambda-cycle", type=float, help="CycleGAN cycle weight (default 10)")
+    g.add_argument("--lambda-identity", type=float, help="CycleGAN identity weight, times lambda-cycle (default 0.5)")
+    g.add_argument("--pool-size", type=int, help="CycleGAN image pool size (default 50, 0 = off)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="epochs at constant lr (default 100)")
+    g.add_argument("--epochs-decay", type=int, help="epochs of linear decay to 0 (default 100)")
+    g.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast on CUDA")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--log-every", type=int, help="steps between metrics.csv rows (default 50)")
+    g.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
+    g.add_argument("--save-every", type=int, help="steps between latest.pt saves (default 1000)")
+    p.set_defaults(run=run_train)
+
+
+def _given(args, names) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def default_out(data: str, method: str) -> str:
+    return str(Path("runs") / f"{Path(data).resolve().name}_{method}")
+
+
+def train_config(args) -> tuple[RunConfig, dict | None]:
+    """The run's config and the checkpoint state to resume from, if any.
+
+    A resumed run starts from the checkpoint's config; flags given now override it.
+    """
+    from .training import checkpoint_config, find_resume_checkpoint, load_checkpoint
+
+    resume_path = None
+    if args.resume == "auto":
+        if not (args.out or args.data):
+            raise Img2ImgError("--resume auto needs --out (or --data, to find the default run folder)")
+        out = args.out or default_out(args.data, args.model or "pix2pix")
+        resume_path = find_resume_checkpoint(Path(out))
+        if resume_path is None:
+            print(f"no checkpoint in {out}/checkpoints: starting a new run")
+    elif args.resume:
+        resume_path = Path(args.resume)
+    state = load_checkpoint(resume_path) if resume_path else None
+    if state is None:
+        method = args.model or "pix2pix"
+        base = RunConfig(model=ModelConfig.for_method(method), data=DataConfig(), train=TrainConfig())
+    else:
+        base = checkpoint_config(state)
+        if args.model and args.model != base.model.method:
+            raise Img2ImgError(f"{resume_path}: is a {base.model.method} checkpoint, not {args.model}")
+    cfg = RunConfig(
+        model=dataclasses.replace(base.model, **_given(args, MODEL_FLAGS)),
+        data=dataclasses.replace(base.data, **_given(args, DATA_FLAGS), **({"root": args.data} if args.data else {})),
+        train=dataclasses.replace(base.train, **_given(args, TRAIN_FLAGS), **({"out": args.out} if args.out else {})),
+    )
+    if not cfg.data.root:
+        raise Img2ImgError("--data is required: the dataset folder to train on")
+    if not cfg.train.out:
+        cfg.train.out = default_out(cfg.data.root, cfg.model.method)
+    if state is not None:
+        state["path"] = str(resume_path)
+    return cfg, state
+
+
+def run_train(args) -> int:
+    from .training import Trainer
+
+    cfg, state = train_config(args)
+    trainer = Trainer(cfg)
+    if state is not None:
+        trainer.load_state_dict(state)
+        print(f"resumed from {state['path']} at step {trainer.progress.step} (epoch {trainer.progress.epoch + 1})")
+    print(f"training {cfg.model.method} on {cfg.data.root} ({len(trainer.train_set)} samples/epoch) "
+          f"on {trainer.device}; outputs in {cfg.train.out}")
+    trainer.fit()
+    return 0
+
+
+def add_translate_parser(sub) -> None:
+    p = sub.add_parser("translate", help="translate an image or a folder of images with a trained model")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `img2img train`")
+    p.add_argument("input", help="an image file or a folder (walked recursively)")
+    p.add_argument("output", help="output folder (mirrors INPUT's structure) or file")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--format", default="png", choices=["png", "jpg", "same"])
+    p.add_argument("--size", type=int, help="resize to SIZE x SIZE for the network, then back")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (default 40 MP)")
+    p.set_defaults(run=run_translate)
+
+
+def run_translate(args) -> int:
+    from .batch import translate_files
+    from .inference import Translator
+
+    translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+    report = translate_files(
+        translator, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
+        overwrite=args.overwrite, fmt=args.format, size=args.size, max_pixels=args.max_pixels,
+    )
+    print(report.summary())
+    return 1 if report.failures else 0
+
+
+def add_demo_parser(sub) -> None:
+    p = sub.add_parser("demo", help="make a small synthetic paired dataset, train pix2pix on it briefly, translate")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args) -> int:
+    from .demo import run_demo as demo
+
+    demo(Path(args.out), steps=args.steps, device=args.device)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: pix2pix and CycleGAN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    add_translate_parser(sub)
+    add_demo_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except Img2ImgError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,66 @@
+"""`make demo`: a real pix2pix run on a dataset the demo draws itself, then translation.
+
+The task is outlines -> filled coloured shapes, which a small U-Net learns in a few hundred
+CPU steps, so the whole demo runs offline in about a minute.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .batch import translate_files
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .inference import Translator
+from .training import Trainer
+
+PALETTE = [(220, 60, 50), (40, 120, 220), (240, 190, 40), (60, 170, 90), (150, 80, 190)]
+
+
+def draw_pair(rng: np.random.Generator, size: int) -> Image.Image:
+    """One A|B image: A black outlines on white, B the same shapes filled with colour."""
+    a = Image.new("RGB", (size, size), "white")
+    b = Image.new("RGB", (size, size), (245, 240, 230))
+    da, db = ImageDraw.Draw(a), ImageDraw.Draw(b)
+    for _ in range(rng.integers(2, 5)):
+        r = int(rng.integers(size // 10, size // 4))
+        cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
+        box = (cx - r, cy - r, cx + r, cy + r)
+        colour = PALETTE[int(rng.integers(len(PALETTE)))]
+        shape = db.ellipse if rng.random() < 0.5 else db.rectangle
+        outline = da.ellipse if shape == db.ellipse else da.rectangle
+        shape(box, fill=colour)
+        outline(box, outline="black", width=2)
+    pair = Image.new("RGB", (2 * size, size))
+    pair.paste(a, (0, 0))
+    pair.paste(b, (size, 0))
+    return pair
+
+
+def make_synthetic_pairs(root: Path, n_train: int = 64, n_val: int = 8, size: int = 128, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            draw_pair(rng, size).save(root / split / f"{i:03d}.png")
+    return root
+
+
+def run_demo(out: Path, steps: int = 300, device: str = "auto") -> Path:
+    data = make_synthetic_pairs(out / "data")
+    cfg = RunConfig(
+        model=ModelConfig(netG="unet_128", ngf=16, ndf=16),
+        data=DataConfig(root=str(data), load_size=128, size=128, batch_size=4, num_workers=0),
+        train=TrainConfig(out=str(out / "run"), max_steps=steps, device=device, log_every=25, sample_every=100,
+                          save_every=steps),
+    )
+    print(f"demo: training pix2pix for {steps} steps on {data} (outlines -> coloured shapes)")
+    checkpoint = Trainer(cfg).fit()
+    translated = out / "translated"
+    report = translate_files(Translator.from_checkpoint(checkpoint, device=device), data / "val", translated,
+                             overwrite=True)
+    print(report.summary())
+    print(f"demo: sample grids (input | output | target) in {out / 'run' / 'samples'}")
+    print(f"demo: translations of the val inputs in {translated}; metrics in {out / 'run' / 'metrics.csv'}")
+    return translated

@@ -1,0 +1,119 @@
+"""Translator: a trained generator, rebuilt from a checkpoint, applied to images of any size."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .config import RunConfig
+from .data.images import load_rgb
+from .data.transforms import to_tensor, to_uint8
+from .errors import Img2ImgError
+from .methods import METHODS
+from .models import build_generator
+from .training.checkpoint import checkpoint_config, load_checkpoint
+from .training.device import resolve_device
+
+ImageInput = Image.Image | str | Path
+
+
+class Translator:
+    """Applies a checkpoint's generator(s).
+
+    Networks run in eval mode: BatchNorm uses its running statistics and dropout is off, so a
+    translation is deterministic and does not depend on what else is in the batch. (The
+    canonical pix2pix test script instead keeps batch statistics and dropout active.)
+    """
+
+    def __init__(self, cfg: RunConfig, generators: dict[str, torch.nn.Module], device: torch.device) -> None:
+        self.cfg = cfg
+        self.generators = generators
+        self.device = device
+        for g in generators.values():
+            g.eval().to(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Translator":
+        dev = resolve_device(device)
+        state = load_checkpoint(path)
+        cfg = checkpoint_config(state)
+        networks = state["method"]["networks"]
+        generators = {}
+        for direction, key in METHODS[cfg.model.method].generator_keys.items():
+            swap = direction == "BtoA"
+            m = cfg.model
+            net = build_generator(m, m.out_channels if swap else m.in_channels, m.in_channels if swap else m.out_channels)
+            net.load_state_dict(networks[key])
+            generators[direction] = net
+        return cls(cfg, generators, dev)
+
+    @property
+    def directions(self) -> list[str]:
+        return list(self.generators)
+
+    def generator(self, direction: str) -> torch.nn.Module:
+        try:
+            return self.generators[direction]
+        except KeyError:
+            raise Img2ImgError(
+                f"this {self.cfg.model.method} model translates {' and '.join(self.generators)} only, not {direction}"
+            ) from None
+
+    @torch.no_grad()
+    def translate(
+        self, images: ImageInput | Sequence[ImageInput], direction: str = "AtoB", size: int | None = None,
+        batch_size: int = 8,
+    ) -> Image.Image | list[Image.Image]:
+        """Translate one image or a list; returns PIL images of the inputs' sizes.
+
+        With `size`, images are resized to size x size first (the training scale) and the output
+        is resized back; otherwise the network runs on the image as it is, padded to a size
+        it accepts and cropped back.
+        """
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        pil = [im if isinstance(im, Image.Image) else load_rgb(im) for im in items]
+        pil = [im.convert("RGB") if im.mode != "RGB" else im for im in pil]
+        out: list[Image.Image | None] = [None] * len(pil)
+        # Same-sized images go through the network together.
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(pil):
+            by_size.setdefault(im.size, []).append(i)
+        for (w, h), idx in by_size.items():
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                arrays = [np.asarray(pil[i] if size is None else pil[i].resize((size, size), Image.BICUBIC)) for i in chunk]
+                results = self.translate_tensor(torch.stack([to_tensor(a) for a in arrays]), direction)
+                for i, t in zip(chunk, results):
+                    result = Image.fromarray(to_uint8(t))
+                    out[i] = result if size is None else result.resize((w, h), Image.BICUBIC)
+        return out[0] if single else out
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """[N, C, H, W] in [-1, 1] -> same shape, any H and W."""
+        net = self.generator(direction)
+        x = x.to(self.device)
+        h, w = x.shape[-2:]
+        m = net.size_multiple
+        padded = pad_to_multiple(x, m)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        with autocast:
+            y = net(padded)
+        return y[..., :h, :w].float().cpu()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad bottom/right to a multiple: by reflection, or by edge replication where the image is
+    too small to reflect."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+

@@ -1,0 +1,34 @@
+"""Adversarial losses on discriminator logits."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GAN_MODES = ("vanilla", "lsgan", "hinge")
+
+
+class GANLoss(nn.Module):
+    """`vanilla` is the original GAN (BCE on logits), `lsgan` least squares, `hinge` the hinge loss.
+
+    Call as `loss(logits, real)` where `real` says which label the logits should have. The
+    generator's loss is `loss(logits, True, for_discriminator=False)`: it differs from the
+    discriminator's only for hinge, whose generator term is unbounded (-mean logits).
+    """
+
+    def __init__(self, mode: str = "vanilla") -> None:
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"unknown gan mode {mode!r}; choose one of {', '.join(GAN_MODES)}")
+        self.mode = mode
+
+    def forward(self, logits: torch.Tensor, real: bool, for_discriminator: bool = True) -> torch.Tensor:
+        logits = logits.float()
+        if self.mode == "vanilla":
+            target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+            return F.binary_cross_entropy_with_logits(logits, target)
+        if self.mode == "lsgan":
+            return F.mse_loss(logits, torch.full_like(logits, 1.0 if real else 0.0))
+        if not for_discriminator:
+            return -logits.mean()
+        return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()

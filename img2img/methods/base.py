@@ -1,0 +1,91 @@
+"""The small interface the Trainer calls. A method owns its networks and optimizers."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig, TrainConfig
+
+
+def set_requires_grad(net: nn.Module, flag: bool) -> None:
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+def adam(params, train: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2))
+
+
+class TrainingMethod:
+    """Subclasses build `self.networks` and `self.optimizers` and implement the three methods below.
+
+    `training_step` returns detached loss tensors; the Trainer decides when to move them to
+    the host, so a step never waits for the device.
+    """
+
+    # Which entry of `networks` translates in each direction; inference loads only these.
+    generator_keys: dict[str, str] = {}
+
+    def __init__(self, cfg: ModelConfig, device: torch.device, amp: bool = False) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.amp = amp and device.type == "cuda"
+        self.networks = nn.ModuleDict()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def autocast(self):
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Images for the sample grid, as [rows, columns, C, H, W] in [-1, 1]."""
+        raise NotImplementedError
+
+    def generator(self, direction: str = "AtoB") -> nn.Module:
+        if direction not in self.generator_keys:
+            raise ValueError(f"{self.cfg.method} translates {' and '.join(self.generator_keys)}, not {direction!r}")
+        return self.networks[self.generator_keys[direction]]
+
+    def train(self) -> None:
+        self.networks.train()
+
+    def extra_state(self) -> dict[str, Any]:
+        """State beyond networks and optimizers (e.g. image pools)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], networks_only: bool = False) -> None:
+        for name, net in self.networks.items():
+            net.load_state_dict(state["networks"][name])
+        if networks_only:
+            return
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.load_extra_state(state.get("extra", {}))
+
+    @torch.no_grad()
+    def _eval_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Inference-mode forward that leaves training state (BN statistics, RNG) untouched."""
+        was_training = net.training
+        net.eval()
+        try:
+            with self.autocast():
+                return net(x).float()
+        finally:
+            net.train(was_training)

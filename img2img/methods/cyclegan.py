@@ -1,0 +1,138 @@
+"""CycleGAN (Zhu et al. 2017): two generators tied by cycle consistency, for unpaired data."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig, TrainConfig
+from ..losses import GANLoss
+from ..models import build_discriminator, build_generator, init_weights
+from .base import TrainingMethod, adam, set_requires_grad
+
+
+class ImagePool:
+    """History of generated images, so D also sees older fakes (Shrivastava et al. 2017).
+
+    Until the pool holds `size` images each new image is stored and returned as is; after that
+    each image has a 50% chance of being swapped with a random stored one. Size 0 disables it.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.rng = random.Random(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif self.rng.random() < 0.5:
+                i = self.rng.randrange(self.size)
+                out.append(self.images[i].clone())
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        images = torch.cat(self.images).cpu() if self.images else torch.empty(0)
+        return {"images": images, "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.images = [im.unsqueeze(0).to(device) for im in state["images"]]
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+
+class CycleGAN(TrainingMethod):
+    """G_A: A->B judged by D_A (against real B); G_B: B->A judged by D_B (against real A)."""
+
+    generator_keys = {"AtoB": "G_A", "BtoA": "G_B"}
+
+    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, amp: bool = False) -> None:
+        super().__init__(cfg, device, amp)
+        self.netG_A = init_weights(build_generator(cfg)).to(device)
+        self.netG_B = init_weights(build_generator(cfg, cfg.out_channels, cfg.in_channels)).to(device)
+        self.netD_A = init_weights(build_discriminator(cfg, cfg.out_channels)).to(device)
+        self.netD_B = init_weights(build_discriminator(cfg, cfg.in_channels)).to(device)
+        self.networks.update({"G_A": self.netG_A, "G_B": self.netG_B, "D_A": self.netD_A, "D_B": self.netD_B})
+        self.optimizers = {
+            "G": adam(list(self.netG_A.parameters()) + list(self.netG_B.parameters()), train),
+            "D": adam(list(self.netD_A.parameters()) + list(self.netD_B.parameters()), train),
+        }
+        self.pool_fake_a = ImagePool(cfg.pool_size, seed=train.seed * 2)
+        self.pool_fake_b = ImagePool(cfg.pool_size, seed=train.seed * 2 + 1)
+        self.gan_loss = GANLoss(cfg.gan_mode)
+
+    def training_step(self, batch):
+        real_a, real_b = batch["A"], batch["B"]
+        cfg = self.cfg
+        lambda_idt = cfg.lambda_identity * cfg.lambda_cycle
+        opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
+
+        set_requires_grad(self.netD_A, False)
+        set_requires_grad(self.netD_B, False)
+        opt_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            fake_b = self.netG_A(real_a)
+            rec_a = self.netG_B(fake_b)
+            fake_a = self.netG_B(real_b)
+            rec_b = self.netG_A(fake_a)
+            pred_fake_b = self.netD_A(fake_b)
+            pred_fake_a = self.netD_B(fake_a)
+        losses = {
+            "G_A": self.gan_loss(pred_fake_b, True, for_discriminator=False),
+            "G_B": self.gan_loss(pred_fake_a, True, for_discriminator=False),
+            "cycle_A": F.l1_loss(rec_a.float(), real_a) * cfg.lambda_cycle,
+            "cycle_B": F.l1_loss(rec_b.float(), real_b) * cfg.lambda_cycle,
+        }
+        if lambda_idt > 0:
+            with self.autocast():
+                idt_a = self.netG_A(real_b)
+                idt_b = self.netG_B(real_a)
+            losses["idt_A"] = F.l1_loss(idt_a.float(), real_b) * lambda_idt
+            losses["idt_B"] = F.l1_loss(idt_b.float(), real_a) * lambda_idt
+        else:
+            losses["idt_A"] = losses["idt_B"] = torch.zeros((), device=real_a.device)
+        sum(losses.values()).backward()
+        opt_g.step()
+
+        set_requires_grad(self.netD_A, True)
+        set_requires_grad(self.netD_B, True)
+        opt_d.zero_grad(set_to_none=True)
+        losses["D_A"] = self._discriminator_loss(self.netD_A, real_b, self.pool_fake_b.query(fake_b))
+        losses["D_B"] = self._discriminator_loss(self.netD_B, real_a, self.pool_fake_a.query(fake_a))
+        (losses["D_A"] + losses["D_B"]).backward()
+        opt_d.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            pred_real, pred_fake = net(real), net(fake.detach())
+        # Halved, as in the paper, to slow D relative to G.
+        return 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
+
+    def sample(self, batch):
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = self._eval_forward(self.netG_A, real_a)
+        fake_a = self._eval_forward(self.netG_B, real_b)
+        row_a = [real_a, fake_b, self._eval_forward(self.netG_B, fake_b), self._eval_forward(self.netG_B, real_a)]
+        row_b = [real_b, fake_a, self._eval_forward(self.netG_A, fake_a), self._eval_forward(self.netG_A, real_b)]
+        rows = torch.stack([torch.stack(row_a, 1), torch.stack(row_b, 1)], dim=1)  # [N, 2, 4, C, H, W]
+        return rows.flatten(0, 1)
+
+    def extra_state(self):
+        return {"pool_fake_a": self.pool_fake_a.state_dict(), "pool_fake_b": self.pool_fake_b.state_dict()}
+
+    def load_extra_state(self, state):
+        self.pool_fake_a.load_state_dict(state["pool_fake_a"], self.device)
+        self.pool_fake_b.load_state_dict(state["pool_fake_b"], self.device)

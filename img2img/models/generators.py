@@ -1,0 +1,203 @@
+"""Generators: the pix2pix U-Net and the CycleGAN ResNet.
+
+Both mirror the canonical implementation's layer order and shapes, so its published
+weights map onto these modules one to one (only the parameter names differ).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .norm import conv_bias, norm_layer
+
+
+class UNetBlock(nn.Module):
+    """One level of the U-Net: down, the inner levels, up, then concatenation with the input.
+
+    The outermost level returns the image itself, with no skip connection.
+    """
+
+    def __init__(
+        self,
+        outer_channels: int,
+        inner_channels: int,
+        *,
+        in_channels: int | None = None,
+        inner: nn.Module | None = None,
+        outermost: bool = False,
+        norm: str = "batch",
+        dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        in_channels = outer_channels if in_channels is None else in_channels
+        bias = conv_bias(norm)
+        innermost = inner is None
+        down_conv = nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=bias)
+        # The innermost level has no skip input to concatenate, so its up-conv sees fewer channels.
+        up_in = inner_channels if innermost else inner_channels * 2
+
+        if outermost:
+            self.down = nn.Sequential(down_conv)
+            self.up = nn.Sequential(
+                nn.ReLU(True), nn.ConvTranspose2d(up_in, outer_channels, 4, stride=2, padding=1), nn.Tanh()
+            )
+        elif innermost:
+            self.down = nn.Sequential(nn.LeakyReLU(0.2, True), down_conv)
+            self.up = nn.Sequential(
+                nn.ReLU(True),
+                nn.ConvTranspose2d(up_in, outer_channels, 4, stride=2, padding=1, bias=bias),
+                norm_layer(norm, outer_channels),
+            )
+        else:
+            self.down = nn.Sequential(nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner_channels))
+            up = [
+                nn.ReLU(True),
+                nn.ConvTranspose2d(up_in, outer_channels, 4, stride=2, padding=1, bias=bias),
+                norm_layer(norm, outer_channels),
+            ]
+            if dropout:
+                up.append(nn.Dropout(0.5))
+            self.up = nn.Sequential(*up)
+        self.inner = inner if inner is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(self.inner(self.down(x)))
+        return y if self.outermost else torch.cat([x, y], dim=1)
+
+
+class UNetGenerator(nn.Module):
+    """pix2pix U-Net with `num_downs` stride-2 levels: inputs must be multiples of 2**num_downs.
+
+    The widths double from `ngf` to 8*ngf and stay there; dropout, when on, is applied in the
+    up path of the levels between the three widest-changing ones and the bottleneck, as in the paper.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be at least 5, got {num_downs}")
+        self.num_downs = num_downs
+        block = UNetBlock(ngf * 8, ngf * 8, norm=norm)
+        for _ in range(num_downs - 5):
+            block = UNetBlock(ngf * 8, ngf * 8, inner=block, norm=norm, dropout=dropout)
+        block = UNetBlock(ngf * 4, ngf * 8, inner=block, norm=norm)
+        block = UNetBlock(ngf * 2, ngf * 4, inner=block, norm=norm)
+        block = UNetBlock(ngf, ngf * 2, inner=block, norm=norm)
+        self.model = UNetBlock(out_channels, ngf, in_channels=in_channels, inner=block, outermost=True, norm=norm)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class ResNetBlock(nn.Module):
+    def __init__(self, channels: int, norm: str = "instance", dropout: bool = False) -> None:
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            norm_layer(norm, channels),
+            nn.ReLU(True),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResNetGenerator(nn.Module):
+    """CycleGAN generator: 7x7 stem, two stride-2 downsamples, residual blocks, two upsamples.
+
+    Inputs must be multiples of 4.
+    """
+
+    size_multiple = 4
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "instance",
+        dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, bias=bias),
+            norm_layer(norm, ngf),
+            nn.ReLU(True),
+        ]
+        for i in range(2):
+            c = ngf * 2**i
+            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, c * 2), nn.ReLU(True)]
+        layers += [ResNetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
+        for i in range(2):
+            c = ngf * 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(norm, c // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def unet_256(**kwargs) -> UNetGenerator:
+    return UNetGenerator(num_downs=8, **kwargs)
+
+
+def unet_128(**kwargs) -> UNetGenerator:
+    return UNetGenerator(num_downs=7, **kwargs)
+
+
+def resnet_9blocks(**kwargs) -> ResNetGenerator:
+    return ResNetGenerator(n_blocks=9, **kwargs)
+
+
+def resnet_6blocks(**kwargs) -> ResNetGenerator:
+    return ResNetGenerator(n_blocks=6, **kwargs)
+
+
+GENERATOR_BUILDERS = {
+    "unet_256": unet_256,
+    "unet_128": unet_128,
+    "resnet_9blocks": resnet_9blocks,
+    "resnet_6blocks": resnet_6blocks,
+}
+
+
+def build_generator(cfg, in_channels: int | None = None, out_channels: int | None = None) -> nn.Module:
+    """Build the generator a `ModelConfig` describes (weights not yet initialised)."""
+    try:
+        builder = GENERATOR_BUILDERS[cfg.netG]
+    except KeyError:
+        raise ValueError(f"unknown generator {cfg.netG!r}; choose one of {', '.join(GENERATOR_BUILDERS)}") from None
+    return builder(
+        in_channels=cfg.in_channels if in_channels is None else in_channels,
+        out_channels=cfg.out_channels if out_channels is None else out_channels,
+        ngf=cfg.ngf,
+        norm=cfg.norm,
+        dropout=cfg.dropout,
+    )

@@ -1,0 +1,16 @@
+"""Weight initialisation of the pix2pix/CycleGAN papers: N(0, 0.02)."""
+from __future__ import annotations
+
+from torch import nn
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return module

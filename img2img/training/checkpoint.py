@@ -1,0 +1,61 @@
+"""Checkpoints: config + weights + optimizer/scheduler/RNG state, written atomically and
+loaded with `weights_only=True` (nothing in a checkpoint is unpickled as code)."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..errors import Img2ImgError
+from ..io import atomic_write
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise Img2ImgError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(state, dict) or "config" not in state:
+        raise Img2ImgError(f"{path}: not an img2img checkpoint (no stored config)")
+    return state
+
+
+def checkpoint_config(state: dict[str, Any]) -> RunConfig:
+    return RunConfig.from_dict(state["config"])
+
+
+def capture_rng_state() -> dict[str, Any]:
+    py_version, py_internal, py_gauss = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": (py_version, list(py_internal), py_gauss),
+        # numpy's state holds an ndarray, which weights_only loading refuses: store it as a tensor.
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

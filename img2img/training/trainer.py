@@ -1,0 +1,249 @@
+"""The one training loop. It knows methods only through `TrainingMethod`."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision.utils import make_grid, save_image
+from tqdm import tqdm
+
+from ..config import RunConfig
+from ..data import EpochSampler, build_train_dataset, build_val_dataset, collate_skipping_errors
+from ..errors import Img2ImgError
+from ..io import atomic_write, atomic_write_text
+from ..methods import build_method
+from .checkpoint import capture_rng_state, checkpoint_config, restore_rng_state, save_checkpoint
+from .device import resolve_device, seed_everything
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    epoch: int = 0
+    # Samples of the current epoch already trained on (resume starts after them).
+    position: int = 0
+    bad_images: int = 0
+
+
+def find_resume_checkpoint(out: Path) -> Path | None:
+    latest = out / "checkpoints" / "latest.pt"
+    return latest if latest.is_file() else None
+
+
+def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """Constant for `epochs`, then linear decay to 0 over `epochs_decay` (the canonical schedule)."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, log: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.out = Path(cfg.train.out)
+        self.device = resolve_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        self.train_set = build_train_dataset(cfg)
+        self.val_set = build_val_dataset(cfg)
+        self.method = build_method(cfg.model, cfg.train, self.device, amp=cfg.train.amp)
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda e: lr_factor(e, cfg.train.epochs, cfg.train.epochs_decay)
+            )
+            for name, opt in self.method.optimizers.items()
+        }
+        self.progress = Progress()
+        self.sampler = EpochSampler(
+            len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed
+        )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=cfg.data.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.data.num_workers > 0,
+            collate_fn=collate_skipping_errors,
+            # Its own generator, so creating an iterator never draws from the global RNG.
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+        self._sample_batch = self._fixed_sample_batch()
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "method": self.method.state_dict(),
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "progress": vars(self.progress).copy(),
+            "rng": capture_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        stored = checkpoint_config(state).model
+        if stored != self.cfg.model:
+            raise Img2ImgError(f"checkpoint model config {stored} differs from this run's {self.cfg.model}")
+        self.method.load_state_dict(state["method"])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.progress = Progress(**state["progress"])
+        restore_rng_state(state["rng"])
+
+    def save(self, name: str) -> Path:
+        path = self.out / "checkpoints" / name
+        save_checkpoint(path, self.state_dict())
+        return path
+
+    # ---- loop ------------------------------------------------------------------------------
+    @property
+    def total_epochs(self) -> int:
+        return self.cfg.train.epochs + self.cfg.train.epochs_decay
+
+    @property
+    def total_steps(self) -> int:
+        per_epoch = -(-self.sampler.per_replica // self.cfg.data.batch_size)
+        steps = per_epoch * self.total_epochs
+        return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
+
+    def fit(self) -> Path:
+        """Train until the schedule ends or `max_steps`; returns the final checkpoint's path."""
+        tc = self.cfg.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
+        metrics = MetricsLog(self.out, after_step=self.progress.step)
+        p = self.progress
+        sums: dict[str, torch.Tensor] = {}
+        steps_since_log, images_since_log, last_log_time = 0, 0, time.perf_counter()
+        self.method.train()
+        bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True)
+        try:
+            while p.epoch < self.total_epochs and not self._done():
+                self.sampler.set_epoch(p.epoch, start=p.position)
+                for batch in self.loader:
+                    p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
+                    for err in batch["errors"]:
+                        p.bad_images += 1
+                        tqdm.write(f"warning: skipped unreadable image {err} ({p.bad_images} so far)")
+                    if "A" in batch:
+                        losses = self.method.training_step(self._to_device(batch))
+                        p.step += 1
+                        bar.update(1)
+                        steps_since_log += 1
+                        images_since_log += len(batch["A"])
+                        for k, v in losses.items():
+                            sums[k] = sums[k] + v if k in sums else v.clone()
+                        if p.step % tc.log_every == 0:
+                            elapsed = time.perf_counter() - last_log_time
+                            row = {k: (v / steps_since_log).item() for k, v in sums.items()}
+                            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
+                            metrics.write(p.step, p.epoch + 1, row, self._lr(), images_since_log / elapsed)
+                            sums, steps_since_log, images_since_log = {}, 0, 0
+                            last_log_time = time.perf_counter()
+                        if p.step % tc.sample_every == 0:
+                            self.save_samples()
+                        if p.step % tc.save_every == 0:
+                            self.save("latest.pt")
+                    if p.position >= self.sampler.per_replica:
+                        self._end_epoch()
+                    if self._done():
+                        break
+        finally:
+            bar.close()
+            metrics.close()
+        self.save_samples()
+        final = self.save("latest.pt")
+        self.log(f"finished at step {p.step}; checkpoint {final}")
+        if p.bad_images:
+            self.log(f"warning: {p.bad_images} unreadable images were skipped")
+        return final
+
+    def _done(self) -> bool:
+        max_steps = self.cfg.train.max_steps
+        return bool(max_steps) and self.progress.step >= max_steps
+
+    def _end_epoch(self) -> None:
+        p = self.progress
+        p.epoch += 1
+        p.position = 0
+        for s in self.schedulers.values():
+            s.step()
+        self.save(f"epoch_{p.epoch:04d}.pt")
+        self.save("latest.pt")
+
+    def _lr(self) -> float:
+        return next(iter(self.method.optimizers.values())).param_groups[0]["lr"]
+
+    def _to_device(self, batch: dict) -> dict:
+        return {
+            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+        }
+
+    # ---- samples ---------------------------------------------------------------------------
+    def _fixed_sample_batch(self) -> dict | None:
+        """The first few validation images (training images if there is no val split)."""
+        source = self.val_set if self.val_set is not None else self.train_set
+        items = []
+        for i in range(len(source)):
+            item = source[i]
+            if "error" not in item:
+                items.append(item)
+            if len(items) == self.cfg.train.num_samples:
+                break
+        if not items:
+            return None
+        return self._to_device(collate_skipping_errors(items))
+
+    def save_samples(self) -> Path | None:
+        if self._sample_batch is None:
+            return None
+        grid = self.method.sample(self._sample_batch)  # [rows, cols, C, H, W]
+        rows, cols = grid.shape[:2]
+        image = make_grid(grid.flatten(0, 1).float().cpu(), nrow=cols, normalize=True, value_range=(-1, 1), padding=2)
+        path = self.out / "samples" / f"step_{self.progress.step:07d}.png"
+        atomic_write(path, lambda f: save_image(image, f, format="png"))
+        return path
+
+
+class MetricsLog:
+    """metrics.csv (appended across resumes) plus TensorBoard scalars."""
+
+    def __init__(self, out: Path, after_step: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = out / "metrics.csv"
+        self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=after_step + 1 if after_step else None)
+        self.fields: list[str] | None = None
+        if self.path.is_file():
+            # Rows logged after the checkpoint we resume from are about to be trained again.
+            with open(self.path, newline="") as f:
+                rows = list(csv.reader(f))
+            self.fields = rows[0] if rows else None
+            kept = [r for r in rows[1:] if r and int(r[0]) <= after_step]
+            buf = io.StringIO()
+            csv.writer(buf).writerows(rows[:1] + kept)
+            atomic_write_text(self.path, buf.getvalue())
+
+    def write(self, step: int, epoch: int, losses: dict[str, float], lr: float, images_per_s: float) -> None:
+        row = {"step": step, "epoch": epoch, **losses, "lr": lr, "images_per_s": round(images_per_s, 3)}
+        if self.fields is None:
+            self.fields = list(row)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.fields)
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            w.writeheader()
+        w.writerow(row)
+        previous = self.path.read_text() if self.path.is_file() else ""
+        atomic_write_text(self.path, previous + buf.getvalue())
+        for k, v in losses.items():
+            self.writer.add_scalar(f"loss/{k}", v, step)
+        self.writer.add_scalar("lr", lr, step)
+        self.writer.add_scalar("images_per_s", images_per_s, step)
+
+    def close(self) -> None:
+        self.writer.close()
