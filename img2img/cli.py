@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import Img2ImgError
+from .models.generators import GENERATOR_BUILDERS
 
 # CLI flag destinations for each config section; flags left unset keep the config's value.
 MODEL_FLAGS = ("netG", "netD", "ngf", "ndf", "n_layers_d", "norm", "dropout", "gan_mode", "lambda_l1",
@@ -33,7 +34,8 @@ def add_train_parser(sub) -> None:
     g.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
     g.add_argument("--val-dir", help="validation folder (default DIR/val or DIR/test)")
     g = p.add_argument_group("model")
-    g.add_argument("--netG", choices=["unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"])
+    g.add_argument("--netG", choices=list(GENERATOR_BUILDERS),
+                   help="unet_N needs sizes that are multiples of N; resnet_* multiples of 4")
     g.add_argument("--netD", choices=["patch", "pixel"])
     g.add_argument("--ngf", type=int)
     g.add_argument("--ndf", type=int)

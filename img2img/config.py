@@ -11,8 +11,6 @@ Direction = Literal["AtoB", "BtoA"]
 Norm = Literal["batch", "instance", "none"]
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 
-GENERATORS = ("unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks")
-DISCRIMINATORS = ("patch", "pixel")
 
 
 @dataclass

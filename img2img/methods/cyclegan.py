@@ -75,13 +75,19 @@ class CycleGAN(TrainingMethod):
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]
+        fake_a, fake_b, losses = self.generator_step(real_a, real_b)
+        losses.update(self.discriminator_step(real_a, real_b, fake_a, fake_b))
+        return losses
+
+    def generator_step(self, real_a, real_b):
+        """Update both generators; returns (fake_A, fake_B, losses)."""
         cfg = self.cfg
         lambda_idt = cfg.lambda_identity * cfg.lambda_cycle
-        opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
-
+        opt = self.optimizers["G"]
+        # D's gradients are not needed while the generators update.
         set_requires_grad(self.netD_A, False)
         set_requires_grad(self.netD_B, False)
-        opt_g.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         with self.autocast():
             fake_b = self.netG_A(real_a)
             rec_a = self.netG_B(fake_b)
@@ -104,16 +110,19 @@ class CycleGAN(TrainingMethod):
         else:
             losses["idt_A"] = losses["idt_B"] = torch.zeros((), device=real_a.device)
         sum(losses.values()).backward()
-        opt_g.step()
+        opt.step()
+        return fake_a.detach(), fake_b.detach(), {k: v.detach() for k, v in losses.items()}
 
+    def discriminator_step(self, real_a, real_b, fake_a, fake_b) -> dict[str, torch.Tensor]:
+        opt = self.optimizers["D"]
         set_requires_grad(self.netD_A, True)
         set_requires_grad(self.netD_B, True)
-        opt_d.zero_grad(set_to_none=True)
-        losses["D_A"] = self._discriminator_loss(self.netD_A, real_b, self.pool_fake_b.query(fake_b))
-        losses["D_B"] = self._discriminator_loss(self.netD_B, real_a, self.pool_fake_a.query(fake_a))
-        (losses["D_A"] + losses["D_B"]).backward()
-        opt_d.step()
-        return {k: v.detach() for k, v in losses.items()}
+        opt.zero_grad(set_to_none=True)
+        loss_d_a = self._discriminator_loss(self.netD_A, real_b, self.pool_fake_b.query(fake_b))
+        loss_d_b = self._discriminator_loss(self.netD_B, real_a, self.pool_fake_a.query(fake_a))
+        (loss_d_a + loss_d_b).backward()
+        opt.step()
+        return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach()}
 
     def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with self.autocast():

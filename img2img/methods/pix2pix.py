@@ -25,32 +25,38 @@ class Pix2Pix(TrainingMethod):
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]
-        opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
         with self.autocast():
             fake_b = self.netG(real_a)
+        losses = self.discriminator_step(real_a, real_b, fake_b)
+        losses.update(self.generator_step(real_a, real_b, fake_b))
+        return losses
 
+    def discriminator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
+        opt = self.optimizers["D"]
         set_requires_grad(self.netD, True)
-        opt_d.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         with self.autocast():
             pred_fake = self.netD(torch.cat([real_a, fake_b.detach()], 1))
             pred_real = self.netD(torch.cat([real_a, real_b], 1))
-        loss_d_fake = self.gan_loss(pred_fake, False)
-        loss_d_real = self.gan_loss(pred_real, True)
+        loss_fake = self.gan_loss(pred_fake, False)
+        loss_real = self.gan_loss(pred_real, True)
         # Halved, as in the paper, to slow D relative to G.
-        (0.5 * (loss_d_fake + loss_d_real)).backward()
-        opt_d.step()
+        (0.5 * (loss_fake + loss_real)).backward()
+        opt.step()
+        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
 
+    def generator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
+        opt = self.optimizers["G"]
+        # D's gradients are not needed while G updates.
         set_requires_grad(self.netD, False)
-        opt_g.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         with self.autocast():
             pred_fake = self.netD(torch.cat([real_a, fake_b], 1))
-        loss_g_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
-        loss_g_l1 = F.l1_loss(fake_b.float(), real_b)
-        (loss_g_gan + self.cfg.lambda_l1 * loss_g_l1).backward()
-        opt_g.step()
-
-        losses = {"G_GAN": loss_g_gan, "G_L1": loss_g_l1, "D_real": loss_d_real, "D_fake": loss_d_fake}
-        return {k: v.detach() for k, v in losses.items()}
+        loss_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
+        loss_l1 = F.l1_loss(fake_b.float(), real_b)
+        (loss_gan + self.cfg.lambda_l1 * loss_l1).backward()
+        opt.step()
+        return {"G_GAN": loss_gan.detach(), "G_L1": loss_l1.detach()}
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]

@@ -69,8 +69,8 @@ class UNetBlock(nn.Module):
 class UNetGenerator(nn.Module):
     """pix2pix U-Net with `num_downs` stride-2 levels: inputs must be multiples of 2**num_downs.
 
-    The widths double from `ngf` to 8*ngf and stay there; dropout, when on, is applied in the
-    up path of the levels between the three widest-changing ones and the bottleneck, as in the paper.
+    Widths double from `ngf` to 8*ngf and then stay at 8*ngf; dropout, when on, is in the up path
+    of the 8*ngf levels above the bottleneck, as in the paper (three of them for unet_256).
     """
 
     def __init__(
@@ -164,6 +164,14 @@ class ResNetGenerator(nn.Module):
         return self.model(x)
 
 
+def unet_32(**kwargs) -> UNetGenerator:
+    return UNetGenerator(num_downs=5, **kwargs)
+
+
+def unet_64(**kwargs) -> UNetGenerator:
+    return UNetGenerator(num_downs=6, **kwargs)
+
+
 def unet_256(**kwargs) -> UNetGenerator:
     return UNetGenerator(num_downs=8, **kwargs)
 
@@ -183,6 +191,8 @@ def resnet_6blocks(**kwargs) -> ResNetGenerator:
 GENERATOR_BUILDERS = {
     "unet_256": unet_256,
     "unet_128": unet_128,
+    "unet_64": unet_64,
+    "unet_32": unet_32,
     "resnet_9blocks": resnet_9blocks,
     "resnet_6blocks": resnet_6blocks,
 }
