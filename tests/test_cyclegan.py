@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from img2img.cli import main
+from img2img.config import ModelConfig, TrainConfig
+from img2img.methods import CycleGAN, ImagePool, build_method
+from img2img.training import load_checkpoint
+
+from conftest import TINY_CYCLEGAN, random_image
+
+
+def tiny_cyclegan(**overrides) -> CycleGAN:
+    torch.manual_seed(0)
+    cfg = ModelConfig.for_method("cyclegan")
+    cfg.netG, cfg.ngf, cfg.ndf = "resnet_6blocks", 8, 8
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return build_method(cfg, TrainConfig(), torch.device("cpu"))
+
+
+def batch(n=1, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"A": torch.rand(n, 3, size, size, generator=g) * 2 - 1, "B": torch.rand(n, 3, size, size, generator=g) * 2 - 1}
+
+
+def images(n, value_offset=0):
+    return torch.arange(n, dtype=torch.float32).add(value_offset).view(n, 1, 1, 1).expand(n, 3, 2, 2).clone()
+
+
+def test_pool_returns_new_images_while_filling_and_caps_its_size():
+    pool = ImagePool(size=5, seed=0)
+    out = pool.query(images(3))
+    assert torch.equal(out, images(3))
+    out = pool.query(images(2, value_offset=3))
+    assert torch.equal(out, images(2, value_offset=3))
+    assert len(pool.images) == 5
+    pool.query(images(10, value_offset=100))
+    assert len(pool.images) == 5
+
+
+def test_full_pool_swaps_about_half_the_images():
+    pool = ImagePool(size=50, seed=123)
+    pool.query(images(50))
+    new = images(1000, value_offset=1000)
+    out = pool.query(new)
+    swapped = (out[:, 0, 0, 0] != new[:, 0, 0, 0]).float().mean().item()
+    assert 0.45 < swapped < 0.55
+    # A swapped-out image is one stored earlier, never an invented one.
+    assert set(out[:, 0, 0, 0].tolist()) <= set(range(50)) | set(range(1000, 2000))
+
+
+def test_pool_of_size_zero_passes_images_through():
+    pool = ImagePool(size=0)
+    x = images(4)
+    assert pool.query(x) is x and pool.images == []
+
+
+def snapshot(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def changed(net, before):
+    return any(not torch.equal(p, q) for p, q in zip(net.parameters(), before))
+
+
+def test_discriminator_step_changes_no_generator_weights_and_vice_versa():
+    method = tiny_cyclegan()
+    b = batch()
+    g_before = snapshot(method.netG_A) + snapshot(method.netG_B)
+    d_before = snapshot(method.netD_A) + snapshot(method.netD_B)
+    with torch.no_grad():
+        fake_b, fake_a = method.netG_A(b["A"]), method.netG_B(b["B"])
+    method.discriminator_step(b["A"], b["B"], fake_a, fake_b)
+    gens = list(method.netG_A.parameters()) + list(method.netG_B.parameters())
+    discs = list(method.netD_A.parameters()) + list(method.netD_B.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(gens, g_before))
+    assert any(not torch.equal(p, q) for p, q in zip(discs, d_before))
+
+    d_before = [p.detach().clone() for p in discs]
+    d_grads = [p.grad.clone() for p in discs]
+    g_before = [p.detach().clone() for p in gens]
+    method.generator_step(b["A"], b["B"])
+    assert all(torch.equal(p, q) for p, q in zip(discs, d_before))
+    assert any(not torch.equal(p, q) for p, q in zip(gens, g_before))
+    # D's gradients are off during the generator update: its .grad is left as the D step made it.
+    assert all(torch.equal(p.grad, g) for p, g in zip(discs, d_grads))
+
+
+def test_pix2pix_steps_touch_only_their_own_network():
+    torch.manual_seed(0)
+    method = build_method(ModelConfig(netG="unet_32", ngf=8, ndf=8), TrainConfig(), torch.device("cpu"))
+    b = batch()
+    g0, d0 = snapshot(method.netG), snapshot(method.netD)
+    fake = method.netG(b["A"])
+    method.discriminator_step(b["A"], b["B"], fake)
+    assert not changed(method.netG, g0) and changed(method.netD, d0)
+    d1 = snapshot(method.netD)
+    method.generator_step(b["A"], b["B"], fake)
+    assert changed(method.netG, g0) and not changed(method.netD, d1)
+
+
+def count_calls(net):
+    calls = []
+    net.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("lambda_identity,expected_calls", [(0.5, 3), (0.0, 2)])
+def test_zero_identity_weight_skips_identity_forwards(lambda_identity, expected_calls):
+    method = tiny_cyclegan(lambda_identity=lambda_identity)
+    calls_a, calls_b = count_calls(method.netG_A), count_calls(method.netG_B)
+    losses = method.training_step(batch())
+    assert len(calls_a) == expected_calls and len(calls_b) == expected_calls
+    assert (losses["idt_A"].item() == 0.0) == (lambda_identity == 0.0)
+
+
+def test_training_step_logs_every_cyclegan_loss():
+    losses = tiny_cyclegan().training_step(batch())
+    assert set(losses) == {"G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B"}
+
+
+def test_cycle_loss_falls_on_colour_inverted_pairs():
+    """B images are colour-inverted A images: the cycle must be learned within 150 steps."""
+    method = tiny_cyclegan(pool_size=10)
+    rng = np.random.default_rng(0)
+    pool = [torch.from_numpy(np.array(random_image(rng, 32, 32))).permute(2, 0, 1).float() / 127.5 - 1
+            for _ in range(4)]
+    cycle = []
+    for step in range(150):
+        a = pool[step % 4].unsqueeze(0)
+        b = -pool[(step * 3 + 1) % 4].unsqueeze(0)
+        losses = method.training_step({"A": a, "B": b})
+        cycle.append((losses["cycle_A"] + losses["cycle_B"]).item())
+    first, last = sum(cycle[:10]) / 10, sum(cycle[-10:]) / 10
+    assert last <= 0.5 * first, (first, last)
+
+
+def test_checkpoint_round_trip_restores_the_pools(unpaired_dir, tmp_path):
+    out = tmp_path / "run"
+    main(["train", "--data", str(unpaired_dir), "--out", str(out), "--max-steps", "3", *TINY_CYCLEGAN])
+    state = load_checkpoint(out / "checkpoints" / "latest.pt")
+    saved = state["method"]["extra"]["pool_fake_b"]["images"]
+    assert saved.shape == (3, 3, 32, 32)
+    restored = tiny_cyclegan()
+    restored.load_state_dict(state["method"])
+    assert torch.equal(torch.cat(restored.pool_fake_b.images), saved)
+    assert restored.pool_fake_a.rng.getstate() == tuple(
+        tuple(x) if isinstance(x, list) else x for x in state["method"]["extra"]["pool_fake_a"]["rng"])
+
+
+def test_both_directions_translate_through_the_cli(unpaired_dir, tmp_path):
+    out = tmp_path / "run"
+    main(["train", "--data", str(unpaired_dir), "--out", str(out), "--max-steps", "1", *TINY_CYCLEGAN])
+    ckpt = str(out / "checkpoints" / "latest.pt")
+    for direction, src in (("AtoB", "testA"), ("BtoA", "testB")):
+        rc = main(["translate", "--checkpoint", ckpt, str(unpaired_dir / src), str(tmp_path / direction),
+                   "--direction", direction, "--device", "cpu"])
+        assert rc == 0
+        outputs = sorted((tmp_path / direction).iterdir())
+        assert len(outputs) == 2 and Image.open(outputs[0]).size == (32, 32)
+    a2b = np.asarray(Image.open(sorted((tmp_path / "AtoB").iterdir())[0]))
+    b2a = np.asarray(Image.open(sorted((tmp_path / "BtoA").iterdir())[0]))
+    assert not np.array_equal(a2b, b2a)  # two different generators
