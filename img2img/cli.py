@@ -15,7 +15,7 @@ MODEL_FLAGS = ("netG", "netD", "ngf", "ndf", "n_layers_d", "norm", "dropout", "g
                "lambda_cycle", "lambda_identity", "pool_size")
 DATA_FLAGS = ("direction", "load_size", "size", "flip", "serial_batches", "batch_size", "num_workers", "val_dir")
 TRAIN_FLAGS = ("epochs", "epochs_decay", "max_steps", "lr", "device", "amp", "seed", "log_every",
-               "sample_every", "save_every")
+               "sample_every", "save_every", "keep", "max_bad_steps", "log_grad_norm")
 
 
 def add_train_parser(sub) -> None:
@@ -57,7 +57,10 @@ def add_train_parser(sub) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--log-every", type=int, help="steps between metrics.csv rows (default 50)")
     g.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
-    g.add_argument("--save-every", type=int, help="steps between latest.pt saves (default 1000)")
+    g.add_argument("--save-every", type=int, help="steps between numbered checkpoints (default 1000)")
+    g.add_argument("--keep", type=int, help="numbered checkpoints to keep, newest first (default 0 = all)")
+    g.add_argument("--max-bad-steps", type=int, help="stop after this many non-finite steps in a row (default 20)")
+    g.add_argument("--log-grad-norm", action="store_const", const=True, help="log gradient norms to metrics")
     p.set_defaults(run=run_train)
 
 
@@ -74,19 +77,21 @@ def train_config(args) -> tuple[RunConfig, dict | None]:
 
     A resumed run starts from the checkpoint's config; flags given now override it.
     """
-    from .training import checkpoint_config, find_resume_checkpoint, load_checkpoint
+    from .training import checkpoint_config, load_checkpoint, load_newest_valid
 
-    resume_path = None
+    resume_path, state = None, None
     if args.resume == "auto":
         if not (args.out or args.data):
             raise Img2ImgError("--resume auto needs --out (or --data, to find the default run folder)")
         out = args.out or default_out(args.data, args.model or "pix2pix")
-        resume_path = find_resume_checkpoint(Path(out))
-        if resume_path is None:
-            print(f"no checkpoint in {out}/checkpoints: starting a new run")
+        found = load_newest_valid(Path(out) / "checkpoints", warn=lambda msg: print(msg, file=sys.stderr))
+        if found is None:
+            print(f"no usable checkpoint in {out}/checkpoints: starting a new run")
+        else:
+            resume_path, state = found
     elif args.resume:
         resume_path = Path(args.resume)
-    state = load_checkpoint(resume_path) if resume_path else None
+        state = load_checkpoint(resume_path)
     if state is None:
         method = args.model or "pix2pix"
         base = RunConfig(model=ModelConfig.for_method(method), data=DataConfig(), train=TrainConfig())

@@ -72,6 +72,10 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500
     save_every: int = 1000
+    # Numbered checkpoints to keep (0 keeps all); latest.pt is always kept.
+    keep: int = 0
+    max_bad_steps: int = 20
+    log_grad_norm: bool = False
     num_samples: int = 4
 
 

@@ -35,6 +35,30 @@ class TrainingMethod:
         self.amp = amp and device.type == "cuda"
         self.networks = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.log_grad_norm = False
+
+    def optimize(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Backpropagate `loss` and step optimizer `name`, unless the loss is not finite: then the
+        update is skipped, so one bad batch cannot write NaN into the weights."""
+        opt = self.optimizers[name]
+        loss.backward()
+        logs = {}
+        if self.log_grad_norm:
+            params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            logs[f"grad_norm_{name}"] = torch.nn.utils.clip_grad_norm_(params, float("inf")).detach()
+        if torch.isfinite(loss):
+            opt.step()
+        return logs
+
+    def snapshot(self) -> Any:
+        """State a forward pass changes outside the optimizers (BatchNorm statistics, pools), to
+        undo a step whose loss was not finite. Cheap: buffers are small and pools are lists."""
+        return {name: buf.clone() for name, buf in self.networks.named_buffers()}
+
+    def restore(self, snapshot: Any) -> None:
+        buffers = dict(self.networks.named_buffers())
+        for name, value in snapshot.items():
+            buffers[name].copy_(value)
 
     def autocast(self):
         if not self.amp:

@@ -83,11 +83,10 @@ class CycleGAN(TrainingMethod):
         """Update both generators; returns (fake_A, fake_B, losses)."""
         cfg = self.cfg
         lambda_idt = cfg.lambda_identity * cfg.lambda_cycle
-        opt = self.optimizers["G"]
         # D's gradients are not needed while the generators update.
         set_requires_grad(self.netD_A, False)
         set_requires_grad(self.netD_B, False)
-        opt.zero_grad(set_to_none=True)
+        self.optimizers["G"].zero_grad(set_to_none=True)
         with self.autocast():
             fake_b = self.netG_A(real_a)
             rec_a = self.netG_B(fake_b)
@@ -109,20 +108,17 @@ class CycleGAN(TrainingMethod):
             losses["idt_B"] = F.l1_loss(idt_b.float(), real_a) * lambda_idt
         else:
             losses["idt_A"] = losses["idt_B"] = torch.zeros((), device=real_a.device)
-        sum(losses.values()).backward()
-        opt.step()
-        return fake_a.detach(), fake_b.detach(), {k: v.detach() for k, v in losses.items()}
+        logs = self.optimize("G", sum(losses.values()))
+        return fake_a.detach(), fake_b.detach(), {**{k: v.detach() for k, v in losses.items()}, **logs}
 
     def discriminator_step(self, real_a, real_b, fake_a, fake_b) -> dict[str, torch.Tensor]:
-        opt = self.optimizers["D"]
         set_requires_grad(self.netD_A, True)
         set_requires_grad(self.netD_B, True)
-        opt.zero_grad(set_to_none=True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
         loss_d_a = self._discriminator_loss(self.netD_A, real_b, self.pool_fake_b.query(fake_b))
         loss_d_b = self._discriminator_loss(self.netD_B, real_a, self.pool_fake_a.query(fake_a))
-        (loss_d_a + loss_d_b).backward()
-        opt.step()
-        return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach()}
+        logs = self.optimize("D", loss_d_a + loss_d_b)
+        return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach(), **logs}
 
     def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with self.autocast():
@@ -141,6 +137,17 @@ class CycleGAN(TrainingMethod):
 
     def extra_state(self):
         return {"pool_fake_a": self.pool_fake_a.state_dict(), "pool_fake_b": self.pool_fake_b.state_dict()}
+
+    def snapshot(self):
+        pools = [(pool.images.copy(), pool.rng.getstate()) for pool in (self.pool_fake_a, self.pool_fake_b)]
+        return super().snapshot(), pools
+
+    def restore(self, snapshot):
+        buffers, pools = snapshot
+        super().restore(buffers)
+        for pool, (images, rng_state) in zip((self.pool_fake_a, self.pool_fake_b), pools):
+            pool.images = images
+            pool.rng.setstate(rng_state)
 
     def load_extra_state(self, state):
         self.pool_fake_a.load_state_dict(state["pool_fake_a"], self.device)

@@ -32,31 +32,27 @@ class Pix2Pix(TrainingMethod):
         return losses
 
     def discriminator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
-        opt = self.optimizers["D"]
         set_requires_grad(self.netD, True)
-        opt.zero_grad(set_to_none=True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
         with self.autocast():
             pred_fake = self.netD(torch.cat([real_a, fake_b.detach()], 1))
             pred_real = self.netD(torch.cat([real_a, real_b], 1))
         loss_fake = self.gan_loss(pred_fake, False)
         loss_real = self.gan_loss(pred_real, True)
         # Halved, as in the paper, to slow D relative to G.
-        (0.5 * (loss_fake + loss_real)).backward()
-        opt.step()
-        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach()}
+        logs = self.optimize("D", 0.5 * (loss_fake + loss_real))
+        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(), **logs}
 
     def generator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
-        opt = self.optimizers["G"]
         # D's gradients are not needed while G updates.
         set_requires_grad(self.netD, False)
-        opt.zero_grad(set_to_none=True)
+        self.optimizers["G"].zero_grad(set_to_none=True)
         with self.autocast():
             pred_fake = self.netD(torch.cat([real_a, fake_b], 1))
         loss_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
         loss_l1 = F.l1_loss(fake_b.float(), real_b)
-        (loss_gan + self.cfg.lambda_l1 * loss_l1).backward()
-        opt.step()
-        return {"G_GAN": loss_gan.detach(), "G_L1": loss_l1.detach()}
+        logs = self.optimize("G", loss_gan + self.cfg.lambda_l1 * loss_l1)
+        return {"G_GAN": loss_gan.detach(), "G_L1": loss_l1.detach(), **logs}
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]

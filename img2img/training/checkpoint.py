@@ -2,7 +2,9 @@
 loaded with `weights_only=True` (nothing in a checkpoint is unpickled as code)."""
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,42 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
+
+
+def link_latest(path: Path, latest: Path) -> None:
+    """Point `latest` at `path` atomically: a hard link costs no second write of the file."""
+    tmp = latest.with_name(f".{latest.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, latest)
+
+
+def numbered_checkpoints(folder: Path) -> list[Path]:
+    """Numbered checkpoints (step_*.pt, epoch_*.pt), newest first."""
+    files = [p for p in folder.glob("*.pt") if p.name.startswith(("step_", "epoch_"))]
+    return sorted(files, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    """Keep the newest `keep` numbered checkpoints (0 keeps all); latest/best are never touched."""
+    if keep > 0:
+        for old in numbered_checkpoints(folder)[keep:]:
+            old.unlink(missing_ok=True)
+
+
+def load_newest_valid(folder: Path, warn=print) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in `folder` that loads, falling back past corrupt ones with a warning."""
+    candidates = [folder / "latest.pt"] if (folder / "latest.pt").is_file() else []
+    candidates += numbered_checkpoints(folder) if folder.is_dir() else []
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path)
+        except Img2ImgError as e:
+            warn(f"warning: skipping unusable checkpoint: {e}")
+    return None
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,15 @@ from ..data import EpochSampler, build_train_dataset, build_val_dataset, collate
 from ..errors import Img2ImgError
 from ..io import atomic_write, atomic_write_text
 from ..methods import build_method
-from .checkpoint import capture_rng_state, checkpoint_config, restore_rng_state, save_checkpoint
+from .checkpoint import (
+    capture_rng_state,
+    checkpoint_config,
+    link_latest,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from .signals import StopRequest
 from .device import resolve_device, seed_everything
 
 
@@ -30,11 +39,7 @@ class Progress:
     # Samples of the current epoch already trained on (resume starts after them).
     position: int = 0
     bad_images: int = 0
-
-
-def find_resume_checkpoint(out: Path) -> Path | None:
-    latest = out / "checkpoints" / "latest.pt"
-    return latest if latest.is_file() else None
+    bad_steps: int = 0
 
 
 def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
@@ -59,6 +64,7 @@ class Trainer:
             for name, opt in self.method.optimizers.items()
         }
         self.progress = Progress()
+        self._saved_step: int | None = None
         self.sampler = EpochSampler(
             len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed
         )
@@ -96,9 +102,21 @@ class Trainer:
         restore_rng_state(state["rng"])
 
     def save(self, name: str) -> Path:
-        path = self.out / "checkpoints" / name
+        """Write a numbered checkpoint, point latest.pt at it, and prune old numbered ones."""
+        folder = self.out / "checkpoints"
+        path = folder / name
         save_checkpoint(path, self.state_dict())
+        link_latest(path, folder / "latest.pt")
+        prune_checkpoints(folder, self.cfg.train.keep)
+        self._saved_step = self.progress.step
         return path
+
+    def save_current(self) -> Path:
+        """Checkpoint the current step unless that was just done."""
+        latest = self.out / "checkpoints" / "latest.pt"
+        if self._saved_step == self.progress.step and latest.is_file():
+            return latest
+        return self.save(f"step_{self.progress.step:07d}.pt")
 
     # ---- loop ------------------------------------------------------------------------------
     @property
@@ -112,7 +130,7 @@ class Trainer:
         return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
 
     def fit(self) -> Path:
-        """Train until the schedule ends or `max_steps`; returns the final checkpoint's path."""
+        """Train until the schedule ends, `max_steps`, or a stop signal; returns the last checkpoint."""
         tc = self.cfg.train
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
@@ -120,45 +138,67 @@ class Trainer:
         p = self.progress
         sums: dict[str, torch.Tensor] = {}
         steps_since_log, images_since_log, last_log_time = 0, 0, time.perf_counter()
+        bad_in_a_row = 0
         self.method.train()
+        self.method.log_grad_norm = tc.log_grad_norm
         bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True)
-        try:
-            while p.epoch < self.total_epochs and not self._done():
-                self.sampler.set_epoch(p.epoch, start=p.position)
-                for batch in self.loader:
-                    p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
-                    for err in batch["errors"]:
-                        p.bad_images += 1
-                        tqdm.write(f"warning: skipped unreadable image {err} ({p.bad_images} so far)")
-                    if "A" in batch:
-                        losses = self.method.training_step(self._to_device(batch))
-                        p.step += 1
-                        bar.update(1)
-                        steps_since_log += 1
-                        images_since_log += len(batch["A"])
-                        for k, v in losses.items():
-                            sums[k] = sums[k] + v if k in sums else v.clone()
-                        if p.step % tc.log_every == 0:
-                            elapsed = time.perf_counter() - last_log_time
-                            row = {k: (v / steps_since_log).item() for k, v in sums.items()}
-                            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
-                            metrics.write(p.step, p.epoch + 1, row, self._lr(), images_since_log / elapsed)
-                            sums, steps_since_log, images_since_log = {}, 0, 0
-                            last_log_time = time.perf_counter()
-                        if p.step % tc.sample_every == 0:
-                            self.save_samples()
-                        if p.step % tc.save_every == 0:
-                            self.save("latest.pt")
-                    if p.position >= self.sampler.per_replica:
-                        self._end_epoch()
-                    if self._done():
-                        break
-        finally:
-            bar.close()
-            metrics.close()
-        self.save_samples()
-        final = self.save("latest.pt")
-        self.log(f"finished at step {p.step}; checkpoint {final}")
+        with StopRequest() as stop:
+            try:
+                while p.epoch < self.total_epochs and not self._done() and not stop.requested:
+                    self.sampler.set_epoch(p.epoch, start=p.position)
+                    for batch in self.loader:
+                        p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
+                        for err in batch["errors"]:
+                            p.bad_images += 1
+                            tqdm.write(f"warning: skipped unreadable image {err} ({p.bad_images} so far)",
+                                       file=sys.stderr)
+                        if "A" in batch:
+                            snapshot = self.method.snapshot()
+                            losses = self.method.training_step(self._to_device(batch))
+                            p.step += 1
+                            bar.update(1)
+                            if not all(torch.isfinite(v) for v in losses.values()):
+                                self.method.restore(snapshot)
+                                p.bad_steps += 1
+                                bad_in_a_row += 1
+                                tqdm.write(f"warning: step {p.step} had a non-finite loss and was skipped "
+                                           f"({p.bad_steps} so far, {bad_in_a_row} in a row)", file=sys.stderr)
+                                if bad_in_a_row > tc.max_bad_steps:
+                                    raise Img2ImgError(
+                                        f"{bad_in_a_row} steps in a row had non-finite losses (limit "
+                                        f"--max-bad-steps {tc.max_bad_steps}); stopped. The last good "
+                                        f"checkpoint is in {self.out / 'checkpoints'}; try a lower --lr")
+                            else:
+                                bad_in_a_row = 0
+                                steps_since_log += 1
+                                images_since_log += len(batch["A"])
+                                for k, v in losses.items():
+                                    sums[k] = sums[k] + v if k in sums else v.clone()
+                            if p.step % tc.log_every == 0 and steps_since_log:
+                                elapsed = time.perf_counter() - last_log_time
+                                row = {k: (v / steps_since_log).item() for k, v in sums.items()}
+                                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
+                                metrics.write(p.step, p.epoch + 1, row, self._lr(), images_since_log / elapsed)
+                                sums, steps_since_log, images_since_log = {}, 0, 0
+                                last_log_time = time.perf_counter()
+                            if p.step % tc.sample_every == 0:
+                                self.save_samples()
+                            if p.step % tc.save_every == 0:
+                                self.save(f"step_{p.step:07d}.pt")
+                        if p.position >= self.sampler.per_replica:
+                            self._end_epoch()
+                        if self._done() or stop.requested:
+                            break
+            finally:
+                bar.close()
+                metrics.close()
+            self.save_samples()
+            final = self.save_current()
+        if stop.requested:
+            self.log(f"stopped at step {p.step}; checkpoint {final}\n"
+                     f"resume with: img2img train --resume auto --out {self.out}")
+        else:
+            self.log(f"finished at step {p.step}; checkpoint {final}")
         if p.bad_images:
             self.log(f"warning: {p.bad_images} unreadable images were skipped")
         return final
@@ -174,7 +214,6 @@ class Trainer:
         for s in self.schedulers.values():
             s.step()
         self.save(f"epoch_{p.epoch:04d}.pt")
-        self.save("latest.pt")
 
     def _lr(self) -> float:
         return next(iter(self.method.optimizers.values())).param_groups[0]["lr"]

@@ -1,0 +1,37 @@
+"""Graceful stop: the first SIGINT/SIGTERM lets the step finish and a checkpoint be written."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+
+class StopRequest:
+    """Context manager that turns the first SIGINT or SIGTERM into `.requested = True`.
+
+    A second signal exits at once; the atomic writes keep every file on disk whole.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            os._exit(128 + signum)
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
+              "(send it again to exit at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

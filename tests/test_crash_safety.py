@@ -1,0 +1,135 @@
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from img2img.cli import main
+from img2img.errors import Img2ImgError
+from img2img.training import load_checkpoint, save_checkpoint
+from img2img.training.checkpoint import load_newest_valid
+
+from conftest import TINY_PIX2PIX
+
+
+def test_keep_prunes_old_numbered_checkpoints_but_not_latest(paired_dir, tmp_path):
+    out = tmp_path / "run"
+    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "7", "--save-every", "2",
+          "--keep", "2", *TINY_PIX2PIX])
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["latest.pt", "step_0000006.pt", "step_0000007.pt"]
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == 7
+
+
+def test_corrupt_latest_falls_back_to_the_previous_checkpoint(paired_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "5", "--save-every", "2",
+          *TINY_PIX2PIX])
+    newest = out / "checkpoints" / "step_0000005.pt"
+    # latest.pt is a hard link to the newest numbered file: truncating it corrupts both.
+    with open(out / "checkpoints" / "latest.pt", "r+b") as f:
+        f.truncate(100)
+    assert newest.stat().st_size == 100
+    path, state = load_newest_valid(out / "checkpoints", warn=print)
+    assert "skipping unusable checkpoint" in capsys.readouterr().out
+    assert state["progress"]["step"] == 4 and path.name in ("epoch_0001.pt", "step_0000004.pt")
+
+
+def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
+    import argparse
+
+    path = tmp_path / "evil.pt"
+    torch.save({"config": {}, "payload": argparse.Namespace(cmd="rm -rf /")}, path)
+    with pytest.raises(Img2ImgError, match="evil.pt: not a readable img2img checkpoint"):
+        load_checkpoint(path)
+
+
+def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "latest.pt"
+    save_checkpoint(path, {"config": {}, "w": torch.ones(3)})
+    before = path.read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(Img2ImgError, match="disk full"):
+        save_checkpoint(path, {"config": {}, "w": torch.zeros(3)})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]  # no temporary file left
+
+
+def inject_nan_losses(monkeypatch, steps: set[int]):
+    """Make the named (1-based) training steps return a NaN loss after really running them."""
+    from img2img.methods.pix2pix import Pix2Pix
+
+    original = Pix2Pix.training_step
+    count = {"n": 0}
+
+    def step(self, batch):
+        count["n"] += 1
+        if count["n"] in steps:
+            batch = {**batch, "A": torch.full_like(batch["A"], float("nan"))}
+        return original(self, batch)
+
+    monkeypatch.setattr(Pix2Pix, "training_step", step)
+
+
+def test_a_nan_step_is_skipped_and_leaves_weights_finite(paired_dir, tmp_path, monkeypatch, capsys):
+    inject_nan_losses(monkeypatch, {3})
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "5", *TINY_PIX2PIX]) == 0
+    assert "step 3 had a non-finite loss and was skipped" in capsys.readouterr().err
+    state = load_checkpoint(out / "checkpoints" / "latest.pt")
+    assert state["progress"]["bad_steps"] == 1
+    for net in state["method"]["networks"].values():
+        assert all(torch.isfinite(t).all() for t in net.values() if t.is_floating_point())
+
+
+def test_too_many_nan_steps_in_a_row_stop_the_run(paired_dir, tmp_path, monkeypatch, capsys):
+    inject_nan_losses(monkeypatch, set(range(2, 100)))
+    rc = main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "50",
+               "--max-bad-steps", "3", *TINY_PIX2PIX])
+    assert rc == 2
+    assert "4 steps in a row had non-finite losses" in capsys.readouterr().err
+
+
+def test_truncated_jpeg_is_a_clear_error(tmp_path):
+    from PIL import Image
+
+    from img2img.data import load_rgb
+    from img2img.errors import ImageReadError
+
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "t.jpg")
+    data = (tmp_path / "t.jpg").read_bytes()
+    (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="t.jpg: cannot read image"):
+        load_rgb(tmp_path / "t.jpg")
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "img2img", "train", "--data", str(paired_dir), "--out", str(out),
+           "--max-steps", "100000", "--save-every", "100000", *TINY_PIX2PIX]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) > 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "resume with: img2img train --resume auto" in stdout
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    step = load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"]
+    assert step >= 3
+    resumed = subprocess.run([sys.executable, "-m", "img2img", "train", "--resume", "auto", "--out", str(out),
+                              "--max-steps", str(step + 2)], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {out / 'checkpoints' / 'latest.pt'} at step {step}" in resumed.stdout
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == step + 2
