@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Trains the small demo model once (about a minute on a CPU), then serves the app on 127.0.0.1:7860.
 demo: $(STAMP)
-	$(BIN)/python -m img2img demo --out runs/demo
+	$(BIN)/python -m img2img demo --out runs/demo --install-to checkpoints
+	$(BIN)/python app.py --checkpoints checkpoints --examples runs/demo/examples
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

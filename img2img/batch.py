@@ -1,10 +1,12 @@
 """Batch translation of files and folders: resumable, atomic, and never stopped by one bad file."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .data.images import DEFAULT_MAX_PIXELS, is_image_file, load_rgb
@@ -56,6 +58,22 @@ def _with_format(path: Path, fmt: str) -> Path:
     return path if suffix is None else path.with_suffix(suffix)
 
 
+class _ImageFiles(Dataset):
+    """Decodes images in DataLoader workers; a failure travels back as its reason."""
+
+    def __init__(self, paths: list[Path], max_pixels: int | None) -> None:
+        self.paths, self.max_pixels = paths, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, load_rgb(self.paths[i], max_pixels=self.max_pixels), None
+        except ImageReadError as e:
+            return i, None, e.reason
+
+
 def translate_files(
     translator: Translator,
     input_path: Path | str,
@@ -67,36 +85,48 @@ def translate_files(
     fmt: str = "png",
     size: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    num_workers: int = 2,
+    shard: tuple[int, int] = (0, 1),
 ) -> BatchReport:
+    """Translate a file or a folder tree. Decoding runs in `num_workers` processes and saving in
+    threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file."""
     translator.generator(direction)  # fail early on a direction the model lacks
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt)
-    report = BatchReport(ignored=ignored)
-    todo = []
-    for src, dst in pairs:
-        if dst.exists() and not overwrite:
-            report.skipped += 1
-        else:
-            todo.append((src, dst))
-    with tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True) as bar:
-        for start in range(0, len(todo), batch_size):
-            chunk, images = [], []
-            for src, dst in todo[start : start + batch_size]:
-                try:
-                    images.append(load_rgb(src, max_pixels=max_pixels))
-                    chunk.append((src, dst))
-                except ImageReadError as e:
-                    report.failures.append((str(src), e.reason))
-                    bar.update(1)
-            if not chunk:
-                continue
-            results = translator.translate(images, direction=direction, size=size, batch_size=batch_size)
-            for (src, dst), result in zip(chunk, results):
-                try:
-                    _save(result, dst)
-                    report.converted += 1
-                except (OSError, ValueError) as e:
-                    report.failures.append((str(src), f"cannot write {dst}: {e}"))
+    rank, world_size = shard
+    pairs = pairs[rank::world_size]
+    report = BatchReport(ignored=ignored if rank == 0 else 0)
+    todo = [(src, dst) for src, dst in pairs if overwrite or not dst.exists()]
+    report.skipped = len(pairs) - len(todo)
+    loader = DataLoader(_ImageFiles([src for src, _ in todo], max_pixels), batch_size=None,
+                        num_workers=num_workers if len(todo) > 1 else 0)
+    with tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True) as bar, \
+            ThreadPoolExecutor(max_workers=2) as saver:
+        pending, saves = [], []
+
+        def flush() -> None:
+            results = translator.translate([im for _, im in pending], direction=direction, size=size,
+                                           batch_size=batch_size)
+            for (i, _), result in zip(pending, results):
+                saves.append((i, saver.submit(_save, result, todo[i][1])))
+            pending.clear()
+
+        for i, image, error in loader:
+            if error is not None:
+                report.failures.append((str(todo[i][0]), error))
                 bar.update(1)
+                continue
+            pending.append((i, image))
+            if len(pending) == batch_size:
+                flush()
+            bar.update(1)
+        if pending:
+            flush()
+        for i, future in saves:
+            try:
+                future.result()
+                report.converted += 1
+            except (OSError, ValueError, Img2ImgError) as e:
+                report.failures.append((str(todo[i][0]), f"cannot write {todo[i][1]}: {e}"))
     return report
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import time
 from pathlib import Path
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -139,25 +141,40 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--format", default="png", choices=["png", "jpg", "same"])
     p.add_argument("--size", type=int, help="resize to SIZE x SIZE for the network, then back")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (default 40 MP)")
+    p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")
     p.set_defaults(run=run_translate)
 
 
 def run_translate(args) -> int:
+    import torch
+
     from .batch import translate_files
     from .inference import Translator
 
-    translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+    # Under torchrun each process takes its share of the files (and its own GPU).
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    device = args.device
+    if world_size > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    translator = Translator.from_checkpoint(args.checkpoint, device=device)
+    start = time.perf_counter()
     report = translate_files(
         translator, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
         overwrite=args.overwrite, fmt=args.format, size=args.size, max_pixels=args.max_pixels,
+        num_workers=args.num_workers, shard=(rank, world_size),
     )
-    print(report.summary())
+    elapsed = time.perf_counter() - start
+    prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
+    print(prefix + report.summary().replace("\n", "\n" + prefix))
+    if report.converted:
+        print(f"{prefix}{report.converted / elapsed:.2f} images/s on {translator.device}")
     return 1 if report.failures else 0
 
 
 def add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="make a small synthetic paired dataset, train pix2pix on it briefly, translate")
     p.add_argument("--out", default="runs/demo")
+    p.add_argument("--install-to", help="copy the trained model into this folder (skip training if it is there)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_demo)
@@ -166,7 +183,8 @@ def add_demo_parser(sub) -> None:
 def run_demo(args) -> int:
     from .demo import run_demo as demo
 
-    demo(Path(args.out), steps=args.steps, device=args.device)
+    demo(Path(args.out), steps=args.steps, device=args.device,
+         install_to=Path(args.install_to) if args.install_to else None)
     return 0
 
 

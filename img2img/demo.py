@@ -1,4 +1,4 @@
-"""`make demo`: a real pix2pix run on a dataset the demo draws itself, then translation.
+"""`make demo`: a real pix2pix run on a dataset the demo draws itself, installed for the app.
 
 The task is outlines -> filled coloured shapes, which a small U-Net learns in a few hundred
 CPU steps, so the whole demo runs offline in about a minute.
@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from .batch import translate_files
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .inference import Translator
+from .io import atomic_write
 from .training import Trainer
 
 PALETTE = [(220, 60, 50), (40, 120, 220), (240, 190, 40), (60, 170, 90), (150, 80, 190)]
@@ -47,8 +48,18 @@ def make_synthetic_pairs(root: Path, n_train: int = 64, n_val: int = 8, size: in
     return root
 
 
-def run_demo(out: Path, steps: int = 300, device: str = "auto") -> Path:
+def run_demo(out: Path, steps: int = 300, device: str = "auto", install_to: Path | None = None) -> Path:
+    """Train the demo model (unless `install_to` already holds it) and write example inputs.
+
+    Returns the checkpoint's path.
+    """
+    examples = out / "examples"
+    installed = install_to / "demo_shapes.pt" if install_to else None
     data = make_synthetic_pairs(out / "data")
+    write_examples(data / "val", examples)
+    if installed is not None and installed.is_file():
+        print(f"demo: using the existing model {installed} (delete it to retrain)")
+        return installed
     cfg = RunConfig(
         model=ModelConfig(netG="unet_128", ngf=16, ndf=16),
         data=DataConfig(root=str(data), load_size=128, size=128, batch_size=4, num_workers=0),
@@ -58,9 +69,22 @@ def run_demo(out: Path, steps: int = 300, device: str = "auto") -> Path:
     print(f"demo: training pix2pix for {steps} steps on {data} (outlines -> coloured shapes)")
     checkpoint = Trainer(cfg).fit()
     translated = out / "translated"
-    report = translate_files(Translator.from_checkpoint(checkpoint, device=device), data / "val", translated,
+    report = translate_files(Translator.from_checkpoint(checkpoint, device=device), examples, translated,
                              overwrite=True)
     print(report.summary())
     print(f"demo: sample grids (input | output | target) in {out / 'run' / 'samples'}")
-    print(f"demo: translations of the val inputs in {translated}; metrics in {out / 'run' / 'metrics.csv'}")
-    return translated
+    print(f"demo: translations of the example inputs in {translated}; metrics in {out / 'run' / 'metrics.csv'}")
+    if installed is None:
+        return checkpoint
+    installed.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(installed, lambda f: f.write(checkpoint.read_bytes()))
+    print(f"demo: model installed as {installed}")
+    return installed
+
+
+def write_examples(pairs: Path, examples: Path) -> None:
+    """The A halves (outlines) of the validation pairs: inputs to try in the app."""
+    examples.mkdir(parents=True, exist_ok=True)
+    for path in sorted(pairs.glob("*.png")):
+        pair = Image.open(path)
+        pair.crop((0, 0, pair.width // 2, pair.height)).save(examples / path.name)

@@ -70,6 +70,20 @@ def test_folder_run_mirrors_structure_reports_failures_and_converts_the_rest(che
     assert "broken.png: cannot read image" in report
     assert digest(src) == before  # inputs never modified
     assert not list((tmp_path / "out").rglob("*.tmp"))
+    rc = main(["translate", "--checkpoint", str(checkpoint), str(src), str(tmp_path / "out"), "--device", "cpu"])
+    assert "converted 0, skipped 2 (already done), failed 1" in capsys.readouterr().out
+
+
+def test_shards_split_the_files_between_ranks(checkpoint, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        random_image(rng, 32, 32).save(src / f"{i}.png")
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
+    reports = [translate_files(translator, src, tmp_path / "out", shard=(r, 2), num_workers=0) for r in range(2)]
+    assert [r.converted for r in reports] == [3, 2]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.png" for i in range(5)]
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(checkpoint, tmp_path):

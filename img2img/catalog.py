@@ -1,0 +1,73 @@
+"""Finding trained models on disk and keeping loaded ones, for the app and other front ends."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig
+from .errors import Img2ImgError
+from .inference import Translator
+from .methods import METHODS
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    method: str
+    directions: tuple[str, ...]
+    size: int
+    data: str
+
+    @property
+    def label(self) -> str:
+        data = f" on {Path(self.data).name}" if self.data else ""
+        return f"{self.path.stem} ({self.method}{data}, {'/'.join(self.directions)}, {self.size}px)"
+
+
+def describe_checkpoint(path: Path) -> ModelInfo:
+    """Read only the stored config (memory-mapped, so large checkpoints cost nothing to list)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        cfg = RunConfig.from_dict(state["config"])
+    except Exception as e:  # any unreadable or foreign file
+        raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__})") from None
+    directions = tuple(METHODS[cfg.model.method].generator_keys)
+    return ModelInfo(path=path, method=cfg.model.method, directions=directions, size=cfg.data.size,
+                     data=cfg.data.root)
+
+
+def discover_checkpoints(folder: Path | str) -> tuple[list[ModelInfo], list[str]]:
+    """Every img2img checkpoint under `folder` (recursively), and a line for each file skipped."""
+    models, skipped = [], []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return models, skipped
+    for path in sorted(folder.rglob("*.pt")):
+        try:
+            models.append(describe_checkpoint(path))
+        except Img2ImgError as e:
+            skipped.append(str(e))
+    return models, skipped
+
+
+class TranslatorCache:
+    """Loads each checkpoint once (reloading if the file changes) and shares it between requests."""
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self._loaded: dict[Path, tuple[int, Translator]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path | str) -> Translator:
+        path = Path(path)
+        if not path.is_file():
+            raise Img2ImgError(f"{path}: model file not found")
+        mtime = path.stat().st_mtime_ns
+        with self._lock:
+            cached = self._loaded.get(path)
+            if cached is None or cached[0] != mtime:
+                self._loaded[path] = (mtime, Translator.from_checkpoint(path, device=self.device))
+            return self._loaded[path][1]

@@ -1,0 +1,149 @@
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from img2img.cli import main as cli
+
+from conftest import TINY_PIX2PIX, make_paired, random_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import app as app_module  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    data = make_paired(root / "data")
+    cli(["train", "--data", str(data), "--out", str(root / "run"), "--max-steps", "1", *TINY_PIX2PIX])
+    (root / "models").mkdir()
+    shutil.copy(root / "run" / "checkpoints" / "latest.pt", root / "models" / "tiny.pt")
+    (root / "models" / "broken.pt").write_bytes(b"not a checkpoint")
+    return root / "models"
+
+
+def launch(checkpoints, tmp_path):
+    port = free_port()
+    app = app_module.build_app(checkpoints, device="cpu", max_pixels=1_000_000)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    app, url = launch(models_dir, tmp_path_factory.mktemp("srv"))
+    yield url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def call(client, path):
+    from gradio_client import handle_file
+
+    return Image.open(client.predict(handle_file(str(path)), api_name="/translate"))
+
+
+@pytest.mark.parametrize("w,h", [(37, 53), (300, 200), (8, 8)])
+def test_translate_endpoint_returns_the_input_size(client, tmp_path, w, h):
+    random_image(np.random.default_rng(0), w, h).save(tmp_path / "in.png")
+    assert call(client, tmp_path / "in.png").size == (w, h)
+
+
+def make_input(kind: str, folder: Path) -> tuple[Path, tuple[int, int]]:
+    base = random_image(np.random.default_rng(1), 40, 24)
+    if kind == "exif":
+        exif = base.getexif()
+        exif[0x0112] = 6
+        base.save(folder / "x.jpg", exif=exif)
+        return folder / "x.jpg", (24, 40)
+    if kind == "grey":
+        base.convert("L").save(folder / "x.png")
+    elif kind == "rgba":
+        base.convert("RGBA").save(folder / "x.png")
+    elif kind == "16bit":
+        Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(folder / "x.png")
+    return folder / "x.png", (40, 24)
+
+
+@pytest.mark.parametrize("kind", ["exif", "grey", "rgba", "16bit"])
+def test_unusual_inputs_translate(client, tmp_path, kind):
+    path, size = make_input(kind, tmp_path)
+    out = call(client, path)
+    assert out.size == size and out.mode == "RGB"
+
+
+def test_too_large_image_gets_a_clear_error(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    Image.new("RGB", (1100, 1000)).save(tmp_path / "big.png")
+    with pytest.raises(AppError, match="over the 1 MP limit"):
+        call(client, tmp_path / "big.png")
+
+
+def test_app_lists_models_and_skips_broken_files(server):
+    config = httpx.get(server + "config", timeout=30).text
+    assert "tiny (pix2pix on data, AtoB, 32px)" in config
+    assert "broken.pt: not a readable img2img checkpoint" in config
+
+
+def test_app_without_models_starts_and_explains(tmp_path):
+    app, url = launch(tmp_path / "empty", tmp_path)
+    try:
+        config = httpx.get(url + "config", timeout=30).text
+        assert "No model yet" in config and "make demo" in config
+    finally:
+        app.close()
+
+
+def test_binds_to_loopback_and_shares_nothing_by_default():
+    args = app_module.parse_args([])
+    assert (args.host, args.port, args.share, args.checkpoints) == ("127.0.0.1", 7860, False, "checkpoints")
+
+
+def test_serves_no_files_outside_its_folders(server):
+    response = httpx.get(server + "gradio_api/file=/etc/passwd", timeout=30)
+    assert response.status_code in (403, 404) and "root:" not in response.text
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
+def test_browser_uploads_an_image_and_sees_the_translation(server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    random_image(np.random.default_rng(0), 64, 48).save(tmp_path / "in.png")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path(),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.locator("input[type=file]").first.set_input_files(str(tmp_path / "in.png"))
+            page.get_by_role("button", name="Translate", exact=True).click()
+            output = page.locator("img[src*='/file=']").or_(page.locator("img[src*='gradio_api/file']"))
+            output.last.wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "app.png"))
+            assert output.count() >= 2  # the uploaded input and the translated output
+        finally:
+            browser.close()
