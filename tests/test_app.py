@@ -131,19 +131,23 @@ def test_browser_uploads_an_image_and_sees_the_translation(server, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     random_image(np.random.default_rng(0), 64, 48).save(tmp_path / "in.png")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
+        # A fresh profile folder; never a downloaded browser.
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
             executable_path=chromium_path(),
+            headless=True,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"],
+                  "--disable-component-update", "--disable-sync"],
         )
         try:
             page = browser.new_page()
             page.goto(server)
             page.locator("input[type=file]").first.set_input_files(str(tmp_path / "in.png"))
             page.get_by_role("button", name="Translate", exact=True).click()
-            output = page.locator("img[src*='/file=']").or_(page.locator("img[src*='gradio_api/file']"))
-            output.last.wait_for(timeout=60_000)
+            # The uploaded input and then the translated output appear as served images.
+            served = "img[src*='gradio_api/file=']"
+            page.wait_for_function(f"document.querySelectorAll(\"{served}\").length >= 2", timeout=60_000)
             page.screenshot(path=str(tmp_path / "app.png"))
-            assert output.count() >= 2  # the uploaded input and the translated output
+            assert page.locator(served).count() == 2
         finally:
             browser.close()
