@@ -8,6 +8,7 @@ L1 is the mean absolute difference between output and target in the network's [-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 
 import torch
@@ -15,15 +16,18 @@ from torch.utils.data import DataLoader
 
 from img2img.data import build_val_dataset, collate_skipping_errors
 from img2img.methods import build_method
+from img2img.models.norm import per_image_batch_norm
 from img2img.training import checkpoint_config, load_checkpoint, resolve_device, seed_everything
 
 
 @torch.no_grad()
-def mean_l1(generator: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
+def mean_l1(generator: torch.nn.Module, loader: DataLoader, device: torch.device, batch_norm: str) -> tuple[float, float]:
+    """(L1, PSNR) with BatchNorm using each image's statistics ("image") or the running ones."""
     generator.eval()
     total, count, mse = 0.0, 0, 0.0
     for batch in loader:
-        fake = generator(batch["A"].to(device)).float().cpu()
+        with per_image_batch_norm(generator) if batch_norm == "image" else contextlib.nullcontext():
+            fake = generator(batch["A"].to(device)).float().cpu()
         total += (fake - batch["B"]).abs().mean(dim=(1, 2, 3)).sum().item()
         mse += ((fake - batch["B"]) / 2).pow(2).mean(dim=(1, 2, 3)).sum().item()  # in [0, 1] units
         count += len(fake)
@@ -48,12 +52,15 @@ def main() -> None:
     # The untrained model: the same seeded initialisation the run started from.
     seed_everything(cfg.train.seed)
     method = build_method(cfg.model, cfg.train, device)
-    before = mean_l1(method.generator("AtoB"), loader, device)
+    g = method.generator("AtoB")
+    before = {mode: mean_l1(g, loader, device, mode) for mode in ("image", "running")}
     method.load_state_dict(state["method"], networks_only=True)
-    after = mean_l1(method.generator("AtoB"), loader, device)
+    after = {mode: mean_l1(g, loader, device, mode) for mode in ("image", "running")}
     print(f"val images: {len(val)} from {cfg.data.root} at {cfg.data.size}px, step {state['progress']['step']}")
-    print(f"untrained: L1 {before[0]:.4f}  PSNR {before[1]:.2f} dB")
-    print(f"trained:   L1 {after[0]:.4f}  PSNR {after[1]:.2f} dB")
+    for mode in ("image", "running"):
+        print(f"batch norm statistics: {mode}")
+        print(f"  untrained: L1 {before[mode][0]:.4f}  PSNR {before[mode][1]:.2f} dB")
+        print(f"  trained:   L1 {after[mode][0]:.4f}  PSNR {after[mode][1]:.2f} dB")
 
 
 if __name__ == "__main__":

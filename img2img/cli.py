@@ -142,6 +142,8 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--size", type=int, help="resize to SIZE x SIZE for the network, then back")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (default 40 MP)")
     p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")
+    p.add_argument("--batch-norm", default="image", choices=["image", "running"],
+                   help="BatchNorm statistics: each image's own (default, as canonical pix2pix) or the running ones")
     p.set_defaults(run=run_translate)
 
 
@@ -156,7 +158,7 @@ def run_translate(args) -> int:
     device = args.device
     if world_size > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-    translator = Translator.from_checkpoint(args.checkpoint, device=device)
+    translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm)
     start = time.perf_counter()
     report = translate_files(
         translator, args.input, args.output, direction=args.direction, batch_size=args.batch_size,

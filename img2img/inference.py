@@ -1,6 +1,7 @@
 """Translator: a trained generator, rebuilt from a checkpoint, applied to images of any size."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -15,29 +16,38 @@ from .data.transforms import to_tensor, to_uint8
 from .errors import Img2ImgError
 from .methods import METHODS
 from .models import build_generator
+from .models.norm import per_image_batch_norm
 from .training.checkpoint import checkpoint_config, load_checkpoint
 from .training.device import resolve_device
 
 ImageInput = Image.Image | str | Path
 
 
+BATCH_NORM_MODES = ("image", "running")
+
+
 class Translator:
     """Applies a checkpoint's generator(s).
 
-    Networks run in eval mode: BatchNorm uses its running statistics and dropout is off, so a
-    translation is deterministic and does not depend on what else is in the batch. (The
-    canonical pix2pix test script instead keeps batch statistics and dropout active.)
+    Dropout is off, so a translation is deterministic. BatchNorm layers (pix2pix's default norm)
+    normalise with each image's own statistics (`batch_norm="image"`), which is what the
+    canonical pix2pix test does at batch size 1 and measured better on maps than the running
+    statistics (`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md.
     """
 
-    def __init__(self, cfg: RunConfig, generators: dict[str, torch.nn.Module], device: torch.device) -> None:
+    def __init__(self, cfg: RunConfig, generators: dict[str, torch.nn.Module], device: torch.device,
+                 batch_norm: str = "image") -> None:
+        if batch_norm not in BATCH_NORM_MODES:
+            raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
         self.cfg = cfg
         self.generators = generators
         self.device = device
+        self.batch_norm = batch_norm
         for g in generators.values():
             g.eval().to(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Translator":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image") -> "Translator":
         dev = resolve_device(device)
         state = load_checkpoint(path)
         cfg = checkpoint_config(state)
@@ -49,7 +59,7 @@ class Translator:
             net = build_generator(m, m.out_channels if swap else m.in_channels, m.in_channels if swap else m.out_channels)
             net.load_state_dict(networks[key])
             generators[direction] = net
-        return cls(cfg, generators, dev)
+        return cls(cfg, generators, dev, batch_norm)
 
     @property
     def directions(self) -> list[str]:
@@ -102,7 +112,8 @@ class Translator:
         m = net.size_multiple
         padded = pad_to_multiple(x, m)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        with autocast:
+        norm = per_image_batch_norm(net) if self.batch_norm == "image" else contextlib.nullcontext()
+        with autocast, norm:
             y = net(padded)
         return y[..., :h, :w].float().cpu()
 

@@ -73,3 +73,25 @@ def test_init_weights_is_normal_with_std_002():
     w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(w.mean().item()) < 1e-3
     assert w.std().item() == pytest.approx(0.02, rel=0.02)
+
+
+def test_per_image_batch_norm_uses_each_images_statistics_and_keeps_running_ones():
+    from img2img.models.norm import per_image_batch_norm
+
+    torch.manual_seed(0)
+    g = init_weights(UNetGenerator(3, 3, num_downs=5, ngf=4, dropout=False)).eval()
+    x = torch.randn(3, 3, 32, 32)
+    running = {k: v.clone() for k, v in g.state_dict().items()}
+    with torch.no_grad(), per_image_batch_norm(g):
+        together = g(x)
+        alone = torch.cat([g(x[i : i + 1]) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-6)
+    # Equals train-mode BatchNorm at batch size 1 (the canonical test-time behaviour).
+    g_train = UNetGenerator(3, 3, num_downs=5, ngf=4, dropout=False)
+    g_train.load_state_dict(g.state_dict())
+    g_train.train()
+    with torch.no_grad():
+        assert torch.allclose(g_train(x[:1]), alone[:1], atol=1e-5)
+    assert all(torch.equal(v, running[k]) for k, v in g.state_dict().items())
+    with torch.no_grad():
+        assert not torch.allclose(g(x), together, atol=1e-3)  # eval mode (running stats) differs

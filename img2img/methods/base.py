@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, TrainConfig
+from ..models.norm import per_image_batch_norm
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -105,11 +106,12 @@ class TrainingMethod:
 
     @torch.no_grad()
     def _eval_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Inference-mode forward that leaves training state (BN statistics, RNG) untouched."""
+        """The forward inference uses (see Translator), leaving training state (BN running
+        statistics, RNG) untouched."""
         was_training = net.training
         net.eval()
         try:
-            with self.autocast():
+            with self.autocast(), per_image_batch_norm(net):
                 return net(x).float()
         finally:
             net.train(was_training)
