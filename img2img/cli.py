@@ -190,11 +190,58 @@ def run_demo(args) -> int:
     return 0
 
 
+def add_fid_parser(sub) -> None:
+    p = sub.add_parser("fid", help="FID (and KID) between two image folders or saved statistics, as pytorch-fid")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="two folders of images or .npz statistics; one PATH with --save-stats only saves its statistics")
+    p.add_argument("--weights", help="Inception weights pt_inception-2015-12-05-6726825d.pth (default: "
+                   "$IMG2IMG_FID_WEIGHTS, the torch hub cache, or a download)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--save-stats", metavar="OUT.npz", help="save the statistics of the last PATH")
+    p.add_argument("--kid", action="store_true", help="also report KID (mean ± std over subsets)")
+    p.set_defaults(run=run_fid)
+
+
+def run_fid(args) -> int:
+    from .metrics import InceptionFeatures, frechet_distance, kid, load_statistics, save_statistics, statistics
+    from .training import resolve_device
+
+    if len(args.paths) > 2 or (len(args.paths) == 1 and not args.save_stats):
+        raise Img2ImgError("give two PATHs (folders or .npz statistics), or one PATH with --save-stats")
+    extractor = None
+    stats = []
+    for path in map(Path, args.paths):
+        if path.suffix == ".npz":
+            stats.append(load_statistics(path))
+            continue
+        if not path.is_dir():
+            raise Img2ImgError(f"{path}: not a folder of images or a .npz statistics file")
+        if extractor is None:
+            extractor = InceptionFeatures(args.weights, resolve_device(args.device), args.batch_size)
+        features = extractor.from_folder(path)
+        stats.append((*statistics(features), features))
+    if args.save_stats:
+        save_statistics(args.save_stats, *stats[-1])
+        print(f"saved statistics of {args.paths[-1]} to {args.save_stats}")
+    if len(stats) < 2:
+        return 0
+    (mu1, sigma1, f1), (mu2, sigma2, f2) = stats
+    if args.kid:
+        if f1 is None or f2 is None:
+            raise Img2ImgError("KID needs features: this .npz holds only mu and sigma (as pytorch-fid saves them)")
+        mean, std = kid(f1, f2)
+        print(f"KID {mean:.6f} ± {std:.6f}")
+    print(f"FID {frechet_distance(mu1, sigma1, mu2, sigma2):.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: pix2pix and CycleGAN.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_translate_parser(sub)
+    add_fid_parser(sub)
     add_demo_parser(sub)
     return parser
 

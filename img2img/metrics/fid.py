@@ -1,0 +1,199 @@
+"""FID and KID with pytorch-fid's protocol: the TF-ported Inception-V3 (pool3, 2048-d), bilinear
+resize to 299 inside the network, and pytorch-fid's own Fréchet distance (scipy's sqrtm).
+
+Only the weights handling is ours: pytorch-fid would download them and unpickle them without
+`weights_only`; here they are resolved from a flag, the environment, the torch hub cache or a
+download, checked, and loaded with `weights_only=True`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from pytorch_fid import inception as pf_inception
+from pytorch_fid.fid_score import calculate_frechet_distance
+from tqdm import tqdm
+
+from ..data.images import ImageReadError, list_images, load_rgb
+from ..errors import Img2ImgError
+from ..io import atomic_write
+
+WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = pf_inception.FID_WEIGHTS_URL
+WEIGHTS_SHA256_PREFIX = "6726825d"
+WEIGHTS_ENV = "IMG2IMG_FID_WEIGHTS"
+
+
+class WeightsUnavailable(Img2ImgError):
+    pass
+
+
+def hub_weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME
+
+
+def resolve_weights(path: str | Path | None = None, download: bool = True) -> Path:
+    """The Inception weights file: `path`, then $IMG2IMG_FID_WEIGHTS, then the torch hub cache,
+    then a download into that cache."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise WeightsUnavailable(f"{path}: FID weights file not found (--weights)")
+        return Path(path)
+    if os.environ.get(WEIGHTS_ENV):
+        env_path = Path(os.environ[WEIGHTS_ENV])
+        if not env_path.is_file():
+            raise WeightsUnavailable(f"{env_path}: FID weights file not found (${WEIGHTS_ENV})")
+        return env_path
+    cached = hub_weights_path()
+    if cached.is_file():
+        return cached
+    reason = "downloads disabled"
+    if download:
+        try:
+            download_file(WEIGHTS_URL, cached)
+            return cached
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            reason = f"download from {WEIGHTS_URL} failed: {getattr(e, 'reason', e)}"
+    raise WeightsUnavailable(
+        f"FID needs the Inception weights {WEIGHTS_NAME} ({reason}); download it from {WEIGHTS_URL} "
+        f"into {cached.parent}/, or pass --weights FILE, or set ${WEIGHTS_ENV}"
+    )
+
+
+def download_file(url: str, dest: Path, timeout: float = 30) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        atomic_write(dest, lambda f: _copy_with_progress(response, f, int(response.headers.get("Content-Length", 0))))
+
+
+def _copy_with_progress(src, dst, total: int) -> None:
+    with tqdm(total=total or None, unit="B", unit_scale=True, desc="download") as bar:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+            bar.update(len(chunk))
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_inception(weights: Path, device: torch.device) -> torch.nn.Module:
+    """pytorch-fid's FID Inception, with our checked, weights_only-loaded state dict."""
+    digest = sha256_of(weights)
+    if not digest.startswith(WEIGHTS_SHA256_PREFIX):
+        warnings.warn(
+            f"{weights}: sha256 starts with {digest[:8]}, not {WEIGHTS_SHA256_PREFIX}: these are not the "
+            "official FID weights, so the numbers are not comparable with published FID",
+            stacklevel=2,
+        )
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsUnavailable(f"{weights}: not a readable weights file ({type(e).__name__})") from None
+    # pytorch-fid fetches the weights itself inside fid_inception_v3(); hand it ours instead.
+    with mock.patch.object(pf_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
+        try:
+            model = pf_inception.InceptionV3([pf_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+        except RuntimeError as e:
+            raise WeightsUnavailable(f"{weights}: not FID Inception weights ({str(e)[:100]})") from None
+    return model.eval().to(device)
+
+
+class InceptionFeatures:
+    """Pool3 features of images, in batches, on any device."""
+
+    def __init__(self, weights: str | Path | None = None, device: torch.device | str = "cpu",
+                 batch_size: int = 50, download: bool = True) -> None:
+        self.device = torch.device(device)
+        self.weights = resolve_weights(weights, download=download)
+        self.model = build_inception(self.weights, self.device)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def from_tensors(self, images: torch.Tensor) -> np.ndarray:
+        """[N, 3, H, W] in [-1, 1] (the generators' range) -> [N, 2048]."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            x = images[start : start + self.batch_size].to(self.device).float()
+            out.append(self.model((x + 1) / 2)[0].flatten(1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 2048), np.float32)
+
+    def from_folder(self, folder: Path | str, progress: bool = True) -> np.ndarray:
+        """Every image in `folder` at its own size (as pytorch-fid reads them: RGB, [0, 1])."""
+        files = list_images(Path(folder))
+        if len(files) < 2:
+            raise Img2ImgError(f"{folder}: FID needs at least 2 images, found {len(files)}")
+        feats, batch = [], []
+
+        def flush():
+            feats.append(self.from_tensors(torch.stack(batch) * 2 - 1))
+            batch.clear()
+
+        for path in tqdm(files, desc=f"features {Path(folder).name}", unit="img", disable=not progress):
+            try:
+                image = load_rgb(path)
+            except ImageReadError as e:
+                warnings.warn(f"skipped {e}", stacklevel=2)
+                continue
+            x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+            if batch and (x.shape != batch[0].shape or len(batch) == self.batch_size):
+                flush()
+            batch.append(x)
+        if batch:
+            flush()
+        return np.concatenate(feats)
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """pytorch-fid's distance (with its eps-offset fallback for near-singular covariances)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its fallback prints; the result is what matters here
+        return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def kid(features_x: np.ndarray, features_y: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance: unbiased MMD² with the kernel (x·y/d + 1)³, mean and std over
+    random subsets (Bińkowski et al. 2018)."""
+    n = min(len(features_x), len(features_y), subset_size)
+    if n < 2:
+        raise Img2ImgError("KID needs at least 2 images in each set")
+    rng = np.random.default_rng(seed)
+    d = features_x.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = features_x[rng.choice(len(features_x), n, replace=False)]
+        y = features_y[rng.choice(len(features_y), n, replace=False)]
+        k_xx = (x @ x.T / d + 1) ** 3
+        k_yy = (y @ y.T / d + 1) ** 3
+        k_xy = (x @ y.T / d + 1) ** 3
+        mmd = ((k_xx.sum() - np.trace(k_xx)) + (k_yy.sum() - np.trace(k_yy))) / (n * (n - 1)) - 2 * k_xy.mean()
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+def save_statistics(path: Path | str, mu: np.ndarray, sigma: np.ndarray, features: np.ndarray | None = None) -> None:
+    arrays = {"mu": mu, "sigma": sigma, **({"features": features} if features is not None else {})}
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_statistics(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["mu"], data["sigma"], data["features"] if "features" in data else None
+    except (OSError, KeyError, ValueError) as e:
+        raise Img2ImgError(f"{path}: not a statistics file with mu and sigma ({e})") from None
