@@ -17,7 +17,8 @@ MODEL_FLAGS = ("netG", "netD", "ngf", "ndf", "n_layers_d", "norm", "dropout", "g
                "lambda_cycle", "lambda_identity", "pool_size")
 DATA_FLAGS = ("direction", "load_size", "size", "flip", "serial_batches", "batch_size", "num_workers", "val_dir")
 TRAIN_FLAGS = ("epochs", "epochs_decay", "max_steps", "lr", "device", "amp", "seed", "log_every",
-               "sample_every", "save_every", "keep", "max_bad_steps", "log_grad_norm")
+               "sample_every", "save_every", "keep", "max_bad_steps", "log_grad_norm", "fid_every", "fid_val",
+               "fid_weights")
 
 
 def add_train_parser(sub) -> None:
@@ -63,6 +64,9 @@ def add_train_parser(sub) -> None:
     g.add_argument("--keep", type=int, help="numbered checkpoints to keep, newest first (default 0 = all)")
     g.add_argument("--max-bad-steps", type=int, help="stop after this many non-finite steps in a row (default 20)")
     g.add_argument("--log-grad-norm", action="store_const", const=True, help="log gradient norms to metrics")
+    g.add_argument("--fid-every", type=int, help="FID/KID on the validation split every N epochs; keeps best.pt")
+    g.add_argument("--fid-val", help="folder to compute FID on instead of the validation split")
+    g.add_argument("--fid-weights", help="Inception weights for FID (see `img2img fid --help`)")
     p.set_defaults(run=run_train)
 
 

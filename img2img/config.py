@@ -76,6 +76,10 @@ class TrainConfig:
     keep: int = 0
     max_bad_steps: int = 20
     log_grad_norm: bool = False
+    # FID/KID on the validation split every N epochs (0 = never).
+    fid_every: int = 0
+    fid_val: str | None = None
+    fid_weights: str | None = None
     num_samples: int = 4
 
 

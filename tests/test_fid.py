@@ -30,6 +30,11 @@ def write_random_fid_weights(path):
     net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
     net.Mixed_7b = pf.FIDInceptionE_1(1280)
     net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    # He init keeps activations at unit scale through the eval-mode BatchNorms (the default init
+    # makes pool3 features ~1e-8 and every distance ~0, which would test nothing).
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
     torch.save(net.state_dict(), path)
     return path
 
@@ -136,6 +141,7 @@ def test_fid_command_equals_pytorch_fid(weights, tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("FID ") and lines[-2].startswith("KID ")
     ours = float(lines[-1].split()[1])
+    assert reference > 1.0  # a real distance, not numerical noise
     assert ours == pytest.approx(reference, rel=1e-3)
     # Saved statistics stand in for the folder.
     assert main(["fid", str(a), str(tmp_path / "b.npz"), "--device", "cpu", "--batch-size", "4"]) == 0
@@ -146,3 +152,38 @@ def test_unreadable_weights_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"junk")
     with pytest.raises(Img2ImgError, match="bad.pth: not a readable weights file"):
         fid_mod.build_inception(tmp_path / "bad.pth", torch.device("cpu"))
+
+
+def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, paired_dir, tmp_path, capsys):
+    import csv
+    import json
+
+    from conftest import TINY_PIX2PIX
+
+    from img2img.training import load_checkpoint
+
+    out = tmp_path / "run"
+    # 4 training pairs at batch 2: an epoch is 2 steps, so 4 steps are 2 evaluations.
+    rc = main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "4", "--batch-size", "2",
+               "--fid-every", "1", "--fid-weights", str(weights), *TINY_PIX2PIX])
+    assert rc == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    fid_rows = [r for r in rows if r.get("fid_AtoB")]
+    assert [int(r["epoch"]) for r in fid_rows] == [1, 2]
+    assert all(float(r["fid_AtoB"]) > 1e-3 and r["kid_AtoB"] for r in fid_rows)
+    assert (out / "fid.png").stat().st_size > 1000
+    assert (out / "fid_real_AtoB.npz").is_file()
+    best = json.loads((out / "best.json").read_text())
+    assert best["fid"] == min(float(r["fid_AtoB"]) for r in fid_rows)
+    best_state = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best_state["progress"]["epoch"] == best["epoch"]
+
+
+def test_training_without_fid_weights_goes_on_with_one_warning(paired_dir, tmp_path, no_weights_anywhere, capsys):
+    from conftest import TINY_PIX2PIX
+
+    rc = main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "6",
+               "--batch-size", "2", "--fid-every", "1", *TINY_PIX2PIX])
+    assert rc == 0
+    assert capsys.readouterr().err.count("FID is skipped") == 1
+    assert not (tmp_path / "run" / "checkpoints" / "best.pt").exists()

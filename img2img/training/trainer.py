@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -28,6 +29,7 @@ from .checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .signals import StopRequest
 from .device import resolve_device, seed_everything
 
@@ -40,6 +42,8 @@ class Progress:
     position: int = 0
     bad_images: int = 0
     bad_steps: int = 0
+    best_fid: float | None = None
+    best_epoch: int = 0
 
 
 def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
@@ -80,6 +84,19 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
         self._sample_batch = self._fixed_sample_batch()
+        self.fid = self._fid_tracker() if cfg.train.fid_every else None
+        self.metrics: MetricsLog | None = None
+
+    def _fid_tracker(self) -> FIDTracker | None:
+        cfg = self.cfg
+        val = self.val_set
+        if cfg.train.fid_val:
+            val = build_val_dataset(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_dir=cfg.train.fid_val)))
+        if val is None:
+            self.log(f"warning: no validation split in {cfg.data.root} (val/, test/, testA+testB): FID is skipped; "
+                     "point --fid-val at one")
+            return None
+        return FIDTracker(self.out, val, self.method, cfg.train.fid_weights, self.device)
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -134,7 +151,7 @@ class Trainer:
         tc = self.cfg.train
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
-        metrics = MetricsLog(self.out, after_step=self.progress.step)
+        metrics = self.metrics = MetricsLog(self.out, after_step=self.progress.step)
         p = self.progress
         sums: dict[str, torch.Tensor] = {}
         steps_since_log, images_since_log, last_log_time = 0, 0, time.perf_counter()
@@ -178,7 +195,8 @@ class Trainer:
                                 elapsed = time.perf_counter() - last_log_time
                                 row = {k: (v / steps_since_log).item() for k, v in sums.items()}
                                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
-                                metrics.write(p.step, p.epoch + 1, row, self._lr(), images_since_log / elapsed)
+                                metrics.write({"step": p.step, "epoch": p.epoch + 1, **row, "lr": self._lr(),
+                                               "images_per_s": round(images_since_log / elapsed, 3)})
                                 sums, steps_since_log, images_since_log = {}, 0, 0
                                 last_log_time = time.perf_counter()
                             if p.step % tc.sample_every == 0:
@@ -213,7 +231,25 @@ class Trainer:
         p.position = 0
         for s in self.schedulers.values():
             s.step()
-        self.save(f"epoch_{p.epoch:04d}.pt")
+        results = self._evaluate_fid() if self.fid and p.epoch % self.cfg.train.fid_every == 0 else None
+        is_best = results is not None and (p.best_fid is None or mean_fid(results) < p.best_fid)
+        if is_best:
+            p.best_fid, p.best_epoch = mean_fid(results), p.epoch
+        path = self.save(f"epoch_{p.epoch:04d}.pt")
+        if is_best:
+            link_latest(path, path.parent / "best.pt")
+            record = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results}
+            atomic_write_text(self.out / "best.json", json.dumps(record, indent=2))
+
+    def _evaluate_fid(self) -> dict[str, float] | None:
+        results = self.fid.evaluate()
+        if results is None:
+            return None
+        p = self.progress
+        self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
+        plot_fid(self.metrics.rows, self.out / "fid.png")
+        tqdm.write(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()), file=sys.stderr)
+        return results
 
     def _lr(self) -> float:
         return next(iter(self.method.optimizers.values())).param_groups[0]["lr"]
@@ -250,39 +286,34 @@ class Trainer:
 
 
 class MetricsLog:
-    """metrics.csv (appended across resumes) plus TensorBoard scalars."""
+    """metrics.csv (rows of any columns, appended across resumes) plus TensorBoard scalars."""
 
     def __init__(self, out: Path, after_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = out / "metrics.csv"
         self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=after_step + 1 if after_step else None)
-        self.fields: list[str] | None = None
+        self.rows: list[dict] = []
         if self.path.is_file():
-            # Rows logged after the checkpoint we resume from are about to be trained again.
             with open(self.path, newline="") as f:
-                rows = list(csv.reader(f))
-            self.fields = rows[0] if rows else None
-            kept = [r for r in rows[1:] if r and int(r[0]) <= after_step]
-            buf = io.StringIO()
-            csv.writer(buf).writerows(rows[:1] + kept)
-            atomic_write_text(self.path, buf.getvalue())
+                # Rows logged after the checkpoint we resume from are about to be trained again.
+                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= after_step]
+            self._rewrite()
 
-    def write(self, step: int, epoch: int, losses: dict[str, float], lr: float, images_per_s: float) -> None:
-        row = {"step": step, "epoch": epoch, **losses, "lr": lr, "images_per_s": round(images_per_s, 3)}
-        if self.fields is None:
-            self.fields = list(row)
+    def write(self, row: dict) -> None:
+        self.rows.append(row)
+        self._rewrite()
+        for k, v in row.items():
+            if k not in ("step", "epoch"):
+                self.writer.add_scalar(k, v, row["step"])
+
+    def _rewrite(self) -> None:
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.fields)
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            w.writeheader()
-        w.writerow(row)
-        previous = self.path.read_text() if self.path.is_file() else ""
-        atomic_write_text(self.path, previous + buf.getvalue())
-        for k, v in losses.items():
-            self.writer.add_scalar(f"loss/{k}", v, step)
-        self.writer.add_scalar("lr", lr, step)
-        self.writer.add_scalar("images_per_s", images_per_s, step)
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue() if fields else "")
 
     def close(self) -> None:
         self.writer.close()

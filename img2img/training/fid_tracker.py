@@ -1,0 +1,95 @@
+"""FID/KID of the generators on the validation split during training."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_write
+from ..metrics import InceptionFeatures, WeightsUnavailable, frechet_distance, kid, load_statistics, save_statistics
+from ..metrics import statistics as feature_statistics
+
+
+def domain_images(val_set) -> tuple[torch.Tensor, torch.Tensor]:
+    """All validation A images and all B images, each once, at the training size."""
+    n_a = len(getattr(val_set, "files_a", val_set))
+    n_b = len(getattr(val_set, "files_b", val_set))
+    items = [val_set[i] for i in range(max(n_a, n_b))]
+    items = [it if "error" not in it else None for it in items]
+    a = [it["A"] for it in items[:n_a] if it is not None]
+    b = [it["B"] for it in items[:n_b] if it is not None]
+    return torch.stack(a), torch.stack(b)
+
+
+class FIDTracker:
+    """Translates the validation inputs with the current generators and compares their Inception
+    features with the real targets' statistics, which are computed once and cached in the run."""
+
+    def __init__(self, out: Path, val_set, method, weights: str | None, device: torch.device) -> None:
+        self.out = out
+        self.method = method
+        self.weights = weights
+        self.device = device
+        self.extractor: InceptionFeatures | None = None
+        self.disabled_reason: str | None = None
+        self.inputs_a, self.inputs_b = domain_images(val_set)
+
+    def evaluate(self) -> dict[str, float] | None:
+        """{fid_AtoB, kid_AtoB, ...} or None when FID cannot be computed (warned once)."""
+        if self.disabled_reason is not None:
+            return None
+        if self.extractor is None:
+            try:
+                self.extractor = InceptionFeatures(self.weights, self.device)
+            except WeightsUnavailable as e:
+                self.disabled_reason = str(e)
+                print(f"warning: FID is skipped for this run: {e}", file=sys.stderr)
+                return None
+        results = {}
+        for direction in self.method.generator_keys:
+            inputs, targets = (self.inputs_a, self.inputs_b) if direction == "AtoB" else (self.inputs_b, self.inputs_a)
+            mu_real, sigma_real, real = self._real_statistics(direction, targets)
+            generator = self.method.generator(direction)
+            fakes = torch.cat([self.method._eval_forward(generator, inputs[i : i + 16].to(self.device))
+                               for i in range(0, len(inputs), 16)])
+            fake = self.extractor.from_tensors(fakes)
+            results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), mu_real, sigma_real)
+            results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
+        return results
+
+    def _real_statistics(self, direction: str, targets: torch.Tensor):
+        path = self.out / f"fid_real_{direction}.npz"
+        if path.is_file():
+            return load_statistics(path)
+        features = self.extractor.from_tensors(targets)
+        mu, sigma = feature_statistics(features)
+        save_statistics(path, mu, sigma, features)
+        return mu, sigma, features
+
+
+def plot_fid(rows: list[dict], path: Path) -> None:
+    """FID against epoch, one line per direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    keys = sorted({k for r in rows for k in r if k.startswith("fid_")})
+    for key in keys:
+        points = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=key.removeprefix("fid_"))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("FID (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+
+
+def mean_fid(results: dict[str, float]) -> float:
+    return float(np.mean([v for k, v in results.items() if k.startswith("fid_")]))
