@@ -20,11 +20,13 @@ class ModelInfo:
     directions: tuple[str, ...]
     size: int
     data: str
+    domains: tuple[str, str] = ("A", "B")
 
     @property
     def label(self) -> str:
         data = f" on {Path(self.data).name}" if self.data else ""
-        return f"{self.path.stem} ({self.method}{data}, {'/'.join(self.directions)}, {self.size}px)"
+        names = "" if self.domains == ("A", "B") else f" {self.domains[0]}->{self.domains[1]}"
+        return f"{self.path.stem} ({self.method}{data},{names} {'/'.join(self.directions)}, {self.size}px)"
 
 
 def describe_checkpoint(path: Path) -> ModelInfo:
@@ -34,9 +36,10 @@ def describe_checkpoint(path: Path) -> ModelInfo:
         cfg = RunConfig.from_dict(state["config"])
     except Exception as e:  # any unreadable or foreign file
         raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__})") from None
-    directions = tuple(METHODS[cfg.model.method].generator_keys)
+    networks = state["method"]["networks"]
+    directions = tuple(d for d, key in METHODS[cfg.model.method].generator_keys.items() if key in networks)
     return ModelInfo(path=path, method=cfg.model.method, directions=directions, size=cfg.data.size,
-                     data=cfg.data.root)
+                     data=cfg.data.root, domains=(cfg.data.domain_a, cfg.data.domain_b))
 
 
 def discover_checkpoints(folder: Path | str) -> tuple[list[ModelInfo], list[str]]:

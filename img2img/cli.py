@@ -240,12 +240,111 @@ def run_fid(args) -> int:
     return 0
 
 
+def add_datasets_parser(sub) -> None:
+    p = sub.add_parser("datasets", help="download standard datasets, make edge pairs, combine A/B folders")
+    ds = p.add_subparsers(dest="datasets_command", required=True)
+    q = ds.add_parser("list", help="the downloadable datasets")
+    q.set_defaults(run=run_datasets_list)
+    q = ds.add_parser("download", help="download and extract one into ROOT/NAME")
+    q.add_argument("name")
+    q.add_argument("--root", default="datasets")
+    q.add_argument("--url", help="a mirror's URL for the archive")
+    q.set_defaults(run=run_datasets_download)
+    q = ds.add_parser("edges", help="pix2pix pairs (edges | photo) from a folder of photos")
+    q.add_argument("--input", required=True, help="folder of photos (walked recursively)")
+    q.add_argument("--output", required=True)
+    q.add_argument("--size", type=int, default=256)
+    q.add_argument("--val-fraction", type=float, default=0.1)
+    q.add_argument("--method", default="canny")
+    q.set_defaults(run=run_datasets_edges)
+    q = ds.add_parser("combine", help="A|B images from same-named files in two folders")
+    q.add_argument("--a", required=True)
+    q.add_argument("--b", required=True)
+    q.add_argument("--output", required=True)
+    q.add_argument("--resize-b", action="store_true", help="resize B to A's size where they differ")
+    q.set_defaults(run=run_datasets_combine)
+
+
+def run_datasets_download(args) -> int:
+    from .datasets import download_dataset
+
+    download_dataset(args.name, args.root, args.url)
+    return 0
+
+
+def run_datasets_list(args) -> int:
+    from .datasets import DATASETS
+
+    for source in DATASETS.values():
+        layout = "train/val/test of A|B images" if source.kind == "pix2pix" else "trainA/trainB/testA/testB"
+        print(f"{source.name:24s} {source.kind:8s} {layout:30s} {source.url or source.note}")
+    return 0
+
+
+def run_datasets_edges(args) -> int:
+    from .datasets import make_edges_dataset
+
+    report = make_edges_dataset(args.input, args.output, args.size, args.val_fraction, args.method)
+    print(report.summary(f"edges -> {args.output}/train and /val"))
+    return 0
+
+
+def run_datasets_combine(args) -> int:
+    from .datasets import combine_folders
+
+    report = combine_folders(args.a, args.b, args.output, args.resize_b)
+    print(report.summary(f"combined pairs -> {args.output}"))
+    return 0
+
+
+def add_pretrained_parser(sub) -> None:
+    p = sub.add_parser("pretrained", help="the canonical code's published generators")
+    ps = p.add_subparsers(dest="pretrained_command", required=True)
+    q = ps.add_parser("list")
+    q.set_defaults(run=run_pretrained_list)
+    q = ps.add_parser("download", help="download NAME and convert it to DIR/NAME.pt")
+    q.add_argument("name")
+    q.add_argument("--dir", default="checkpoints")
+    q.add_argument("--url", help="a mirror's URL for the .pth")
+    q.set_defaults(run=run_pretrained_download)
+    q = ps.add_parser("convert", help="convert a canonical generator .pth into an img2img checkpoint")
+    q.add_argument("src")
+    q.add_argument("dst")
+    q.add_argument("--netG", choices=list(GENERATOR_BUILDERS), help="default: inferred from the keys")
+    q.add_argument("--norm", choices=["batch", "instance", "none"], help="default: inferred from the keys")
+    q.set_defaults(run=run_pretrained_convert)
+
+
+def run_pretrained_download(args) -> int:
+    from .pretrained import download_pretrained
+
+    download_pretrained(args.name, args.dir, args.url)
+    return 0
+
+
+def run_pretrained_convert(args) -> int:
+    from .pretrained import convert
+
+    convert(args.src, args.dst, netG=args.netG, norm=args.norm)
+    return 0
+
+
+def run_pretrained_list(args) -> int:
+    from .pretrained import PRETRAINED
+
+    for m in PRETRAINED.values():
+        print(f"{m.name:28s} {m.method:8s} {m.domains[0]} -> {m.domains[1]:10s} {m.url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: pix2pix and CycleGAN.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_translate_parser(sub)
     add_fid_parser(sub)
+    add_datasets_parser(sub)
+    add_pretrained_parser(sub)
     add_demo_parser(sub)
     return parser
 

@@ -55,6 +55,9 @@ class DataConfig:
     num_workers: int = 2
     # Optional explicit validation folder; by default val/ or test/ under root.
     val_dir: str | None = None
+    # Names of the two domains, for people (e.g. "horse", "zebra").
+    domain_a: str = "A"
+    domain_b: str = "B"
 
 
 @dataclass

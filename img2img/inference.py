@@ -54,6 +54,8 @@ class Translator:
         networks = state["method"]["networks"]
         generators = {}
         for direction, key in METHODS[cfg.model.method].generator_keys.items():
+            if key not in networks:  # e.g. a converted one-way CycleGAN generator
+                continue
             swap = direction == "BtoA"
             m = cfg.model
             net = build_generator(m, m.out_channels if swap else m.in_channels, m.in_channels if swap else m.out_channels)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -22,6 +20,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from tqdm import tqdm
 
 from ..data.images import ImageReadError, list_images, load_rgb
+from ..download import download as download_url
 from ..errors import Img2ImgError
 from ..io import atomic_write
 
@@ -57,26 +56,13 @@ def resolve_weights(path: str | Path | None = None, download: bool = True) -> Pa
     reason = "downloads disabled"
     if download:
         try:
-            download_file(WEIGHTS_URL, cached)
-            return cached
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            reason = f"download from {WEIGHTS_URL} failed: {getattr(e, 'reason', e)}"
+            return download_url(WEIGHTS_URL, cached, timeout=30)
+        except Img2ImgError as e:
+            reason = str(e)
     raise WeightsUnavailable(
         f"FID needs the Inception weights {WEIGHTS_NAME} ({reason}); download it from {WEIGHTS_URL} "
         f"into {cached.parent}/, or pass --weights FILE, or set ${WEIGHTS_ENV}"
     )
-
-
-def download_file(url: str, dest: Path, timeout: float = 30) -> None:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        atomic_write(dest, lambda f: _copy_with_progress(response, f, int(response.headers.get("Content-Length", 0))))
-
-
-def _copy_with_progress(src, dst, total: int) -> None:
-    with tqdm(total=total or None, unit="B", unit_scale=True, desc="download") as bar:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
-            bar.update(len(chunk))
 
 
 def sha256_of(path: Path) -> str:

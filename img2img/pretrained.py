@@ -1,0 +1,159 @@
+"""The canonical pix2pix/CycleGAN pretrained generators: registry, download and conversion.
+
+Their files are plain state_dicts of the canonical networks. Conversion maps the names onto
+this project's modules, infers the architecture, and writes a checkpoint with its config, so
+`translate` and the app use it directly.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .download import download
+from .errors import Img2ImgError
+from .models import build_generator
+from .training.checkpoint import save_checkpoint
+
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
+PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    name: str  # what users type; pix2pix models are "pix2pix/<name>" where CycleGAN has the same name
+    method: str
+    url: str
+    domains: tuple[str, str]
+
+
+def _domains(name: str) -> tuple[str, str]:
+    if name.startswith("style_"):
+        return "photo", name.removeprefix("style_")
+    base = name.split("_", 1)[1] if name.startswith(("facades_", "cityscapes_")) else name
+    a, _, b = base.partition("2")
+    return a, b
+
+
+def _registry() -> dict[str, PretrainedModel]:
+    models = {}
+    for n in ("horse2zebra", "zebra2horse", "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe",
+              "style_vangogh", "apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite",
+              "sat2map", "map2sat", "facades_photo2label", "facades_label2photo", "cityscapes_photo2label",
+              "cityscapes_label2photo", "iphone2dslr_flower"):
+        models[n] = PretrainedModel(n, "cyclegan", CYCLEGAN_URL.format(name=n), _domains(n))
+    for n in ("edges2shoes", "sat2map", "map2sat", "facades_label2photo", "day2night"):
+        name = f"pix2pix/{n}" if n in models else n
+        models[name] = PretrainedModel(name, "pix2pix", PIX2PIX_URL.format(name=n), _domains(n))
+    return models
+
+
+PRETRAINED = _registry()
+
+
+def download_pretrained(name: str, folder: Path | str = "checkpoints", url: str | None = None) -> Path:
+    """Download a published generator and convert it to `folder/<name>.pt` (idempotent)."""
+    try:
+        entry = PRETRAINED[name]
+    except KeyError:
+        raise Img2ImgError(f"unknown pretrained model {name!r}; `img2img pretrained list` shows the names") from None
+    folder = Path(folder)
+    dst = folder / f"{name.replace('/', '_')}.pt"
+    if dst.is_file():
+        print(f"{name}: already converted at {dst}")
+        return dst
+    raw = download(url or entry.url, folder / ".downloads" / f"{name.replace('/', '_')}.pth")
+    convert(raw, dst, method=entry.method, domains=entry.domains)
+    raw.unlink()
+    return dst
+
+
+def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def infer_architecture(state: dict[str, torch.Tensor]) -> tuple[str, str, int]:
+    """(netG, norm, ngf) from canonical key names and shapes."""
+    if any(k.startswith("model.model.") for k in state):
+        # Each U-Net level has one down-conv and one up-conv, both 4x4.
+        convs = [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 4]
+        num_downs = len(convs) // 2
+        netG = f"unet_{2 ** num_downs}"
+        ngf = state["model.model.0.weight"].shape[0]
+    elif "model.1.weight" in state and state["model.1.weight"].shape[-1] == 7:
+        n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
+        netG = f"resnet_{n_blocks}blocks"
+        ngf = state["model.1.weight"].shape[0]
+    else:
+        raise Img2ImgError("not a canonical U-Net or ResNet generator state_dict (unknown key layout)")
+    # BatchNorm has affine 1-D weights; the canonical InstanceNorm has none.
+    norm = "batch" if any(v.dim() == 1 and k.endswith(".weight") for k, v in state.items()) else "instance"
+    return netG, norm, int(ngf)
+
+
+def unet_name_map(num_downs: int) -> dict[str, str]:
+    """Our module paths -> canonical ones, level by level down the U-Net's recursion."""
+    mapping, ours, theirs = {}, "model.", "model.model."
+    for level in range(num_downs):
+        if level == 0:  # outermost: [down conv, inner, relu, up conv, tanh]
+            pairs, inner = {"down.0": "0", "up.1": "3"}, "1"
+        elif level == num_downs - 1:  # innermost: [relu, down conv, relu, up conv, norm]
+            pairs, inner = {"down.1": "1", "up.1": "3", "up.2": "4"}, None
+        else:  # [relu, down conv, norm, inner, relu, up conv, norm, (dropout)]
+            pairs, inner = {"down.1": "1", "down.2": "2", "up.1": "5", "up.2": "6"}, "3"
+        mapping.update({ours + o: theirs + t for o, t in pairs.items()})
+        if inner is not None:
+            ours, theirs = ours + "inner.", f"{theirs}{inner}.model."
+    return mapping
+
+
+def convert_state_dict(state: dict[str, torch.Tensor], net: torch.nn.Module, netG: str) -> dict[str, torch.Tensor]:
+    """The canonical state_dict renamed for `net`; strict apart from what old files differ in."""
+    state = strip_prefix(state)
+    mapping = unet_name_map(net.num_downs) if netG.startswith("unet") else {}
+    ours = net.state_dict()
+    converted, missing = {}, []
+    for key in ours:
+        module, _, param = key.rpartition(".")
+        source = f"{mapping.get(module, module)}.{param}"
+        if source in state:
+            converted[key] = state.pop(source)
+        elif param == "num_batches_tracked":  # absent from old files
+            converted[key] = ours[key]
+        else:
+            missing.append(source)
+    # Old files keep running statistics for InstanceNorm and counters we do not use.
+    extra = [k for k in state if not re.search(r"\.(running_mean|running_var|num_batches_tracked)$", k)]
+    if missing or extra:
+        raise Img2ImgError(f"weights do not fit {netG}: missing {missing[:3]}, unexpected {extra[:3]}")
+    return converted
+
+
+def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str | None = None,
+            method: str | None = None, domains: tuple[str, str] = ("A", "B"), size: int = 256) -> Path:
+    """Convert a canonical generator .pth into an img2img checkpoint that translates AtoB."""
+    try:
+        state = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise Img2ImgError(f"{src}: not a readable state_dict ({type(e).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = strip_prefix(state)
+    inferred_netG, inferred_norm, ngf = infer_architecture(state)
+    netG, norm = netG or inferred_netG, norm or inferred_norm
+    method = method or ("cyclegan" if netG.startswith("resnet") else "pix2pix")
+    model = ModelConfig.for_method(method)
+    model.netG, model.norm, model.ngf = netG, norm, ngf
+    net = build_generator(model)
+    converted = convert_state_dict(state, net, netG)
+    net.load_state_dict(converted, strict=True)
+    cfg = RunConfig(model=model, data=DataConfig(size=size, load_size=size, domain_a=domains[0],
+                                                 domain_b=domains[1]), train=TrainConfig())
+    key = "G_A" if method == "cyclegan" else "G"
+    save_checkpoint(dst, {"config": cfg.to_dict(), "method": {"networks": {key: net.state_dict()}},
+                          "source": str(src)})
+    print(f"converted {src} ({netG}, {norm} norm, ngf {ngf}) to {dst}")
+    return Path(dst)
