@@ -1,0 +1,165 @@
+"""Conversion of the canonical code's generators. The canonical networks are rebuilt here from
+their published layout (../shared/reference/canonical_state_dicts.txt), independently of
+img2img's modules, so their state_dicts carry the canonical names and their forward is the
+canonical forward."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from img2img.cli import main
+from img2img.inference import Translator
+from img2img.pretrained import convert, infer_architecture
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "canonical_state_dicts.txt"
+
+
+class CanonicalUnetBlock(nn.Module):
+    """One level as the canonical code lays it out: a single Sequential named `model`."""
+
+    def __init__(self, outer, inner, input_nc=None, sub=None, outermost=False, innermost=False, dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        input_nc = input_nc or outer
+        down = nn.Conv2d(input_nc, inner, 4, 2, 1, bias=False)
+        if outermost:
+            layers = [down, sub, nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+        elif innermost:
+            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True),
+                      nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)]
+        else:
+            layers = [nn.LeakyReLU(0.2, True), down, nn.BatchNorm2d(inner), sub, nn.ReLU(True),
+                      nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)]
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class CanonicalUnet(nn.Module):
+    def __init__(self, num_downs=8, ngf=64):
+        super().__init__()
+        block = CanonicalUnetBlock(ngf * 8, ngf * 8, innermost=True)
+        for _ in range(num_downs - 5):
+            block = CanonicalUnetBlock(ngf * 8, ngf * 8, sub=block, dropout=True)
+        for mult in (4, 2, 1):
+            block = CanonicalUnetBlock(ngf * mult, ngf * mult * 2, sub=block)
+        self.model = CanonicalUnetBlock(3, ngf, input_nc=3, sub=block, outermost=True)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class CanonicalResnetBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c))
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+def canonical_resnet(n_blocks=9, ngf=64):
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+    for c in (ngf, ngf * 2):
+        layers += [nn.Conv2d(c, c * 2, 3, 2, 1), nn.InstanceNorm2d(c * 2), nn.ReLU(True)]
+    layers += [CanonicalResnetBlock(ngf * 4) for _ in range(n_blocks)]
+    for c in (ngf * 4, ngf * 2):
+        layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    net = nn.Module()
+    net.model = nn.Sequential(*layers)
+    net.forward = net.model.forward
+    return net
+
+
+def reference_layout(section: str) -> dict[str, tuple[int, ...]]:
+    text = REFERENCE.read_text().split(f"## {section}")[1].split("##")[0]
+    shapes = {}
+    for name, shape in re.findall(r"^(model\S+)\t\(([^)]*)\)", text, flags=re.M):
+        shapes[name] = tuple(int(s) for s in shape.split(",") if s.strip())
+    return shapes
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="../shared/reference is not beside this checkout")
+def test_canonical_replicas_match_the_published_layout():
+    unet = {k: tuple(v.shape) for k, v in CanonicalUnet().state_dict().items()}
+    assert unet == reference_layout("pix2pix unet_256")
+    resnet = {k: tuple(v.shape) for k, v in canonical_resnet().state_dict().items()}
+    assert resnet == reference_layout("CycleGAN resnet_9blocks")
+
+
+def randomise(net: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
+                        else torch.randn(t.shape, generator=g) * (0.05 if t.dim() > 1 else 0.2))
+    return net.eval()
+
+
+def as_uint8(x: torch.Tensor) -> np.ndarray:
+    """The canonical code's image conversion: (x + 1) / 2 * 255."""
+    return ((x[0].permute(1, 2, 0).numpy() + 1) / 2 * 255).astype(np.uint8).astype(int)
+
+
+@pytest.mark.parametrize("kind", ["unet", "resnet"])
+def test_converted_generator_reproduces_the_canonical_output(kind, tmp_path):
+    if kind == "unet":
+        canonical, size, expected = randomise(CanonicalUnet(num_downs=6, ngf=8), 0), 64, ("unet_64", "batch", 8)
+    else:
+        canonical, size, expected = randomise(canonical_resnet(n_blocks=6, ngf=8), 1), 36, ("resnet_6blocks",
+                                                                                           "instance", 8)
+    state = {f"module.{k}": v for k, v in canonical.state_dict().items()}  # as saved from DataParallel
+    if kind == "resnet":
+        state["module.model.2.running_mean"] = torch.zeros(8)  # old InstanceNorm files carry these
+    else:
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "canonical.pth")
+    assert infer_architecture({k.removeprefix("module."): v for k, v in state.items()}) == expected
+    convert(tmp_path / "canonical.pth", tmp_path / "converted.pt")
+    translator = Translator.from_checkpoint(tmp_path / "converted.pt", device="cpu", batch_norm="running")
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        reference = canonical(x)
+    ours = translator.translate_tensor(x)
+    assert np.abs(as_uint8(ours) - as_uint8(reference)).max() <= 1
+    assert reference.std() > 0.05  # a real image, not a constant
+
+
+def test_mismatched_weights_are_refused_with_a_clear_error(tmp_path, capsys):
+    state = canonical_resnet(n_blocks=6, ngf=8).state_dict()
+    torch.save(state, tmp_path / "c.pth")
+    assert main(["pretrained", "convert", str(tmp_path / "c.pth"), str(tmp_path / "o.pt"),
+                 "--netG", "resnet_9blocks"]) == 2
+    assert "do not fit resnet_9blocks" in capsys.readouterr().err
+
+
+def test_pretrained_download_converts_for_translate_and_the_app(tmp_path):
+    from test_datasets import Server
+
+    from img2img.catalog import describe_checkpoint
+
+    server = Server()
+    try:
+        buf = tmp_path / "h.pth"
+        torch.save(randomise(canonical_resnet(n_blocks=6, ngf=8), 3).state_dict(), buf)
+        server.files["/horse2zebra.pth"] = buf.read_bytes()
+        assert main(["pretrained", "download", "horse2zebra", "--dir", str(tmp_path / "ck"),
+                     "--url", server.url("/horse2zebra.pth")]) == 0
+    finally:
+        server.httpd.shutdown()
+    info = describe_checkpoint(tmp_path / "ck" / "horse2zebra.pt")
+    assert info.directions == ("AtoB",) and info.domains == ("horse", "zebra") and info.method == "cyclegan"
+    out = Translator.from_checkpoint(tmp_path / "ck" / "horse2zebra.pt", device="cpu").translate(
+        Image.new("RGB", (30, 22), "white"))
+    assert out.size == (30, 22)
