@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..config import ModelConfig, TrainConfig
 from ..losses import GANLoss
