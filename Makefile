@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Trains the small demo model once (about a minute on a CPU), then serves the app on 127.0.0.1:7860.
+# Trains the small demo model once (about two minutes on a 2-core CPU), then serves the app on 127.0.0.1:7860.
 demo: $(STAMP)
 	$(BIN)/python -m img2img demo --out runs/demo --install-to checkpoints
 	$(BIN)/python app.py --checkpoints checkpoints --examples runs/demo/examples

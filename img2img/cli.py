@@ -181,7 +181,7 @@ def add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="make a small synthetic paired dataset, train pix2pix on it briefly, translate")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--install-to", help="copy the trained model into this folder (skip training if it is there)")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_demo)
 

@@ -1,7 +1,8 @@
 """`make demo`: a real pix2pix run on a dataset the demo draws itself, installed for the app.
 
-The task is outlines -> filled coloured shapes, which a small U-Net learns in a few hundred
-CPU steps, so the whole demo runs offline in about a minute.
+The task is outlines -> filled shapes, circles red and squares blue (a colour the outline
+determines, so it can be learned), which a small U-Net picks up in 600 CPU steps: the whole
+demo runs offline in about two minutes.
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from .inference import Translator
 from .io import atomic_write
 from .training import Trainer
 
-PALETTE = [(220, 60, 50), (40, 120, 220), (240, 190, 40), (60, 170, 90), (150, 80, 190)]
+CIRCLE_COLOUR, SQUARE_COLOUR = (220, 60, 50), (40, 120, 220)
 
 
 def draw_pair(rng: np.random.Generator, size: int) -> Image.Image:
-    """One A|B image: A black outlines on white, B the same shapes filled with colour."""
+    """One A|B image: A black outlines on white, B the same shapes filled (circles red, squares blue)."""
     a = Image.new("RGB", (size, size), "white")
     b = Image.new("RGB", (size, size), (245, 240, 230))
     da, db = ImageDraw.Draw(a), ImageDraw.Draw(b)
@@ -28,11 +29,12 @@ def draw_pair(rng: np.random.Generator, size: int) -> Image.Image:
         r = int(rng.integers(size // 10, size // 4))
         cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
         box = (cx - r, cy - r, cx + r, cy + r)
-        colour = PALETTE[int(rng.integers(len(PALETTE)))]
-        shape = db.ellipse if rng.random() < 0.5 else db.rectangle
-        outline = da.ellipse if shape == db.ellipse else da.rectangle
-        shape(box, fill=colour)
-        outline(box, outline="black", width=2)
+        if rng.random() < 0.5:
+            db.ellipse(box, fill=CIRCLE_COLOUR)
+            da.ellipse(box, outline="black", width=2)
+        else:
+            db.rectangle(box, fill=SQUARE_COLOUR)
+            da.rectangle(box, outline="black", width=2)
     pair = Image.new("RGB", (2 * size, size))
     pair.paste(a, (0, 0))
     pair.paste(b, (size, 0))
@@ -48,7 +50,7 @@ def make_synthetic_pairs(root: Path, n_train: int = 64, n_val: int = 8, size: in
     return root
 
 
-def run_demo(out: Path, steps: int = 300, device: str = "auto", install_to: Path | None = None) -> Path:
+def run_demo(out: Path, steps: int = 600, device: str = "auto", install_to: Path | None = None) -> Path:
     """Train the demo model (unless `install_to` already holds it) and write example inputs.
 
     Returns the checkpoint's path.
@@ -66,7 +68,7 @@ def run_demo(out: Path, steps: int = 300, device: str = "auto", install_to: Path
         train=TrainConfig(out=str(out / "run"), max_steps=steps, device=device, log_every=25, sample_every=100,
                           save_every=steps),
     )
-    print(f"demo: training pix2pix for {steps} steps on {data} (outlines -> coloured shapes)")
+    print(f"demo: training pix2pix for {steps} steps on {data} (outlines -> red circles and blue squares)")
     checkpoint = Trainer(cfg).fit()
     translated = out / "translated"
     report = translate_files(Translator.from_checkpoint(checkpoint, device=device), examples, translated,

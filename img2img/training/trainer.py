@@ -158,7 +158,9 @@ class Trainer:
         bad_in_a_row = 0
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
-        bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True)
+        # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
+        bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
+                   mininterval=0.1 if sys.stderr.isatty() else 30)
         with StopRequest() as stop:
             try:
                 while p.epoch < self.total_epochs and not self._done() and not stop.requested:
