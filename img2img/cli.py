@@ -337,6 +337,22 @@ def run_pretrained_list(args) -> int:
     return 0
 
 
+def add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="generator-only checkpoint for inference (fp16, no optimizer state)")
+    p.add_argument("checkpoint")
+    p.add_argument("output")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    from .training.checkpoint import export_generators
+
+    out = export_generators(args.checkpoint, args.output, half=not args.fp32)
+    print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: pix2pix and CycleGAN.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -345,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fid_parser(sub)
     add_datasets_parser(sub)
     add_pretrained_parser(sub)
+    add_export_parser(sub)
     add_demo_parser(sub)
     return parser
 

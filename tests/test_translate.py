@@ -116,3 +116,13 @@ def test_not_a_checkpoint_gets_a_clear_error(tmp_path, capsys):
     (tmp_path / "x.pt").write_bytes(b"nonsense")
     rc = main(["translate", "--checkpoint", str(tmp_path / "x.pt"), str(tmp_path), str(tmp_path / "o")])
     assert rc == 2 and "x.pt: not a readable img2img checkpoint" in capsys.readouterr().err
+
+
+def test_exported_generator_is_small_and_translates_like_the_full_checkpoint(checkpoint, tmp_path):
+    out = tmp_path / "g.pt"
+    assert main(["export", str(checkpoint), str(out)]) == 0
+    assert out.stat().st_size < checkpoint.stat().st_size / 2
+    image = random_image(np.random.default_rng(0), 32, 32)
+    full = np.asarray(Translator.from_checkpoint(checkpoint, device="cpu").translate(image), int)
+    small = np.asarray(Translator.from_checkpoint(out, device="cpu").translate(image), int)
+    assert np.abs(full - small).max() <= 2  # fp16 weights

@@ -14,6 +14,7 @@ import torch
 from ..config import RunConfig
 from ..errors import Img2ImgError
 from ..io import atomic_write
+from ..methods import METHODS
 
 FORMAT_VERSION = 1
 
@@ -69,6 +70,22 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "config" not in state:
         raise Img2ImgError(f"{path}: not an img2img checkpoint (no stored config)")
     return state
+
+
+def export_generators(src: Path | str, dst: Path | str, half: bool = True) -> Path:
+    """A small inference-only checkpoint: the config and the generators (fp16 by default), with
+    no discriminators, optimizer or RNG state. Translator and the app load it as any checkpoint."""
+    state = load_checkpoint(src)
+    cfg = checkpoint_config(state)
+    networks = state["method"]["networks"]
+    keep = [key for key in METHODS[cfg.model.method].generator_keys.values() if key in networks]
+    generators = {
+        key: {k: v.half() if half and v.is_floating_point() else v for k, v in networks[key].items()} for key in keep
+    }
+    progress = state.get("progress", {})
+    save_checkpoint(dst, {"config": state["config"], "method": {"networks": generators},
+                          "progress": {"step": progress.get("step", 0), "epoch": progress.get("epoch", 0)}})
+    return Path(dst)
 
 
 def checkpoint_config(state: dict[str, Any]) -> RunConfig:
