@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from img2img.catalog import ModelInfo, TranslatorCache, discover_checkpoints
+from img2img.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
 from img2img.data.images import DEFAULT_MAX_PIXELS, list_images, load_rgb
 from img2img.errors import Img2ImgError
 
@@ -20,7 +20,8 @@ HOW_TO_GET_A_MODEL = """
 ### No model yet
 No checkpoint was found in `{folder}`. To get one:
 
-- run `make demo`, which trains a small demo model in about a minute and puts it there, or
+- run `img2img demo --install-to {folder}`, which trains a small demo model in about two
+  minutes and puts it there, or
 - train your own: `img2img train --model pix2pix --data DATASET --out runs/mine`, then copy
   `runs/mine/checkpoints/latest.pt` into `{folder}/` (or start the app with
   `--checkpoints runs/mine/checkpoints`).
@@ -107,7 +108,10 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
                 image_out = gr.Image(type="pil", format="png", label="Output", buttons=["download"])
             button = gr.Button("Translate", variant="primary")
             button.click(translate, inputs=[image_in, model, direction], outputs=image_out, api_name="translate")
-            examples = list_images(Path(examples_dir)) if examples_dir and Path(examples_dir).is_dir() else []
+            if examples_dir and Path(examples_dir).is_dir():
+                examples = list_images(Path(examples_dir))
+            else:
+                examples = model_card_examples(models, Path(tempfile.mkdtemp(prefix="img2img_examples_")))
             if examples:
                 gr.Examples([[str(p)] for p in examples[:8]], inputs=image_in)
         with gr.Tab("Batch"):
@@ -124,7 +128,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="img2img web app")
     parser.add_argument("--checkpoints", default="checkpoints", help="folder searched for *.pt models")
-    parser.add_argument("--examples", help="folder of example input images")
+    parser.add_argument("--examples", help="folder of example input images (default: from the models' cards)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from .config import RunConfig
 from .errors import Img2ImgError
@@ -42,18 +43,38 @@ def describe_checkpoint(path: Path) -> ModelInfo:
                      data=cfg.data.root, domains=(cfg.data.domain_a, cfg.data.domain_b))
 
 
+def has_model_card(path: Path) -> bool:
+    return (path.parent / "README.md").is_file() and path.parent.name != "checkpoints"
+
+
 def discover_checkpoints(folder: Path | str) -> tuple[list[ModelInfo], list[str]]:
-    """Every img2img checkpoint under `folder` (recursively), and a line for each file skipped."""
+    """Every img2img checkpoint under `folder` (recursively), those with a model card (a
+    README.md beside them, as bundled models have) first; and a line for each file skipped."""
     models, skipped = [], []
     folder = Path(folder)
     if not folder.is_dir():
         return models, skipped
-    for path in sorted(folder.rglob("*.pt")):
+    for path in sorted(folder.rglob("*.pt"), key=lambda p: (not has_model_card(p), str(p))):
         try:
             models.append(describe_checkpoint(path))
         except Img2ImgError as e:
             skipped.append(str(e))
     return models, skipped
+
+
+def model_card_examples(models: list[ModelInfo], out_dir: Path) -> list[Path]:
+    """Example inputs for the app: the input (left third) of each model card's sample triplets
+    (`samples/sample_*.jpg` beside the checkpoint), written to `out_dir`."""
+    examples = []
+    for info in models:
+        for sample in sorted((info.path.parent / "samples").glob("sample_*.jpg")) if has_model_card(info.path) else []:
+            with Image.open(sample) as triplet:
+                crop = triplet.crop((0, 0, triplet.width // 3, triplet.height))
+            out = out_dir / f"{info.path.parent.name}_{sample.stem}.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            crop.save(out, quality=95)
+            examples.append(out)
+    return examples
 
 
 class TranslatorCache:

@@ -107,7 +107,7 @@ def test_app_without_models_starts_and_explains(tmp_path):
     app, url = launch(tmp_path / "empty", tmp_path)
     try:
         config = httpx.get(url + "config", timeout=30).text
-        assert "No model yet" in config and "make demo" in config
+        assert "No model yet" in config and "img2img demo" in config and "img2img train" in config
     finally:
         app.close()
 

@@ -55,7 +55,11 @@ class FIDTracker:
             fakes = torch.cat([self.method._eval_forward(generator, inputs[i : i + 16].to(self.device))
                                for i in range(0, len(inputs), 16)])
             fake = self.extractor.from_tensors(fakes)
-            results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), mu_real, sigma_real)
+            try:
+                results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), mu_real, sigma_real)
+            except ValueError as e:  # pytorch-fid: sqrtm left a large imaginary part
+                print(f"warning: FID {direction} not computed this time: {e}", file=sys.stderr)
+                return None
             results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
         return results
 

@@ -1,0 +1,77 @@
+"""Numbers and samples for a pix2pix model card: val L1, PSNR and SSIM of a checkpoint and of the
+same model untrained, and sample triplets (input | output | target) as small JPEGs.
+
+    pip install -e '.[bench]'     # scikit-image, for SSIM
+    python benchmarks/model_card.py CHECKPOINT --data ../shared/datasets/maps [--samples-to DIR]
+
+Images are the val split resized to the model's training size; translation goes through
+Translator (BatchNorm statistics per image, dropout off), as in the app.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from img2img.data import build_val_dataset
+from img2img.data.transforms import to_uint8
+from img2img.inference import Translator
+from img2img.methods import build_method
+from img2img.training import checkpoint_config, load_checkpoint, seed_everything
+
+SAMPLE_INDICES = (3, 42, 77)
+
+
+def scores(translator: Translator, val) -> tuple[float, float, float, list[np.ndarray]]:
+    l1, psnr, ssim, outputs = [], [], [], []
+    for i in range(len(val)):
+        item = val[i]
+        fake = translator.translate_tensor(item["A"][None])[0]
+        l1.append((fake - item["B"]).abs().mean().item())
+        out, target = to_uint8(fake), to_uint8(item["B"])
+        mse = np.mean((out.astype(float) - target.astype(float)) ** 2)
+        psnr.append(10 * math.log10(255**2 / max(mse, 1e-10)))
+        ssim.append(structural_similarity(out, target, channel_axis=2, data_range=255))
+        outputs.append(out)
+    return float(np.mean(l1)), float(np.mean(psnr)), float(np.mean(ssim)), outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", help="dataset root (default: the one in the checkpoint)")
+    parser.add_argument("--samples-to", help="folder for sample_N.jpg triplets")
+    args = parser.parse_args()
+    state = load_checkpoint(args.checkpoint)
+    cfg = checkpoint_config(state)
+    if args.data:
+        cfg.data.root = args.data
+    val = build_val_dataset(cfg)
+    trained = Translator.from_checkpoint(args.checkpoint, device="cpu")
+    seed_everything(cfg.train.seed)  # the initialisation the run started from
+    untrained_g = build_method(cfg.model, cfg.train, torch.device("cpu")).generator("AtoB")
+    untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"))
+    print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}")
+    results = {}
+    for name, translator in (("untrained", untrained), ("trained", trained)):
+        l1, psnr, ssim, outputs = scores(translator, val)
+        results[name] = outputs
+        print(f"{name:9s}  L1 {l1:.4f}  PSNR {psnr:.2f} dB  SSIM {ssim:.4f}")
+    if args.samples_to:
+        folder = Path(args.samples_to)
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, i in enumerate(SAMPLE_INDICES, 1):
+            item = val[i]
+            row = np.concatenate([to_uint8(item["A"]), results["trained"][i], to_uint8(item["B"])], axis=1)
+            path = folder / f"sample_{n}.jpg"
+            Image.fromarray(row).save(path, quality=85)
+            print(f"{path}: {Path(val.pairs[i][0]).name}, {path.stat().st_size / 1e3:.0f} KB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The model shipped in checkpoints/maps_aerial2map (see its README.md model card)."""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from img2img.catalog import discover_checkpoints, model_card_examples
+from img2img.inference import Translator
+
+from conftest import random_image
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
+
+
+def test_bundled_model_translates_a_256px_image_on_cpu_in_seconds():
+    start = time.perf_counter()
+    translator = Translator.from_checkpoint(BUNDLED, device="cpu")
+    out = translator.translate(random_image(np.random.default_rng(0), 256, 256))
+    assert time.perf_counter() - start < 10
+    assert out.size == (256, 256)
+    assert translator.cfg.model.netG == "unet_256" and translator.directions == ["AtoB"]
+
+
+def test_bundled_model_keeps_any_input_size():
+    out = Translator.from_checkpoint(BUNDLED, device="cpu").translate(random_image(np.random.default_rng(1), 300, 181))
+    assert out.size == (300, 181)
+
+
+def test_bundled_model_is_listed_first_with_its_examples(tmp_path):
+    models, _ = discover_checkpoints(ROOT / "checkpoints")
+    assert models[0].path == BUNDLED
+    examples = model_card_examples(models[:1], tmp_path)
+    assert len(examples) == 3 and all(p.stat().st_size > 0 for p in examples)
+
+
+def test_bundled_files_stay_small():
+    assert BUNDLED.stat().st_size <= 30e6
+    samples = sorted((BUNDLED.parent / "samples").glob("sample_*.jpg"))
+    assert len(samples) == 3 and all(p.stat().st_size < 200e3 for p in samples)
