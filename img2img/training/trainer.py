@@ -176,7 +176,8 @@ class Trainer:
                             losses = self.method.training_step(self._to_device(batch))
                             p.step += 1
                             bar.update(1)
-                            if not all(torch.isfinite(v) for v in losses.values()):
+                            # One host sync for all losses (not one per loss).
+                            if not torch.isfinite(torch.stack(list(losses.values()))).all():
                                 self.method.restore(snapshot)
                                 p.bad_steps += 1
                                 bad_in_a_row += 1
