@@ -5,7 +5,8 @@ same model untrained, and sample triplets (input | output | target) as small JPE
     python benchmarks/model_card.py CHECKPOINT --data ../shared/datasets/maps [--samples-to DIR]
 
 Images are the val split resized to the model's training size; translation goes through
-Translator (BatchNorm statistics per image, dropout off), as in the app.
+Translator (dropout off; BatchNorm statistics per image by default, as in the app, or the
+running ones with --batch-norm running).
 """
 from __future__ import annotations
 
@@ -46,17 +47,20 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--data", help="dataset root (default: the one in the checkpoint)")
     parser.add_argument("--samples-to", help="folder for sample_N.jpg triplets")
+    parser.add_argument("--batch-norm", default="image", choices=["image", "running"],
+                        help="BatchNorm statistics at inference, as Translator's option")
     args = parser.parse_args()
     state = load_checkpoint(args.checkpoint)
     cfg = checkpoint_config(state)
     if args.data:
         cfg.data.root = args.data
     val = build_val_dataset(cfg)
-    trained = Translator.from_checkpoint(args.checkpoint, device="cpu")
+    trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm)
     seed_everything(cfg.train.seed)  # the initialisation the run started from
     untrained_g = build_method(cfg.model, cfg.train, torch.device("cpu")).generator("AtoB")
-    untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"))
-    print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}")
+    untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"), batch_norm=args.batch_norm)
+    print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}; "
+          f"batch norm statistics: {args.batch_norm}")
     results = {}
     for name, translator in (("untrained", untrained), ("trained", trained)):
         l1, psnr, ssim, outputs = scores(translator, val)
