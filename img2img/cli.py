@@ -16,7 +16,8 @@ from .models.generators import GENERATOR_BUILDERS
 MODEL_FLAGS = ("netG", "netD", "ngf", "ndf", "n_layers_d", "norm", "dropout", "gan_mode", "lambda_l1",
                "lambda_cycle", "lambda_identity", "pool_size")
 DATA_FLAGS = ("direction", "load_size", "size", "flip", "serial_batches", "batch_size", "num_workers", "val_dir")
-TRAIN_FLAGS = ("epochs", "epochs_decay", "max_steps", "lr", "device", "amp", "seed", "log_every",
+TRAIN_FLAGS = ("epochs", "epochs_decay", "max_steps", "lr", "device", "amp", "channels_last", "compile", "cuda_graphs",
+               "fused_adam", "cudnn_benchmark", "sync_bn", "seed", "log_every",
                "sample_every", "save_every", "keep", "max_bad_steps", "log_grad_norm", "fid_every", "fid_val",
                "fid_weights")
 
@@ -56,9 +57,16 @@ def add_train_parser(sub) -> None:
     g.add_argument("--max-steps", type=int, help="stop after this many steps in all")
     g.add_argument("--lr", type=float)
     g.add_argument("--device", help="auto, cpu or cuda (default auto)")
-    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast on CUDA")
     g.add_argument("--seed", type=int)
-    g.add_argument("--log-every", type=int, help="steps between metrics.csv rows (default 50)")
+    g = p.add_argument_group("speed (defaults: the fastest measured for the device; see benchmarks/RESULTS.md)")
+    add_speed_flags(g)
+    g.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=None,
+                   help="let cuDNN pick the fastest convolution algorithms (default on)")
+    g.add_argument("--sync-bn", action="store_const", const=True,
+                   help="under torchrun: BatchNorm statistics over all ranks' batches (CUDA only)")
+    g = p.add_argument_group("logging and checkpoints")
+    g.add_argument("--log-every", type=int,
+                   help="steps between metrics.csv rows; losses are read from the device only then (default 50)")
     g.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
     g.add_argument("--save-every", type=int, help="steps between numbered checkpoints (default 1000)")
     g.add_argument("--keep", type=int, help="numbered checkpoints to keep, newest first (default 0 = all)")
@@ -68,6 +76,20 @@ def add_train_parser(sub) -> None:
     g.add_argument("--fid-val", help="folder to compute FID on instead of the validation split")
     g.add_argument("--fid-weights", help="Inception weights for FID (see `img2img fid --help`)")
     p.set_defaults(run=run_train)
+
+
+def add_speed_flags(g) -> None:
+    """Fast-path switches shared by `train` and `bench`; unset ones keep the device default."""
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: on for CUDA, off on CPU)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format (default: on for CUDA, off on CPU)")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the networks (default off)")
+    g.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile with CUDA graphs (mode reduce-overhead; CUDA only, default off)")
+    g.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=None,
+                   help="fused Adam kernel, which skips non-finite steps without a host sync (default on)")
 
 
 def _given(args, names) -> dict:
@@ -122,14 +144,22 @@ def train_config(args) -> tuple[RunConfig, dict | None]:
 def run_train(args) -> int:
     from .training import Trainer
 
+    from .training.distributed import teardown
+
     cfg, state = train_config(args)
-    trainer = Trainer(cfg)
-    if state is not None:
-        trainer.load_state_dict(state)
-        print(f"resumed from {state['path']} at step {trainer.progress.step} (epoch {trainer.progress.epoch + 1})")
-    print(f"training {cfg.model.method} on {cfg.data.root} ({len(trainer.train_set)} samples/epoch) "
-          f"on {trainer.device}; outputs in {cfg.train.out}")
-    trainer.fit()
+    try:
+        trainer = Trainer(cfg)
+        if state is not None:
+            trainer.load_state_dict(state)
+            trainer.log(f"resumed from {state['path']} at step {trainer.progress.step} "
+                        f"(epoch {trainer.progress.epoch + 1})")
+        ranks = trainer.ranks
+        where = f"{ranks.world_size} ranks on {trainer.device.type}" if ranks.enabled else str(trainer.device)
+        trainer.log(f"training {cfg.model.method} on {cfg.data.root} ({len(trainer.train_set)} samples/epoch) "
+                    f"on {where} ({trainer.speed.describe()}); outputs in {cfg.train.out}")
+        trainer.fit()
+    finally:
+        teardown()
     return 0
 
 
@@ -175,6 +205,39 @@ def run_translate(args) -> int:
     if report.converted:
         print(f"{prefix}{report.converted / elapsed:.2f} images/s on {translator.device}")
     return 1 if report.failures else 0
+
+
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time full training steps on random inputs (papers' default models)")
+    p.add_argument("--model", choices=["pix2pix", "cyclegan"], default="pix2pix")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, cuDNN autotuning)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    add_speed_flags(p)
+    p.add_argument("--json", action="store_true", help="end with one line of JSON with every figure and setting")
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args) -> int:
+    import json
+
+    from .bench import BenchSettings, run_benchmark
+
+    settings = BenchSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings)})
+    if settings.steps < 1 or settings.batch_size < 1 or settings.warmup < 0:
+        raise Img2ImgError("--steps and --batch-size must be at least 1, --warmup at least 0")
+    r = run_benchmark(settings)
+    print(f"{r['sec_per_iter'] * 1e3:.1f} ms/step (median of {settings.steps}; "
+          f"min {r['sec_per_iter_min'] * 1e3:.1f}, max {r['sec_per_iter_max'] * 1e3:.1f}), "
+          f"{r['images_per_s']:.2f} images/s, peak memory {r['peak_mem_mb']:.0f} MB, "
+          f"{r['achieved_tflops']:.3f} TFLOP/s = {r['percent_of_peak']:.1f}% of the measured "
+          f"{r['peak_tflops']:.3f} TFLOP/s matmul peak")
+    if args.json:
+        print(json.dumps(r))
+    return 0
 
 
 def add_demo_parser(sub) -> None:
@@ -363,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pretrained_parser(sub)
     add_export_parser(sub)
     add_demo_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

@@ -12,7 +12,6 @@ Norm = Literal["batch", "instance", "none"]
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 
 
-
 @dataclass
 class ModelConfig:
     """Networks and objective. Defaults are the pix2pix paper's; `for_method` gives CycleGAN's."""
@@ -70,8 +69,18 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     device: str = "auto"
-    amp: bool = True
+    # Speed switches (img2img/speed.py). None = the measured default for the device: bf16
+    # autocast and channels_last on CUDA, neither on CPU, where both measured slower.
+    amp: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
+    cuda_graphs: bool = False
+    fused_adam: bool = True
+    cudnn_benchmark: bool = True
+    # Under torchrun: synchronise BatchNorm statistics across ranks (CUDA only).
+    sync_bn: bool = False
     seed: int = 0
+    # Steps between metrics rows. Losses stay on the device in between: one host sync per row.
     log_every: int = 50
     sample_every: int = 500
     save_every: int = 1000

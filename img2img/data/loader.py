@@ -1,46 +1,36 @@
 """Sampling and batching shared by every dataset."""
 from __future__ import annotations
 
-import math
-
-import torch
-from torch.utils.data import Sampler, default_collate
+from torch.utils.data import DistributedSampler, default_collate
 
 
-class EpochSampler(Sampler):
-    """Yields `(epoch, index)` keys in a per-epoch order derived from (seed, epoch) alone.
+class EpochSampler(DistributedSampler):
+    """torch's DistributedSampler (shuffle per (seed, epoch), each rank every n-th sample, padded
+    by repetition so ranks stay in step) yielding `(epoch, index)` keys, from which datasets
+    seed each sample's augmentation.
 
-    `start` skips the first samples of the epoch, so a run resumed mid-epoch sees exactly the
-    samples it had not yet seen. With `num_replicas` > 1 each rank takes every n-th sample, as
-    DistributedSampler does (padding by repetition so ranks stay in step).
+    `set_epoch(epoch, start)` skips the first `start` samples of this rank's share, so a run
+    resumed mid-epoch sees exactly the samples it had not yet seen.
     """
 
     def __init__(self, length: int, *, shuffle: bool, seed: int = 0, rank: int = 0, num_replicas: int = 1) -> None:
-        self.length, self.shuffle, self.seed = length, shuffle, seed
-        self.rank, self.num_replicas = rank, num_replicas
-        self.epoch = 0
+        super().__init__(range(length), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
         self.start = 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
+        super().set_epoch(epoch)
+        self.start = start
 
     @property
     def per_replica(self) -> int:
-        return math.ceil(self.length / self.num_replicas)
+        return self.num_samples
 
     def __len__(self) -> int:
-        return self.per_replica - self.start
+        return self.num_samples - self.start
 
     def __iter__(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.length, generator=g).tolist()
-        else:
-            order = list(range(self.length))
-        total = self.per_replica * self.num_replicas
-        order += order[: total - len(order)]
-        mine = order[self.rank : total : self.num_replicas]
-        return iter([(self.epoch, i) for i in mine[self.start :]])
+        indices = list(super().__iter__())[self.start :]
+        return iter([(self.epoch, i) for i in indices])
 
 
 def collate_skipping_errors(items: list[dict]) -> dict:

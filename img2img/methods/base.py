@@ -5,10 +5,13 @@ import contextlib
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..config import ModelConfig, TrainConfig
 from ..models.norm import per_image_batch_norm
+from ..speed import SpeedSettings
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -16,53 +19,107 @@ def set_requires_grad(net: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def adam(params, train: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2))
-
-
 class TrainingMethod:
-    """Subclasses build `self.networks` and `self.optimizers` and implement the three methods below.
+    """Subclasses build `self.networks` and `self.optimizers` (with `self.adam`) and implement
+    `training_step`, `sample` and, if they keep any, `extra_state`.
 
-    `training_step` returns detached loss tensors; the Trainer decides when to move them to
-    the host, so a step never waits for the device.
+    `training_step` returns detached loss tensors and never reads them on the host, so a step
+    never waits for the device; the Trainer reads them every `log_every` steps.
+
+    A network whose own weights a loss updates is called through `self.updating(name)`: under
+    torchrun that is its DistributedDataParallel wrapper, which averages the gradients across
+    ranks. A network only passed through (D in the generator update) is called directly.
     """
 
     # Which entry of `networks` translates in each direction; inference loads only these.
     generator_keys: dict[str, str] = {}
 
-    def __init__(self, cfg: ModelConfig, device: torch.device, amp: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, speed: SpeedSettings) -> None:
         self.cfg = cfg
+        self.train_cfg = train
         self.device = device
-        self.amp = amp and device.type == "cuda"
+        self.speed = speed
         self.networks = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.distributed: dict[str, DistributedDataParallel] = {}
         self.log_grad_norm = False
 
+    def adam(self, params) -> torch.optim.Adam:
+        t = self.train_cfg
+        return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), fused=self.speed.fused_adam or None)
+
+    def prepare_networks(self) -> None:
+        """Memory format and compilation; subclasses call it once their networks exist."""
+        for net in self.networks.values():
+            net.to(memory_format=self.speed.memory_format)
+        if self.speed.compile:
+            self.compile_networks()
+
+    def compile_networks(self) -> None:
+        # In place (nn.Module.compile), so state_dict keys and optimizer references are unchanged.
+        for net in self.networks.values():
+            net.compile(mode=self.speed.compile_mode)
+
+    def distribute(self, sync_bn: bool = False) -> None:
+        """Wrap every network in DistributedDataParallel (the process group must exist)."""
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        for name, net in self.networks.items():
+            if sync_bn:
+                # Converts the BatchNorm layers in place, reusing their parameters and buffers.
+                nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            self.distributed[name] = DistributedDataParallel(net, device_ids=device_ids)
+
+    def updating(self, name: str) -> nn.Module:
+        return self.distributed.get(name) or self.networks[name]
+
     def optimize(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Backpropagate `loss` and step optimizer `name`, unless the loss is not finite: then the
-        update is skipped, so one bad batch cannot write NaN into the weights."""
+        """Backpropagate `loss` and step optimizer `name`, unless the loss is not finite (on any
+        rank): then the update is skipped, so one bad batch cannot write NaN into the weights."""
         opt = self.optimizers[name]
         loss.backward()
         logs = {}
         if self.log_grad_norm:
             params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
             logs[f"grad_norm_{name}"] = torch.nn.utils.clip_grad_norm_(params, float("inf")).detach()
-        if torch.isfinite(loss):
+        found_inf = (~torch.isfinite(loss.detach())).float()
+        if self.distributed:
+            dist.all_reduce(found_inf, op=dist.ReduceOp.MAX)
+        if self.speed.fused_adam:
+            # Fused Adam reads `found_inf` (as with GradScaler) and skips the update on the device.
+            opt.found_inf = found_inf
+            opt.step()
+        elif not found_inf:  # the unfused optimizers cannot skip on the device: one host sync
             opt.step()
         return logs
+
+    def guarded_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One training step, undone outside the optimizers if any loss was not finite.
+
+        Returns the losses and a device bool `bad`; nothing here waits for the device.
+        """
+        snapshot = self.snapshot()
+        losses = self.training_step(batch)
+        bad = ~torch.isfinite(torch.stack([v.float() for v in losses.values()])).all()
+        if self.distributed:
+            bad_any = bad.float()
+            dist.all_reduce(bad_any, op=dist.ReduceOp.MAX)
+            bad = bad_any.bool()
+        self.undo_if(bad, snapshot)
+        return losses, bad
 
     def snapshot(self) -> Any:
         """State a forward pass changes outside the optimizers (BatchNorm statistics, pools), to
         undo a step whose loss was not finite. Cheap: buffers are small and pools are lists."""
         return {name: buf.clone() for name, buf in self.networks.named_buffers()}
 
-    def restore(self, snapshot: Any) -> None:
+    def undo_if(self, bad: torch.Tensor, snapshot: Any) -> None:
+        """Put the snapshot back where `bad` (a device bool) is set, without reading it on the host."""
         buffers = dict(self.networks.named_buffers())
-        for name, value in snapshot.items():
-            buffers[name].copy_(value)
+        for name, saved in snapshot.items():
+            buffers[name].copy_(torch.where(bad, saved, buffers[name]))
 
     def autocast(self):
-        if not self.amp:
+        if not self.speed.amp:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
@@ -107,11 +164,12 @@ class TrainingMethod:
     @torch.no_grad()
     def _eval_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The forward inference uses (see Translator), leaving training state (BN running
-        statistics, RNG) untouched."""
+        statistics, RNG) untouched. `net.forward` bypasses a compiled wrapper, which would
+        otherwise recompile for eval mode and per-image BatchNorm."""
         was_training = net.training
         net.eval()
         try:
             with self.autocast(), per_image_batch_norm(net):
-                return net(x).float()
+                return net.forward(x.contiguous(memory_format=self.speed.memory_format)).float()
         finally:
             net.train(was_training)

@@ -11,7 +11,8 @@ from torch import nn
 from ..config import ModelConfig, TrainConfig
 from ..losses import GANLoss
 from ..models import build_discriminator, build_generator, init_weights
-from .base import TrainingMethod, adam, set_requires_grad
+from ..speed import SpeedSettings
+from .base import TrainingMethod, set_requires_grad
 
 
 class ImagePool:
@@ -43,6 +44,16 @@ class ImagePool:
                 out.append(image)
         return torch.cat(out, 0)
 
+    def undo_if(self, bad: torch.Tensor, before: list[torch.Tensor]) -> None:
+        """Where `bad` (a device bool) is set, slots this step replaced get their old image back
+        and slots it filled get a blank one, without reading `bad` on the host. The pool's random
+        draws are not undone."""
+        for i, image in enumerate(self.images):
+            if i >= len(before):
+                self.images[i] = torch.where(bad, torch.zeros_like(image), image)
+            elif image is not before[i]:
+                self.images[i] = torch.where(bad, before[i], image)
+
     def state_dict(self) -> dict[str, Any]:
         images = torch.cat(self.images).cpu() if self.images else torch.empty(0)
         return {"images": images, "rng": self.rng.getstate()}
@@ -58,17 +69,18 @@ class CycleGAN(TrainingMethod):
 
     generator_keys = {"AtoB": "G_A", "BtoA": "G_B"}
 
-    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, amp: bool = False) -> None:
-        super().__init__(cfg, device, amp)
+    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, speed: SpeedSettings) -> None:
+        super().__init__(cfg, train, device, speed)
         self.netG_A = init_weights(build_generator(cfg)).to(device)
         self.netG_B = init_weights(build_generator(cfg, cfg.out_channels, cfg.in_channels)).to(device)
         self.netD_A = init_weights(build_discriminator(cfg, cfg.out_channels)).to(device)
         self.netD_B = init_weights(build_discriminator(cfg, cfg.in_channels)).to(device)
         self.networks.update({"G_A": self.netG_A, "G_B": self.netG_B, "D_A": self.netD_A, "D_B": self.netD_B})
         self.optimizers = {
-            "G": adam(list(self.netG_A.parameters()) + list(self.netG_B.parameters()), train),
-            "D": adam(list(self.netD_A.parameters()) + list(self.netD_B.parameters()), train),
+            "G": self.adam(list(self.netG_A.parameters()) + list(self.netG_B.parameters())),
+            "D": self.adam(list(self.netD_A.parameters()) + list(self.netD_B.parameters())),
         }
+        self.prepare_networks()
         self.pool_fake_a = ImagePool(cfg.pool_size, seed=train.seed * 2)
         self.pool_fake_b = ImagePool(cfg.pool_size, seed=train.seed * 2 + 1)
         self.gan_loss = GANLoss(cfg.gan_mode)
@@ -87,11 +99,12 @@ class CycleGAN(TrainingMethod):
         set_requires_grad(self.netD_A, False)
         set_requires_grad(self.netD_B, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
+        g_a, g_b = self.updating("G_A"), self.updating("G_B")
         with self.autocast():
-            fake_b = self.netG_A(real_a)
-            rec_a = self.netG_B(fake_b)
-            fake_a = self.netG_B(real_b)
-            rec_b = self.netG_A(fake_a)
+            fake_b = g_a(real_a)
+            rec_a = g_b(fake_b)
+            fake_a = g_b(real_b)
+            rec_b = g_a(fake_a)
             pred_fake_b = self.netD_A(fake_b)
             pred_fake_a = self.netD_B(fake_a)
         losses = {
@@ -102,8 +115,8 @@ class CycleGAN(TrainingMethod):
         }
         if lambda_idt > 0:
             with self.autocast():
-                idt_a = self.netG_A(real_b)
-                idt_b = self.netG_B(real_a)
+                idt_a = g_a(real_b)
+                idt_b = g_b(real_a)
             losses["idt_A"] = F.l1_loss(idt_a.float(), real_b) * lambda_idt
             losses["idt_B"] = F.l1_loss(idt_b.float(), real_a) * lambda_idt
         else:
@@ -115,8 +128,8 @@ class CycleGAN(TrainingMethod):
         set_requires_grad(self.netD_A, True)
         set_requires_grad(self.netD_B, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_d_a = self._discriminator_loss(self.netD_A, real_b, self.pool_fake_b.query(fake_b))
-        loss_d_b = self._discriminator_loss(self.netD_B, real_a, self.pool_fake_a.query(fake_a))
+        loss_d_a = self._discriminator_loss(self.updating("D_A"), real_b, self.pool_fake_b.query(fake_b))
+        loss_d_b = self._discriminator_loss(self.updating("D_B"), real_a, self.pool_fake_a.query(fake_a))
         logs = self.optimize("D", loss_d_a + loss_d_b)
         return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach(), **logs}
 
@@ -139,15 +152,14 @@ class CycleGAN(TrainingMethod):
         return {"pool_fake_a": self.pool_fake_a.state_dict(), "pool_fake_b": self.pool_fake_b.state_dict()}
 
     def snapshot(self):
-        pools = [(pool.images.copy(), pool.rng.getstate()) for pool in (self.pool_fake_a, self.pool_fake_b)]
+        pools = [pool.images.copy() for pool in (self.pool_fake_a, self.pool_fake_b)]
         return super().snapshot(), pools
 
-    def restore(self, snapshot):
+    def undo_if(self, bad, snapshot):
         buffers, pools = snapshot
-        super().restore(buffers)
-        for pool, (images, rng_state) in zip((self.pool_fake_a, self.pool_fake_b), pools):
-            pool.images = images
-            pool.rng.setstate(rng_state)
+        super().undo_if(bad, buffers)
+        for pool, before in zip((self.pool_fake_a, self.pool_fake_b), pools):
+            pool.undo_if(bad, before)
 
     def load_extra_state(self, state):
         self.pool_fake_a.load_state_dict(state["pool_fake_a"], self.device)

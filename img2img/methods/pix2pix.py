@@ -7,25 +7,27 @@ import torch.nn.functional as F
 from ..config import ModelConfig, TrainConfig
 from ..losses import GANLoss
 from ..models import build_discriminator, build_generator, init_weights
-from .base import TrainingMethod, adam, set_requires_grad
+from ..speed import SpeedSettings
+from .base import TrainingMethod, set_requires_grad
 
 
 class Pix2Pix(TrainingMethod):
     generator_keys = {"AtoB": "G"}
 
-    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, amp: bool = False) -> None:
-        super().__init__(cfg, device, amp)
+    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, speed: SpeedSettings) -> None:
+        super().__init__(cfg, train, device, speed)
         self.netG = init_weights(build_generator(cfg)).to(device)
         # D is conditioned on the input: it sees concat(input, output).
         self.netD = init_weights(build_discriminator(cfg, cfg.in_channels + cfg.out_channels)).to(device)
         self.networks.update({"G": self.netG, "D": self.netD})
-        self.optimizers = {"G": adam(self.netG.parameters(), train), "D": adam(self.netD.parameters(), train)}
+        self.optimizers = {"G": self.adam(self.netG.parameters()), "D": self.adam(self.netD.parameters())}
+        self.prepare_networks()
         self.gan_loss = GANLoss(cfg.gan_mode)
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]
         with self.autocast():
-            fake_b = self.netG(real_a)
+            fake_b = self.updating("G")(real_a)
         losses = self.discriminator_step(real_a, real_b, fake_b)
         losses.update(self.generator_step(real_a, real_b, fake_b))
         return losses
@@ -34,8 +36,8 @@ class Pix2Pix(TrainingMethod):
         set_requires_grad(self.netD, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         with self.autocast():
-            pred_fake = self.netD(torch.cat([real_a, fake_b.detach()], 1))
-            pred_real = self.netD(torch.cat([real_a, real_b], 1))
+            pred_fake = self.updating("D")(torch.cat([real_a, fake_b.detach()], 1))
+            pred_real = self.updating("D")(torch.cat([real_a, real_b], 1))
         loss_fake = self.gan_loss(pred_fake, False)
         loss_real = self.gan_loss(pred_real, True)
         # Halved, as in the paper, to slow D relative to G.

@@ -7,6 +7,7 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -25,7 +26,7 @@ def conv_bias(kind: str) -> bool:
     return kind != "batch"
 
 
-def _per_image_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+def _per_image_batch_norm(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
     return F.instance_norm(x, weight=bn.weight, bias=bn.bias, use_input_stats=True, eps=bn.eps)
 
 
@@ -36,7 +37,7 @@ def per_image_batch_norm(net: nn.Module):
     This is what the canonical pix2pix test script gets from train-mode BatchNorm at batch size
     1, but per image for any batch size, and without touching the running statistics.
     """
-    patched = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    patched = [m for m in net.modules() if isinstance(m, _BatchNorm)]  # SyncBatchNorm too
     for m in patched:
         m.forward = functools.partial(_per_image_batch_norm, m)
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
@@ -21,6 +22,8 @@ from ..data import EpochSampler, build_train_dataset, build_val_dataset, collate
 from ..errors import Img2ImgError
 from ..io import atomic_write, atomic_write_text
 from ..methods import build_method
+from ..speed import SpeedSettings
+from . import distributed
 from .checkpoint import (
     capture_rng_state,
     checkpoint_config,
@@ -31,7 +34,7 @@ from .checkpoint import (
 )
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .signals import StopRequest
-from .device import resolve_device, seed_everything
+from .device import seed_everything
 
 
 @dataclass
@@ -51,16 +54,64 @@ def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
+class LossWindow:
+    """Losses summed on the device between metrics rows and read back once per row, so a
+    training step never waits for the device. Steps whose losses were not finite are counted,
+    not summed; the longest streak of them is tracked across windows."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.streak = torch.zeros((), device=device)
+        self.reset(first_step=1)
+
+    def reset(self, first_step: int) -> None:
+        zero = torch.zeros((), device=self.device)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.good, self.bad, self.longest_streak = zero, zero.clone(), self.streak.clone()
+        self.steps, self.images, self.first_step = 0, 0, first_step
+        self.started = time.perf_counter()
+
+    def add(self, losses: dict[str, torch.Tensor], bad: torch.Tensor, images: int) -> None:
+        for k, v in losses.items():
+            v = torch.where(bad, 0.0, v.float())
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.good = self.good + (~bad).float()
+        self.bad = self.bad + bad.float()
+        self.streak = torch.where(bad, self.streak + 1, 0.0)
+        self.longest_streak = torch.maximum(self.longest_streak, self.streak)
+        self.steps += 1
+        self.images += images
+
+    def read(self, ranks: distributed.Ranks, stop_requested: bool) -> tuple[dict[str, float], int, int, bool]:
+        """(mean losses over good steps of all ranks, bad steps, longest bad streak, any rank
+        asked to stop). The one host synchronisation of a window; a collective under torchrun."""
+        keys = list(self.sums)
+        summed = torch.stack([*(self.sums[k] for k in keys), self.good,
+                              torch.tensor(float(stop_requested), device=self.device)])
+        if ranks.enabled:
+            dist.all_reduce(summed)
+        # `bad` is already the same on every rank (guarded_step agrees on it).
+        values = torch.cat([summed, torch.stack([self.bad, self.longest_streak])]).tolist()
+        good = values[len(keys)]
+        means = {k: values[i] / good for i, k in enumerate(keys)} if good else {}
+        return means, int(values[-2]), int(values[-1]), values[len(keys) + 1] > 0
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, log: Callable[[str], None] = print) -> None:
         self.cfg = cfg
-        self.log = log
         self.out = Path(cfg.train.out)
-        self.device = resolve_device(cfg.train.device)
-        seed_everything(cfg.train.seed)
+        self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
+        self.log = log if self.ranks.is_main else (lambda msg: None)
+        # Ranks differ in dropout and pool draws; DDP gives them rank 0's initial weights.
+        seed_everything(cfg.train.seed + self.ranks.rank)
+        self.speed = SpeedSettings.resolve(cfg.train, self.device)
+        self.speed.apply_globally()
         self.train_set = build_train_dataset(cfg)
         self.val_set = build_val_dataset(cfg)
-        self.method = build_method(cfg.model, cfg.train, self.device, amp=cfg.train.amp)
+        self.method = build_method(cfg.model, cfg.train, self.device, self.speed)
+        if self.ranks.enabled:
+            self.method.distribute(sync_bn=cfg.train.sync_bn)
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda e: lr_factor(e, cfg.train.epochs, cfg.train.epochs_decay)
@@ -69,9 +120,8 @@ class Trainer:
         }
         self.progress = Progress()
         self._saved_step: int | None = None
-        self.sampler = EpochSampler(
-            len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed
-        )
+        self.sampler = EpochSampler(len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed,
+                                    rank=self.ranks.rank, num_replicas=self.ranks.world_size)
         self.loader = DataLoader(
             self.train_set,
             batch_size=cfg.data.batch_size,
@@ -83,9 +133,13 @@ class Trainer:
             # Its own generator, so creating an iterator never draws from the global RNG.
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        self._sample_batch = self._fixed_sample_batch()
-        self.fid = self._fid_tracker() if cfg.train.fid_every else None
+        self._sample_batch = self._fixed_sample_batch() if self.ranks.is_main else None
+        self.fid = self._fid_tracker() if cfg.train.fid_every and self.ranks.is_main else None
         self.metrics: MetricsLog | None = None
+        self.window = LossWindow(self.device)
+        self._stop = StopRequest()
+        self._stop_agreed = False
+        self.bar: tqdm | None = None
 
     def _fid_tracker(self) -> FIDTracker | None:
         cfg = self.cfg
@@ -100,13 +154,20 @@ class Trainer:
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
+        """The checkpoint. A collective under torchrun: each rank's RNG and method extras
+        (image pools) are gathered, so every rank resumes where it was."""
+        per_rank = distributed.gather_to_main({"rng": capture_rng_state(), "extra": self.method.extra_state()},
+                                              self.ranks)
+        state = {
             "config": self.cfg.to_dict(),
             "method": self.method.state_dict(),
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "progress": vars(self.progress).copy(),
             "rng": capture_rng_state(),
         }
+        if self.ranks.enabled and self.ranks.is_main:
+            state["ranks"] = per_rank
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         stored = checkpoint_config(state).model
@@ -116,22 +177,33 @@ class Trainer:
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
         self.progress = Progress(**state["progress"])
-        restore_rng_state(state["rng"])
+        own = state.get("ranks") or []
+        if len(own) == self.ranks.world_size > 1:
+            self.method.load_extra_state(own[self.ranks.rank]["extra"])
+            restore_rng_state(own[self.ranks.rank]["rng"])
+        else:
+            restore_rng_state(state["rng"])
+            if self.ranks.rank:  # another world size: keep ranks' randomness apart
+                seed_everything(self.cfg.train.seed + self.progress.step * 1009 + self.ranks.rank)
 
     def save(self, name: str) -> Path:
-        """Write a numbered checkpoint, point latest.pt at it, and prune old numbered ones."""
+        """Write a numbered checkpoint, point latest.pt at it, and prune old numbered ones.
+        Every rank calls it; rank 0 writes."""
+        self._flush_window()
+        state = self.state_dict()
         folder = self.out / "checkpoints"
         path = folder / name
-        save_checkpoint(path, self.state_dict())
-        link_latest(path, folder / "latest.pt")
-        prune_checkpoints(folder, self.cfg.train.keep)
+        if self.ranks.is_main:
+            save_checkpoint(path, state)
+            link_latest(path, folder / "latest.pt")
+            prune_checkpoints(folder, self.cfg.train.keep)
         self._saved_step = self.progress.step
         return path
 
     def save_current(self) -> Path:
         """Checkpoint the current step unless that was just done."""
         latest = self.out / "checkpoints" / "latest.pt"
-        if self._saved_step == self.progress.step and latest.is_file():
+        if self._saved_step == self.progress.step and (latest.is_file() or not self.ranks.is_main):
             return latest
         return self.save(f"step_{self.progress.step:07d}.pt")
 
@@ -149,73 +221,59 @@ class Trainer:
     def fit(self) -> Path:
         """Train until the schedule ends, `max_steps`, or a stop signal; returns the last checkpoint."""
         tc = self.cfg.train
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
-        metrics = self.metrics = MetricsLog(self.out, after_step=self.progress.step)
         p = self.progress
-        sums: dict[str, torch.Tensor] = {}
-        steps_since_log, images_since_log, last_log_time = 0, 0, time.perf_counter()
-        bad_in_a_row = 0
+        main = self.ranks.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
+            self.metrics = MetricsLog(self.out, after_step=p.step)
+        self.window.reset(first_step=p.step + 1)
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
+        last_batch = None
         # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
-        bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
-                   mininterval=0.1 if sys.stderr.isatty() else 30)
-        with StopRequest() as stop:
+        self.bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
+                        mininterval=0.1 if sys.stderr.isatty() else 30, disable=not main)
+        with StopRequest() as self._stop:
             try:
-                while p.epoch < self.total_epochs and not self._done() and not stop.requested:
+                while p.epoch < self.total_epochs and not self._done() and not self._stopping():
                     self.sampler.set_epoch(p.epoch, start=p.position)
                     for batch in self.loader:
                         p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
                         for err in batch["errors"]:
                             p.bad_images += 1
-                            tqdm.write(f"warning: skipped unreadable image {err} ({p.bad_images} so far)",
+                            rank = f"[rank {self.ranks.rank}] " if self.ranks.enabled else ""
+                            tqdm.write(f"{rank}warning: skipped unreadable image {err} ({p.bad_images} so far)",
                                        file=sys.stderr)
+                        if "A" not in batch and self.ranks.enabled:
+                            # Every rank must take part in every step: repeat this rank's last batch.
+                            if last_batch is None:
+                                raise Img2ImgError(f"rank {self.ranks.rank}: no image of the first batch is readable")
+                            batch = last_batch
                         if "A" in batch:
-                            snapshot = self.method.snapshot()
-                            losses = self.method.training_step(self._to_device(batch))
+                            last_batch = batch
+                            losses, bad = self.method.guarded_step(self._to_device(batch))
+                            self.window.add(losses, bad, len(batch["A"]))
                             p.step += 1
-                            bar.update(1)
-                            # One host sync for all losses (not one per loss).
-                            if not torch.isfinite(torch.stack(list(losses.values()))).all():
-                                self.method.restore(snapshot)
-                                p.bad_steps += 1
-                                bad_in_a_row += 1
-                                tqdm.write(f"warning: step {p.step} had a non-finite loss and was skipped "
-                                           f"({p.bad_steps} so far, {bad_in_a_row} in a row)", file=sys.stderr)
-                                if bad_in_a_row > tc.max_bad_steps:
-                                    raise Img2ImgError(
-                                        f"{bad_in_a_row} steps in a row had non-finite losses (limit "
-                                        f"--max-bad-steps {tc.max_bad_steps}); stopped. The last good "
-                                        f"checkpoint is in {self.out / 'checkpoints'}; try a lower --lr")
-                            else:
-                                bad_in_a_row = 0
-                                steps_since_log += 1
-                                images_since_log += len(batch["A"])
-                                for k, v in losses.items():
-                                    sums[k] = sums[k] + v if k in sums else v.clone()
-                            if p.step % tc.log_every == 0 and steps_since_log:
-                                elapsed = time.perf_counter() - last_log_time
-                                row = {k: (v / steps_since_log).item() for k, v in sums.items()}
-                                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
-                                metrics.write({"step": p.step, "epoch": p.epoch + 1, **row, "lr": self._lr(),
-                                               "images_per_s": round(images_since_log / elapsed, 3)})
-                                sums, steps_since_log, images_since_log = {}, 0, 0
-                                last_log_time = time.perf_counter()
+                            self.bar.update(1)
+                            if p.step % tc.log_every == 0:
+                                self._flush_window()
                             if p.step % tc.sample_every == 0:
                                 self.save_samples()
                             if p.step % tc.save_every == 0:
                                 self.save(f"step_{p.step:07d}.pt")
                         if p.position >= self.sampler.per_replica:
                             self._end_epoch()
-                        if self._done() or stop.requested:
+                        if self._done() or self._stopping():
                             break
+                self._flush_window()
+                self.save_samples()
+                final = self.save_current()
             finally:
-                bar.close()
-                metrics.close()
-            self.save_samples()
-            final = self.save_current()
-        if stop.requested:
+                self.bar.close()
+                if self.metrics:
+                    self.metrics.close()
+        if self._stop.requested or self._stop_agreed:
             self.log(f"stopped at step {p.step}; checkpoint {final}\n"
                      f"resume with: img2img train --resume auto --out {self.out}")
         else:
@@ -223,6 +281,40 @@ class Trainer:
         if p.bad_images:
             self.log(f"warning: {p.bad_images} unreadable images were skipped")
         return final
+
+    def _flush_window(self) -> None:
+        """Read the window's losses back from the device: a metrics row, bad-step accounting and,
+        under torchrun, the ranks' agreement to stop."""
+        w, p, tc = self.window, self.progress, self.cfg.train
+        if not w.steps:
+            return
+        means, bad, streak, stop = w.read(self.ranks, self._stop.requested)
+        self._stop_agreed = self._stop_agreed or stop
+        images_per_s = w.images * self.ranks.world_size / (time.perf_counter() - w.started)
+        first = w.first_step
+        w.reset(first_step=p.step + 1)
+        if bad:
+            p.bad_steps += bad
+            which = f"step {p.step} had a non-finite loss and was" if p.step == first else \
+                f"{bad} of steps {first}-{p.step} had non-finite losses and were"
+            self.log_warning(f"warning: {which} skipped ({p.bad_steps} so far, {streak} in a row at most)")
+        if streak > tc.max_bad_steps:
+            raise Img2ImgError(
+                f"{streak} steps in a row had non-finite losses (limit --max-bad-steps {tc.max_bad_steps}); "
+                f"stopped. The last good checkpoint is in {self.out / 'checkpoints'}; try a lower --lr")
+        if means and self.bar:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+        if means and self.metrics:
+            self.metrics.write({"step": p.step, "epoch": p.epoch + 1, **means, "lr": self._lr(),
+                                "images_per_s": round(images_per_s, 3)})
+
+    def log_warning(self, msg: str) -> None:
+        if self.ranks.is_main:
+            tqdm.write(msg, file=sys.stderr)
+
+    def _stopping(self) -> bool:
+        # Under torchrun, ranks stop together, at the next window they all read.
+        return self._stop_agreed if self.ranks.enabled else self._stop.requested
 
     def _done(self) -> bool:
         max_steps = self.cfg.train.max_steps
@@ -234,7 +326,10 @@ class Trainer:
         p.position = 0
         for s in self.schedulers.values():
             s.step()
-        results = self._evaluate_fid() if self.fid and p.epoch % self.cfg.train.fid_every == 0 else None
+        results = None
+        if self.cfg.train.fid_every and p.epoch % self.cfg.train.fid_every == 0:
+            results = self._evaluate_fid() if self.fid else None
+            distributed.barrier(self.ranks)  # FID runs on rank 0; the others wait here
         is_best = results is not None and (p.best_fid is None or mean_fid(results) < p.best_fid)
         if is_best:
             p.best_fid, p.best_epoch = mean_fid(results), p.epoch
@@ -259,7 +354,9 @@ class Trainer:
 
     def _to_device(self, batch: dict) -> dict:
         return {
-            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+            k: v.to(self.device, non_blocking=True, memory_format=self.speed.memory_format)
+            if isinstance(v, torch.Tensor) and v.dim() == 4 else v
+            for k, v in batch.items()
         }
 
     # ---- samples ---------------------------------------------------------------------------
@@ -278,6 +375,7 @@ class Trainer:
         return self._to_device(collate_skipping_errors(items))
 
     def save_samples(self) -> Path | None:
+        """Rank 0 writes a sample grid; other ranks do nothing."""
         if self._sample_batch is None:
             return None
         grid = self.method.sample(self._sample_batch)  # [rows, cols, C, H, W]

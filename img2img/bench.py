@@ -1,0 +1,125 @@
+"""`img2img bench`: time full training steps (both networks' updates) on random inputs.
+
+The models are the papers' defaults, so figures compare with the canonical code's. FLOPs are
+counted with torch.utils.flop_counter on one eager step; `peak_tflops` is a dense matrix
+product measured on the same device in the step's precision, the ceiling the step is held to.
+"""
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import Method, ModelConfig, TrainConfig
+from .methods import build_method
+from .speed import SpeedSettings
+from .training.device import resolve_device
+
+
+@dataclass
+class BenchSettings:
+    model: Method = "pix2pix"
+    size: int = 256
+    batch_size: int = 1
+    steps: int = 20
+    warmup: int = 3
+    device: str = "auto"
+    # None: the device default (as in training).
+    amp: bool | None = None
+    compile: bool | None = None
+    channels_last: bool | None = None
+    cuda_graphs: bool | None = None
+    fused_adam: bool | None = None
+    seed: int = 0
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # The process's peak resident set (Linux reports KiB), model and framework included.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
+    """Measured dense matrix-product rate: the practical peak for convolution-heavy steps."""
+    if device.type == "cpu":
+        n = 1536
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e12
+
+
+def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
+    device = resolve_device(s.device)
+    torch.manual_seed(s.seed)
+    train = TrainConfig(device=str(device), amp=s.amp, channels_last=s.channels_last, compile=bool(s.compile),
+                        cuda_graphs=bool(s.cuda_graphs),
+                        fused_adam=True if s.fused_adam is None else s.fused_adam)
+    speed = SpeedSettings.resolve(train, device)
+    speed.apply_globally()
+    cfg = ModelConfig.for_method(s.model)
+    # FLOPs are counted on an eager step, so the method is compiled only after it.
+    method = build_method(cfg, train, device, dataclasses.replace(speed, compile=False, cuda_graphs=False))
+    method.train()
+    shape = (s.batch_size, 3, s.size, s.size)
+    batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=speed.memory_format)
+             for k in ("A", "B")}
+
+    with FlopCounterMode(display=False) as counter:
+        method.guarded_step(batch)
+    flops = counter.get_total_flops()
+    method.speed = speed
+    if speed.compile:
+        method.compile_networks()
+
+    log(f"bench {s.model} {s.size}px batch {s.batch_size} on {device} ({speed.describe()}): "
+        f"{flops / 1e9 / s.batch_size:.1f} GFLOP per image per step; {s.warmup} warm-up steps")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(s.warmup):
+        method.guarded_step(batch)
+    synchronize(device)
+    times = []
+    for _ in range(s.steps):
+        start = time.perf_counter()
+        losses, bad = method.guarded_step(batch)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    if bool(bad):
+        log("warning: the last step had a non-finite loss")
+    sec = statistics.median(times)
+    peak = matmul_tflops(device, torch.bfloat16 if speed.amp else torch.float32)
+    achieved = flops / sec / 1e12
+    return {
+        "sec_per_iter": sec,
+        "images_per_s": s.batch_size / sec,
+        "peak_mem_mb": round(peak_memory_mb(device), 1),
+        "flops_per_iter": flops,
+        "achieved_tflops": achieved,
+        "peak_tflops": peak,
+        "percent_of_peak": 100 * achieved / peak,
+        "sec_per_iter_min": min(times),
+        "sec_per_iter_max": max(times),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "settings": {**dataclasses.asdict(s), **dataclasses.asdict(speed), "device": str(device)},
+    }
