@@ -69,6 +69,12 @@ class TrainingMethod:
                 nn.SyncBatchNorm.convert_sync_batchnorm(net)
             self.distributed[name] = DistributedDataParallel(net, device_ids=device_ids)
 
+    def broadcast_buffers(self) -> None:
+        """Give every rank rank 0's BatchNorm statistics, as DDP does at each forward, so that
+        after a step all ranks hold the same networks (and the checkpoint is every rank's)."""
+        for buf in self.networks.buffers():
+            dist.broadcast(buf, src=0)
+
     def updating(self, name: str) -> nn.Module:
         return self.distributed.get(name) or self.networks[name]
 

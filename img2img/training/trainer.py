@@ -190,6 +190,8 @@ class Trainer:
         """Write a numbered checkpoint, point latest.pt at it, and prune old numbered ones.
         Every rank calls it; rank 0 writes."""
         self._flush_window()
+        if self.ranks.enabled:
+            self.method.broadcast_buffers()
         state = self.state_dict()
         folder = self.out / "checkpoints"
         path = folder / name
