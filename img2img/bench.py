@@ -10,8 +10,8 @@ import dataclasses
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -101,7 +101,7 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     times = []
     for _ in range(s.steps):
         start = time.perf_counter()
-        losses, bad = method.guarded_step(batch)
+        _, bad = method.guarded_step(batch)
         synchronize(device)
         times.append(time.perf_counter() - start)
     if bool(bad):

@@ -39,7 +39,7 @@ def test_bf16_autocast_gives_the_fp32_losses_within_tolerance(method, device):
     for amp in (False, True):
         m = tiny(method, amp=amp, device=device)
         dtypes = []
-        m.networks[m.generator_keys["AtoB"]].register_forward_hook(lambda mod, i, out: dtypes.append(out.dtype))
+        m.networks[m.generator_keys["AtoB"]].register_forward_hook(lambda mod, i, out, seen=dtypes: seen.append(out.dtype))
         runs[amp] = [{k: v.item() for k, v in m.guarded_step(b)[0].items()} for b in batches(3, device)]
         assert set(dtypes) == {torch.bfloat16 if amp else torch.float32}
     for fp32, bf16 in zip(runs[False], runs[True]):

@@ -22,8 +22,8 @@ class Ranks:
 
     @classmethod
     def from_env(cls) -> "Ranks":
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                   int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
     def enabled(self) -> bool:
