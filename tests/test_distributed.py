@@ -51,3 +51,16 @@ def test_sync_bn_on_cpu_is_refused_with_a_clear_error(tmp_path):
     # One line per rank and no traceback through our code (torchrun adds its own report).
     assert r.stderr.count("error: --sync-bn needs CUDA") == 2
     assert "img2img/training" not in r.stderr
+
+
+def test_a_rank_whose_batch_is_unreadable_stays_in_step_with_the_others(tmp_path):
+    data = make_paired(tmp_path / "data", n_train=6)
+    (data / "train" / "5.png").write_bytes(b"not a png")  # in order: rank 1's third sample
+    out = tmp_path / "run"
+    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "4", "--serial-batches",
+                 *TINY_PIX2PIX)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "[rank 1] warning: skipped unreadable image" in r.stderr and "5.png" in r.stderr
+    rank0, rank1 = (torch.load(out / f"rank{i}.pt", weights_only=True) for i in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == 4
