@@ -156,14 +156,14 @@ class Trainer:
     def state_dict(self) -> dict:
         """The checkpoint. A collective under torchrun: each rank's RNG and method extras
         (image pools) are gathered, so every rank resumes where it was."""
-        per_rank = distributed.gather_to_main({"rng": capture_rng_state(), "extra": self.method.extra_state()},
-                                              self.ranks)
+        own = {"rng": capture_rng_state(), "extra": self.method.extra_state()}
+        per_rank = distributed.gather_to_main(own, self.ranks)
         state = {
             "config": self.cfg.to_dict(),
             "method": self.method.state_dict(),
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "progress": vars(self.progress).copy(),
-            "rng": capture_rng_state(),
+            "rng": own["rng"],
         }
         if self.ranks.enabled and self.ranks.is_main:
             state["ranks"] = per_rank
