@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -30,9 +32,23 @@ Then restart the app.
 """
 
 
+def remove_stale_folders(parent: Path, pattern: str, max_age_s: float) -> None:
+    """Batch results are copied into Gradio's cache when a request returns, so older request
+    folders are no longer read; ones younger than `max_age_s` may belong to a running request."""
+    now = time.time()
+    for folder in parent.glob(pattern):
+        if now - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | str | None = None,
               device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS) -> gr.Blocks:
     checkpoint_dir = Path(checkpoint_dir)
+    # Every file the app writes (examples, batch results) lives here; the folder is removed
+    # when the app is garbage-collected or the process exits. Gradio copies outputs into its
+    # own cache, which `delete_cache` empties.
+    workdir = tempfile.TemporaryDirectory(prefix="img2img_app_")
+    work = Path(workdir.name)
     models, skipped = discover_checkpoints(checkpoint_dir)
     by_key: dict[str, ModelInfo] = {str(m.path): m for m in models}
     cache = TranslatorCache(device)
@@ -67,7 +83,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             raise gr.Error("Upload one or more images first.")
         info = resolve(model)
         gallery, problems = [], []
-        out_dir = Path(tempfile.mkdtemp(prefix="img2img_batch_"))
+        remove_stale_folders(work, "batch_*", max_age_s=600)
+        out_dir = Path(tempfile.mkdtemp(prefix="batch_", dir=work))
         zip_path = out_dir / "translated.zip"
         with zipfile.ZipFile(zip_path, "w") as archive:
             for f in files:
@@ -91,7 +108,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         options = list(info.directions) if info else ["AtoB"]
         return gr.Radio(choices=options, value=options[0], visible=len(options) > 1)
 
-    with gr.Blocks(title="img2img") as app:
+    # Gradio's cached copies of uploads and outputs: checked hourly, removed after a day.
+    with gr.Blocks(title="img2img", delete_cache=(3600, 86400)) as app:
         gr.Markdown("# img2img\nImage-to-image translation with pix2pix and CycleGAN models.")
         if not models:
             gr.Markdown(HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
@@ -111,7 +129,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             if examples_dir and Path(examples_dir).is_dir():
                 examples = list_images(Path(examples_dir))
             else:
-                examples = model_card_examples(models, Path(tempfile.mkdtemp(prefix="img2img_examples_")))
+                examples = model_card_examples(models, work / "examples")
             if examples:
                 gr.Examples([[str(p)] for p in examples[:8]], inputs=image_in)
         with gr.Tab("Batch"):
@@ -122,6 +140,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             status = gr.Markdown()
             batch_button.click(translate_many, inputs=[files, model, direction], outputs=[gallery, archive, status],
                                api_name="translate_batch")
+    app.workdir = workdir  # its lifetime is the app's
     return app
 
 

@@ -11,19 +11,21 @@ import time
 
 from torch.utils.data import DataLoader
 
-from img2img.config import DataConfig, ModelConfig, RunConfig
-from img2img.data import EpochSampler, build_train_dataset, collate_skipping_errors
+from img2img.config import DataConfig, RunConfig
+from img2img.data.builders import build_train_dataset
+from img2img.data.loader import EpochSampler, collate_skipping_errors
+from img2img.methods import METHODS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
-    parser.add_argument("--model", default="pix2pix", choices=["pix2pix", "cyclegan"])
+    parser.add_argument("--model", default="pix2pix", choices=list(METHODS))
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=30)
     args = parser.parse_args()
-    cfg = RunConfig(model=ModelConfig.for_method(args.model), data=DataConfig(root=args.data))
+    cfg = RunConfig.for_method(args.model, data=DataConfig(root=args.data))
     dataset = build_train_dataset(cfg)
     print(f"{len(dataset)} samples in {args.data}, load 286 -> crop 256, batch {args.batch_size}")
     for workers in args.workers:

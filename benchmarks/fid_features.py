@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from img2img.metrics.fid import build_inception, frechet_distance, statistics  # noqa: E402
+from img2img.metrics.fid import build_inception, feature_statistics, frechet_distance  # noqa: E402
 from img2img.training import resolve_device  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     other = f + rng.normal(0, 0.01, f.shape).astype(f.dtype)
     start = time.perf_counter()
-    frechet_distance(*statistics(f), *statistics(other))
+    frechet_distance(*feature_statistics(f), *feature_statistics(other))
     print(f"frechet distance (sqrtm of 2048x2048): {time.perf_counter() - start:.2f} s")
 
 

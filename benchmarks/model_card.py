@@ -19,11 +19,13 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from img2img.data import build_val_dataset
-from img2img.data.transforms import to_uint8
-from img2img.inference import Translator
-from img2img.methods import build_method
-from img2img.training import checkpoint_config, load_checkpoint, seed_everything
+from img2img.data.builders import build_val_dataset
+from img2img.data.images import to_uint8
+from img2img.inference import BATCH_NORM_MODES, Translator
+from img2img.checkpoint import checkpoint_config, load_checkpoint
+from img2img.config import method_class
+from img2img.device import seed_everything
+from img2img.models import init_weights
 
 SAMPLE_INDICES = (3, 42, 77)
 
@@ -47,7 +49,7 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--data", help="dataset root (default: the one in the checkpoint)")
     parser.add_argument("--samples-to", help="folder for sample_N.jpg triplets")
-    parser.add_argument("--batch-norm", default="image", choices=["image", "running"],
+    parser.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                         help="BatchNorm statistics at inference, as Translator's option")
     args = parser.parse_args()
     state = load_checkpoint(args.checkpoint)
@@ -57,8 +59,9 @@ def main() -> None:
     val = build_val_dataset(cfg)
     trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm)
     seed_everything(cfg.train.seed)  # the initialisation the run started from
-    untrained_g = build_method(cfg.model, cfg.train, torch.device("cpu")).generator("AtoB")
-    untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"), batch_norm=args.batch_norm)
+    # Built and initialised as the run's G was (it is the first network a method builds).
+    untrained_g = init_weights(method_class(cfg.method).build_generator(cfg.model, "AtoB", args.batch_norm))
+    untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"))
     print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}; "
           f"batch norm statistics: {args.batch_norm}")
     results = {}

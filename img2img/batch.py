@@ -12,7 +12,7 @@ from tqdm import tqdm
 from .data.images import DEFAULT_MAX_PIXELS, is_image_file, load_rgb
 from .errors import Img2ImgError, ImageReadError
 from .inference import Translator
-from .io import atomic_write
+from .files import atomic_write
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "same": None}
 

@@ -16,27 +16,24 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import Method, ModelConfig, TrainConfig
+from .config import RunConfig, SpeedConfig, TrainConfig
+from .device import resolve_device
+from .errors import Img2ImgError
 from .methods import build_method
-from .speed import SpeedSettings
-from .training.device import resolve_device
+from .models import fit_to_size
 
 
 @dataclass
 class BenchSettings:
-    model: Method = "pix2pix"
+    model: str = "pix2pix"
     size: int = 256
     batch_size: int = 1
     steps: int = 20
     warmup: int = 3
     device: str = "auto"
-    # None: the device default (as in training).
-    amp: bool | None = None
-    compile: bool | None = None
-    channels_last: bool | None = None
-    cuda_graphs: bool | None = None
-    fused_adam: bool | None = None
     seed: int = 0
+    # Unset switches take the device default, as in training.
+    speed: SpeedConfig = dataclasses.field(default_factory=SpeedConfig)
 
 
 def synchronize(device: torch.device) -> None:
@@ -71,14 +68,15 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int = 4096, repea
 def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     device = resolve_device(s.device)
     torch.manual_seed(s.seed)
-    train = TrainConfig(device=str(device), amp=s.amp, channels_last=s.channels_last, compile=bool(s.compile),
-                        cuda_graphs=bool(s.cuda_graphs),
-                        fused_adam=True if s.fused_adam is None else s.fused_adam)
-    speed = SpeedSettings.resolve(train, device)
+    speed = s.speed.resolve(device)
     speed.apply_globally()
-    cfg = ModelConfig.for_method(s.model)
+    cfg = RunConfig.for_method(s.model, train=TrainConfig(device=str(device), speed=s.speed))
+    try:
+        cfg.model.netG = fit_to_size(cfg.model.netG, cfg.model.netD, cfg.model.n_layers_d, s.size)
+    except ValueError as e:
+        raise Img2ImgError(str(e)) from None
     # FLOPs are counted on an eager step, so the method is compiled only after it.
-    method = build_method(cfg, train, device, dataclasses.replace(speed, compile=False, cuda_graphs=False))
+    method = build_method(cfg, device, dataclasses.replace(speed, compile=False, cuda_graphs=False))
     method.train()
     shape = (s.batch_size, 3, s.size, s.size)
     batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=speed.memory_format)
@@ -121,5 +119,6 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
         "sec_per_iter_max": max(times),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
-        "settings": {**dataclasses.asdict(s), **dataclasses.asdict(speed), "device": str(device)},
+        "settings": {**{k: v for k, v in dataclasses.asdict(s).items() if k != "speed"},
+                     **dataclasses.asdict(speed), "netG": cfg.model.netG, "device": str(device)},
     }

@@ -5,13 +5,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from PIL import Image
 
-from .config import RunConfig
+from .checkpoint import checkpoint_config, load_checkpoint, stored_directions
 from .errors import Img2ImgError
 from .inference import Translator
-from .methods import METHODS
 
 
 @dataclass(frozen=True)
@@ -32,14 +30,9 @@ class ModelInfo:
 
 def describe_checkpoint(path: Path) -> ModelInfo:
     """Read only the stored config (memory-mapped, so large checkpoints cost nothing to list)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        cfg = RunConfig.from_dict(state["config"])
-    except Exception as e:  # any unreadable or foreign file
-        raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__})") from None
-    networks = state["method"]["networks"]
-    directions = tuple(d for d, key in METHODS[cfg.model.method].generator_keys.items() if key in networks)
-    return ModelInfo(path=path, method=cfg.model.method, directions=directions, size=cfg.data.size,
+    state = load_checkpoint(path, mmap=True)
+    cfg = checkpoint_config(state)
+    return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=cfg.data.size,
                      data=cfg.data.root, domains=(cfg.data.domain_a, cfg.data.domain_b))
 
 

@@ -1,163 +1,134 @@
-"""Command line: a thin layer that builds typed configs and calls the library."""
+"""Command line: a thin layer that turns flags into typed configs and calls the library.
+
+The training and speed flags are generated from the config dataclasses (img2img/config.py
+and each method's Config), so a setting is declared once, with its type, choices and help.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
+import typing
 from pathlib import Path
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name
 from .errors import Img2ImgError
-from .models.generators import GENERATOR_BUILDERS
+from .inference import BATCH_NORM_MODES
+from .log import log_to_console
+from .methods import METHODS
+from .models import GENERATOR_BUILDERS, NORM_LAYERS
 
-# CLI flag destinations for each config section; flags left unset keep the config's value.
-MODEL_FLAGS = ("netG", "netD", "ngf", "ndf", "n_layers_d", "norm", "dropout", "gan_mode", "lambda_l1",
-               "lambda_cycle", "lambda_identity", "pool_size")
-DATA_FLAGS = ("direction", "load_size", "size", "flip", "serial_batches", "batch_size", "num_workers", "val_dir")
-TRAIN_FLAGS = ("epochs", "epochs_decay", "max_steps", "lr", "device", "amp", "channels_last", "compile", "cuda_graphs",
-               "fused_adam", "cudnn_benchmark", "sync_bn", "seed", "log_every",
-               "sample_every", "save_every", "keep", "max_bad_steps", "log_grad_norm", "fid_every", "fid_val",
-               "fid_weights")
+# Argparse dests of generated flags are "<section>.<field>"; sections as in training.resume.
+SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "speed": SpeedConfig}
+
+
+def add_config_flags(parser, section: str, cls, defaults: dict[str, str] | None = None,
+                     used_by: dict[str, str] | None = None) -> None:
+    """One flag per field of dataclass `cls` (except `cli=False` ones). A flag left out is absent
+    from the parsed namespace, so the config's (or the checkpoint's) value stands."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        if type(None) in args:  # X | None
+            kind = next(a for a in args if a is not type(None))
+        choices = f.metadata.get("choices") or (typing.get_args(kind) if typing.get_origin(kind) is typing.Literal
+                                                 else None)
+        default = (defaults or {}).get(f.name, f.default)
+        help_text = f.metadata.get("help", "")
+        if used_by and f.name in used_by:
+            help_text += f" [{used_by[f.name]}]"
+        if default is not None and kind is not bool:
+            help_text += f" (default {default})"
+        kwargs = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS, "help": help_text}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+            if default is not None:
+                kwargs["help"] += f" (default {'on' if default else 'off'})"
+        else:
+            kwargs.update(type=kind if kind in (int, float) else str, choices=choices,
+                          metavar=None if choices else f.name.upper())
+        parser.add_argument(flag_name(f.name), **kwargs)
+
+
+def given_settings(args, sections) -> dict[str, dict]:
+    """{section: {field: value}} of the generated flags given on the command line."""
+    out: dict[str, dict] = {}
+    for dest, value in vars(args).items():
+        section, _, name = dest.partition(".")
+        if name and section in sections:
+            out.setdefault(section, {})[name] = value
+    return out
+
+
+def _model_defaults() -> dict[str, str]:
+    """Default text of the architecture settings whose default differs between methods."""
+    out = {}
+    for f in dataclasses.fields(ModelConfig):
+        values = {name: getattr(cls.default_model(), f.name) for name, cls in METHODS.items()}
+        if len(set(map(str, values.values()))) > 1:
+            out[f.name] = ", ".join(f"{v} for {m}" for m, v in values.items())
+    return out
+
+
+def _method_settings() -> tuple[type, dict[str, str], dict[str, str]]:
+    """Every method's settings as one dataclass (a setting several methods share appears once),
+    with each setting's default text and the methods that use it."""
+    fields, used_by, defaults = {}, {}, {}
+    for name, cls in METHODS.items():
+        hints = typing.get_type_hints(cls.Config)
+        for f in dataclasses.fields(cls.Config):
+            fields.setdefault(f.name, (f.name, hints[f.name], dataclasses.field(default=None, metadata=f.metadata)))
+            used_by.setdefault(f.name, []).append(name)
+            defaults.setdefault(f.name, {})[name] = f.default
+    merged = dataclasses.make_dataclass("MethodSettings", list(fields.values()))
+    default_text = {k: ", ".join(f"{v} for {m}" for m, v in d.items()) if len(set(map(str, d.values()))) > 1
+                    else str(next(iter(d.values()))) for k, d in defaults.items()}
+    return merged, default_text, {k: ", ".join(v) for k, v in used_by.items()}
 
 
 def add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired)")
-    p.add_argument("--model", choices=["pix2pix", "cyclegan"], help="method (default pix2pix)")
-    p.add_argument("--data", help="dataset folder: DIR/train[/A,/B] for pix2pix, DIR/trainA + DIR/trainB for cyclegan")
+    p = sub.add_parser("train", help="train " + ", ".join(f"{n} ({c.dataset_kind})" for n, c in METHODS.items()))
+    p.add_argument("--model", choices=list(METHODS), help="method (default pix2pix)")
+    p.add_argument("--data", help="dataset folder: DIR/train[/A,/B] for paired methods, DIR/trainA + DIR/trainB "
+                   "for unpaired ones")
     p.add_argument("--out", help="run folder (default runs/<data name>_<model>)")
-    p.add_argument("--resume", help="checkpoint to continue from, or 'auto' for OUT/checkpoints/latest.pt")
-    g = p.add_argument_group("data")
-    g.add_argument("--direction", choices=["AtoB", "BtoA"])
-    g.add_argument("--size", type=int, help="crop size (default 256)")
-    g.add_argument("--load-size", type=int, help="resize before cropping (default 286)")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--no-flip", dest="flip", action="store_const", const=False, help="no horizontal flips")
-    g.add_argument("--serial-batches", action="store_const", const=True, help="in-order data (unpaired: A[i] with B[i])")
-    g.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
-    g.add_argument("--val-dir", help="validation folder (default DIR/val or DIR/test)")
-    g = p.add_argument_group("model")
-    g.add_argument("--netG", choices=list(GENERATOR_BUILDERS),
-                   help="unet_N needs sizes that are multiples of N; resnet_* multiples of 4")
-    g.add_argument("--netD", choices=["patch", "pixel"])
-    g.add_argument("--ngf", type=int)
-    g.add_argument("--ndf", type=int)
-    g.add_argument("--n-layers-d", type=int, help="PatchGAN depth (3 = 70x70)")
-    g.add_argument("--norm", choices=["batch", "instance", "none"])
-    g.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--gan-mode", choices=["vanilla", "lsgan", "hinge"])
-    g.add_argument("--lambda-l1", type=float, help="pix2pix L1 weight (default 100)")
-    g.add_argument("--lambda-cycle", type=float, help="CycleGAN cycle weight (default 10)")
-    g.add_argument("--lambda-identity", type=float, help="CycleGAN identity weight, times lambda-cycle (default 0.5)")
-    g.add_argument("--pool-size", type=int, help="CycleGAN image pool size (default 50, 0 = off)")
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help="epochs at constant lr (default 100)")
-    g.add_argument("--epochs-decay", type=int, help="epochs of linear decay to 0 (default 100)")
-    g.add_argument("--max-steps", type=int, help="stop after this many steps in all")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--device", help="auto, cpu or cuda (default auto)")
-    g.add_argument("--seed", type=int)
-    g = p.add_argument_group("speed (defaults: the fastest measured for the device; see benchmarks/RESULTS.md)")
-    add_speed_flags(g)
-    g.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=None,
-                   help="let cuDNN pick the fastest convolution algorithms (default on)")
-    g.add_argument("--sync-bn", action="store_const", const=True,
-                   help="under torchrun: BatchNorm statistics over all ranks' batches (CUDA only)")
-    g = p.add_argument_group("logging and checkpoints")
-    g.add_argument("--log-every", type=int,
-                   help="steps between metrics.csv rows; losses are read from the device only then (default 50)")
-    g.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
-    g.add_argument("--save-every", type=int, help="steps between numbered checkpoints (default 1000)")
-    g.add_argument("--keep", type=int, help="numbered checkpoints to keep, newest first (default 0 = all)")
-    g.add_argument("--max-bad-steps", type=int, help="stop after this many non-finite steps in a row (default 20)")
-    g.add_argument("--log-grad-norm", action="store_const", const=True, help="log gradient norms to metrics")
-    g.add_argument("--fid-every", type=int, help="FID/KID on the validation split every N epochs; keeps best.pt")
-    g.add_argument("--fid-val", help="folder to compute FID on instead of the validation split")
-    g.add_argument("--fid-weights", help="Inception weights for FID (see `img2img fid --help`)")
+    p.add_argument("--resume", help="checkpoint to continue from, or 'auto' for the newest usable one in OUT")
+    add_config_flags(p.add_argument_group("data"), "data", DataConfig)
+    add_config_flags(p.add_argument_group("model (fixed once trained)"), "model", ModelConfig, _model_defaults())
+    settings, defaults, used_by = _method_settings()
+    add_config_flags(p.add_argument_group("method settings [the methods that use each]"), "method_config",
+                     settings, defaults, used_by)
+    add_config_flags(p.add_argument_group("training"), "train", TrainConfig)
+    add_config_flags(p.add_argument_group("speed (defaults: the fastest measured for the device; see "
+                                          "benchmarks/RESULTS.md)"), "speed", SpeedConfig)
     p.set_defaults(run=run_train)
 
 
-def add_speed_flags(g) -> None:
-    """Fast-path switches shared by `train` and `bench`; unset ones keep the device default."""
-    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for CUDA, off on CPU)")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory format (default: on for CUDA, off on CPU)")
-    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the networks (default off)")
-    g.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                   help="compile with CUDA graphs (mode reduce-overhead; CUDA only, default off)")
-    g.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=None,
-                   help="fused Adam kernel, which skips non-finite steps without a host sync (default on)")
-
-
-def _given(args, names) -> dict:
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-
-def default_out(data: str, method: str) -> str:
-    return str(Path("runs") / f"{Path(data).resolve().name}_{method}")
-
-
-def train_config(args) -> tuple[RunConfig, dict | None]:
-    """The run's config and the checkpoint state to resume from, if any.
-
-    A resumed run starts from the checkpoint's config; flags given now override it.
-    """
-    from .training import checkpoint_config, load_checkpoint, load_newest_valid
-
-    resume_path, state = None, None
-    if args.resume == "auto":
-        if not (args.out or args.data):
-            raise Img2ImgError("--resume auto needs --out (or --data, to find the default run folder)")
-        out = args.out or default_out(args.data, args.model or "pix2pix")
-        found = load_newest_valid(Path(out) / "checkpoints", warn=lambda msg: print(msg, file=sys.stderr))
-        if found is None:
-            print(f"no usable checkpoint in {out}/checkpoints: starting a new run")
-        else:
-            resume_path, state = found
-    elif args.resume:
-        resume_path = Path(args.resume)
-        state = load_checkpoint(resume_path)
-    if state is None:
-        method = args.model or "pix2pix"
-        base = RunConfig(model=ModelConfig.for_method(method), data=DataConfig(), train=TrainConfig())
-    else:
-        base = checkpoint_config(state)
-        if args.model and args.model != base.model.method:
-            raise Img2ImgError(f"{resume_path}: is a {base.model.method} checkpoint, not {args.model}")
-    cfg = RunConfig(
-        model=dataclasses.replace(base.model, **_given(args, MODEL_FLAGS)),
-        data=dataclasses.replace(base.data, **_given(args, DATA_FLAGS), **({"root": args.data} if args.data else {})),
-        train=dataclasses.replace(base.train, **_given(args, TRAIN_FLAGS), **({"out": args.out} if args.out else {})),
-    )
-    if not cfg.data.root:
-        raise Img2ImgError("--data is required: the dataset folder to train on")
-    if not cfg.train.out:
-        cfg.train.out = default_out(cfg.data.root, cfg.model.method)
-    if state is not None:
-        state["path"] = str(resume_path)
-    return cfg, state
-
-
 def run_train(args) -> int:
-    from .training import Trainer
-
+    from .training import Trainer, config_for_run
     from .training.distributed import teardown
 
-    cfg, state = train_config(args)
+    start = config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
+                           method=args.model, data=args.data, out=args.out, resume=args.resume)
+    cfg = start.cfg
     try:
-        trainer = Trainer(cfg)
-        if state is not None:
-            trainer.load_state_dict(state)
-            trainer.log(f"resumed from {state['path']} at step {trainer.progress.step} "
-                        f"(epoch {trainer.progress.epoch + 1})")
+        trainer = Trainer.from_config(cfg)
+        if start.state is not None:
+            trainer.load_state_dict(start.state)
+            trainer.info(f"resumed from {start.resumed_from} at step {trainer.progress.step} "
+                         f"(epoch {trainer.progress.epoch + 1})")
         ranks = trainer.ranks
         where = f"{ranks.world_size} ranks on {trainer.device.type}" if ranks.enabled else str(trainer.device)
-        trainer.log(f"training {cfg.model.method} on {cfg.data.root} ({len(trainer.train_set)} samples/epoch) "
-                    f"on {where} ({trainer.speed.describe()}); outputs in {cfg.train.out}")
+        trainer.info(f"training {cfg.method} ({trainer.cfg.model.netG}) on {cfg.data.root} "
+                     f"({len(trainer.train_set)} samples/epoch) on {where} ({trainer.speed.describe()}); "
+                     f"outputs in {cfg.train.out}")
         trainer.fit()
+        if trainer.stopped:
+            trainer.info(f"resume with: img2img train --resume auto --out {cfg.train.out}")
     finally:
         teardown()
     return 0
@@ -168,7 +139,7 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `img2img train`")
     p.add_argument("input", help="an image file or a folder (walked recursively)")
     p.add_argument("output", help="output folder (mirrors INPUT's structure) or file")
-    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--direction", default="AtoB", choices=DIRECTIONS)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -176,22 +147,20 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--size", type=int, help="resize to SIZE x SIZE for the network, then back")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (default 40 MP)")
     p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")
-    p.add_argument("--batch-norm", default="image", choices=["image", "running"],
+    p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                    help="BatchNorm statistics: each image's own (default, as canonical pix2pix) or the running ones")
     p.set_defaults(run=run_translate)
 
 
 def run_translate(args) -> int:
-    import torch
-
     from .batch import translate_files
+    from .device import Ranks
     from .inference import Translator
 
     # Under torchrun each process takes its share of the files (and its own GPU).
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    device = args.device
-    if world_size > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    ranks = Ranks.from_env()
+    rank, world_size = ranks.rank, ranks.world_size
+    device = str(ranks.device(args.device))
     translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm)
     start = time.perf_counter()
     report = translate_files(
@@ -209,14 +178,14 @@ def run_translate(args) -> int:
 
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="time full training steps on random inputs (papers' default models)")
-    p.add_argument("--model", choices=["pix2pix", "cyclegan"], default="pix2pix")
+    p.add_argument("--model", choices=list(METHODS), default="pix2pix")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, cuDNN autotuning)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
-    add_speed_flags(p)
+    add_config_flags(p, "speed", SpeedConfig)
     p.add_argument("--json", action="store_true", help="end with one line of JSON with every figure and setting")
     p.set_defaults(run=run_bench)
 
@@ -226,7 +195,8 @@ def run_bench(args) -> int:
 
     from .bench import BenchSettings, run_benchmark
 
-    settings = BenchSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings)})
+    plain = {f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings) if f.name != "speed"}
+    settings = BenchSettings(**plain, speed=SpeedConfig(**given_settings(args, ("speed",)).get("speed", {})))
     if settings.steps < 1 or settings.batch_size < 1 or settings.warmup < 0:
         raise Img2ImgError("--steps and --batch-size must be at least 1, --warmup at least 0")
     r = run_benchmark(settings)
@@ -271,35 +241,17 @@ def add_fid_parser(sub) -> None:
 
 
 def run_fid(args) -> int:
-    from .metrics import InceptionFeatures, frechet_distance, kid, load_statistics, save_statistics, statistics
-    from .training import resolve_device
+    from .device import resolve_device
+    from .metrics import fid_between
 
-    if len(args.paths) > 2 or (len(args.paths) == 1 and not args.save_stats):
-        raise Img2ImgError("give two PATHs (folders or .npz statistics), or one PATH with --save-stats")
-    extractor = None
-    stats = []
-    for path in map(Path, args.paths):
-        if path.suffix == ".npz":
-            stats.append(load_statistics(path))
-            continue
-        if not path.is_dir():
-            raise Img2ImgError(f"{path}: not a folder of images or a .npz statistics file")
-        if extractor is None:
-            extractor = InceptionFeatures(args.weights, resolve_device(args.device), args.batch_size)
-        features = extractor.from_folder(path)
-        stats.append((*statistics(features), features))
+    result = fid_between(args.paths, args.weights, resolve_device(args.device), args.batch_size,
+                         with_kid=args.kid, save_stats=args.save_stats)
     if args.save_stats:
-        save_statistics(args.save_stats, *stats[-1])
         print(f"saved statistics of {args.paths[-1]} to {args.save_stats}")
-    if len(stats) < 2:
-        return 0
-    (mu1, sigma1, f1), (mu2, sigma2, f2) = stats
-    if args.kid:
-        if f1 is None or f2 is None:
-            raise Img2ImgError("KID needs features: this .npz holds only mu and sigma (as pytorch-fid saves them)")
-        mean, std = kid(f1, f2)
-        print(f"KID {mean:.6f} ± {std:.6f}")
-    print(f"FID {frechet_distance(mu1, sigma1, mu2, sigma2):.4f}")
+    if result.kid is not None:
+        print(f"KID {result.kid[0]:.6f} ± {result.kid[1]:.6f}")
+    if result.fid is not None:
+        print(f"FID {result.fid:.4f}")
     return 0
 
 
@@ -329,14 +281,14 @@ def add_datasets_parser(sub) -> None:
 
 
 def run_datasets_download(args) -> int:
-    from .datasets import download_dataset
+    from .data.prepare import download_dataset
 
     download_dataset(args.name, args.root, args.url)
     return 0
 
 
 def run_datasets_list(args) -> int:
-    from .datasets import DATASETS
+    from .data.prepare import DATASETS
 
     for source in DATASETS.values():
         layout = "train/val/test of A|B images" if source.kind == "pix2pix" else "trainA/trainB/testA/testB"
@@ -345,7 +297,7 @@ def run_datasets_list(args) -> int:
 
 
 def run_datasets_edges(args) -> int:
-    from .datasets import make_edges_dataset
+    from .data.prepare import make_edges_dataset
 
     report = make_edges_dataset(args.input, args.output, args.size, args.val_fraction, args.method)
     print(report.summary(f"edges -> {args.output}/train and /val"))
@@ -353,7 +305,7 @@ def run_datasets_edges(args) -> int:
 
 
 def run_datasets_combine(args) -> int:
-    from .datasets import combine_folders
+    from .data.prepare import combine_folders
 
     report = combine_folders(args.a, args.b, args.output, args.resize_b)
     print(report.summary(f"combined pairs -> {args.output}"))
@@ -374,7 +326,7 @@ def add_pretrained_parser(sub) -> None:
     q.add_argument("src")
     q.add_argument("dst")
     q.add_argument("--netG", choices=list(GENERATOR_BUILDERS), help="default: inferred from the keys")
-    q.add_argument("--norm", choices=["batch", "instance", "none"], help="default: inferred from the keys")
+    q.add_argument("--norm", choices=list(NORM_LAYERS), help="default: inferred from the keys")
     q.set_defaults(run=run_pretrained_convert)
 
 
@@ -409,7 +361,7 @@ def add_export_parser(sub) -> None:
 
 
 def run_export(args) -> int:
-    from .training.checkpoint import export_generators
+    from .checkpoint import export_generators
 
     out = export_generators(args.checkpoint, args.output, half=not args.fp32)
     print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
@@ -417,7 +369,7 @@ def run_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: pix2pix and CycleGAN.")
+    parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: " + ", ".join(METHODS))
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_translate_parser(sub)
@@ -432,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_console()
     try:
         return args.run(args)
     except Img2ImgError as e:

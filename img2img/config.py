@@ -1,121 +1,193 @@
 """Typed run configuration. It is saved inside every checkpoint, so a checkpoint alone
-rebuilds its model for inference or resumption."""
+rebuilds its model for inference or resumption.
+
+Field metadata (`setting(...)`) carries each setting's help text, and whether it may change
+when a run resumes; the CLI generates its flags from it, so a setting is declared only here.
+The method-specific settings (loss weights, image pool, ...) are each method's own dataclass,
+in its own file under `methods/`.
+"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-Method = Literal["pix2pix", "cyclegan"]
+import torch
+
+from .losses import GAN_MODES
+from .models.discriminators import DISCRIMINATORS
+from .models.generators import AUTO_UNET, GENERATOR_BUILDERS
+from .models.norm import NORM_LAYERS
+
 Direction = Literal["AtoB", "BtoA"]
-Norm = Literal["batch", "instance", "none"]
-GanMode = Literal["vanilla", "lsgan", "hinge"]
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
+
+
+def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True,
+            fixed: bool = False, factory=None):
+    """A config field. `fixed`: part of the trained model, so it cannot change on resume.
+    `cli=False`: not a flag of its own (set through another argument, or not by users)."""
+    metadata = {"help": help, "choices": choices, "cli": cli, "fixed": fixed}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class ModelConfig:
-    """Networks and objective. Defaults are the pix2pix paper's; `for_method` gives CycleGAN's."""
+    """The networks' architecture. Defaults are the pix2pix paper's; each method gives its own
+    (`TrainingMethod.default_model`)."""
 
-    method: Method = "pix2pix"
-    netG: str = "unet_256"
-    netD: str = "patch"
-    ngf: int = 64
-    ndf: int = 64
-    n_layers_d: int = 3
-    norm: Norm = "batch"
-    dropout: bool = True
-    in_channels: int = 3
-    out_channels: int = 3
-    gan_mode: GanMode = "vanilla"
-    lambda_l1: float = 100.0
-    lambda_cycle: float = 10.0
-    # Identity weight as a fraction of lambda_cycle, as in the CycleGAN code.
-    lambda_identity: float = 0.5
-    pool_size: int = 50
-
-    @classmethod
-    def for_method(cls, method: Method) -> "ModelConfig":
-        if method == "pix2pix":
-            return cls()
-        if method == "cyclegan":
-            return cls(method="cyclegan", netG="resnet_9blocks", norm="instance", dropout=False, gan_mode="lsgan")
-        raise ValueError(f"unknown method {method!r}; choose pix2pix or cyclegan")
+    netG: str = setting(AUTO_UNET, "generator: unet (depth from --size), unet_N for N-pixel multiples, "
+                        "resnet_Nblocks for multiples of 4", choices=(AUTO_UNET, *GENERATOR_BUILDERS), fixed=True)
+    netD: str = setting("patch", "discriminator", choices=tuple(DISCRIMINATORS), fixed=True)
+    ngf: int = setting(64, "generator width", fixed=True)
+    ndf: int = setting(64, "discriminator width", fixed=True)
+    n_layers_d: int = setting(3, "PatchGAN depth (3 = 70x70 patches)", fixed=True)
+    norm: str = setting("batch", "normalisation layers", choices=tuple(NORM_LAYERS), fixed=True)
+    dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
+    in_channels: int = setting(3, "input channels", cli=False, fixed=True)
+    out_channels: int = setting(3, "output channels", cli=False, fixed=True)
 
 
 @dataclass
 class DataConfig:
-    root: str = ""
-    direction: Direction = "AtoB"
-    load_size: int = 286
-    size: int = 256
-    flip: bool = True
-    serial_batches: bool = False
-    batch_size: int = 1
-    num_workers: int = 2
-    # Optional explicit validation folder; by default val/ or test/ under root.
-    val_dir: str | None = None
-    # Names of the two domains, for people (e.g. "horse", "zebra").
-    domain_a: str = "A"
-    domain_b: str = "B"
+    root: str = setting("", "dataset folder", cli=False)
+    direction: Direction = setting("AtoB", "which side is the input", choices=DIRECTIONS)
+    load_size: int = setting(286, "resize to this before cropping")
+    size: int = setting(256, "crop size: the networks' training resolution")
+    flip: bool = setting(True, "random horizontal flips")
+    serial_batches: bool = setting(False, "in-order data (unpaired: A[i] with B[i])")
+    batch_size: int = setting(1, "images per step (per rank under torchrun)")
+    num_workers: int = setting(2, "data loading processes")
+    val_dir: str | None = setting(None, "validation folder (default DIR/val or DIR/test; testA+testB unpaired)")
+    domain_a: str = setting("A", "name of domain A, for people (e.g. horse)")
+    domain_b: str = setting("B", "name of domain B, for people (e.g. zebra)")
+
+
+@dataclass
+class SpeedConfig:
+    """The fast path: switches that change how fast a step runs, never what it computes (up to
+    bf16 rounding). None means the measured default for the device (benchmarks/RESULTS.md);
+    `resolve` gives the switches that apply on a given device."""
+
+    amp: bool | None = setting(None, "bf16 autocast; losses stay fp32 (default: on for CUDA, off on CPU)")
+    channels_last: bool | None = setting(None, "channels_last memory format (default: on for CUDA, off on CPU)")
+    compile: bool = setting(False, "torch.compile each network")
+    cuda_graphs: bool = setting(False, "compile with CUDA graphs (mode reduce-overhead; CUDA only)")
+    fused_adam: bool = setting(True, "fused Adam kernel, which skips non-finite steps without a host sync")
+    cudnn_benchmark: bool = setting(True, "let cuDNN pick the fastest convolution algorithms (CUDA only)")
+
+    def resolve(self, device: torch.device) -> "SpeedConfig":
+        cuda = device.type == "cuda"
+        return SpeedConfig(
+            amp=cuda if self.amp is None else self.amp,
+            channels_last=cuda if self.channels_last is None else self.channels_last,
+            compile=self.compile or (self.cuda_graphs and cuda),
+            cuda_graphs=self.cuda_graphs and cuda,
+            fused_adam=self.fused_adam,
+            cudnn_benchmark=self.cudnn_benchmark and cuda,
+        )
+
+    @property
+    def compile_mode(self) -> str:
+        return "reduce-overhead" if self.cuda_graphs else "default"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def apply_globally(self) -> None:
+        if self.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+
+    def describe(self) -> str:
+        on = [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
+        return ", ".join(on) if on else "plain fp32 eager"
 
 
 @dataclass
 class TrainConfig:
-    out: str = ""
-    epochs: int = 100
-    epochs_decay: int = 100
-    max_steps: int | None = None
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    device: str = "auto"
-    # Speed switches (img2img/speed.py). None = the measured default for the device: bf16
-    # autocast and channels_last on CUDA, neither on CPU, where both measured slower.
-    amp: bool | None = None
-    channels_last: bool | None = None
-    compile: bool = False
-    cuda_graphs: bool = False
-    fused_adam: bool = True
-    cudnn_benchmark: bool = True
-    # Under torchrun: synchronise BatchNorm statistics across ranks (CUDA only).
-    sync_bn: bool = False
-    seed: int = 0
-    # Steps between metrics rows. Losses stay on the device in between: one host sync per row.
-    log_every: int = 50
-    sample_every: int = 500
-    save_every: int = 1000
-    # Numbered checkpoints to keep (0 keeps all); latest.pt is always kept.
-    keep: int = 0
-    max_bad_steps: int = 20
-    log_grad_norm: bool = False
-    # FID/KID on the validation split every N epochs (0 = never).
-    fid_every: int = 0
-    fid_val: str | None = None
-    fid_weights: str | None = None
-    num_samples: int = 4
+    out: str = setting("", "run folder", cli=False)
+    epochs: int = setting(100, "epochs at constant learning rate")
+    epochs_decay: int = setting(100, "epochs of linear decay to 0")
+    max_steps: int | None = setting(None, "stop after this many steps in all")
+    lr: float = setting(2e-4, "Adam learning rate")
+    beta1: float = setting(0.5, "Adam beta1")
+    beta2: float = setting(0.999, "Adam beta2")
+    device: str = setting("auto", "auto, cpu or cuda")
+    speed: SpeedConfig = setting(None, "fast-path switches", cli=False, factory=SpeedConfig)
+    sync_bn: bool = setting(False, "under torchrun: BatchNorm statistics over all ranks' batches (CUDA only)")
+    seed: int = setting(0, "seed of weights, data order, augmentation and dropout")
+    log_every: int = setting(50, "steps between metrics.csv rows; losses are read from the device only then")
+    sample_every: int = setting(500, "steps between sample grids")
+    save_every: int = setting(1000, "steps between numbered checkpoints")
+    keep: int = setting(0, "numbered checkpoints to keep, newest first (0 = all)")
+    max_bad_steps: int = setting(20, "stop after this many non-finite steps in a row")
+    log_grad_norm: bool = setting(False, "log gradient norms to metrics")
+    fid_every: int = setting(0, "FID/KID on the validation split every N epochs (0 = never); keeps best.pt")
+    fid_val: str | None = setting(None, "folder to compute FID on instead of the validation split")
+    fid_weights: str | None = setting(None, "Inception weights for FID (see `img2img fid --help`)")
+    num_samples: int = setting(4, "images in each sample grid")
 
 
 @dataclass
 class RunConfig:
+    """Everything a run is. `method_config` is the method's own dataclass (e.g. Pix2PixConfig)."""
+
+    method: str = "pix2pix"
     model: ModelConfig = field(default_factory=ModelConfig)
+    method_config: Any = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.method_config is None:
+            self.method_config = method_class(self.method).Config()
+
+    @classmethod
+    def for_method(cls, method: str, **sections: Any) -> "RunConfig":
+        """A new run of `method` with its defaults; `sections` replace whole sections."""
+        cls_ = method_class(method)
+        return cls(method=method, model=sections.pop("model", cls_.default_model()),
+                   method_config=sections.pop("method_config", cls_.Config()), **sections)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """The current format only; `checkpoint.load_checkpoint` upgrades older ones first."""
+        method = d.get("method", "pix2pix")
+        train = dict(d.get("train", {}))
+        speed = from_dict(SpeedConfig, train.pop("speed", {}))
         return cls(
-            model=_from_dict(ModelConfig, d.get("model", {})),
-            data=_from_dict(DataConfig, d.get("data", {})),
-            train=_from_dict(TrainConfig, d.get("train", {})),
+            method=method,
+            model=from_dict(ModelConfig, d.get("model", {})),
+            method_config=from_dict(method_class(method).Config, d.get("method_config", {})),
+            data=from_dict(DataConfig, d.get("data", {})),
+            train=dataclasses.replace(from_dict(TrainConfig, train), speed=speed),
         )
 
 
-def _from_dict(cls, d: dict[str, Any]):
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a config field: --n-layers-d for n_layers_d."""
+    return "--" + field_name.replace("_", "-")
+
+
+def from_dict(cls, d: dict[str, Any]):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - known
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return cls(**d)
+
+
+def method_class(name: str):
+    """The registered TrainingMethod class called `name`."""
+    from .methods import METHODS  # methods import this module
+
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None

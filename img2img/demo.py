@@ -13,8 +13,9 @@ from PIL import Image, ImageDraw
 
 from .batch import translate_files
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .files import atomic_write
 from .inference import Translator
-from .io import atomic_write
+from .log import logger
 from .training import Trainer
 
 CIRCLE_COLOUR, SQUARE_COLOUR = (220, 60, 50), (40, 120, 220)
@@ -60,27 +61,28 @@ def run_demo(out: Path, steps: int = 600, device: str = "auto", install_to: Path
     data = make_synthetic_pairs(out / "data")
     write_examples(data / "val", examples)
     if installed is not None and installed.is_file():
-        print(f"demo: using the existing model {installed} (delete it to retrain)")
+        logger.info(f"demo: using the existing model {installed} (delete it to retrain)")
         return installed
-    cfg = RunConfig(
+    cfg = RunConfig.for_method(
+        "pix2pix",
         model=ModelConfig(netG="unet_128", ngf=16, ndf=16),
         data=DataConfig(root=str(data), load_size=128, size=128, batch_size=4, num_workers=0),
         train=TrainConfig(out=str(out / "run"), max_steps=steps, device=device, log_every=25, sample_every=100,
                           save_every=steps),
     )
-    print(f"demo: training pix2pix for {steps} steps on {data} (outlines -> red circles and blue squares)")
-    checkpoint = Trainer(cfg).fit()
+    logger.info(f"demo: training pix2pix for {steps} steps on {data} (outlines -> red circles and blue squares)")
+    checkpoint = Trainer.from_config(cfg).fit()
     translated = out / "translated"
     report = translate_files(Translator.from_checkpoint(checkpoint, device=device), examples, translated,
                              overwrite=True)
-    print(report.summary())
-    print(f"demo: sample grids (input | output | target) in {out / 'run' / 'samples'}")
-    print(f"demo: translations of the example inputs in {translated}; metrics in {out / 'run' / 'metrics.csv'}")
+    logger.info(report.summary())
+    logger.info(f"demo: sample grids (input | output | target) in {out / 'run' / 'samples'}")
+    logger.info(f"demo: translations of the example inputs in {translated}; metrics in {out / 'run' / 'metrics.csv'}")
     if installed is None:
         return checkpoint
     installed.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(installed, lambda f: f.write(checkpoint.read_bytes()))
-    print(f"demo: model installed as {installed}")
+    logger.info(f"demo: model installed as {installed}")
     return installed
 
 

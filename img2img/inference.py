@@ -1,7 +1,6 @@
 """Translator: a trained generator, rebuilt from a checkpoint, applied to images of any size."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -10,15 +9,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .config import RunConfig
-from .data.images import load_rgb
-from .data.transforms import to_tensor, to_uint8
+from .checkpoint import checkpoint_config, load_checkpoint, load_generators
+from .config import Direction, RunConfig
+from .data.images import load_rgb, to_tensor, to_uint8
+from .device import resolve_device
 from .errors import Img2ImgError
-from .methods import METHODS
-from .models import build_generator
-from .models.norm import per_image_batch_norm
-from .training.checkpoint import checkpoint_config, load_checkpoint
-from .training.device import resolve_device
 
 ImageInput = Image.Image | str | Path
 
@@ -32,52 +27,40 @@ class Translator:
     Dropout is off, so a translation is deterministic. BatchNorm layers (pix2pix's default norm)
     normalise with each image's own statistics (`batch_norm="image"`), which is what the
     canonical pix2pix test does at batch size 1 and measured better on maps than the running
-    statistics (`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md.
+    statistics (`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md. The choice
+    is made once, in the generators' layers, so one Translator serves concurrent calls.
     """
 
-    def __init__(self, cfg: RunConfig, generators: dict[str, torch.nn.Module], device: torch.device,
-                 batch_norm: str = "image") -> None:
-        if batch_norm not in BATCH_NORM_MODES:
-            raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
+    def __init__(self, cfg: RunConfig, generators: dict[Direction, torch.nn.Module], device: torch.device) -> None:
         self.cfg = cfg
         self.generators = generators
         self.device = device
-        self.batch_norm = batch_norm
         for g in generators.values():
             g.eval().to(device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image") -> "Translator":
+        if batch_norm not in BATCH_NORM_MODES:
+            raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
         dev = resolve_device(device)
         state = load_checkpoint(path)
-        cfg = checkpoint_config(state)
-        networks = state["method"]["networks"]
-        generators = {}
-        for direction, key in METHODS[cfg.model.method].generator_keys.items():
-            if key not in networks:  # e.g. a converted one-way CycleGAN generator
-                continue
-            swap = direction == "BtoA"
-            m = cfg.model
-            net = build_generator(m, m.out_channels if swap else m.in_channels, m.in_channels if swap else m.out_channels)
-            net.load_state_dict(networks[key])
-            generators[direction] = net
-        return cls(cfg, generators, dev, batch_norm)
+        return cls(checkpoint_config(state), load_generators(state, batch_norm), dev)
 
     @property
     def directions(self) -> list[str]:
         return list(self.generators)
 
-    def generator(self, direction: str) -> torch.nn.Module:
+    def generator(self, direction: Direction) -> torch.nn.Module:
         try:
             return self.generators[direction]
         except KeyError:
             raise Img2ImgError(
-                f"this {self.cfg.model.method} model translates {' and '.join(self.generators)} only, not {direction}"
+                f"this {self.cfg.method} model translates {' and '.join(self.generators)} only, not {direction}"
             ) from None
 
     @torch.no_grad()
     def translate(
-        self, images: ImageInput | Sequence[ImageInput], direction: str = "AtoB", size: int | None = None,
+        self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB", size: int | None = None,
         batch_size: int = 8,
     ) -> Image.Image | list[Image.Image]:
         """Translate one image or a list; returns PIL images of the inputs' sizes.
@@ -106,16 +89,14 @@ class Translator:
         return out[0] if single else out
 
     @torch.no_grad()
-    def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+    def translate_tensor(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> same shape, any H and W."""
         net = self.generator(direction)
         x = x.to(self.device)
         h, w = x.shape[-2:]
         m = net.size_multiple
         padded = pad_to_multiple(x, m)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        norm = per_image_batch_norm(net) if self.batch_norm == "image" else contextlib.nullcontext()
-        with autocast, norm:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             y = net(padded)
         return y[..., :h, :w].float().cpu()
 

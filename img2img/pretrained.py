@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .checkpoint import generator_only_checkpoint, save_checkpoint
+from .config import DataConfig, RunConfig, method_class
 from .download import download
 from .errors import Img2ImgError
-from .models import build_generator
-from .training.checkpoint import save_checkpoint
+from .log import logger
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"
@@ -63,7 +63,7 @@ def download_pretrained(name: str, folder: Path | str = "checkpoints", url: str 
     folder = Path(folder)
     dst = folder / f"{name.replace('/', '_')}.pt"
     if dst.is_file():
-        print(f"{name}: already converted at {dst}")
+        logger.info(f"{name}: already converted at {dst}")
         return dst
     raw = download(url or entry.url, folder / ".downloads" / f"{name.replace('/', '_')}.pth")
     convert(raw, dst, method=entry.method, domains=entry.domains)
@@ -145,15 +145,12 @@ def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str
     inferred_netG, inferred_norm, ngf = infer_architecture(state)
     netG, norm = netG or inferred_netG, norm or inferred_norm
     method = method or ("cyclegan" if netG.startswith("resnet") else "pix2pix")
-    model = ModelConfig.for_method(method)
-    model.netG, model.norm, model.ngf = netG, norm, ngf
-    net = build_generator(model)
+    cfg = RunConfig.for_method(method, data=DataConfig(size=size, load_size=size, domain_a=domains[0],
+                                                       domain_b=domains[1]))
+    cfg.model.netG, cfg.model.norm, cfg.model.ngf = netG, norm, ngf
+    net = method_class(method).build_generator(cfg.model, "AtoB")
     converted = convert_state_dict(state, net, netG)
     net.load_state_dict(converted, strict=True)
-    cfg = RunConfig(model=model, data=DataConfig(size=size, load_size=size, domain_a=domains[0],
-                                                 domain_b=domains[1]), train=TrainConfig())
-    key = "G_A" if method == "cyclegan" else "G"
-    save_checkpoint(dst, {"config": cfg.to_dict(), "method": {"networks": {key: net.state_dict()}},
-                          "source": str(src)})
-    print(f"converted {src} ({netG}, {norm} norm, ngf {ngf}) to {dst}")
+    save_checkpoint(dst, generator_only_checkpoint(cfg, "AtoB", net, source=str(src)))
+    logger.info(f"converted {src} ({netG}, {norm} norm, ngf {ngf}) to {dst}")
     return Path(dst)

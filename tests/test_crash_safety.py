@@ -9,8 +9,8 @@ import torch
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
-from img2img.training import load_checkpoint, save_checkpoint
-from img2img.training.checkpoint import load_newest_valid
+from img2img.checkpoint import load_checkpoint, save_checkpoint
+from img2img.training.checkpoint_files import load_newest_valid
 
 from conftest import TINY_PIX2PIX
 
@@ -35,7 +35,7 @@ def test_corrupt_latest_falls_back_to_the_previous_checkpoint(paired_dir, tmp_pa
     assert newest.stat().st_size == 100
     path, state = load_newest_valid(out / "checkpoints", warn=print)
     assert "skipping unusable checkpoint" in capsys.readouterr().out
-    assert state["progress"]["step"] == 4 and path.name in ("epoch_0001.pt", "step_0000004.pt")
+    assert state["progress"]["step"] == 4 and path.name == "epoch_0001_step_0000004.pt"
 
 
 def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
@@ -101,7 +101,7 @@ def test_too_many_nan_steps_in_a_row_stop_the_run(paired_dir, tmp_path, monkeypa
 def test_truncated_jpeg_is_a_clear_error(tmp_path):
     from PIL import Image
 
-    from img2img.data import load_rgb
+    from img2img.data.images import load_rgb
     from img2img.errors import ImageReadError
 
     Image.new("RGB", (64, 64), "red").save(tmp_path / "t.jpg")

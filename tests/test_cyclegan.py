@@ -4,20 +4,20 @@ import torch
 from PIL import Image
 
 from img2img.cli import main
-from img2img.config import ModelConfig, TrainConfig
+from img2img.config import ModelConfig, RunConfig
 from img2img.methods import CycleGAN, ImagePool, build_method
-from img2img.training import load_checkpoint
+from img2img.checkpoint import load_checkpoint
 
 from conftest import TINY_CYCLEGAN, random_image
 
 
 def tiny_cyclegan(**overrides) -> CycleGAN:
     torch.manual_seed(0)
-    cfg = ModelConfig.for_method("cyclegan")
-    cfg.netG, cfg.ngf, cfg.ndf = "resnet_6blocks", 8, 8
+    cfg = RunConfig.for_method("cyclegan")
+    cfg.model.netG, cfg.model.ngf, cfg.model.ndf = "resnet_6blocks", 8, 8
     for k, v in overrides.items():
-        setattr(cfg, k, v)
-    return build_method(cfg, TrainConfig(), torch.device("cpu"))
+        setattr(cfg.model if hasattr(cfg.model, k) else cfg.method_config, k, v)
+    return build_method(cfg, torch.device("cpu"))
 
 
 def batch(n=1, size=32, seed=0):
@@ -90,7 +90,7 @@ def test_discriminator_step_changes_no_generator_weights_and_vice_versa():
 
 def test_pix2pix_steps_touch_only_their_own_network():
     torch.manual_seed(0)
-    method = build_method(ModelConfig(netG="unet_32", ngf=8, ndf=8), TrainConfig(), torch.device("cpu"))
+    method = build_method(RunConfig(model=ModelConfig(netG="unet_32", ngf=8, ndf=8)), torch.device("cpu"))
     b = batch()
     g0, d0 = snapshot(method.netG), snapshot(method.netD)
     fake = method.netG(b["A"])

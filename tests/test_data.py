@@ -5,7 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from img2img.data import EpochSampler, PairedDataset, UnpairedDataset, load_rgb
+from img2img.data.images import load_rgb
+from img2img.data.loader import EpochSampler
+from img2img.data.paired import PairedDataset
+from img2img.data.unpaired import UnpairedDataset
 from img2img.data.transforms import train_transform
 from img2img.errors import Img2ImgError, ImageReadError
 

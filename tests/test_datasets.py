@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from img2img.cli import main
-from img2img.datasets import COMPLETE_MARKER, combine_folders, download_dataset, make_edges_dataset
+from img2img.data.prepare import COMPLETE_MARKER, combine_folders, download_dataset, make_edges_dataset
 from img2img.download import download
 from img2img.errors import Img2ImgError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from img2img.training import load_checkpoint
+from img2img.checkpoint import load_checkpoint
 
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX, make_paired, make_unpaired
 
@@ -40,7 +40,7 @@ def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(method, tmp
     # Each rank's randomness is kept, for an exact resume of every rank.
     assert len(state["ranks"]) == 2
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "epoch_0001.pt", "latest.pt", "step_0000002.pt", "step_0000004.pt"]
+        "epoch_0001_step_0000003.pt", "latest.pt", "step_0000002.pt", "step_0000004.pt"]
 
 
 def test_sync_bn_on_cpu_is_refused_with_a_clear_error(tmp_path):

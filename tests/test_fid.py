@@ -12,7 +12,8 @@ from pytorch_fid import inception as pf
 from img2img.cli import main
 from img2img.errors import Img2ImgError
 from img2img.metrics import fid as fid_mod
-from img2img.metrics import frechet_distance, kid, resolve_weights, statistics
+from img2img.metrics import feature_statistics as statistics
+from img2img.metrics import frechet_distance, kid, resolve_weights
 
 from conftest import random_image
 
@@ -160,7 +161,7 @@ def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, pa
 
     from conftest import TINY_PIX2PIX
 
-    from img2img.training import load_checkpoint
+    from img2img.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     # 4 training pairs at batch 2: an epoch is 2 steps, so 4 steps are 2 evaluations.

@@ -6,20 +6,20 @@ import pytest
 import torch
 
 from img2img.cli import main
-from img2img.config import ModelConfig, TrainConfig
+from img2img.config import RunConfig, SpeedConfig, TrainConfig
 from img2img.methods import build_method
-from img2img.speed import SpeedSettings
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def tiny(method: str, dropout: bool = True, **train) -> object:
     torch.manual_seed(0)
-    cfg = ModelConfig.for_method(method)
-    cfg.dropout = dropout and cfg.dropout
-    cfg.netG = "unet_32" if method == "pix2pix" else "resnet_6blocks"
-    cfg.ngf = cfg.ndf = 8
-    return build_method(cfg, TrainConfig(**train), torch.device(train.get("device", "cpu")))
+    device = train.pop("device", "cpu")
+    cfg = RunConfig.for_method(method, train=TrainConfig(device=device, speed=SpeedConfig(**train)))
+    cfg.model.dropout = dropout and cfg.model.dropout
+    cfg.model.netG = "unet_32" if method == "pix2pix" else "resnet_6blocks"
+    cfg.model.ngf = cfg.model.ndf = 8
+    return build_method(cfg, torch.device(device))
 
 
 def batches(n: int, device: str = "cpu", size: int = 32):
@@ -104,13 +104,13 @@ def test_the_unfused_fallback_reads_the_loss_on_the_host(host_reads_forbidden):
 
 
 def test_device_defaults_are_the_measured_ones():
-    cpu = SpeedSettings.resolve(TrainConfig(), torch.device("cpu"))
+    cpu = SpeedConfig().resolve(torch.device("cpu"))
     assert (cpu.amp, cpu.channels_last, cpu.compile, cpu.fused_adam, cpu.cudnn_benchmark) == (
         False, False, False, True, False)
-    cuda = SpeedSettings.resolve(TrainConfig(), torch.device("cuda"))
+    cuda = SpeedConfig().resolve(torch.device("cuda"))
     assert (cuda.amp, cuda.channels_last, cuda.fused_adam, cuda.cudnn_benchmark) == (True, True, True, True)
-    assert SpeedSettings.resolve(TrainConfig(amp=True), torch.device("cpu")).amp
-    graphs = SpeedSettings.resolve(TrainConfig(cuda_graphs=True), torch.device("cuda"))
+    assert SpeedConfig(amp=True).resolve(torch.device("cpu")).amp
+    graphs = SpeedConfig(cuda_graphs=True).resolve(torch.device("cuda"))
     assert graphs.compile and graphs.compile_mode == "reduce-overhead"
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from img2img.cli import main
-from img2img.config import ModelConfig, TrainConfig
+from img2img.config import ModelConfig, RunConfig
 from img2img.inference import Translator
 from img2img.methods import build_method
-from img2img.training import load_checkpoint
-from img2img.training.trainer import lr_factor
+from img2img.checkpoint import load_checkpoint
+from img2img.training.progress import lr_factor
 
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
 
@@ -28,7 +28,7 @@ def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tm
         "step_0000002.png", "step_0000004.png", "step_0000005.png"]
     # 4 training pairs at batch 1: epoch 1 ends at step 4; the run ends at step 5.
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "epoch_0001.pt", "latest.pt", "step_0000005.pt"]
+        "epoch_0001_step_0000004.pt", "latest.pt", "step_0000005.pt"]
     assert (out / "config.json").is_file()
     assert any((out / "tensorboard").iterdir())
     state = load_checkpoint(out / "checkpoints" / "latest.pt")
@@ -62,8 +62,8 @@ def test_checkpoint_round_trips_to_an_identical_model(paired_dir, tmp_path):
 def test_pix2pix_overfits_one_pair():
     """L1 must halve within 200 steps; 120 keep the test quick and still pass with margin."""
     torch.manual_seed(0)
-    cfg = ModelConfig(netG="unet_32", ngf=16, ndf=16)
-    method = build_method(cfg, TrainConfig(), torch.device("cpu"))
+    cfg = RunConfig(model=ModelConfig(netG="unet_32", ngf=16, ndf=16))
+    method = build_method(cfg, torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     a = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g) * 2 - 1, size=32, mode="bilinear")
     batch = {"A": a, "B": -a.flip(-1)}

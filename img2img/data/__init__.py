@@ -1,17 +1,3 @@
-from .builders import build_train_dataset, build_val_dataset
-from .images import ImageReadError, list_images, load_rgb
-from .loader import EpochSampler, collate_skipping_errors
-from .paired import PairedDataset
-from .unpaired import UnpairedDataset
-
-__all__ = [
-    "EpochSampler",
-    "ImageReadError",
-    "PairedDataset",
-    "UnpairedDataset",
-    "build_train_dataset",
-    "build_val_dataset",
-    "collate_skipping_errors",
-    "list_images",
-    "load_rgb",
-]
+"""Training data: image reading (`images`), paired and unpaired datasets, albumentations
+transforms, and dataset preparation (`prepare`). Import the submodules: this package imports
+nothing itself, so reading an image does not load the training pipeline."""

@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from ..errors import ImageReadError
@@ -68,3 +69,13 @@ def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> I
         raise ImageReadError(path, "no such file") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageReadError(path, f"cannot read image ({e})") from None
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HWC uint8 -> CHW float in [-1, 1]."""
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """CHW in [-1, 1] -> HWC uint8."""
+    return t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -8,8 +8,8 @@ from torch.utils.data import Dataset
 
 from ..errors import Img2ImgError, ImageReadError
 from .folders import require_dir, require_images
-from .images import image_size, load_rgb
-from .transforms import sample_seed, to_tensor
+from .images import image_size, load_rgb, to_tensor
+from .transforms import sample_seed
 
 
 class PairedDataset(Dataset):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import albumentations as A
 import numpy as np
-import torch
 
 
 def train_transform(load_size: int, size: int, flip: bool) -> A.Compose:
@@ -26,13 +25,3 @@ def eval_transform(size: int) -> A.Compose:
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """Augmentation seed of one sample: independent of worker count and of where a run resumed."""
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HWC uint8 -> CHW float in [-1, 1]."""
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """CHW in [-1, 1] -> HWC uint8."""
-    return t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -8,8 +8,8 @@ from torch.utils.data import Dataset
 
 from ..errors import ImageReadError
 from .folders import require_images
-from .images import load_rgb
-from .transforms import sample_seed, to_tensor
+from .images import load_rgb, to_tensor
+from .transforms import sample_seed
 
 
 class UnpairedDataset(Dataset):

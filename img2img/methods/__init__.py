@@ -1,21 +1,26 @@
+"""The method registry: a method is its own file plus one line here."""
+from __future__ import annotations
+
 import torch
 
-from ..config import ModelConfig, TrainConfig
-from ..speed import SpeedSettings
+from ..config import RunConfig, SpeedConfig
 from .base import TrainingMethod
-from .cyclegan import CycleGAN, ImagePool
-from .pix2pix import Pix2Pix
+from .cyclegan import CycleGAN, CycleGANConfig, ImagePool
+from .pix2pix import Pix2Pix, Pix2PixConfig
 
-METHODS: dict[str, type[TrainingMethod]] = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN}
-
-
-def build_method(cfg: ModelConfig, train: TrainConfig, device, speed: SpeedSettings | None = None) -> TrainingMethod:
-    """`speed` defaults to what `train` asks for on `device`."""
-    try:
-        cls = METHODS[cfg.method]
-    except KeyError:
-        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}") from None
-    return cls(cfg, train, device, speed or SpeedSettings.resolve(train, torch.device(device)))
+METHODS: dict[str, type[TrainingMethod]] = {
+    "pix2pix": Pix2Pix,
+    "cyclegan": CycleGAN,
+}
 
 
-__all__ = ["METHODS", "CycleGAN", "ImagePool", "Pix2Pix", "TrainingMethod", "build_method"]
+def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig | None = None) -> TrainingMethod:
+    """The run's method with fresh networks and optimizers. `speed` defaults to what the run
+    asks for, resolved for `device`."""
+    device = torch.device(device)
+    speed = speed or cfg.train.speed.resolve(device)
+    return METHODS[cfg.method](cfg.model, cfg.method_config, cfg.train, device, speed)
+
+
+__all__ = ["METHODS", "CycleGAN", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig", "TrainingMethod",
+           "build_method"]

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..config import ModelConfig, TrainConfig
-from ..models.norm import per_image_batch_norm
-from ..speed import SpeedSettings
+from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
+from ..models import build_generator
+
+DatasetKind = Literal["paired", "unpaired"]
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -20,8 +21,11 @@ def set_requires_grad(net: nn.Module, flag: bool) -> None:
 
 
 class TrainingMethod:
-    """Subclasses build `self.networks` and `self.optimizers` (with `self.adam`) and implement
-    `training_step`, `sample` and, if they keep any, `extra_state`.
+    """Everything that makes a method: its settings (`Config`), data (`dataset_kind`), default
+    architecture (`default_model`), which network translates each way (`generator_keys`), the
+    losses of a step, and the sample grid's layout. Subclasses build `self.networks` and
+    `self.optimizers` (with `self.adam`) and implement `training_step`, `sample` and, if they
+    keep any, `extra_state`. A new method is one such file plus one line in `methods.METHODS`.
 
     `training_step` returns detached loss tensors and never reads them on the host, so a step
     never waits for the device; the Trainer reads them every `log_every` steps.
@@ -31,11 +35,28 @@ class TrainingMethod:
     ranks. A network only passed through (D in the generator update) is called directly.
     """
 
+    # The method's own settings: a dataclass of `config.setting` fields.
+    Config: ClassVar[type]
+    # Which data layout it trains on (see data.build_datasets).
+    dataset_kind: ClassVar[DatasetKind]
     # Which entry of `networks` translates in each direction; inference loads only these.
-    generator_keys: dict[str, str] = {}
+    generator_keys: ClassVar[dict[Direction, str]] = {}
 
-    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, speed: SpeedSettings) -> None:
-        self.cfg = cfg
+    @classmethod
+    def default_model(cls) -> ModelConfig:
+        return ModelConfig()
+
+    @classmethod
+    def build_generator(cls, model: ModelConfig, direction: Direction, batch_statistics: str = "image") -> nn.Module:
+        """The generator for `direction`, untrained: BtoA maps out_channels to in_channels."""
+        if direction == "BtoA":
+            return build_generator(model, model.out_channels, model.in_channels, batch_statistics)
+        return build_generator(model, batch_statistics=batch_statistics)
+
+    def __init__(self, model: ModelConfig, config: Any, train: TrainConfig, device: torch.device,
+                 speed: SpeedConfig) -> None:
+        self.model_cfg = model
+        self.cfg = config
         self.train_cfg = train
         self.device = device
         self.speed = speed
@@ -91,9 +112,7 @@ class TrainingMethod:
         if self.distributed:
             dist.all_reduce(found_inf, op=dist.ReduceOp.MAX)
         if self.speed.fused_adam:
-            # Fused Adam reads `found_inf` (as with GradScaler) and skips the update on the device.
-            opt.found_inf = found_inf
-            opt.step()
+            step_unless_found_inf(opt, found_inf)
         elif not found_inf:  # the unfused optimizers cannot skip on the device: one host sync
             opt.step()
         return logs
@@ -136,9 +155,9 @@ class TrainingMethod:
         """Images for the sample grid, as [rows, columns, C, H, W] in [-1, 1]."""
         raise NotImplementedError
 
-    def generator(self, direction: str = "AtoB") -> nn.Module:
+    def generator(self, direction: Direction = "AtoB") -> nn.Module:
         if direction not in self.generator_keys:
-            raise ValueError(f"{self.cfg.method} translates {' and '.join(self.generator_keys)}, not {direction!r}")
+            raise ValueError(f"{type(self).__name__} translates {' and '.join(self.generator_keys)}, not {direction!r}")
         return self.networks[self.generator_keys[direction]]
 
     def train(self) -> None:
@@ -158,24 +177,35 @@ class TrainingMethod:
             "extra": self.extra_state(),
         }
 
-    def load_state_dict(self, state: dict[str, Any], networks_only: bool = False) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, net in self.networks.items():
             net.load_state_dict(state["networks"][name])
-        if networks_only:
-            return
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         self.load_extra_state(state.get("extra", {}))
 
     @torch.no_grad()
     def _eval_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The forward inference uses (see Translator), leaving training state (BN running
-        statistics, RNG) untouched. `net.forward` bypasses a compiled wrapper, which would
-        otherwise recompile for eval mode and per-image BatchNorm."""
+        """The forward inference uses (see Translator): eval mode, so BatchNorm uses each image's
+        statistics and training state (running statistics, RNG) is untouched. `net.forward`
+        bypasses a compiled wrapper, which would otherwise recompile for eval mode."""
         was_training = net.training
         net.eval()
         try:
-            with self.autocast(), per_image_batch_norm(net):
+            with self.autocast():
                 return net.forward(x.contiguous(memory_format=self.speed.memory_format)).float()
         finally:
             net.train(was_training)
+
+
+def step_unless_found_inf(opt: torch.optim.Optimizer, found_inf: torch.Tensor) -> None:
+    """Step a fused optimizer unless `found_inf` (a device float, 1.0 = skip) is set, without a
+    host sync. This is the protocol torch's fused optimizers share with GradScaler, which sets
+    the same two attributes around `step` (torch/amp/grad_scaler.py); GradScaler itself is not
+    used because it tests gradients, not the loss, and rescales the loss on every bad step.
+    tests/test_crash_safety.py fails if a torch release stops honouring it."""
+    opt.grad_scale, opt.found_inf = None, found_inf
+    try:
+        opt.step()
+    finally:
+        del opt.grad_scale, opt.found_inf

@@ -2,17 +2,26 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, TrainConfig
-from ..losses import GANLoss
-from ..models import build_discriminator, build_generator, init_weights
-from ..speed import SpeedSettings
+from ..config import ModelConfig, setting
+from ..losses import GAN_MODES, GANLoss
+from ..models import build_discriminator, init_weights
 from .base import TrainingMethod, set_requires_grad
+
+
+@dataclass
+class CycleGANConfig:
+    gan_mode: str = setting("lsgan", "adversarial loss", choices=GAN_MODES)
+    lambda_cycle: float = setting(10.0, "weight of the cycle-consistency terms")
+    # A fraction of lambda_cycle, as in the CycleGAN code.
+    lambda_identity: float = setting(0.5, "weight of the identity terms, times --lambda-cycle (0 = off)")
+    pool_size: int = setting(50, "image pool of past fakes shown to D (0 = off)")
 
 
 class ImagePool:
@@ -67,23 +76,29 @@ class ImagePool:
 class CycleGAN(TrainingMethod):
     """G_A: A->B judged by D_A (against real B); G_B: B->A judged by D_B (against real A)."""
 
+    Config = CycleGANConfig
+    dataset_kind = "unpaired"
     generator_keys = {"AtoB": "G_A", "BtoA": "G_B"}
 
-    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, speed: SpeedSettings) -> None:
-        super().__init__(cfg, train, device, speed)
-        self.netG_A = init_weights(build_generator(cfg)).to(device)
-        self.netG_B = init_weights(build_generator(cfg, cfg.out_channels, cfg.in_channels)).to(device)
-        self.netD_A = init_weights(build_discriminator(cfg, cfg.out_channels)).to(device)
-        self.netD_B = init_weights(build_discriminator(cfg, cfg.in_channels)).to(device)
+    @classmethod
+    def default_model(cls) -> ModelConfig:
+        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False)
+
+    def __init__(self, model, config, train, device, speed) -> None:
+        super().__init__(model, config, train, device, speed)
+        self.netG_A = init_weights(self.build_generator(model, "AtoB")).to(device)
+        self.netG_B = init_weights(self.build_generator(model, "BtoA")).to(device)
+        self.netD_A = init_weights(build_discriminator(model, model.out_channels)).to(device)
+        self.netD_B = init_weights(build_discriminator(model, model.in_channels)).to(device)
         self.networks.update({"G_A": self.netG_A, "G_B": self.netG_B, "D_A": self.netD_A, "D_B": self.netD_B})
         self.optimizers = {
             "G": self.adam(list(self.netG_A.parameters()) + list(self.netG_B.parameters())),
             "D": self.adam(list(self.netD_A.parameters()) + list(self.netD_B.parameters())),
         }
         self.prepare_networks()
-        self.pool_fake_a = ImagePool(cfg.pool_size, seed=train.seed * 2)
-        self.pool_fake_b = ImagePool(cfg.pool_size, seed=train.seed * 2 + 1)
-        self.gan_loss = GANLoss(cfg.gan_mode)
+        self.pool_fake_a = ImagePool(config.pool_size, seed=train.seed * 2)
+        self.pool_fake_b = ImagePool(config.pool_size, seed=train.seed * 2 + 1)
+        self.gan_loss = GANLoss(config.gan_mode)
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]

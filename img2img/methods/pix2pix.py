@@ -1,28 +1,37 @@
 """pix2pix (Isola et al. 2017): conditional GAN with a U-Net generator and an L1 term."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from ..config import ModelConfig, TrainConfig
-from ..losses import GANLoss
-from ..models import build_discriminator, build_generator, init_weights
-from ..speed import SpeedSettings
+from ..config import setting
+from ..losses import GAN_MODES, GANLoss
+from ..models import build_discriminator, init_weights
 from .base import TrainingMethod, set_requires_grad
 
 
+@dataclass
+class Pix2PixConfig:
+    gan_mode: str = setting("vanilla", "adversarial loss", choices=GAN_MODES)
+    lambda_l1: float = setting(100.0, "weight of the L1 term")
+
+
 class Pix2Pix(TrainingMethod):
+    Config = Pix2PixConfig
+    dataset_kind = "paired"
     generator_keys = {"AtoB": "G"}
 
-    def __init__(self, cfg: ModelConfig, train: TrainConfig, device: torch.device, speed: SpeedSettings) -> None:
-        super().__init__(cfg, train, device, speed)
-        self.netG = init_weights(build_generator(cfg)).to(device)
+    def __init__(self, model, config, train, device, speed) -> None:
+        super().__init__(model, config, train, device, speed)
+        self.netG = init_weights(self.build_generator(model, "AtoB")).to(device)
         # D is conditioned on the input: it sees concat(input, output).
-        self.netD = init_weights(build_discriminator(cfg, cfg.in_channels + cfg.out_channels)).to(device)
+        self.netD = init_weights(build_discriminator(model, model.in_channels + model.out_channels)).to(device)
         self.networks.update({"G": self.netG, "D": self.netD})
         self.optimizers = {"G": self.adam(self.netG.parameters()), "D": self.adam(self.netD.parameters())}
         self.prepare_networks()
-        self.gan_loss = GANLoss(cfg.gan_mode)
+        self.gan_loss = GANLoss(config.gan_mode)
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]

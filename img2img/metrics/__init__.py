@@ -1,21 +1,25 @@
 from .fid import (
+    FIDResult,
     InceptionFeatures,
     WeightsUnavailable,
+    feature_statistics,
+    fid_between,
     frechet_distance,
     kid,
     load_statistics,
     resolve_weights,
     save_statistics,
-    statistics,
 )
 
 __all__ = [
+    "FIDResult",
     "InceptionFeatures",
     "WeightsUnavailable",
+    "feature_statistics",
+    "fid_between",
     "frechet_distance",
     "kid",
     "load_statistics",
     "resolve_weights",
     "save_statistics",
-    "statistics",
 ]

@@ -3,7 +3,8 @@ resize to 299 inside the network, and pytorch-fid's own Fréchet distance (scipy
 
 Only the weights handling is ours: pytorch-fid would download them and unpickle them without
 `weights_only`; here they are resolved from a flag, the environment, the torch hub cache or a
-download, checked, and loaded with `weights_only=True`.
+download, checked, and loaded with `weights_only=True`, and the network is assembled from
+pytorch-fid's own blocks and run by its own `InceptionV3.forward`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from unittest import mock
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from ..data.images import ImageReadError, list_images, load_rgb
 from ..download import download as download_url
 from ..errors import Img2ImgError
-from ..io import atomic_write
+from ..files import atomic_write
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = pf_inception.FID_WEIGHTS_URL
@@ -86,13 +87,43 @@ def build_inception(weights: Path, device: torch.device) -> torch.nn.Module:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:
         raise WeightsUnavailable(f"{weights}: not a readable weights file ({type(e).__name__})") from None
-    # pytorch-fid fetches the weights itself inside fid_inception_v3(); hand it ours instead.
-    with mock.patch.object(pf_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
-        try:
-            model = pf_inception.InceptionV3([pf_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
-        except RuntimeError as e:
-            raise WeightsUnavailable(f"{weights}: not FID Inception weights ({str(e)[:100]})") from None
+    try:
+        model = FIDInceptionV3(state)
+    except RuntimeError as e:
+        raise WeightsUnavailable(f"{weights}: not FID Inception weights ({str(e)[:100]})") from None
     return model.eval().to(device)
+
+
+class FIDInceptionV3(pf_inception.InceptionV3):
+    """pytorch-fid's InceptionV3 (pool3 output, its resize and normalisation, its forward) over
+    the FID Inception network with the given state dict, instead of the one its constructor
+    downloads. The layers are pytorch-fid's `fid_inception_v3` layout, built from its classes."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        torch.nn.Module.__init__(self)
+        self.resize_input, self.normalize_input = True, True
+        self.output_blocks = [self.BLOCK_INDEX_BY_DIM[2048]]
+        self.last_needed_block = self.output_blocks[0]
+        net = pf_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+        net.Mixed_5b = pf_inception.FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = pf_inception.FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = pf_inception.FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = pf_inception.FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = pf_inception.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = pf_inception.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = pf_inception.FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = pf_inception.FIDInceptionE_1(1280)
+        net.Mixed_7c = pf_inception.FIDInceptionE_2(2048)
+        net.load_state_dict(state)
+        pool = torch.nn.MaxPool2d(kernel_size=3, stride=2)
+        self.blocks = torch.nn.ModuleList([
+            torch.nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, pool),
+            torch.nn.Sequential(net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, pool),
+            torch.nn.Sequential(net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b,
+                                net.Mixed_6c, net.Mixed_6d, net.Mixed_6e),
+            torch.nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d((1, 1))),
+        ])
+        self.requires_grad_(False)
 
 
 class InceptionFeatures:
@@ -140,7 +171,7 @@ class InceptionFeatures:
         return np.concatenate(feats)
 
 
-def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -183,3 +214,42 @@ def load_statistics(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarra
             return data["mu"], data["sigma"], data["features"] if "features" in data else None
     except (OSError, KeyError, ValueError) as e:
         raise Img2ImgError(f"{path}: not a statistics file with mu and sigma ({e})") from None
+
+
+@dataclass
+class FIDResult:
+    fid: float | None
+    kid: tuple[float, float] | None
+    weights: Path | None
+
+
+def fid_between(paths: list[Path | str], weights: str | Path | None = None, device: torch.device | str = "cpu",
+                batch_size: int = 50, with_kid: bool = False, save_stats: Path | str | None = None) -> FIDResult:
+    """FID (and KID) between two folders of images or saved .npz statistics; with one path and
+    `save_stats`, only its statistics are saved. Statistics are computed once per folder."""
+    paths = [Path(p) for p in paths]
+    if len(paths) > 2 or (len(paths) == 1 and not save_stats) or not paths:
+        raise Img2ImgError("give two PATHs (folders or .npz statistics), or one PATH with --save-stats")
+    extractor = None
+    stats = []
+    for path in paths:
+        if path.suffix == ".npz":
+            stats.append(load_statistics(path))
+            continue
+        if not path.is_dir():
+            raise Img2ImgError(f"{path}: not a folder of images or a .npz statistics file")
+        if extractor is None:
+            extractor = InceptionFeatures(weights, device, batch_size)
+        features = extractor.from_folder(path)
+        stats.append((*feature_statistics(features), features))
+    if save_stats:
+        save_statistics(save_stats, *stats[-1])
+    if len(stats) < 2:
+        return FIDResult(None, None, extractor.weights if extractor else None)
+    (mu1, sigma1, f1), (mu2, sigma2, f2) = stats
+    kid_value = None
+    if with_kid:
+        if f1 is None or f2 is None:
+            raise Img2ImgError("KID needs features: this .npz holds only mu and sigma (as pytorch-fid saves them)")
+        kid_value = kid(f1, f2)
+    return FIDResult(frechet_distance(mu1, sigma1, mu2, sigma2), kid_value, extractor.weights if extractor else None)

@@ -1,13 +1,48 @@
-from .discriminators import PatchDiscriminator, PixelDiscriminator, build_discriminator
-from .generators import ResNetGenerator, UNetGenerator, build_generator
+from .discriminators import DISCRIMINATORS, PatchDiscriminator, PixelDiscriminator, build_discriminator
+from .generators import (
+    AUTO_UNET,
+    GENERATOR_BUILDERS,
+    ResNetGenerator,
+    UNetGenerator,
+    build_generator,
+    generator_size_multiple,
+    unet_for_size,
+)
 from .init import init_weights
+from .norm import NORM_LAYERS, PerImageBatchNorm2d, norm_layer
+
+
+def fit_to_size(netG: str, netD: str, n_layers_d: int, size: int) -> str:
+    """The concrete generator name for training crops of `size` (`unet` picks its depth), after
+    checking that both networks accept that size; a ValueError names what fits."""
+    if netG == AUTO_UNET:
+        netG = unet_for_size(size)
+    multiple = generator_size_multiple(netG)
+    if size % multiple:
+        fits = f"--size {multiple}" if size < multiple else f"--size {size // multiple * multiple}"
+        hint = " or --netG unet (picks the depth)" if netG.startswith("unet_") else ""
+        raise ValueError(f"--size {size} does not fit --netG {netG}, which needs multiples of {multiple}: "
+                         f"use {fits}{hint}")
+    if netD == "patch" and PatchDiscriminator.output_size(size, n_layers_d) < 1:
+        depth = max((n for n in range(1, n_layers_d) if PatchDiscriminator.output_size(size, n) >= 1), default=0)
+        fits = f"--n-layers-d {depth}" if depth else "--netD pixel"
+        raise ValueError(f"--size {size} is too small for a {n_layers_d}-layer PatchGAN: use {fits}, or a larger --size")
+    return netG
+
 
 __all__ = [
+    "AUTO_UNET",
+    "DISCRIMINATORS",
+    "GENERATOR_BUILDERS",
+    "NORM_LAYERS",
     "PatchDiscriminator",
+    "PerImageBatchNorm2d",
     "PixelDiscriminator",
     "ResNetGenerator",
     "UNetGenerator",
     "build_discriminator",
     "build_generator",
+    "fit_to_size",
     "init_weights",
+    "norm_layer",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .norm import conv_bias, norm_layer
+from .norm import NORM_LAYERS, NormLayer, PerImageBatchNorm2d, conv_bias, norm_layer
 
 
 class UNetBlock(nn.Module):
@@ -25,7 +25,7 @@ class UNetBlock(nn.Module):
         in_channels: int | None = None,
         inner: nn.Module | None = None,
         outermost: bool = False,
-        norm: str = "batch",
+        norm: NormLayer = PerImageBatchNorm2d,
         dropout: bool = False,
     ) -> None:
         super().__init__()
@@ -47,14 +47,14 @@ class UNetBlock(nn.Module):
             self.up = nn.Sequential(
                 nn.ReLU(True),
                 nn.ConvTranspose2d(up_in, outer_channels, 4, stride=2, padding=1, bias=bias),
-                norm_layer(norm, outer_channels),
+                norm(outer_channels),
             )
         else:
-            self.down = nn.Sequential(nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner_channels))
+            self.down = nn.Sequential(nn.LeakyReLU(0.2, True), down_conv, norm(inner_channels))
             up = [
                 nn.ReLU(True),
                 nn.ConvTranspose2d(up_in, outer_channels, 4, stride=2, padding=1, bias=bias),
-                norm_layer(norm, outer_channels),
+                norm(outer_channels),
             ]
             if dropout:
                 up.append(nn.Dropout(0.5))
@@ -79,7 +79,7 @@ class UNetGenerator(nn.Module):
         out_channels: int = 3,
         num_downs: int = 8,
         ngf: int = 64,
-        norm: str = "batch",
+        norm: NormLayer = PerImageBatchNorm2d,
         dropout: bool = True,
     ) -> None:
         super().__init__()
@@ -103,18 +103,18 @@ class UNetGenerator(nn.Module):
 
 
 class ResNetBlock(nn.Module):
-    def __init__(self, channels: int, norm: str = "instance", dropout: bool = False) -> None:
+    def __init__(self, channels: int, norm: NormLayer, dropout: bool = False) -> None:
         super().__init__()
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
-            norm_layer(norm, channels),
+            norm(channels),
             nn.ReLU(True),
         ]
         if dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels)]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm(channels)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +135,7 @@ class ResNetGenerator(nn.Module):
         out_channels: int = 3,
         ngf: int = 64,
         n_blocks: int = 9,
-        norm: str = "instance",
+        norm: NormLayer = NORM_LAYERS["instance"],
         dropout: bool = False,
     ) -> None:
         super().__init__()
@@ -143,18 +143,18 @@ class ResNetGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
-            norm_layer(norm, ngf),
+            norm(ngf),
             nn.ReLU(True),
         ]
         for i in range(2):
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, c * 2), nn.ReLU(True)]
+            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), norm(c * 2), nn.ReLU(True)]
         layers += [ResNetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
             layers += [
                 nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, c // 2),
+                norm(c // 2),
                 nn.ReLU(True),
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
@@ -196,10 +196,27 @@ GENERATOR_BUILDERS = {
     "resnet_9blocks": resnet_9blocks,
     "resnet_6blocks": resnet_6blocks,
 }
+# The default netG: the deepest canonical U-Net whose size fits the crop (unet_256 at 256, ...).
+AUTO_UNET = "unet"
 
 
-def build_generator(cfg, in_channels: int | None = None, out_channels: int | None = None) -> nn.Module:
-    """Build the generator a `ModelConfig` describes (weights not yet initialised)."""
+def unet_for_size(size: int) -> str:
+    for depth in (256, 128, 64, 32):
+        if size % depth == 0:
+            return f"unet_{depth}"
+    raise ValueError(f"--size {size}: a U-Net needs a multiple of 32 (e.g. {max(32, size // 32 * 32)}); "
+                     "or use --netG resnet_9blocks, which takes multiples of 4")
+
+
+def generator_size_multiple(netG: str) -> int:
+    """Training crops must be multiples of this (inference pads to it)."""
+    return int(netG.removeprefix("unet_")) if netG.startswith("unet_") else ResNetGenerator.size_multiple
+
+
+def build_generator(cfg, in_channels: int | None = None, out_channels: int | None = None,
+                    batch_statistics: str = "image") -> nn.Module:
+    """Build the generator a `ModelConfig` describes (weights not yet initialised).
+    `batch_statistics`: what BatchNorm uses in eval mode (see `norm_layer`)."""
     try:
         builder = GENERATOR_BUILDERS[cfg.netG]
     except KeyError:
@@ -208,6 +225,6 @@ def build_generator(cfg, in_channels: int | None = None, out_channels: int | Non
         in_channels=cfg.in_channels if in_channels is None else in_channels,
         out_channels=cfg.out_channels if out_channels is None else out_channels,
         ngf=cfg.ngf,
-        norm=cfg.norm,
+        norm=norm_layer(cfg.norm, batch_statistics),
         dropout=cfg.dropout,
     )

@@ -1,47 +1,61 @@
-"""Normalization layers by name, with the canonical code's settings."""
+"""Normalisation layers. Networks take a `NormLayer` (channels -> module), as torchvision's and
+the canonical code's do; `norm_layer` turns a config's name into one, once, when a network is built."""
 from __future__ import annotations
 
-import contextlib
 import functools
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        # As in pix2pix/CycleGAN: no affine parameters and no running statistics.
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; choose batch, instance or none")
+NormLayer = Callable[[int], nn.Module]
+BatchNormStatistics = Literal["image", "running"]
 
 
-def conv_bias(kind: str) -> bool:
-    """A bias before BatchNorm is redundant (its shift cancels it), so only then is it left out."""
-    return kind != "batch"
+class PerImageBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm that, in eval mode, normalises each image by its own statistics instead of the
+    running ones; training is plain BatchNorm, and parameters and buffers are BatchNorm2d's, so
+    checkpoints load either way.
 
-
-def _per_image_batch_norm(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
-    return F.instance_norm(x, weight=bn.weight, bias=bn.bias, use_input_stats=True, eps=bn.eps)
-
-
-@contextlib.contextmanager
-def per_image_batch_norm(net: nn.Module):
-    """Within the block, BatchNorm layers normalise each image by its own statistics.
-
-    This is what the canonical pix2pix test script gets from train-mode BatchNorm at batch size
-    1, but per image for any batch size, and without touching the running statistics.
+    This is what the canonical pix2pix test gets from train-mode BatchNorm at batch size 1, but
+    per image at any batch size, without touching the running statistics, and with no state
+    changed per call, so one network serves concurrent requests.
     """
-    patched = [m for m in net.modules() if isinstance(m, _BatchNorm)]  # SyncBatchNorm too
-    for m in patched:
-        m.forward = functools.partial(_per_image_batch_norm, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True, eps=self.eps)
+
+
+def _no_norm(channels: int) -> nn.Module:
+    return nn.Identity()
+
+
+# As in pix2pix/CycleGAN: instance norm without affine parameters or running statistics.
+NORM_LAYERS: dict[str, NormLayer] = {
+    "batch": PerImageBatchNorm2d,
+    "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
+    "none": _no_norm,
+}
+
+
+def norm_layer(name: str, batch_statistics: BatchNormStatistics = "image") -> NormLayer:
+    """The layer for a config's norm name. `batch_statistics` is what BatchNorm uses in eval
+    mode: each image's own ("image", what samples, FID and translation use by default) or the
+    running averages ("running", plain nn.BatchNorm2d)."""
     try:
-        yield net
-    finally:
-        for m in patched:
-            del m.forward
+        layer = NORM_LAYERS[name]
+    except KeyError:
+        raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORM_LAYERS)}") from None
+    if name == "batch" and batch_statistics == "running":
+        return nn.BatchNorm2d
+    return layer
+
+
+def conv_bias(norm: NormLayer) -> bool:
+    """A conv bias before BatchNorm is redundant (its learned shift cancels it), so only then
+    is it left out. Probed on a one-channel layer, so any NormLayer form works."""
+    return not isinstance(norm(1), _BatchNorm)

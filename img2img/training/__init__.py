@@ -1,13 +1,5 @@
-from .checkpoint import checkpoint_config, load_checkpoint, load_newest_valid, save_checkpoint
-from .device import resolve_device, seed_everything
+"""Training: the one loop (Trainer), its run folder, resumption and torchrun helpers."""
+from .resume import config_for_run
 from .trainer import Trainer
 
-__all__ = [
-    "Trainer",
-    "checkpoint_config",
-    "load_checkpoint",
-    "load_newest_valid",
-    "resolve_device",
-    "save_checkpoint",
-    "seed_everything",
-]
+__all__ = ["Trainer", "config_for_run"]

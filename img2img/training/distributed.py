@@ -4,44 +4,20 @@ torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training is one proc
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
 from ..errors import Img2ImgError
-from .device import resolve_device
-
-
-@dataclass(frozen=True)
-class Ranks:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> "Ranks":
-        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-                   int(os.environ.get("LOCAL_RANK", "0")))
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+from ..device import Ranks
 
 
 def setup(device_name: str, sync_bn: bool = False) -> tuple[Ranks, torch.device]:
     """This process's ranks and device; joins the process group when started by torchrun."""
     ranks = Ranks.from_env()
-    device = resolve_device(device_name)
+    device = ranks.device(device_name)
     if not ranks.enabled:
         return ranks, device
     if device.type == "cuda":
-        device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     elif sync_bn:
         raise Img2ImgError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm does not run on CPU")

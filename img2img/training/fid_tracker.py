@@ -1,15 +1,22 @@
 """FID/KID of the generators on the validation split during training."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..io import atomic_write
-from ..metrics import InceptionFeatures, WeightsUnavailable, frechet_distance, kid, load_statistics, save_statistics
-from ..metrics import statistics as feature_statistics
+from ..files import atomic_write
+from ..log import logger
+from ..metrics import (
+    InceptionFeatures,
+    WeightsUnavailable,
+    feature_statistics,
+    frechet_distance,
+    kid,
+    load_statistics,
+    save_statistics,
+)
 
 
 def domain_images(val_set) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +52,7 @@ class FIDTracker:
                 self.extractor = InceptionFeatures(self.weights, self.device)
             except WeightsUnavailable as e:
                 self.disabled_reason = str(e)
-                print(f"warning: FID is skipped for this run: {e}", file=sys.stderr)
+                logger.warning(f"warning: FID is skipped for this run: {e}")
                 return None
         results = {}
         for direction in self.method.generator_keys:
@@ -58,7 +65,7 @@ class FIDTracker:
             try:
                 results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), mu_real, sigma_real)
             except ValueError as e:  # pytorch-fid: sqrtm left a large imaginary part
-                print(f"warning: FID {direction} not computed this time: {e}", file=sys.stderr)
+                logger.warning(f"warning: FID {direction} not computed this time: {e}")
                 return None
             results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
         return results

@@ -1,115 +1,59 @@
 """The one training loop. It knows methods only through `TrainingMethod`."""
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
+from ..checkpoint import checkpoint_config, save_checkpoint
 from ..config import RunConfig
-from ..data import EpochSampler, build_train_dataset, build_val_dataset, collate_skipping_errors
+from ..data.builders import build_datasets, build_val_dataset
+from ..data.loader import EpochSampler, collate_skipping_errors
+from ..device import seed_everything
 from ..errors import Img2ImgError
-from ..io import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text
+from ..log import MetricsLog, logger
 from ..methods import build_method
-from ..speed import SpeedSettings
+from ..models import fit_to_size
 from . import distributed
-from .checkpoint import (
-    capture_rng_state,
-    checkpoint_config,
-    link_latest,
-    prune_checkpoints,
-    restore_rng_state,
-    save_checkpoint,
-)
+from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
+from .progress import LossWindow, Progress, lr_factor
+from .rng import capture_rng_state, restore_rng_state
 from .signals import StopRequest
-from .device import seed_everything
-
-
-@dataclass
-class Progress:
-    step: int = 0
-    epoch: int = 0
-    # Samples of the current epoch already trained on (resume starts after them).
-    position: int = 0
-    bad_images: int = 0
-    bad_steps: int = 0
-    best_fid: float | None = None
-    best_epoch: int = 0
-
-
-def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
-    """Constant for `epochs`, then linear decay to 0 over `epochs_decay` (the canonical schedule)."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
-
-
-class LossWindow:
-    """Losses summed on the device between metrics rows and read back once per row, so a
-    training step never waits for the device. Steps whose losses were not finite are counted,
-    not summed; the longest streak of them is tracked across windows."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.streak = torch.zeros((), device=device)
-        self.reset(first_step=1)
-
-    def reset(self, first_step: int) -> None:
-        zero = torch.zeros((), device=self.device)
-        self.sums: dict[str, torch.Tensor] = {}
-        self.good, self.bad, self.longest_streak = zero, zero.clone(), self.streak.clone()
-        self.steps, self.images, self.first_step = 0, 0, first_step
-        self.started = time.perf_counter()
-
-    def add(self, losses: dict[str, torch.Tensor], bad: torch.Tensor, images: int) -> None:
-        for k, v in losses.items():
-            v = torch.where(bad, 0.0, v.float())
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
-        self.good = self.good + (~bad).float()
-        self.bad = self.bad + bad.float()
-        self.streak = torch.where(bad, self.streak + 1, 0.0)
-        self.longest_streak = torch.maximum(self.longest_streak, self.streak)
-        self.steps += 1
-        self.images += images
-
-    def read(self, ranks: distributed.Ranks, stop_requested: bool) -> tuple[dict[str, float], int, int, bool]:
-        """(mean losses over good steps of all ranks, bad steps, longest bad streak, any rank
-        asked to stop). The one host synchronisation of a window; a collective under torchrun."""
-        keys = list(self.sums)
-        summed = torch.stack([*(self.sums[k] for k in keys), self.good,
-                              torch.tensor(float(stop_requested), device=self.device)])
-        if ranks.enabled:
-            dist.all_reduce(summed)
-        # `bad` is already the same on every rank (guarded_step agrees on it).
-        values = torch.cat([summed, torch.stack([self.bad, self.longest_streak])]).tolist()
-        good = values[len(keys)]
-        means = {k: values[i] / good for i, k in enumerate(keys)} if good else {}
-        return means, int(values[-2]), int(values[-1]), values[len(keys) + 1] > 0
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, log: Callable[[str], None] = print) -> None:
+    """Trains `cfg.method` on `train_set` (items {"A", "B"} tensors in [-1, 1], or {"error"}).
+    `val_set` gives the sample grids and FID; without it, samples come from `train_set`.
+
+    Building one joins the torchrun process group when there is one and seeds the process's
+    RNGs (weight init and dropout draw from them), so that a run is reproducible.
+    """
+
+    def __init__(self, cfg: RunConfig, train_set: Dataset, val_set: Dataset | None = None) -> None:
+        try:
+            netG = fit_to_size(cfg.model.netG, cfg.model.netD, cfg.model.n_layers_d, cfg.data.size)
+        except ValueError as e:
+            raise Img2ImgError(str(e)) from None
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, netG=netG))
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
-        self.log = log if self.ranks.is_main else (lambda msg: None)
         # Ranks differ in dropout and pool draws; DDP gives them rank 0's initial weights.
         seed_everything(cfg.train.seed + self.ranks.rank)
-        self.speed = SpeedSettings.resolve(cfg.train, self.device)
+        self.speed = cfg.train.speed.resolve(self.device)
         self.speed.apply_globally()
-        self.train_set = build_train_dataset(cfg)
-        self.val_set = build_val_dataset(cfg)
-        self.method = build_method(cfg.model, cfg.train, self.device, self.speed)
+        self.train_set = train_set
+        self.val_set = val_set
+        self.method = build_method(cfg, self.device, self.speed)
         if self.ranks.enabled:
             self.method.distribute(sync_bn=cfg.train.sync_bn)
         self.schedulers = {
@@ -137,18 +81,31 @@ class Trainer:
         self.fid = self._fid_tracker() if cfg.train.fid_every and self.ranks.is_main else None
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
-        self._stop = StopRequest()
+        self._stop: StopRequest | None = None
         self._stop_agreed = False
+        self.stopped = False
         self.bar: tqdm | None = None
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> "Trainer":
+        """A Trainer on the datasets in the config's folders (its layout per the method)."""
+        return cls(cfg, *build_datasets(cfg))
+
+    def info(self, msg: str) -> None:
+        """A message for people, from rank 0 only."""
+        if self.ranks.is_main:
+            logger.info(msg)
+
+    def warning(self, msg: str) -> None:
+        if self.ranks.is_main:
+            logger.warning(msg)
 
     def _fid_tracker(self) -> FIDTracker | None:
         cfg = self.cfg
-        val = self.val_set
-        if cfg.train.fid_val:
-            val = build_val_dataset(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_dir=cfg.train.fid_val)))
+        val = build_val_dataset(cfg, cfg.train.fid_val) if cfg.train.fid_val else self.val_set
         if val is None:
-            self.log(f"warning: no validation split in {cfg.data.root} (val/, test/, testA+testB): FID is skipped; "
-                     "point --fid-val at one")
+            self.warning(f"warning: no validation split in {cfg.data.root} (val/, test/, testA+testB): FID is "
+                         "skipped; point --fid-val at one")
             return None
         return FIDTracker(self.out, val, self.method, cfg.train.fid_weights, self.device)
 
@@ -170,9 +127,12 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        stored = checkpoint_config(state).model
-        if stored != self.cfg.model:
-            raise Img2ImgError(f"checkpoint model config {stored} differs from this run's {self.cfg.model}")
+        """Continue from a checkpoint of the same method and architecture. Loss weights, data and
+        schedule settings may differ: the run's own config applies from here on."""
+        stored = checkpoint_config(state)
+        if (stored.method, stored.model) != (self.cfg.method, self.cfg.model):
+            raise Img2ImgError(f"the checkpoint is a {stored.method} with {stored.model}; this run is a "
+                               f"{self.cfg.method} with {self.cfg.model}")
         self.method.load_state_dict(state["method"])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
@@ -207,7 +167,7 @@ class Trainer:
         latest = self.out / "checkpoints" / "latest.pt"
         if self._saved_step == self.progress.step and (latest.is_file() or not self.ranks.is_main):
             return latest
-        return self.save(f"step_{self.progress.step:07d}.pt")
+        return self.save(checkpoint_name(self.progress.step))
 
     # ---- loop ------------------------------------------------------------------------------
     @property
@@ -245,8 +205,7 @@ class Trainer:
                         for err in batch["errors"]:
                             p.bad_images += 1
                             rank = f"[rank {self.ranks.rank}] " if self.ranks.enabled else ""
-                            tqdm.write(f"{rank}warning: skipped unreadable image {err} ({p.bad_images} so far)",
-                                       file=sys.stderr)
+                            logger.warning(f"{rank}warning: skipped unreadable image {err} ({p.bad_images} so far)")
                         if "A" not in batch and self.ranks.enabled:
                             # Every rank must take part in every step: repeat this rank's last batch.
                             if last_batch is None:
@@ -263,7 +222,7 @@ class Trainer:
                             if p.step % tc.sample_every == 0:
                                 self.save_samples()
                             if p.step % tc.save_every == 0:
-                                self.save(f"step_{p.step:07d}.pt")
+                                self.save(checkpoint_name(p.step))
                         if p.position >= self.sampler.per_replica:
                             self._end_epoch()
                         if self._done() or self._stopping():
@@ -275,13 +234,10 @@ class Trainer:
                 self.bar.close()
                 if self.metrics:
                     self.metrics.close()
-        if self._stop.requested or self._stop_agreed:
-            self.log(f"stopped at step {p.step}; checkpoint {final}\n"
-                     f"resume with: img2img train --resume auto --out {self.out}")
-        else:
-            self.log(f"finished at step {p.step}; checkpoint {final}")
+        self.stopped = self._stop_requested or self._stop_agreed
+        self.info(f"{'stopped' if self.stopped else 'finished'} at step {p.step}; checkpoint {final}")
         if p.bad_images:
-            self.log(f"warning: {p.bad_images} unreadable images were skipped")
+            self.warning(f"warning: {p.bad_images} unreadable images were skipped")
         return final
 
     def _flush_window(self) -> None:
@@ -290,7 +246,7 @@ class Trainer:
         w, p, tc = self.window, self.progress, self.cfg.train
         if not w.steps:
             return
-        means, bad, streak, stop = w.read(self.ranks, self._stop.requested)
+        means, bad, streak, stop = w.read(self.ranks, self._stop_requested)
         self._stop_agreed = self._stop_agreed or stop
         images_per_s = w.images * self.ranks.world_size / (time.perf_counter() - w.started)
         first = w.first_step
@@ -299,7 +255,7 @@ class Trainer:
             p.bad_steps += bad
             which = f"step {p.step} had a non-finite loss and was" if p.step == first else \
                 f"{bad} of steps {first}-{p.step} had non-finite losses and were"
-            self.log_warning(f"warning: {which} skipped ({p.bad_steps} so far, {streak} in a row at most)")
+            self.warning(f"warning: {which} skipped ({p.bad_steps} so far, {streak} in a row at most)")
         if streak > tc.max_bad_steps:
             raise Img2ImgError(
                 f"{streak} steps in a row had non-finite losses (limit --max-bad-steps {tc.max_bad_steps}); "
@@ -310,13 +266,13 @@ class Trainer:
             self.metrics.write({"step": p.step, "epoch": p.epoch + 1, **means, "lr": self._lr(),
                                 "images_per_s": round(images_per_s, 3)})
 
-    def log_warning(self, msg: str) -> None:
-        if self.ranks.is_main:
-            tqdm.write(msg, file=sys.stderr)
+    @property
+    def _stop_requested(self) -> bool:
+        return self._stop is not None and self._stop.requested
 
     def _stopping(self) -> bool:
         # Under torchrun, ranks stop together, at the next window they all read.
-        return self._stop_agreed if self.ranks.enabled else self._stop.requested
+        return self._stop_agreed if self.ranks.enabled else self._stop_requested
 
     def _done(self) -> bool:
         max_steps = self.cfg.train.max_steps
@@ -335,7 +291,7 @@ class Trainer:
         is_best = results is not None and (p.best_fid is None or mean_fid(results) < p.best_fid)
         if is_best:
             p.best_fid, p.best_epoch = mean_fid(results), p.epoch
-        path = self.save(f"epoch_{p.epoch:04d}.pt")
+        path = self.save(checkpoint_name(p.step, epoch=p.epoch))
         if is_best:
             link_latest(path, path.parent / "best.pt")
             record = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results}
@@ -348,7 +304,7 @@ class Trainer:
         p = self.progress
         self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
         plot_fid(self.metrics.rows, self.out / "fid.png")
-        tqdm.write(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()), file=sys.stderr)
+        self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         return results
 
     def _lr(self) -> float:
@@ -387,36 +343,3 @@ class Trainer:
         atomic_write(path, lambda f: save_image(image, f, format="png"))
         return path
 
-
-class MetricsLog:
-    """metrics.csv (rows of any columns, appended across resumes) plus TensorBoard scalars."""
-
-    def __init__(self, out: Path, after_step: int = 0) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.path = out / "metrics.csv"
-        self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=after_step + 1 if after_step else None)
-        self.rows: list[dict] = []
-        if self.path.is_file():
-            with open(self.path, newline="") as f:
-                # Rows logged after the checkpoint we resume from are about to be trained again.
-                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= after_step]
-            self._rewrite()
-
-    def write(self, row: dict) -> None:
-        self.rows.append(row)
-        self._rewrite()
-        for k, v in row.items():
-            if k not in ("step", "epoch"):
-                self.writer.add_scalar(k, v, row["step"])
-
-    def _rewrite(self) -> None:
-        fields = list(dict.fromkeys(k for r in self.rows for k in r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=fields)
-        w.writeheader()
-        w.writerows(self.rows)
-        atomic_write_text(self.path, buf.getvalue() if fields else "")
-
-    def close(self) -> None:
-        self.writer.close()

@@ -16,10 +16,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .data.images import ImageReadError, is_image_file, list_images, load_rgb
-from .download import download
-from .errors import Img2ImgError
-from .io import atomic_write
+from .images import ImageReadError, is_image_file, list_images, load_rgb
+from ..download import download
+from ..errors import Img2ImgError
+from ..files import atomic_write
+from ..log import logger
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
@@ -71,7 +72,7 @@ def download_dataset(name: str, root: Path | str = "datasets", url: str | None =
     source = get_source(name)
     target = Path(root) / name
     if (target / COMPLETE_MARKER).is_file():
-        print(f"{name}: already in {target}")
+        logger.info(f"{name}: already in {target}")
         return target
     url = url or source.url
     if url is None:
@@ -94,7 +95,7 @@ def download_dataset(name: str, root: Path | str = "datasets", url: str | None =
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     archive.unlink()
-    print(f"{name}: extracted to {target}")
+    logger.info(f"{name}: extracted to {target}")
     return target
 
 

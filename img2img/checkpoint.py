@@ -1,0 +1,121 @@
+"""Checkpoints: the config, the networks and, for training checkpoints, optimizer, scheduler
+and RNG state. Written atomically and loaded with `weights_only=True` (nothing in a checkpoint
+is unpickled as code). Older formats are upgraded on load.
+
+This module needs no trainer, data pipeline or metrics: inference, the app, FID tracking,
+export and pretrained conversion all load generators through `load_generators`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import DIRECTIONS, Direction, RunConfig, method_class
+from .errors import Img2ImgError
+from .files import atomic_write
+
+# 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
+#    are `method_config`, and the speed switches are `train.speed`.
+FORMAT_VERSION = 2
+
+# Format 1 kept these in ModelConfig and TrainConfig.
+_V1_METHOD_FIELDS = ("gan_mode", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size")
+_V1_SPEED_FIELDS = ("amp", "channels_last", "compile", "cuda_graphs", "fused_adam", "cudnn_benchmark")
+
+
+def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save({**state, "format_version": FORMAT_VERSION}, f))
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint in the current format, or an Img2ImgError naming the file and the problem.
+    `mmap` maps tensors instead of reading them (cheap when only the config is wanted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise Img2ImgError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(state, dict) or "config" not in state:
+        raise Img2ImgError(f"{path}: not an img2img checkpoint (no stored config)")
+    version = state.get("format_version", 1)
+    if version > FORMAT_VERSION:
+        raise Img2ImgError(f"{path}: checkpoint format {version} is newer than this img2img reads "
+                           f"({FORMAT_VERSION}); upgrade img2img")
+    if version == 1:
+        state["config"] = upgrade_config_v1(state["config"])
+        state["format_version"] = FORMAT_VERSION
+    try:
+        RunConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as e:
+        raise Img2ImgError(f"{path}: its stored config is not valid ({e})") from None
+    return state
+
+
+def upgrade_config_v1(config: dict[str, Any]) -> dict[str, Any]:
+    model = dict(config.get("model", {}))
+    train = dict(config.get("train", {}))
+    method = model.pop("method", "pix2pix")
+    settings = {k: model.pop(k) for k in _V1_METHOD_FIELDS if k in model}
+    known = {f for f in method_class(method).Config.__dataclass_fields__}
+    speed = {k: train.pop(k) for k in _V1_SPEED_FIELDS if k in train}
+    if "fused_adam" not in speed and speed.get("amp") is True:
+        # Before the fast path, amp=True meant bf16 autocast on CUDA only; now it applies on
+        # CPU too. None keeps the old meaning: the device default (on for CUDA, off on CPU).
+        speed["amp"] = None
+    train["speed"] = speed
+    return {**config, "method": method, "model": model,
+            "method_config": {k: v for k, v in settings.items() if k in known}, "train": train}
+
+
+def checkpoint_config(state: dict[str, Any]) -> RunConfig:
+    return RunConfig.from_dict(state["config"])
+
+
+def stored_directions(state: dict[str, Any]) -> list[Direction]:
+    """The directions whose generator the checkpoint holds (a converted CycleGAN may hold one)."""
+    cfg = checkpoint_config(state)
+    networks = state["method"]["networks"]
+    keys = method_class(cfg.method).generator_keys
+    return [d for d in DIRECTIONS if d in keys and keys[d] in networks]
+
+
+def load_generators(state: dict[str, Any], batch_statistics: str = "image") -> dict[Direction, nn.Module]:
+    """The checkpoint's generators by direction, rebuilt from its config, in eval mode on the CPU.
+    `batch_statistics`: what BatchNorm layers use (each image's own, or the running ones)."""
+    cfg = checkpoint_config(state)
+    cls = method_class(cfg.method)
+    generators = {}
+    for direction in stored_directions(state):
+        net = cls.build_generator(cfg.model, direction, batch_statistics)
+        weights = state["method"]["networks"][cls.generator_keys[direction]]
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+        generators[direction] = net.eval()
+    return generators
+
+
+def export_generators(src: Path | str, dst: Path | str, half: bool = True) -> Path:
+    """A small inference-only checkpoint: the config and the generators (fp16 by default), with
+    no discriminators, optimizer or RNG state. Translator and the app load it as any checkpoint."""
+    state = load_checkpoint(src)
+    cfg = checkpoint_config(state)
+    networks = state["method"]["networks"]
+    keys = method_class(cfg.method).generator_keys
+    generators = {
+        keys[d]: {k: v.half() if half and v.is_floating_point() else v for k, v in networks[keys[d]].items()}
+        for d in stored_directions(state)
+    }
+    progress = state.get("progress", {})
+    save_checkpoint(dst, {"config": state["config"], "method": {"networks": generators},
+                          "progress": {"step": progress.get("step", 0), "epoch": progress.get("epoch", 0)}})
+    return Path(dst)
+
+
+def generator_only_checkpoint(cfg: RunConfig, direction: Direction, generator: nn.Module, **extra: Any) -> dict[str, Any]:
+    """The state of a checkpoint holding one generator (e.g. converted from another project)."""
+    key = method_class(cfg.method).generator_keys[direction]
+    return {"config": cfg.to_dict(), "method": {"networks": {key: generator.state_dict()}}, **extra}
