@@ -14,7 +14,6 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from .losses import GAN_MODES
 from .models.discriminators import DISCRIMINATORS
 from .models.generators import AUTO_UNET, GENERATOR_BUILDERS
 from .models.norm import NORM_LAYERS

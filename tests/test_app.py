@@ -126,6 +126,7 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
 def test_browser_uploads_an_image_and_sees_the_translation(server, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

@@ -111,6 +111,7 @@ def test_truncated_jpeg_is_a_clear_error(tmp_path):
         load_rgb(tmp_path / "t.jpg")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "img2img", "train", "--data", str(paired_dir), "--out", str(out),

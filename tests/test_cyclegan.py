@@ -129,6 +129,7 @@ def standardised(image) -> torch.Tensor:
     return (x / x.std(dim=(1, 2), keepdim=True) * 0.4).clamp(-1, 1)
 
 
+@pytest.mark.slow
 def test_cycle_loss_falls_on_colour_inverted_pairs():
     """B images are colour-inverted A images: the cycle loss must halve within 150 steps."""
     method = tiny_cyclegan(pool_size=10, ngf=16)

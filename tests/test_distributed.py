@@ -13,6 +13,10 @@ from conftest import TINY_CYCLEGAN, TINY_PIX2PIX, make_paired, make_unpaired
 WORKER = Path(__file__).with_name("distributed_worker.py")
 
 
+# Each test starts torchrun processes.
+pytestmark = pytest.mark.slow
+
+
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}

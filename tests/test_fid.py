@@ -127,6 +127,7 @@ def test_mismatched_weights_hash_is_reported(weights):
         fid_mod.build_inception(weights, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_fid_command_equals_pytorch_fid(weights, tmp_path, monkeypatch, capsys):
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
@@ -155,6 +156,7 @@ def test_unreadable_weights_file_is_a_clear_error(tmp_path):
         fid_mod.build_inception(tmp_path / "bad.pth", torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, paired_dir, tmp_path, capsys):
     import csv
     import json

@@ -137,6 +137,7 @@ def test_bench_json_reports_the_figures_with_the_papers_default_model(capsys):
     assert result["images_per_s"] == pytest.approx(1 / result["sec_per_iter"])
 
 
+@pytest.mark.slow
 def test_bench_counts_cyclegan_flops_in_proportion_to_the_batch(capsys):
     flops = []
     for batch in ("1", "2"):
