@@ -152,3 +152,25 @@ def test_browser_uploads_an_image_and_sees_the_translation(server, tmp_path):
             assert page.locator(served).count() == 2
         finally:
             browser.close()
+
+
+def test_the_app_leaves_no_temporary_files_behind(models_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    from gradio_client import Client, handle_file
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    app, url = launch(models_dir, tmp_path)
+    try:
+        image = tmp_path / "in.png"
+        random_image(np.random.default_rng(0), 40, 40).save(image)
+        _, archive, status = Client(url, verbose=False).predict(
+            [handle_file(str(image))], str(models_dir / "tiny.pt"), "AtoB", api_name="/translate_batch")
+        assert "Translated 1 of 1" in status
+        ours = list((tmp_path / "tmp").glob("img2img_*"))
+        assert len(ours) == 1 and list(ours[0].glob("batch_*/translated.zip"))
+    finally:
+        app.close()
+        app.workdir.cleanup()
+    assert not list((tmp_path / "tmp").glob("img2img_*"))

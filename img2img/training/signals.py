@@ -23,6 +23,7 @@ class StopRequest:
         if self.requested:
             os._exit(128 + signum)
         self.requested = True
+        # A print, not the logger: a signal handler must not wait on the logging lock.
         print(f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
               "(send it again to exit at once)", file=sys.stderr, flush=True)
 
