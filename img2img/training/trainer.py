@@ -30,6 +30,10 @@ from .rng import capture_rng_state, restore_rng_state
 from .signals import StopRequest
 
 
+# --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).
+AUTO_FID_STEPS = 1000
+
+
 class Trainer:
     """Trains `cfg.method` on `train_set` (items {"A", "B"} tensors in [-1, 1], or {"error"}).
     `val_set` gives the sample grids and FID; without it, samples come from `train_set`.
@@ -78,7 +82,8 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
         self._sample_batch = self._fixed_sample_batch() if self.ranks.is_main else None
-        self.fid = self._fid_tracker() if cfg.train.fid_every and self.ranks.is_main else None
+        self.fid_every = self._fid_interval()
+        self.fid: FIDTracker | None = None
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
         self._stop: StopRequest | None = None
@@ -100,14 +105,23 @@ class Trainer:
         if self.ranks.is_main:
             logger.warning(msg)
 
+    def _fid_interval(self) -> int:
+        """Epochs between FID evaluations: --fid-every, or, left unset, the fewest epochs that
+        hold AUTO_FID_STEPS steps, so FID costs little beside training (0 = never)."""
+        if self.cfg.train.fid_every is not None:
+            return self.cfg.train.fid_every
+        return max(1, -(-AUTO_FID_STEPS // self.steps_per_epoch))
+
     def _fid_tracker(self) -> FIDTracker | None:
         cfg = self.cfg
         val = build_val_dataset(cfg, cfg.train.fid_val) if cfg.train.fid_val else self.val_set
+        asked = cfg.train.fid_every is not None
         if val is None:
-            self.warning(f"warning: no validation split in {cfg.data.root} (val/, test/, testA+testB): FID is "
-                         "skipped; point --fid-val at one")
+            (self.warning if asked else self.info)(
+                f"{'warning: ' if asked else ''}no validation split in {cfg.data.root} (val/, test/, testA+testB): "
+                "FID is skipped; point --fid-val at one")
             return None
-        return FIDTracker(self.out, val, self.method, cfg.train.fid_weights, self.device)
+        return FIDTracker(self.out, val, self.method, cfg.train.fid_weights, self.device, required=asked)
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -175,9 +189,12 @@ class Trainer:
         return self.cfg.train.epochs + self.cfg.train.epochs_decay
 
     @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.sampler.per_replica // self.cfg.data.batch_size)
+
+    @property
     def total_steps(self) -> int:
-        per_epoch = -(-self.sampler.per_replica // self.cfg.data.batch_size)
-        steps = per_epoch * self.total_epochs
+        steps = self.steps_per_epoch * self.total_epochs
         return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
 
     def fit(self) -> Path:
@@ -285,8 +302,8 @@ class Trainer:
         for s in self.schedulers.values():
             s.step()
         results = None
-        if self.cfg.train.fid_every and p.epoch % self.cfg.train.fid_every == 0:
-            results = self._evaluate_fid() if self.fid else None
+        if self.fid_every and p.epoch % self.fid_every == 0:
+            results = self._evaluate_fid() if self.ranks.is_main else None
             distributed.barrier(self.ranks)  # FID runs on rank 0; the others wait here
         is_best = results is not None and (p.best_fid is None or mean_fid(results) < p.best_fid)
         if is_best:
@@ -297,14 +314,17 @@ class Trainer:
             record = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results}
             atomic_write_text(self.out / "best.json", json.dumps(record, indent=2))
 
-    def _evaluate_fid(self) -> dict[str, float] | None:
-        results = self.fid.evaluate()
+    def _evaluate_fid(self) -> dict[str, float | str] | None:
+        if self.fid is None:
+            self.fid = self._fid_tracker()
+        results = self.fid.evaluate() if self.fid is not None else None
         if results is None:
             return None
         p = self.progress
         self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
         plot_fid(self.metrics.rows, self.out / "fid.png")
-        self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+        self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items() if isinstance(v, float))
+                  + f" ({results['inception_weights']})")
         return results
 
     def _lr(self) -> float:
