@@ -1,5 +1,7 @@
-"""Numbers and samples for a pix2pix model card: val L1, PSNR and SSIM of a checkpoint and of the
-same model untrained, and sample triplets (input | output | target) as small JPEGs.
+"""Numbers and samples for a pix2pix model card: val L1, PSNR, SSIM, FID and KID of a checkpoint
+and of the same model untrained, and sample triplets (input | output | target) as small JPEGs.
+FID/KID compare the outputs with the val targets at the training size (pytorch-fid protocol;
+the weights resolve as in `img2img fid`; --no-fid skips them).
 
     pip install -e '.[bench]'     # scikit-image, for SSIM
     python benchmarks/model_card.py CHECKPOINT --data ../shared/datasets/maps [--samples-to DIR]
@@ -25,6 +27,8 @@ from img2img.inference import BATCH_NORM_MODES, Translator
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.config import method_class
 from img2img.device import seed_everything
+from img2img.data.images import to_tensor
+from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 from img2img.models import init_weights
 
 SAMPLE_INDICES = (3, 42, 77)
@@ -51,6 +55,7 @@ def main() -> None:
     parser.add_argument("--samples-to", help="folder for sample_N.jpg triplets")
     parser.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                         help="BatchNorm statistics at inference, as Translator's option")
+    parser.add_argument("--fid", action=argparse.BooleanOptionalAction, default=True, help="also FID and KID")
     args = parser.parse_args()
     state = load_checkpoint(args.checkpoint)
     cfg = checkpoint_config(state)
@@ -64,11 +69,21 @@ def main() -> None:
     untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"))
     print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}; "
           f"batch norm statistics: {args.batch_norm}")
+    extractor = InceptionFeatures(device="cpu") if args.fid else None
+    if extractor is not None:
+        print(f"Inception weights: {extractor.source.label}")
+        real = extractor.from_tensors(torch.stack([val[i]["B"] for i in range(len(val))]))
     results = {}
     for name, translator in (("untrained", untrained), ("trained", trained)):
         l1, psnr, ssim, outputs = scores(translator, val)
         results[name] = outputs
-        print(f"{name:9s}  L1 {l1:.4f}  PSNR {psnr:.2f} dB  SSIM {ssim:.4f}")
+        line = f"{name:9s}  L1 {l1:.4f}  PSNR {psnr:.2f} dB  SSIM {ssim:.4f}"
+        if extractor is not None:
+            fake = extractor.from_tensors(torch.stack([to_tensor(o) for o in outputs]))
+            kid_mean, kid_std = kid(fake, real)
+            line += (f"  FID {frechet_distance(*feature_statistics(fake), *feature_statistics(real)):.2f}"
+                     f"  KID {kid_mean:.4f} ± {kid_std:.4f}")
+        print(line)
     if args.samples_to:
         folder = Path(args.samples_to)
         folder.mkdir(parents=True, exist_ok=True)
