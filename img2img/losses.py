@@ -32,3 +32,17 @@ class GANLoss(nn.Module):
         if not for_discriminator:
             return -logits.mean()
         return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020), per query: [B, P, C] L2-normalised features of P patches at
+    the same positions. For patch p the positive is key p, the negatives are the other keys of
+    the same image (the diagonal is masked out); cross-entropy over similarities / temperature.
+    Keys are detached. Returns [B, P] losses."""
+    key = key.detach()
+    positive = (query * key).sum(-1, keepdim=True)  # [B, P, 1]
+    negative = torch.bmm(query, key.transpose(1, 2))  # [B, P, P]
+    diagonal = torch.eye(query.shape[1], dtype=torch.bool, device=query.device)
+    negative = negative.masked_fill(diagonal, float("-inf"))
+    logits = torch.cat([positive, negative], dim=-1) / temperature
+    return -torch.log_softmax(logits.float(), dim=-1)[..., 0]

@@ -5,12 +5,15 @@ import torch
 
 from ..config import RunConfig, SpeedConfig
 from .base import TrainingMethod
+from .cut import CUT, FastCUT
 from .cyclegan import CycleGAN, CycleGANConfig, ImagePool
 from .pix2pix import Pix2Pix, Pix2PixConfig
 
 METHODS: dict[str, type[TrainingMethod]] = {
     "pix2pix": Pix2Pix,
     "cyclegan": CycleGAN,
+    "cut": CUT,
+    "fastcut": FastCUT,
 }
 
 
@@ -22,5 +25,5 @@ def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig 
     return METHODS[cfg.method](cfg.model, cfg.method_config, cfg.train, device, speed)
 
 
-__all__ = ["METHODS", "CycleGAN", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig", "TrainingMethod",
+__all__ = ["CUT", "METHODS", "CycleGAN", "FastCUT", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig", "TrainingMethod",
            "build_method"]

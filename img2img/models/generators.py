@@ -5,6 +5,8 @@ weights map onto these modules one to one (only the parameter names differ).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -160,8 +162,18 @@ class ResNetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor, feature_layers: Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """The translated image; or, with `feature_layers` (indices into `self.model`), the outputs
+        of those layers, running the network only as far as the last of them (CUT's encoder
+        features, taken through forward so that DistributedDataParallel sees the call)."""
+        if feature_layers is None:
+            return self.model(x)
+        wanted, features = set(feature_layers), []
+        for i, layer in enumerate(self.model[: max(feature_layers) + 1]):
+            x = layer(x)
+            if i in wanted:
+                features.append(x)
+        return features
 
 
 def unet_32(**kwargs) -> UNetGenerator:

@@ -1,0 +1,174 @@
+"""CUT and FastCUT (Park et al. 2020): unpaired translation with one generator, kept faithful to
+its input by a patchwise contrastive loss (PatchNCE) on the generator's own encoder features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig, setting
+from ..errors import Img2ImgError
+from ..losses import GAN_MODES, GANLoss, patch_nce_loss
+from ..models import build_discriminator, init_weights
+from .base import TrainingMethod, set_requires_grad
+
+
+@dataclass
+class CUTConfig:
+    gan_mode: str = setting("lsgan", "adversarial loss", choices=GAN_MODES)
+    lambda_gan: float = setting(1.0, "weight of the adversarial term")
+    lambda_nce: float = setting(1.0, "weight of the PatchNCE terms")
+    nce_idt: bool = setting(True, "also PatchNCE on (B, G(B)), averaged with (A, G(A))")
+    # The reference's 0,4,8,12,16 count its anti-aliasing layers, which this ResNet has not.
+    nce_layers: str = setting("0,4,7,10,14", "ResNet layers whose features PatchNCE compares: the padded input, "
+                              "the two downsampling convs, residual blocks 1 and 5")
+    num_patches: int = setting(256, "patches sampled per layer and image")
+    nce_temperature: float = setting(0.07, "PatchNCE temperature")
+    nce_dim: int = setting(256, "width of the projection heads")
+    flip_equivariance: bool = setting(False, "flip the input at random; queries are flipped back")
+
+    @property
+    def layers(self) -> list[int]:
+        return [int(i) for i in self.nce_layers.split(",")]
+
+
+@dataclass
+class FastCUTConfig(CUTConfig):
+    lambda_nce: float = setting(10.0, "weight of the PatchNCE terms")
+    nce_idt: bool = setting(False, "also PatchNCE on (B, G(B)), averaged with (A, G(A))")
+    flip_equivariance: bool = setting(True, "flip the input at random; queries are flipped back")
+
+
+class PatchProjection(nn.Module):
+    """One 2-layer MLP per feature layer (Linear -> ReLU -> Linear), applied to sampled patches
+    and L2-normalised. Widths are given, not inferred from a first batch, so the heads exist
+    (in the optimizer and the checkpoint) from the start."""
+
+    def __init__(self, in_widths: list[int], dim: int = 256) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(w, dim), nn.ReLU(), nn.Linear(dim, dim)) for w in in_widths)
+
+    def forward(self, features: list[torch.Tensor], patch_ids: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[B, C, H, W] per layer and the flat positions to sample -> [B, P, dim] per layer."""
+        out = []
+        for head, feature, ids in zip(self.heads, features, patch_ids):
+            patches = feature.flatten(2).transpose(1, 2)[:, ids]  # [B, P, C]
+            out.append(F.normalize(head(patches), dim=-1))
+        return out
+
+
+class CUT(TrainingMethod):
+    """G: A->B, with D judging G(A) against real B, and PatchNCE tying each patch of G(A) to the
+    same patch of A (and, with nce_idt, of G(B) to B)."""
+
+    Config = CUTConfig
+    dataset_kind = "unpaired"
+    generator_keys = {"AtoB": "G"}
+
+    @classmethod
+    def default_model(cls) -> ModelConfig:
+        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False)
+
+    def __init__(self, model, config, train, device, speed) -> None:
+        super().__init__(model, config, train, device, speed)
+        if not model.netG.startswith("resnet"):
+            raise Img2ImgError(f"{type(self).__name__} takes its features from a ResNet generator, not "
+                               f"--netG {model.netG}: use resnet_9blocks or resnet_6blocks")
+        self.netG = init_weights(self.build_generator(model, "AtoB"), kind="xavier").to(device)
+        self.netD = init_weights(build_discriminator(model, model.out_channels), kind="xavier").to(device)
+        self.netF = init_weights(PatchProjection(self._feature_widths(), config.nce_dim), kind="xavier").to(device)
+        self.networks.update({"G": self.netG, "D": self.netD, "F": self.netF})
+        # One Adam over G and the heads: per-parameter, so the same as the reference's two.
+        self.optimizers = {"G": self.adam(list(self.netG.parameters()) + list(self.netF.parameters())),
+                           "D": self.adam(self.netD.parameters())}
+        self.prepare_networks()
+        self.gan_loss = GANLoss(config.gan_mode)
+
+    def _feature_widths(self) -> list[int]:
+        """Channels of the NCE layers, from one small forward of the untrained generator."""
+        was_training = self.netG.training
+        self.netG.eval()
+        with torch.no_grad():
+            probe = torch.zeros(1, self.model_cfg.in_channels, 32, 32, device=self.device)
+            widths = [f.shape[1] for f in self.netG(probe, self.cfg.layers)]
+        self.netG.train(was_training)
+        return widths
+
+    def training_step(self, batch):
+        real_a, real_b = batch["A"], batch["B"]
+        cfg = self.cfg
+        real = torch.cat([real_a, real_b]) if cfg.nce_idt else real_a
+        # Drawn on the CPU generator: deciding costs no device sync.
+        flipped = cfg.flip_equivariance and bool(torch.rand(()) < 0.5)
+        if flipped:
+            real = real.flip(3)
+        with self.autocast():
+            fake = self.updating("G")(real)
+        fake_b, idt_b = fake[: len(real_a)], fake[len(real_a):]
+        losses = self.discriminator_step(real_b, fake_b)
+        losses.update(self.generator_step(real_a, real_b, fake_b, idt_b, flipped))
+        return losses
+
+    def discriminator_step(self, real_b, fake_b) -> dict[str, torch.Tensor]:
+        set_requires_grad(self.netD, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        with self.autocast():
+            pred_fake = self.updating("D")(fake_b.detach())
+            pred_real = self.updating("D")(real_b)
+        loss_fake = self.gan_loss(pred_fake, False)
+        loss_real = self.gan_loss(pred_real, True)
+        logs = self.optimize("D", 0.5 * (loss_fake + loss_real))
+        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(), **logs}
+
+    def generator_step(self, real_a, real_b, fake_b, idt_b, flipped: bool) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        set_requires_grad(self.netD, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        with self.autocast():
+            pred_fake = self.netD(fake_b)
+        loss_gan = self.gan_loss(pred_fake, True, for_discriminator=False) * cfg.lambda_gan
+        # The inputs the fakes came from were flipped; the keys are the unflipped real images.
+        loss_nce = self.nce_loss(real_a, fake_b, flipped)
+        logs = {"NCE": loss_nce.detach()}
+        if cfg.nce_idt:
+            loss_nce_y = self.nce_loss(real_b, idt_b, flipped)
+            logs["NCE_Y"] = loss_nce_y.detach()
+            loss_nce = 0.5 * (loss_nce + loss_nce_y)
+        logs.update(self.optimize("G", loss_gan + loss_nce))
+        return {"G_GAN": loss_gan.detach(), **logs}
+
+    def query_features(self, output: torch.Tensor, flipped: bool) -> list[torch.Tensor]:
+        """Encoder features of G's output, flipped back when its input was flipped, so that each
+        query patch sits where its key (from the unflipped input) does."""
+        with self.autocast():
+            features = self.updating("G")(output, self.cfg.layers)
+        return [f.flip(3) for f in features] if flipped else features
+
+    def nce_loss(self, source: torch.Tensor, output: torch.Tensor, flipped: bool = False) -> torch.Tensor:
+        """PatchNCE between G's input `source` and its output, averaged over layers, times lambda_nce."""
+        cfg = self.cfg
+        queries = self.query_features(output, flipped)
+        patch_ids = [torch.randperm(f.shape[2] * f.shape[3], device=f.device)[: cfg.num_patches] for f in queries]
+        project = self.updating("F")
+        # Keys are detached in the loss, so their path needs no graph.
+        with torch.no_grad(), self.autocast():
+            k = project(self.updating("G")(source, cfg.layers), patch_ids)
+        q = project(queries, patch_ids)
+        per_layer = [patch_nce_loss(qi.float(), ki.float(), cfg.nce_temperature).mean() for qi, ki in zip(q, k)]
+        return torch.stack(per_layer).mean() * cfg.lambda_nce
+
+    def sample(self, batch):
+        """Per image: A | G(A) | B | G(B) (the last shows how close to identity G stays on B)."""
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = self._eval_forward(self.netG, real_a)
+        idt_b = self._eval_forward(self.netG, real_b)
+        return torch.stack([real_a, fake_b, real_b, idt_b], dim=1)
+
+
+class FastCUT(CUT):
+    """CUT without the identity term, with flip equivariance and a larger NCE weight: about half
+    CycleGAN's cost per step. The paper trains it 150 + 50 epochs (--epochs 150 --epochs-decay 50)."""
+
+    Config = FastCUTConfig
