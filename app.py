@@ -110,7 +110,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
 
     # Gradio's cached copies of uploads and outputs: checked hourly, removed after a day.
     with gr.Blocks(title="img2img", delete_cache=(3600, 86400)) as app:
-        gr.Markdown("# img2img\nImage-to-image translation with pix2pix and CycleGAN models.")
+        gr.Markdown("# img2img\nImage-to-image translation with pix2pix, CycleGAN and CUT models.")
         if not models:
             gr.Markdown(HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
         if skipped:

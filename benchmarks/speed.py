@@ -14,6 +14,8 @@ import json
 import subprocess
 import sys
 
+from img2img.methods import METHODS
+
 # Each rung adds one switch to the one before; the first is the canonical fp32 eager step.
 LADDER = [
     ("fp32 eager", ["--no-fused-adam", "--no-channels-last", "--no-amp", "--no-compile"]),
@@ -28,7 +30,7 @@ LADDER = [
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="pix2pix", choices=["pix2pix", "cyclegan"])
+    parser.add_argument("--model", default="pix2pix", choices=list(METHODS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
