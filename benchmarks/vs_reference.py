@@ -3,8 +3,8 @@ the same machine, with the ratio (reference s/iter ÷ ours: above 1 means we are
 
     python benchmarks/vs_reference.py --models cyclegan cut fastcut --size 256 --steps 3 --rounds 2
 
-CUT's reference runs with --no_antialias --no_antialias_up unless --reference-antialias: this
-project's ResNet has no anti-aliasing layers, so that is the same network on both sides.
+CUT and FastCUT run with anti-aliased sampling on both sides (both defaults); --no-antialias
+turns it off on both (the reference's --no_antialias --no_antialias_up).
 
 The reference is ../shared/reference/bench_reference.py (the canonical pix2pix/CycleGAN code,
 or the CUT code), built as its own train.py builds it; ours is `img2img bench`. Each timing
@@ -47,20 +47,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reference-antialias", action=argparse.BooleanOptionalAction, default=False,
-                        help="CUT reference with its default anti-aliased sampling, which ours does not have "
-                             "(default off: the same architecture on both sides)")
+    parser.add_argument("--antialias", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUT and FastCUT with anti-aliased sampling on both sides (default, as both "
+                             "implementations default); --no-antialias turns it off on both")
     args = parser.parse_args()
     common = ["--size", str(args.size), "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
     print("| method | ours s/iter | reference s/iter | ratio (ref ÷ ours) | ours GFLOP/iter | reference GFLOP/iter |")
     print("|---|---|---|---|---|---|")
     for model in args.models:
         ours, ref, flops = [], [], {}
+        cut_like = model in ("cut", "fastcut")
+        antialias = ["--no_antialias", "--no_antialias_up"] if cut_like and not args.antialias else []
+        ours_antialias = ["--no-antialias"] if cut_like and not args.antialias else []
         for round_ in range(args.rounds):
             o = last_json([sys.executable, "-m", "img2img", "bench", "--model", model, "--batch-size",
-                           str(args.batch_size), *common, "--json"])
-            antialias = [] if args.reference_antialias or model not in ("cut", "fastcut") else \
-                ["--no_antialias", "--no_antialias_up"]
+                           str(args.batch_size), *common, *ours_antialias, "--json"])
             r = last_json([sys.executable, str(REFERENCE), *REFERENCE_ARGS[model], *antialias, "--batch", str(args.batch_size),
                            "--threads", str(args.threads), *common, *(["--flops"] if round_ == 0 else [])])
             ours.append(o["sec_per_iter"])

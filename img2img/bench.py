@@ -32,6 +32,8 @@ class BenchSettings:
     warmup: int = 3
     device: str = "auto"
     seed: int = 0
+    # None: the method's default generator.
+    antialias: bool | None = None
     # Unset switches take the device default, as in training.
     speed: SpeedConfig = dataclasses.field(default_factory=SpeedConfig)
 
@@ -71,6 +73,8 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     speed = s.speed.resolve(device)
     speed.apply_globally()
     cfg = RunConfig.for_method(s.model, train=TrainConfig(device=str(device), speed=s.speed))
+    if s.antialias is not None:
+        cfg.model.antialias = s.antialias
     try:
         cfg.model.netG = fit_to_size(cfg.model.netG, cfg.model.netD, cfg.model.n_layers_d, s.size)
     except ValueError as e:

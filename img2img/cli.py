@@ -185,6 +185,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, cuDNN autotuning)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--antialias", action=argparse.BooleanOptionalAction, default=None,
+                   help="anti-aliased ResNet sampling (default: the method's; on for cut/fastcut)")
     add_config_flags(p, "speed", SpeedConfig)
     p.add_argument("--json", action="store_true", help="end with one line of JSON with every figure and setting")
     p.set_defaults(run=run_bench)

@@ -45,6 +45,8 @@ class ModelConfig:
     n_layers_d: int = setting(3, "PatchGAN depth (3 = 70x70 patches)", fixed=True)
     norm: str = setting("batch", "normalisation layers", choices=tuple(NORM_LAYERS), fixed=True)
     dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
+    antialias: bool = setting(False, "ResNet generator: blurred (anti-aliased) down- and upsampling, as CUT's "
+                              "reference code", fixed=True)
     in_channels: int = setting(3, "input channels", cli=False, fixed=True)
     out_channels: int = setting(3, "output channels", cli=False, fixed=True)
 

@@ -113,3 +113,25 @@ def test_cut_needs_a_resnet_generator(unpaired_dir, tmp_path, capsys):
     flags = [f if f != "resnet_6blocks" else "unet_32" for f in TINY_CUT]
     assert main(["train", "--data", str(unpaired_dir), "--out", str(tmp_path / "run"), *flags]) == 2
     assert "takes its features from a ResNet generator" in capsys.readouterr().err
+
+
+def test_cut_takes_the_papers_layers_with_and_without_antialiasing():
+    from img2img.models import ResNetGenerator
+
+    assert ResNetGenerator(antialias=True).encoder_layers == [0, 4, 8, 12, 16]  # the reference's indices
+    assert ResNetGenerator(antialias=False).encoder_layers == [0, 4, 7, 10, 14]
+    assert tiny().layers == [0, 4, 8, 12, 16]  # CUT's default generator is anti-aliased
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (36, 44)])
+def test_blurred_resampling_keeps_constants_and_shapes(h, w):
+    from img2img.models.antialias import BlurDownsample, BlurUpsample
+
+    x = torch.full((1, 4, h, w), 0.3)
+    assert torch.allclose(BlurDownsample(4)(x), torch.full((1, 4, h // 2, w // 2), 0.3))
+    assert torch.allclose(BlurUpsample(4)(x), torch.full((1, 4, 2 * h, 2 * w), 0.3))
+    from img2img.models import ResNetGenerator
+
+    g = ResNetGenerator(ngf=4, n_blocks=2, antialias=True)
+    assert g(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
+    assert not any("kernel" in k for k in g.state_dict())  # constants, not weights

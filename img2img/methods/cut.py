@@ -21,17 +21,13 @@ class CUTConfig:
     lambda_gan: float = setting(1.0, "weight of the adversarial term")
     lambda_nce: float = setting(1.0, "weight of the PatchNCE terms")
     nce_idt: bool = setting(True, "also PatchNCE on (B, G(B)), averaged with (A, G(A))")
-    # The reference's 0,4,8,12,16 count its anti-aliasing layers, which this ResNet has not.
-    nce_layers: str = setting("0,4,7,10,14", "ResNet layers whose features PatchNCE compares: the padded input, "
-                              "the two downsampling convs, residual blocks 1 and 5")
+    nce_layers: str = setting("", "indices of the ResNet layers whose features PatchNCE compares (default: the "
+                              "padded input, the two downsampling convs, residual blocks 1 and 5; 0,4,8,12,16 "
+                              "with --antialias, as in the reference)")
     num_patches: int = setting(256, "patches sampled per layer and image")
     nce_temperature: float = setting(0.07, "PatchNCE temperature")
     nce_dim: int = setting(256, "width of the projection heads")
     flip_equivariance: bool = setting(False, "flip the input at random; queries are flipped back")
-
-    @property
-    def layers(self) -> list[int]:
-        return [int(i) for i in self.nce_layers.split(",")]
 
 
 @dataclass
@@ -69,7 +65,7 @@ class CUT(TrainingMethod):
 
     @classmethod
     def default_model(cls) -> ModelConfig:
-        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False)
+        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True)
 
     def __init__(self, model, config, train, device, speed) -> None:
         super().__init__(model, config, train, device, speed)
@@ -77,6 +73,8 @@ class CUT(TrainingMethod):
             raise Img2ImgError(f"{type(self).__name__} takes its features from a ResNet generator, not "
                                f"--netG {model.netG}: use resnet_9blocks or resnet_6blocks")
         self.netG = init_weights(self.build_generator(model, "AtoB"), kind="xavier").to(device)
+        self.layers = ([int(i) for i in config.nce_layers.split(",")] if config.nce_layers
+                       else self.netG.encoder_layers)
         self.netD = init_weights(build_discriminator(model, model.out_channels), kind="xavier").to(device)
         self.netF = init_weights(PatchProjection(self._feature_widths(), config.nce_dim), kind="xavier").to(device)
         self.networks.update({"G": self.netG, "D": self.netD, "F": self.netF})
@@ -92,7 +90,7 @@ class CUT(TrainingMethod):
         self.netG.eval()
         with torch.no_grad():
             probe = torch.zeros(1, self.model_cfg.in_channels, 32, 32, device=self.device)
-            widths = [f.shape[1] for f in self.netG(probe, self.cfg.layers)]
+            widths = [f.shape[1] for f in self.netG(probe, self.layers)]
         self.netG.train(was_training)
         return widths
 
@@ -143,7 +141,7 @@ class CUT(TrainingMethod):
         """Encoder features of G's output, flipped back when its input was flipped, so that each
         query patch sits where its key (from the unflipped input) does."""
         with self.autocast():
-            features = self.updating("G")(output, self.cfg.layers)
+            features = self.updating("G")(output, self.layers)
         return [f.flip(3) for f in features] if flipped else features
 
     def nce_loss(self, source: torch.Tensor, output: torch.Tensor, flipped: bool = False) -> torch.Tensor:
@@ -154,7 +152,7 @@ class CUT(TrainingMethod):
         project = self.updating("F")
         # Keys are detached in the loss, so their path needs no graph.
         with torch.no_grad(), self.autocast():
-            k = project(self.updating("G")(source, cfg.layers), patch_ids)
+            k = project(self.updating("G")(source, self.layers), patch_ids)
         q = project(queries, patch_ids)
         per_layer = [patch_nce_loss(qi.float(), ki.float(), cfg.nce_temperature).mean() for qi, ki in zip(q, k)]
         return torch.stack(per_layer).mean() * cfg.lambda_nce

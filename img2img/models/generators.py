@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .antialias import BlurDownsample, BlurUpsample
 from .norm import NORM_LAYERS, NormLayer, PerImageBatchNorm2d, conv_bias, norm_layer
 
 
@@ -126,7 +127,9 @@ class ResNetBlock(nn.Module):
 class ResNetGenerator(nn.Module):
     """CycleGAN generator: 7x7 stem, two stride-2 downsamples, residual blocks, two upsamples.
 
-    Inputs must be multiples of 4.
+    Inputs must be multiples of 4. With `antialias` (CUT's reference generator), each
+    downsample is a stride-1 conv followed by a blurred subsampling, and each upsample a blurred
+    2x upsampling followed by a stride-1 conv, instead of strided (transposed) convs.
     """
 
     size_multiple = 4
@@ -139,6 +142,7 @@ class ResNetGenerator(nn.Module):
         n_blocks: int = 9,
         norm: NormLayer = NORM_LAYERS["instance"],
         dropout: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         bias = conv_bias(norm)
@@ -150,17 +154,29 @@ class ResNetGenerator(nn.Module):
         ]
         for i in range(2):
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), norm(c * 2), nn.ReLU(True)]
+            if antialias:
+                layers += [nn.Conv2d(c, c * 2, 3, padding=1, bias=bias), norm(c * 2), nn.ReLU(True),
+                           BlurDownsample(c * 2)]
+            else:
+                layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), norm(c * 2), nn.ReLU(True)]
         layers += [ResNetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
-            layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm(c // 2),
-                nn.ReLU(True),
-            ]
+            if antialias:
+                layers += [BlurUpsample(c), nn.Conv2d(c, c // 2, 3, padding=1, bias=bias)]
+            else:
+                layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            layers += [norm(c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+
+    @property
+    def encoder_layers(self) -> list[int]:
+        """Indices into `model` of CUT's feature layers: the padded input, the two downsampling
+        convs, and residual blocks 1 and 5 (the last block if there are fewer)."""
+        convs = [i for i, m in enumerate(self.model) if isinstance(m, nn.Conv2d)]
+        blocks = [i for i, m in enumerate(self.model) if isinstance(m, ResNetBlock)]
+        return [0, convs[1], convs[2], blocks[0], blocks[min(4, len(blocks) - 1)]]
 
     def forward(self, x: torch.Tensor, feature_layers: Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
         """The translated image; or, with `feature_layers` (indices into `self.model`), the outputs
@@ -233,10 +249,14 @@ def build_generator(cfg, in_channels: int | None = None, out_channels: int | Non
         builder = GENERATOR_BUILDERS[cfg.netG]
     except KeyError:
         raise ValueError(f"unknown generator {cfg.netG!r}; choose one of {', '.join(GENERATOR_BUILDERS)}") from None
+    resnet_only = {"antialias": cfg.antialias} if cfg.netG.startswith("resnet") else {}
+    if cfg.antialias and not resnet_only:
+        raise ValueError(f"--antialias is for ResNet generators, not {cfg.netG}")
     return builder(
         in_channels=cfg.in_channels if in_channels is None else in_channels,
         out_channels=cfg.out_channels if out_channels is None else out_channels,
         ngf=cfg.ngf,
         norm=norm_layer(cfg.norm, batch_statistics),
         dropout=cfg.dropout,
+        **resnet_only,
     )
