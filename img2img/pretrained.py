@@ -94,6 +94,12 @@ def infer_architecture(state: dict[str, torch.Tensor]) -> tuple[str, str, int]:
     return netG, norm, int(ngf)
 
 
+def is_antialiased(state: dict[str, torch.Tensor]) -> bool:
+    """CUT's reference ResNet saves the fixed blur filters of its anti-aliased sampling as
+    `model.N.filt` buffers; a generator with them is a CUT generator."""
+    return any(k.endswith(".filt") for k in state)
+
+
 def unet_name_map(num_downs: int) -> dict[str, str]:
     """Our module paths -> canonical ones, level by level down the U-Net's recursion."""
     mapping, ours, theirs = {}, "model.", "model.model."
@@ -125,8 +131,9 @@ def convert_state_dict(state: dict[str, torch.Tensor], net: torch.nn.Module, net
             converted[key] = ours[key]
         else:
             missing.append(source)
-    # Old files keep running statistics for InstanceNorm and counters we do not use.
-    extra = [k for k in state if not re.search(r"\.(running_mean|running_var|num_batches_tracked)$", k)]
+    # Old files keep running statistics for InstanceNorm and counters we do not use; CUT's keep
+    # its blur filters, which are constants here.
+    extra = [k for k in state if not re.search(r"\.(running_mean|running_var|num_batches_tracked|filt)$", k)]
     if missing or extra:
         raise Img2ImgError(f"weights do not fit {netG}: missing {missing[:3]}, unexpected {extra[:3]}")
     return converted
@@ -134,7 +141,8 @@ def convert_state_dict(state: dict[str, torch.Tensor], net: torch.nn.Module, net
 
 def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str | None = None,
             method: str | None = None, domains: tuple[str, str] = ("A", "B"), size: int = 256) -> Path:
-    """Convert a canonical generator .pth into an img2img checkpoint that translates AtoB."""
+    """Convert a canonical pix2pix/CycleGAN or CUT generator .pth into an img2img checkpoint that
+    translates AtoB."""
     try:
         state = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -144,13 +152,15 @@ def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str
     state = strip_prefix(state)
     inferred_netG, inferred_norm, ngf = infer_architecture(state)
     netG, norm = netG or inferred_netG, norm or inferred_norm
-    method = method or ("cyclegan" if netG.startswith("resnet") else "pix2pix")
+    antialias = is_antialiased(state)
+    method = method or ("cut" if antialias else "cyclegan" if netG.startswith("resnet") else "pix2pix")
     cfg = RunConfig.for_method(method, data=DataConfig(size=size, load_size=size, domain_a=domains[0],
                                                        domain_b=domains[1]))
-    cfg.model.netG, cfg.model.norm, cfg.model.ngf = netG, norm, ngf
+    cfg.model.netG, cfg.model.norm, cfg.model.ngf, cfg.model.antialias = netG, norm, ngf, antialias
     net = method_class(method).build_generator(cfg.model, "AtoB")
     converted = convert_state_dict(state, net, netG)
     net.load_state_dict(converted, strict=True)
     save_checkpoint(dst, generator_only_checkpoint(cfg, "AtoB", net, source=str(src)))
-    logger.info(f"converted {src} ({netG}, {norm} norm, ngf {ngf}) to {dst}")
+    logger.info(f"converted {src} ({method}, {netG}{', anti-aliased' if antialias else ''}, {norm} norm, ngf {ngf}) "
+                f"to {dst}")
     return Path(dst)

@@ -2,7 +2,9 @@
 their published layout (../shared/reference/canonical_state_dicts.txt), independently of
 img2img's modules, so their state_dicts carry the canonical names and their forward is the
 canonical forward."""
+import functools
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,35 @@ def test_pretrained_download_converts_for_translate_and_the_app(tmp_path):
     out = Translator.from_checkpoint(tmp_path / "ck" / "horse2zebra.pt", device="cpu").translate(
         Image.new("RGB", (30, 22), "white"))
     assert out.size == (30, 22)
+
+
+REFERENCE_CUT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "cut"
+
+
+@pytest.mark.skipif(not (REFERENCE_CUT / "models" / "networks.py").is_file(),
+                    reason="CUT's reference code (../shared/reference/cut) is not beside this checkout")
+def test_a_cut_reference_generator_converts_and_translates_as_it_does(tmp_path):
+    """The reference's anti-aliased ResnetGenerator, built by its own code, saved as its
+    training saves it (blur filters included): the conversion gives a CUT checkpoint with the
+    same output."""
+    import importlib
+
+    sys.path.insert(0, str(REFERENCE_CUT))
+    try:
+        networks = importlib.import_module("models.networks")  # the reference's own package
+    finally:
+        sys.path.remove(str(REFERENCE_CUT))
+        for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
+            del sys.modules[name]
+    torch.manual_seed(0)
+    norm = functools.partial(torch.nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    theirs = networks.ResnetGenerator(3, 3, ngf=16, norm_layer=norm, n_blocks=9).eval()
+    for p in theirs.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.1)
+    torch.save(theirs.state_dict(), tmp_path / "latest_net_G.pth")
+    convert(tmp_path / "latest_net_G.pth", tmp_path / "cut.pt")
+    translator = Translator.from_checkpoint(tmp_path / "cut.pt", device="cpu")
+    assert translator.cfg.method == "cut" and translator.cfg.model.antialias
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(translator.translate_tensor(x), theirs(x), atol=1e-5)
