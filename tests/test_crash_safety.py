@@ -1,4 +1,5 @@
 import errno
+import os
 import signal
 import subprocess
 import sys
@@ -112,16 +113,22 @@ def test_truncated_jpeg_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp_path):
+@pytest.mark.parametrize("whole_group", [False, True], ids=["main process", "process group"])
+def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp_path, whole_group):
+    """Also when the signal reaches the data-loading workers too, as from Ctrl+C in a terminal,
+    `timeout` or a scheduler: they must not die under the main process."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "img2img", "train", "--data", str(paired_dir), "--out", str(out),
-           "--max-steps", "100000", "--save-every", "100000", *TINY_PIX2PIX]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--max-steps", "100000", "--save-every", "100000", *TINY_PIX2PIX, "--num-workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     metrics = out / "metrics.csv"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) > 3):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert "resume with: img2img train --resume auto" in stdout

@@ -135,3 +135,15 @@ def test_blurred_resampling_keeps_constants_and_shapes(h, w):
     g = ResNetGenerator(ngf=4, n_blocks=2, antialias=True)
     assert g(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
     assert not any("kernel" in k for k in g.state_dict())  # constants, not weights
+
+
+def test_a_non_finite_cut_step_changes_no_weight_and_no_optimizer_state():
+    m = tiny()
+    good = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    m.guarded_step(good)
+    before = {k: v.clone() for k, v in m.networks.state_dict().items()}
+    steps = [s["step"].clone() for s in m.optimizers["G"].state.values()]
+    _, bad = m.guarded_step({**good, "A": torch.full_like(good["A"], float("nan"))})
+    assert bool(bad)
+    assert all(torch.equal(v, before[k]) for k, v in m.networks.state_dict().items())
+    assert all(torch.equal(s["step"], old) for s, old in zip(m.optimizers["G"].state.values(), steps))

@@ -23,11 +23,15 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
-@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+TINY_FLAGS = {"pix2pix": TINY_PIX2PIX, "cyclegan": TINY_CYCLEGAN,
+              "cut": [*(f if f != "cyclegan" else "cut" for f in TINY_CYCLEGAN), "--num-patches", "32"]}
+
+
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan", "cut"])
 def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(method, tmp_path):
     data = make_paired(tmp_path / "data", n_train=6) if method == "pix2pix" else \
         make_unpaired(tmp_path / "data", n_a=6, n_b=5)
-    flags = TINY_PIX2PIX if method == "pix2pix" else TINY_CYCLEGAN
+    flags = TINY_FLAGS[method]
     out = tmp_path / "run"
     r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "4", "--save-every", "2",
                  *flags)

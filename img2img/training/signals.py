@@ -36,3 +36,13 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: workers ignore SIGINT and SIGTERM. A signal sent to the whole
+    process group (Ctrl+C in a terminal, `timeout`, `docker stop`, a batch scheduler) would
+    otherwise kill them mid-epoch and make the next batch raise in the main process, losing the
+    steps since the last checkpoint; this way only the main process acts on it (finishes the
+    step, saves) and then shuts its workers down."""
+    for sig in StopRequest.SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

@@ -27,7 +27,7 @@ from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .progress import LossWindow, Progress, lr_factor
 from .rng import capture_rng_state, restore_rng_state
-from .signals import StopRequest
+from .signals import StopRequest, ignore_stop_signals
 
 
 # --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).
@@ -78,6 +78,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             persistent_workers=cfg.data.num_workers > 0,
             collate_fn=collate_skipping_errors,
+            worker_init_fn=ignore_stop_signals,
             # Its own generator, so creating an iterator never draws from the global RNG.
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
