@@ -152,8 +152,10 @@ class RunConfig:
     def for_method(cls, method: str, **sections: Any) -> "RunConfig":
         """A new run of `method` with its defaults; `sections` replace whole sections."""
         cls_ = method_class(method)
+        epochs, epochs_decay = cls_.default_schedule
         return cls(method=method, model=sections.pop("model", cls_.default_model()),
-                   method_config=sections.pop("method_config", cls_.Config()), **sections)
+                   method_config=sections.pop("method_config", cls_.Config()),
+                   train=sections.pop("train", TrainConfig(epochs=epochs, epochs_decay=epochs_decay)), **sections)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -76,6 +76,8 @@ def test_fastcut_is_cut_with_the_papers_fastcut_settings():
     fast = tiny("fastcut")
     assert isinstance(fast, FastCUT)
     assert (fast.cfg.lambda_nce, fast.cfg.nce_idt, fast.cfg.flip_equivariance) == (10.0, False, True)
+    train = RunConfig.for_method("fastcut").train
+    assert (train.epochs, train.epochs_decay) == (150, 50)
     losses = fast.training_step({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
     assert "NCE" in losses and "NCE_Y" not in losses
 

@@ -41,6 +41,8 @@ class TrainingMethod:
     dataset_kind: ClassVar[DatasetKind]
     # Which entry of `networks` translates in each direction; inference loads only these.
     generator_keys: ClassVar[dict[Direction, str]] = {}
+    # The paper's (epochs at constant lr, epochs of linear decay) for a new run.
+    default_schedule: ClassVar[tuple[int, int]] = (100, 100)
 
     @classmethod
     def default_model(cls) -> ModelConfig:
