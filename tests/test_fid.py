@@ -7,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from pytorch_fid import inception as pf
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
@@ -21,16 +20,7 @@ from conftest import random_image
 def write_random_fid_weights(path):
     """The layout of pytorch-fid's FID Inception (see its fid_inception_v3), randomly initialised."""
     torch.manual_seed(0)
-    net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pf.FIDInceptionE_1(1280)
-    net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    net = fid_mod.fid_inception_layout()
     # He init keeps activations at unit scale through the eval-mode BatchNorms (the default init
     # makes pool3 features ~1e-8 and every distance ~0, which would test nothing).
     for m in net.modules():

@@ -13,6 +13,7 @@ from img2img.checkpoint import load_checkpoint
 from img2img.training.progress import lr_factor
 
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
+from test_cut import TINY_CUT
 
 
 def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tmp_path):
@@ -94,7 +95,8 @@ def compare_states(a, b, path=""):
     return 0
 
 
-@pytest.mark.parametrize("flags,data_fixture", [(TINY_PIX2PIX, "paired_dir"), (TINY_CYCLEGAN, "unpaired_dir")])
+@pytest.mark.parametrize("flags,data_fixture", [(TINY_PIX2PIX, "paired_dir"), (TINY_CYCLEGAN, "unpaired_dir"),
+                                                (TINY_CUT, "unpaired_dir")], ids=["pix2pix", "cyclegan", "cut"])
 def test_resume_is_bitwise_identical_to_a_straight_run(flags, data_fixture, request, tmp_path):
     data = request.getfixturevalue(data_fixture)
     # Two workers, mid-epoch stop (4 samples/epoch): worker seeding and data position must be restored.

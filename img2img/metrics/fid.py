@@ -130,6 +130,21 @@ def build_inception(weights: Path, device: torch.device, source: WeightsSource |
     return model.eval().to(device)
 
 
+def fid_inception_layout() -> torch.nn.Module:
+    """pytorch-fid's FID Inception network (its `fid_inception_v3` layout), untrained."""
+    net = pf_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = pf_inception.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pf_inception.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pf_inception.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pf_inception.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pf_inception.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pf_inception.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pf_inception.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pf_inception.FIDInceptionE_1(1280)
+    net.Mixed_7c = pf_inception.FIDInceptionE_2(2048)
+    return net
+
+
 class FIDInceptionV3(pf_inception.InceptionV3):
     """pytorch-fid's InceptionV3 (pool3 output, its resize and normalisation, its forward) over
     the FID Inception network with the given state dict, instead of the one its constructor
@@ -140,16 +155,7 @@ class FIDInceptionV3(pf_inception.InceptionV3):
         self.resize_input, self.normalize_input = True, True
         self.output_blocks = [self.BLOCK_INDEX_BY_DIM[2048]]
         self.last_needed_block = self.output_blocks[0]
-        net = pf_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-        net.Mixed_5b = pf_inception.FIDInceptionA(192, pool_features=32)
-        net.Mixed_5c = pf_inception.FIDInceptionA(256, pool_features=64)
-        net.Mixed_5d = pf_inception.FIDInceptionA(288, pool_features=64)
-        net.Mixed_6b = pf_inception.FIDInceptionC(768, channels_7x7=128)
-        net.Mixed_6c = pf_inception.FIDInceptionC(768, channels_7x7=160)
-        net.Mixed_6d = pf_inception.FIDInceptionC(768, channels_7x7=160)
-        net.Mixed_6e = pf_inception.FIDInceptionC(768, channels_7x7=192)
-        net.Mixed_7b = pf_inception.FIDInceptionE_1(1280)
-        net.Mixed_7c = pf_inception.FIDInceptionE_2(2048)
+        net = fid_inception_layout()
         net.load_state_dict(state)
         pool = torch.nn.MaxPool2d(kernel_size=3, stride=2)
         self.blocks = torch.nn.ModuleList([
