@@ -46,7 +46,7 @@ def main() -> None:
     device = resolve_device(args.device)
     torch.manual_seed(0)
     cfg = RunConfig.for_method(args.model, train=TrainConfig(device=str(device)))
-    cfg.model.netG = fit_to_size(cfg.model.netG, cfg.model.netD, cfg.model.n_layers_d, args.size)
+    cfg.model = fit_to_size(cfg.model, args.size)
     method = build_method(cfg, device)
     batch = {k: torch.rand(1, 3, args.size, args.size, device=device) * 2 - 1 for k in ("A", "B")}
     method.guarded_step(batch)  # warm-up

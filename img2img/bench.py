@@ -18,7 +18,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import RunConfig, SpeedConfig, TrainConfig
 from .device import resolve_device
-from .errors import Img2ImgError
 from .methods import build_method
 from .models import fit_to_size
 
@@ -75,10 +74,7 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     cfg = RunConfig.for_method(s.model, train=TrainConfig(device=str(device), speed=s.speed))
     if s.antialias is not None:
         cfg.model.antialias = s.antialias
-    try:
-        cfg.model.netG = fit_to_size(cfg.model.netG, cfg.model.netD, cfg.model.n_layers_d, s.size)
-    except ValueError as e:
-        raise Img2ImgError(str(e)) from None
+    cfg.model = fit_to_size(cfg.model, s.size)
     # FLOPs are counted on an eager step, so the method is compiled only after it.
     method = build_method(cfg, device, dataclasses.replace(speed, compile=False, cuda_graphs=False))
     method.train()

@@ -1,3 +1,6 @@
+import dataclasses
+
+from ..errors import Img2ImgError
 from .discriminators import DISCRIMINATORS, PatchDiscriminator, PixelDiscriminator, build_discriminator
 from .generators import (
     AUTO_UNET,
@@ -12,9 +15,17 @@ from .init import init_weights
 from .norm import NORM_LAYERS, PerImageBatchNorm2d, norm_layer
 
 
-def fit_to_size(netG: str, netD: str, n_layers_d: int, size: int) -> str:
-    """The concrete generator name for training crops of `size` (`unet` picks its depth), after
-    checking that both networks accept that size; a ValueError names what fits."""
+def fit_to_size(model, size: int):
+    """`model` (a ModelConfig) with its concrete generator for training crops of `size` (`unet`
+    picks its depth), after checking that both networks accept that size; an Img2ImgError
+    names what fits."""
+    try:
+        return dataclasses.replace(model, netG=_fitting_generator(model.netG, model.netD, model.n_layers_d, size))
+    except ValueError as e:
+        raise Img2ImgError(str(e)) from None
+
+
+def _fitting_generator(netG: str, netD: str, n_layers_d: int, size: int) -> str:
     if netG == AUTO_UNET:
         netG = unet_for_size(size)
     multiple = generator_size_multiple(netG)

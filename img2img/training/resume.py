@@ -81,7 +81,7 @@ def apply_overrides(base: RunConfig, overrides: Overrides, resuming: bool = Fals
     model_changes = dict(overrides.get("model", {}))
     if model_changes.get("netG") == AUTO_UNET:
         size = overrides.get("data", {}).get("size", base.data.size)
-        model_changes["netG"] = _fit(model_changes, base, size)
+        model_changes["netG"] = fit_to_size(dataclasses.replace(base.model, **model_changes), size).netG
     if resuming:
         for name, value in model_changes.items():
             stored = getattr(base.model, name)
@@ -101,10 +101,3 @@ def apply_overrides(base: RunConfig, overrides: Overrides, resuming: bool = Fals
         train=dataclasses.replace(train, speed=dataclasses.replace(train.speed, **overrides.get("speed", {}))),
     )
 
-
-def _fit(model_changes: dict[str, Any], base: RunConfig, size: int) -> str:
-    model = dataclasses.replace(base.model, **model_changes)
-    try:
-        return fit_to_size(model.netG, model.netD, model.n_layers_d, size)
-    except ValueError as e:
-        raise Img2ImgError(str(e)) from None

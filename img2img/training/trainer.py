@@ -43,11 +43,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: RunConfig, train_set: Dataset, val_set: Dataset | None = None) -> None:
-        try:
-            netG = fit_to_size(cfg.model.netG, cfg.model.netD, cfg.model.n_layers_d, cfg.data.size)
-        except ValueError as e:
-            raise Img2ImgError(str(e)) from None
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, netG=netG))
+        cfg = dataclasses.replace(cfg, model=fit_to_size(cfg.model, cfg.data.size))
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
