@@ -90,7 +90,7 @@ def translate_files(
 ) -> BatchReport:
     """Translate a file or a folder tree. Decoding runs in `num_workers` processes and saving in
     threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file."""
-    translator.generator(direction)  # fail early on a direction the model lacks
+    translator.network(direction)  # fail early on a direction the model lacks
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt)
     rank, world_size = shard
     pairs = pairs[rank::world_size]

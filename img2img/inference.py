@@ -1,8 +1,9 @@
-"""Translator: a trained generator, rebuilt from a checkpoint, applied to images of any size."""
+"""Translator: a trained generator, rebuilt from a checkpoint (or an ONNX export), applied to
+images of any size: whole, or in blended tiles when they are large."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -14,11 +15,15 @@ from .config import Direction, RunConfig
 from .data.images import load_rgb, to_tensor, to_uint8
 from .device import resolve_device
 from .errors import Img2ImgError
+from .log import logger
+from .tiling import AUTO_TILE_PIXELS, Tiling, translate_tiled
 
 ImageInput = Image.Image | str | Path
-
+Network = Callable[[torch.Tensor], torch.Tensor]
 
 BATCH_NORM_MODES = ("image", "running")
+# "auto": onnxruntime on the CPU (1.7-3x PyTorch eager there, benchmarks/RESULTS.md), PyTorch on a GPU.
+ENGINES = ("auto", "torch", "onnxruntime")
 
 
 class Translator:
@@ -29,76 +34,167 @@ class Translator:
     canonical pix2pix test does at batch size 1 and measured better on maps than the running
     statistics (`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md. The choice
     is made once, in the generators' layers, so one Translator serves concurrent calls.
+
+    Whole images run on `engine`; tiles run in PyTorch, whose norm layers can share one set of
+    statistics across the tiles of an image (an ONNX graph fixes its normalisation, so a
+    Translator made from a .onnx file alone normalises each tile by its own).
     """
 
-    def __init__(self, cfg: RunConfig, generators: dict[Direction, torch.nn.Module], device: torch.device) -> None:
+    def __init__(self, cfg: RunConfig, generators: dict[Direction, torch.nn.Module], device: torch.device,
+                 onnx: dict[Direction, Network] | None = None) -> None:
         self.cfg = cfg
         self.generators = generators
         self.device = device
+        self.onnx = onnx or {}
         for g in generators.values():
             g.eval().to(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image") -> "Translator":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image",
+                        engine: str = "auto") -> "Translator":
+        """`path`: an img2img checkpoint (.pt), or an ONNX file from `img2img export --format onnx`."""
+        if Path(path).suffix == ".onnx":
+            return cls.from_onnx(path, device)
         if batch_norm not in BATCH_NORM_MODES:
             raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
+        if engine not in ENGINES:
+            raise Img2ImgError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         dev = resolve_device(device)
         state = load_checkpoint(path)
-        return cls(checkpoint_config(state), load_generators(state, batch_norm), dev)
+        cfg = checkpoint_config(state)
+        generators = load_generators(state, batch_norm)
+        translator = cls(cfg, generators, dev)
+        if engine == "onnxruntime" or (engine == "auto" and dev.type == "cpu"):
+            translator.onnx = _onnx_sessions(path, cfg, generators, batch_norm, dev, required=engine == "onnxruntime")
+        return translator
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, device: str = "auto") -> "Translator":
+        from .onnx_graph import OnnxGenerator
+
+        graph = OnnxGenerator(path, resolve_device(device))
+        return cls(graph.cfg, {}, resolve_device(device), onnx={graph.direction: graph})
 
     @property
     def directions(self) -> list[str]:
-        return list(self.generators)
+        return list(self.generators or self.onnx)
+
+    @property
+    def engine(self) -> str:
+        return "onnxruntime" if self.onnx else "torch"
+
+    def network(self, direction: Direction) -> Network:
+        """What translates whole images in `direction`: the onnxruntime session or the module."""
+        net = self.onnx.get(direction) or self.generators.get(direction)
+        if net is None:
+            raise Img2ImgError(
+                f"this {self.cfg.method} model translates {' and '.join(self.directions)} only, not {direction}"
+            )
+        return net
 
     def generator(self, direction: Direction) -> torch.nn.Module:
-        try:
-            return self.generators[direction]
-        except KeyError:
-            raise Img2ImgError(
-                f"this {self.cfg.method} model translates {' and '.join(self.generators)} only, not {direction}"
-            ) from None
+        """The PyTorch generator (absent from a Translator made from a .onnx file alone)."""
+        self.network(direction)
+        if direction not in self.generators:
+            raise Img2ImgError("this model was loaded from an ONNX file; its PyTorch generator is not available")
+        return self.generators[direction]
+
+    def tiling_for(self, width: int, height: int, tile: int | None = None, overlap: int = 64,
+                   statistics: str = "downscaled") -> Tiling | None:
+        """The tiling an image of this size gets: `tile=None` tiles (512 px) only above
+        AUTO_TILE_PIXELS, `tile=0` never."""
+        if tile is None:
+            tile = 512 if width * height > AUTO_TILE_PIXELS else 0
+        if not tile:
+            return None
+        return Tiling(tile, overlap, statistics if self.generators else "per-tile")
 
     @torch.no_grad()
     def translate(
         self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB", size: int | None = None,
-        batch_size: int = 8,
+        batch_size: int = 8, tile: int | None = None, overlap: int = 64, tile_statistics: str = "downscaled",
     ) -> Image.Image | list[Image.Image]:
         """Translate one image or a list; returns PIL images of the inputs' sizes.
 
         With `size`, images are resized to size x size first (the training scale) and the output
         is resized back; otherwise the network runs on the image as it is, padded to a size
-        it accepts and cropped back.
+        it accepts and cropped back. Images above AUTO_TILE_PIXELS, or that run out of memory
+        whole, are translated in `tile`-pixel tiles overlapping by `overlap` (see img2img.tiling);
+        `tile=0` never tiles.
         """
+        self.network(direction)
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         pil = [im if isinstance(im, Image.Image) else load_rgb(im) for im in items]
         pil = [im.convert("RGB") if im.mode != "RGB" else im for im in pil]
+        sizes = [im.size for im in pil]
+        if size is not None:
+            pil = [im.resize((size, size), Image.BICUBIC) for im in pil]
         out: list[Image.Image | None] = [None] * len(pil)
-        # Same-sized images go through the network together.
-        by_size: dict[tuple[int, int], list[int]] = {}
+        whole: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(pil):
-            by_size.setdefault(im.size, []).append(i)
-        for (w, h), idx in by_size.items():
+            tiling = self.tiling_for(*im.size, tile=tile, overlap=overlap, statistics=tile_statistics)
+            if tiling is None:
+                whole.setdefault(im.size, []).append(i)
+            else:
+                if tile is None:
+                    logger.info(f"{_name(items[i])}: {im.width}x{im.height} px; translating in {tiling.describe()}")
+                out[i] = self.translate_tiled(im, direction, tiling)
+        # Same-sized images go through the network together.
+        for idx in whole.values():
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start : start + batch_size]
-                arrays = [np.asarray(pil[i] if size is None else pil[i].resize((size, size), Image.BICUBIC)) for i in chunk]
-                results = self.translate_tensor(torch.stack([to_tensor(a) for a in arrays]), direction)
-                for i, t in zip(chunk, results):
-                    result = Image.fromarray(to_uint8(t))
-                    out[i] = result if size is None else result.resize((w, h), Image.BICUBIC)
+                try:
+                    results = self.translate_tensor(torch.stack([to_tensor(np.asarray(pil[i])) for i in chunk]), direction)
+                    results = [Image.fromarray(to_uint8(t)) for t in results]
+                except (torch.OutOfMemoryError, MemoryError) as e:
+                    if tile == 0:
+                        raise Img2ImgError(f"out of memory translating {pil[chunk[0]].size} px images whole ({e}); "
+                                           "use tiles") from None
+                    tiling = Tiling(512, overlap, tile_statistics if self.generators else "per-tile")
+                    logger.warning(f"out of memory for whole images; translating in {tiling.describe()}")
+                    results = [self.translate_tiled(pil[i], direction, tiling) for i in chunk]
+                for i, result in zip(chunk, results):
+                    out[i] = result
+        if size is not None:
+            out = [result.resize(original, Image.BICUBIC) for result, original in zip(out, sizes)]
         return out[0] if single else out
+
+    @torch.no_grad()
+    def translate_tiled(self, image: Image.Image, direction: Direction, tiling: Tiling) -> Image.Image:
+        """One image in blended tiles (see img2img.tiling); memory is bounded by the tile size."""
+        net = self.generators.get(direction) or self.network(direction)
+        return translate_tiled(lambda x: self._run(net, x), image, tiling, net.size_multiple)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> same shape, any H and W."""
-        net = self.generator(direction)
-        x = x.to(self.device)
+        return self._run(self.network(direction), x)
+
+    def _run(self, net: Network, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        m = net.size_multiple
-        padded = pad_to_multiple(x, m)
+        padded = pad_to_multiple(x.to(self.device), net.size_multiple)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             y = net(padded)
         return y[..., :h, :w].float().cpu()
+
+
+def _name(item: ImageInput) -> str:
+    return "image" if isinstance(item, Image.Image) else Path(item).name
+
+
+def _onnx_sessions(path, cfg, generators, batch_norm, device, required: bool) -> dict[Direction, Network]:
+    """onnxruntime sessions for the checkpoint's generators, exported once into the user's
+    cache. Unless onnxruntime was asked for, a failure falls back to PyTorch with a warning."""
+    try:
+        from .onnx_graph import OnnxGenerator, cached_export
+
+        return {d: OnnxGenerator(cached_export(path, g, cfg, d, batch_norm), device) for d, g in generators.items()}
+    except Exception as e:
+        if required:
+            raise Img2ImgError(f"{path}: cannot run with onnxruntime ({e})") from None
+        logger.warning(f"{Path(path).name}: translating with PyTorch; the ONNX export failed ({e})")
+        return {}
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -110,4 +206,3 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
-

@@ -11,6 +11,14 @@ from PIL import Image
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """ONNX exports made for onnxruntime go to a temporary cache, not the user's."""
+    import os
+
+    os.environ["IMG2IMG_CACHE"] = str(tmp_path_factory.mktemp("img2img_cache"))
+
+
 def random_image(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     """Smooth random colour blobs (learnable, unlike white noise)."""
     small = rng.integers(0, 256, size=(max(h // 8, 1), max(w // 8, 1), 3), dtype=np.uint8)

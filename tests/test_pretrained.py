@@ -192,7 +192,7 @@ def test_a_cut_reference_generator_converts_and_translates_as_it_does(tmp_path):
         torch.nn.init.normal_(p, 0.0, 0.1)
     torch.save(theirs.state_dict(), tmp_path / "latest_net_G.pth")
     convert(tmp_path / "latest_net_G.pth", tmp_path / "cut.pt")
-    translator = Translator.from_checkpoint(tmp_path / "cut.pt", device="cpu")
+    translator = Translator.from_checkpoint(tmp_path / "cut.pt", device="cpu", engine="torch")
     assert translator.cfg.method == "cut" and translator.cfg.model.antialias
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():

@@ -2,8 +2,9 @@
 the canonical code's do; `norm_layer` turns a config's name into one, once, when a network is built."""
 from __future__ import annotations
 
-import functools
-from typing import Callable, Literal
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,79 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 NormLayer = Callable[[int], nn.Module]
 BatchNormStatistics = Literal["image", "running"]
+
+
+class SharedStatistics:
+    """Normalisation statistics shared by several forward passes, so that the tiles of one
+    image are normalised alike (see `shared_statistics`).
+
+    While `recording`, each per-image norm layer normalises every image by its own statistics,
+    as usual, and adds them to a pooled per-channel mean and variance; `pixel_weights`
+    ([N, 1, H, W] at the input's resolution, e.g. each tile's share of the pixels it covers)
+    weight the pool, so that overlapping tiles count each image pixel once. Once frozen, every
+    layer normalises by the pooled figures instead.
+    """
+
+    def __init__(self) -> None:
+        self.recording = True
+        self.pixel_weights: torch.Tensor | None = None
+        self._sums: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def freeze(self) -> None:
+        self.recording = False
+        self._pooled = {}
+        for layer, (weighted_sum, weighted_squares, total) in self._sums.items():
+            mean = weighted_sum / total
+            var = (weighted_squares / total - mean.square()).clamp_min(0)
+            self._pooled[layer] = (mean.view(1, -1, 1, 1), var.view(1, -1, 1, 1))
+
+    def normalise(self, layer: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+        x32 = x.float()
+        if self.recording:
+            self._record(layer, x32)
+            mean = x32.mean((2, 3), keepdim=True)
+            var = x32.var((2, 3), unbiased=False, keepdim=True)
+        else:
+            try:
+                mean, var = self._pooled[id(layer)]
+            except KeyError:
+                raise RuntimeError("a norm layer ran that did not run while recording") from None
+        return ((x32 - mean) * torch.rsqrt(var + eps)).to(x.dtype)
+
+    def _record(self, layer: nn.Module, x: torch.Tensor) -> None:
+        if self.pixel_weights is None:
+            w = torch.ones_like(x[:, :1])
+        else:
+            w = F.interpolate(self.pixel_weights.to(x.device, torch.float32), size=x.shape[-2:], mode="area")
+        sums = ((w * x).sum((0, 2, 3)), (w * x.square()).sum((0, 2, 3)), w.sum())
+        previous = self._sums.get(id(layer))
+        self._sums[id(layer)] = sums if previous is None else tuple(a + b for a, b in zip(previous, sums))
+
+
+_shared: ContextVar[SharedStatistics | None] = ContextVar("img2img_shared_norm_statistics", default=None)
+
+
+@contextmanager
+def shared_statistics(statistics: SharedStatistics) -> Iterator[SharedStatistics]:
+    """Per-image norm layers in eval mode use `statistics` (recording or frozen) inside the
+    block. The setting is per thread (a context variable), so concurrent callers of one network
+    do not see each other's statistics."""
+    token = _shared.set(statistics)
+    try:
+        yield statistics
+    finally:
+        _shared.reset(token)
+
+
+def _per_image_norm(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                    eps: float) -> torch.Tensor:
+    statistics = _shared.get()
+    if statistics is None:
+        return F.instance_norm(x, weight=weight, bias=bias, use_input_stats=True, eps=eps)
+    y = statistics.normalise(layer, x, eps)
+    if weight is not None:
+        y = y * weight[:, None, None] + bias[:, None, None]
+    return y
 
 
 class PerImageBatchNorm2d(nn.BatchNorm2d):
@@ -27,7 +101,18 @@ class PerImageBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             return super().forward(x)
-        return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True, eps=self.eps)
+        return _per_image_norm(self, x, self.weight, self.bias, self.eps)
+
+
+class PerImageInstanceNorm2d(nn.InstanceNorm2d):
+    """The canonical code's InstanceNorm (no affine parameters, no running statistics), which
+    can also take its statistics from `shared_statistics`."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, affine=False, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _per_image_norm(self, x, None, None, self.eps)
 
 
 def _no_norm(channels: int) -> nn.Module:
@@ -37,7 +122,7 @@ def _no_norm(channels: int) -> nn.Module:
 # As in pix2pix/CycleGAN: instance norm without affine parameters or running statistics.
 NORM_LAYERS: dict[str, NormLayer] = {
     "batch": PerImageBatchNorm2d,
-    "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
+    "instance": PerImageInstanceNorm2d,
     "none": _no_norm,
 }
 
