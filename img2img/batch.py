@@ -20,13 +20,15 @@ FORMATS = {"png": ".png", "jpg": ".jpg", "same": None}
 @dataclass
 class BatchReport:
     converted: int = 0
+    tiled: int = 0
     skipped: int = 0
     ignored: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
+        tiled = f" ({self.tiled} of them in tiles)" if self.tiled else ""
         lines = [
-            f"converted {self.converted}, skipped {self.skipped} (already done), failed {len(self.failures)}, "
+            f"converted {self.converted}{tiled}, skipped {self.skipped} (already done), failed {len(self.failures)}, "
             f"ignored {self.ignored} non-image files"
         ]
         lines += [f"failed: {path}: {reason}" for path, reason in self.failures]
@@ -87,9 +89,13 @@ def translate_files(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     num_workers: int = 2,
     shard: tuple[int, int] = (0, 1),
+    tile: int | None = None,
+    overlap: int = 64,
+    tile_statistics: str = "downscaled",
 ) -> BatchReport:
     """Translate a file or a folder tree. Decoding runs in `num_workers` processes and saving in
-    threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file."""
+    threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file.
+    `tile`, `overlap`, `tile_statistics`: as `Translator.translate` (large images are tiled)."""
     translator.network(direction)  # fail early on a direction the model lacks
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt)
     rank, world_size = shard
@@ -105,8 +111,11 @@ def translate_files(
 
         def flush() -> None:
             results = translator.translate([im for _, im in pending], direction=direction, size=size,
-                                           batch_size=batch_size)
-            for (i, _), result in zip(pending, results):
+                                           batch_size=batch_size, tile=tile, overlap=overlap,
+                                           tile_statistics=tile_statistics)
+            for (i, image), result in zip(pending, results):
+                if size is None and translator.tiling_for(*image.size, tile=tile, overlap=overlap):
+                    report.tiled += 1
                 saves.append((i, saver.submit(_save, result, todo[i][1])))
             pending.clear()
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name
 from .errors import Img2ImgError
-from .inference import BATCH_NORM_MODES
+from .inference import BATCH_NORM_MODES, ENGINES
+from .tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
 from .log import log_to_console
 from .methods import METHODS
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
@@ -136,7 +137,8 @@ def run_train(args) -> int:
 
 def add_translate_parser(sub) -> None:
     p = sub.add_parser("translate", help="translate an image or a folder of images with a trained model")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `img2img train`")
+    p.add_argument("--checkpoint", required=True,
+                   help="a checkpoint written by `img2img train`, or a .onnx file from `img2img export --format onnx`")
     p.add_argument("input", help="an image file or a folder (walked recursively)")
     p.add_argument("output", help="output folder (mirrors INPUT's structure) or file")
     p.add_argument("--direction", default="AtoB", choices=DIRECTIONS)
@@ -149,6 +151,13 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")
     p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                    help="BatchNorm statistics: each image's own (default, as canonical pix2pix) or the running ones")
+    p.add_argument("--tile", type=int,
+                   help=f"translate in TILE px tiles (0: never; default: 512 px tiles above {AUTO_TILE_PIXELS / 1e6:.1f} MP)")
+    p.add_argument("--overlap", type=int, default=64, help="pixels by which tiles overlap and are blended (default 64)")
+    p.add_argument("--tile-statistics", default="downscaled", choices=TILE_STATISTICS,
+                   help="how tiles share normalisation statistics (default: from the downscaled whole image)")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="auto (default): onnxruntime on the CPU, PyTorch on a GPU")
     p.set_defaults(run=run_translate)
 
 
@@ -161,18 +170,20 @@ def run_translate(args) -> int:
     ranks = Ranks.from_env()
     rank, world_size = ranks.rank, ranks.world_size
     device = str(ranks.device(args.device))
-    translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm)
+    translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm,
+                                            engine=args.engine)
     start = time.perf_counter()
     report = translate_files(
         translator, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
         overwrite=args.overwrite, fmt=args.format, size=args.size, max_pixels=args.max_pixels,
-        num_workers=args.num_workers, shard=(rank, world_size),
+        num_workers=args.num_workers, shard=(rank, world_size), tile=args.tile, overlap=args.overlap,
+        tile_statistics=args.tile_statistics,
     )
     elapsed = time.perf_counter() - start
     prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
     print(prefix + report.summary().replace("\n", "\n" + prefix))
     if report.converted:
-        print(f"{prefix}{report.converted / elapsed:.2f} images/s on {translator.device}")
+        print(f"{prefix}{report.converted / elapsed:.2f} images/s on {translator.device} ({translator.engine})")
     return 1 if report.failures else 0
 
 
@@ -360,14 +371,27 @@ def run_pretrained_list(args) -> int:
 
 
 def add_export_parser(sub) -> None:
-    p = sub.add_parser("export", help="generator-only checkpoint for inference (fp16, no optimizer state)")
+    p = sub.add_parser("export", help="generator-only checkpoint for inference (fp16, no optimizer state), or ONNX")
     p.add_argument("checkpoint")
-    p.add_argument("output")
-    p.add_argument("--fp32", action="store_true", help="keep fp32 weights")
+    p.add_argument("output", help="OUT.pt, or OUT.onnx (a two-direction model writes OUT.AtoB.onnx and OUT.BtoA.onnx)")
+    p.add_argument("--format", default="pt", choices=["pt", "onnx"],
+                   help="pt: img2img checkpoint (default); onnx: dynamic batch, height and width, opset 18")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (pt; ONNX is always fp32)")
+    p.add_argument("--direction", choices=DIRECTIONS, help="ONNX: export only this direction (default: all stored)")
+    p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
+                   help="ONNX: BatchNorm statistics baked into the graph (default: each image's own)")
     p.set_defaults(run=run_export)
 
 
 def run_export(args) -> int:
+    if args.format == "onnx":
+        from .onnx_graph import OPSET, export_checkpoint
+
+        outputs = export_checkpoint(args.checkpoint, args.output, [args.direction] if args.direction else None,
+                                    batch_norm=args.batch_norm)
+        for out in outputs:
+            print(f"exported {out} (ONNX opset {OPSET}, {out.stat().st_size / 1e6:.1f} MB)")
+        return 0
     from .checkpoint import export_generators
 
     out = export_generators(args.checkpoint, args.output, half=not args.fp32)
