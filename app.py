@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -30,6 +31,9 @@ No checkpoint was found in `{folder}`. To get one:
 
 Then restart the app.
 """
+
+# Requests translated at once; more wait in the queue (each has its own result either way).
+CONCURRENT_REQUESTS = 4
 
 
 def remove_stale_folders(parent: Path, pattern: str, max_age_s: float) -> None:
@@ -59,26 +63,37 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         if not models:
             raise gr.Error(f"No model is available: put a checkpoint in {checkpoint_dir}/ (see the page).")
         key = model or default_model
-        info = by_key.get(key) or next((m for m in models if m.label == key or m.path.name == key), None)
+        info = by_key.get(key) or next((m for m in models if key in (m.label, m.name, m.path.name)), None)
         if info is None:
-            raise gr.Error(f"Unknown model {key!r}; choose one of: {', '.join(m.path.name for m in models)}")
+            raise gr.Error(f"Unknown model {key!r}; choose one of: {', '.join(m.name for m in models)}")
         return info
 
-    def run(image_path: str, info: ModelInfo, direction: str) -> Image.Image:
+    def run(image_path: str, info: ModelInfo, direction: str) -> tuple[Image.Image, str]:
+        """The translation and a line saying what made it."""
         if direction not in info.directions:
-            raise gr.Error(f"{info.path.name} translates {' and '.join(info.directions)} only, not {direction}.")
+            raise gr.Error(f"{info.name} translates {' and '.join(info.directions)} only, not {direction}.")
         image = load_rgb(image_path, max_pixels=max_pixels)
-        return cache.get(info.path).translate(image, direction=direction)
+        translator = cache.get(info.path)
+        tiling = translator.tiling_for(*image.size)
+        start = time.perf_counter()
+        result = translator.translate(image, direction=direction)
+        seconds = time.perf_counter() - start
+        how = f"in {tiling.describe()}" if tiling else "whole"
+        return result, (f"**{info.name}**, {info.direction_label(direction)} ({info.details}); "
+                        f"{image.width}×{image.height} px {how}, {translator.engine} on {translator.device}; "
+                        f"{seconds:.2f} s")
 
-    def translate(image: str | None, model: str | None = default_model, direction: str = "AtoB") -> Image.Image:
+    def translate(image: str | None, model: str | None = default_model, direction: str = "AtoB"):
+        """The translation, the (input, output) pair for the slider, and what made it."""
         if image is None:
-            raise gr.Error("Upload an image first.")
+            raise gr.Error("Upload an image, or take one with the webcam, first.")
         try:
-            return run(image, resolve(model), direction)
+            result, details = run(image, resolve(model), direction)
         except Img2ImgError as e:
             raise gr.Error(str(e).replace(str(Path(image).parent) + "/", "")) from None
+        return result, (image, result), details
 
-    def translate_many(files: list[str] | None, model: str | None, direction: str):
+    def translate_many(files: list[str] | None, model: str | None, direction: str, progress=gr.Progress()):
         if not files:
             raise gr.Error("Upload one or more images first.")
         info = resolve(model)
@@ -86,11 +101,12 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         remove_stale_folders(work, "batch_*", max_age_s=600)
         out_dir = Path(tempfile.mkdtemp(prefix="batch_", dir=work))
         zip_path = out_dir / "translated.zip"
+        start = time.perf_counter()
         with zipfile.ZipFile(zip_path, "w") as archive:
-            for f in files:
+            for f in progress.tqdm(files, desc="Translating", unit="image"):
                 name = Path(f).name
                 try:
-                    result = run(f, info, direction)
+                    result, _ = run(f, info, direction)
                 except (Img2ImgError, gr.Error) as e:
                     problems.append(f"- {name}: {str(e).split(': ', 1)[-1]}")
                     continue
@@ -98,15 +114,20 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
                 result.save(out)
                 archive.write(out, out.name)
                 gallery.append((str(out), name))
-        status = f"Translated {len(gallery)} of {len(files)} images."
+        status = (f"Translated {len(gallery)} of {len(files)} images with **{info.name}**, "
+                  f"{info.direction_label(direction)}, in {time.perf_counter() - start:.1f} s.")
         if problems:
             status += " Skipped:\n" + "\n".join(problems)
         return gallery, str(zip_path), status
 
+    def direction_choices(info: ModelInfo | None) -> list[tuple[str, str]]:
+        return [(info.direction_label(d), d) for d in info.directions] if info else [("A → B", "AtoB")]
+
     def directions_for(model: str | None):
         info = by_key.get(model or "")
-        options = list(info.directions) if info else ["AtoB"]
-        return gr.Radio(choices=options, value=options[0], visible=len(options) > 1)
+        options = direction_choices(info)
+        return (gr.Radio(choices=options, value=options[0][1], visible=len(options) > 1),
+                info.details if info else "")
 
     # Gradio's cached copies of uploads and outputs: checked hourly, removed after a day.
     with gr.Blocks(title="img2img", delete_cache=(3600, 86400)) as app:
@@ -117,15 +138,22 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             gr.Markdown("Skipped files: " + "; ".join(skipped))
         with gr.Row():
             model = gr.Dropdown(choices=choices, value=default_model, label="Model", scale=3)
-            first = models[0].directions if models else ("AtoB",)
-            direction = gr.Radio(choices=list(first), value=first[0], label="Direction", visible=len(first) > 1)
-        model.change(directions_for, inputs=model, outputs=direction, api_visibility="private")
+            first = direction_choices(models[0] if models else None)
+            direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
+        model_details = gr.Markdown(models[0].details if models else "")
+        model.change(directions_for, inputs=model, outputs=[direction, model_details], api_visibility="private")
         with gr.Tab("Single image"):
+            gr.Markdown(f"Upload, paste or take a photo. Images up to {max_pixels / 1e6:g} MP; large ones are "
+                        "translated in blended tiles.")
             with gr.Row():
-                image_in = gr.Image(type="filepath", label="Input", sources=["upload", "clipboard"])
+                image_in = gr.Image(type="filepath", label="Input", sources=["upload", "webcam", "clipboard"])
                 image_out = gr.Image(type="pil", format="png", label="Output", buttons=["download"])
             button = gr.Button("Translate", variant="primary")
-            button.click(translate, inputs=[image_in, model, direction], outputs=image_out, api_name="translate")
+            details = gr.Markdown(elem_id="translation-details")
+            slider = gr.ImageSlider(type="pil", format="png", label="Before / after (drag the handle)",
+                                    elem_id="before-after")
+            button.click(translate, inputs=[image_in, model, direction], outputs=[image_out, slider, details],
+                         api_name="translate")
             if examples_dir and Path(examples_dir).is_dir():
                 examples = list_images(Path(examples_dir))
             else:
@@ -135,12 +163,16 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         with gr.Tab("Batch"):
             files = gr.File(file_count="multiple", file_types=["image"], label="Images")
             batch_button = gr.Button("Translate all", variant="primary")
+            status = gr.Markdown(elem_id="batch-status")
             gallery = gr.Gallery(label="Results", columns=4)
             archive = gr.File(label="All results (zip)")
-            status = gr.Markdown()
             batch_button.click(translate_many, inputs=[files, model, direction], outputs=[gallery, archive, status],
                                api_name="translate_batch")
+    app.queue(default_concurrency_limit=CONCURRENT_REQUESTS)
     app.workdir = workdir  # its lifetime is the app's
+    # Loading a model (and, on the CPU, exporting it to ONNX once) takes seconds: `main` does
+    # it for the default model while the server starts, rather than in the first request.
+    app.preload = lambda: cache.get(default_model) if default_model else None
     return app
 
 
@@ -152,13 +184,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                        help="refuse larger uploads (default %(default)g)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    build_app(args.checkpoints, args.examples, args.device).launch(
-        server_name=args.host, server_port=args.port, share=args.share)
+    app = build_app(args.checkpoints, args.examples, args.device, max_pixels=int(args.max_megapixels * 1e6))
+    threading.Thread(target=app.preload, daemon=True).start()
+    app.launch(server_name=args.host, server_port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

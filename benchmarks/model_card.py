@@ -62,7 +62,7 @@ def main() -> None:
     if args.data:
         cfg.data.root = args.data
     val = build_val_dataset(cfg)
-    trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm)
+    trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm, engine="torch")
     seed_everything(cfg.train.seed)  # the initialisation the run started from
     # Built and initialised as the run's G was (it is the first network a method builds).
     untrained_g = init_weights(method_class(cfg.method).build_generator(cfg.model, "AtoB", args.batch_norm))

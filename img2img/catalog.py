@@ -19,21 +19,40 @@ class ModelInfo:
     directions: tuple[str, ...]
     size: int
     data: str
+    # The AtoB generator's input and output domains (the data's B and A if it was trained BtoA).
     domains: tuple[str, str] = ("A", "B")
 
     @property
+    def name(self) -> str:
+        """A bundled model's folder name (its file is model.pt beside a card), else the file's stem."""
+        return self.path.parent.name if has_model_card(self.path) and self.path.stem == "model" else self.path.stem
+
+    def direction_label(self, direction: str) -> str:
+        source, target = self.domains if direction == "AtoB" else self.domains[::-1]
+        return f"{source} → {target}"
+
+    @property
     def label(self) -> str:
-        data = f" on {Path(self.data).name}" if self.data else ""
-        names = "" if self.domains == ("A", "B") else f" {self.domains[0]}->{self.domains[1]}"
-        return f"{self.path.stem} ({self.method}{data},{names} {'/'.join(self.directions)}, {self.size}px)"
+        """What the model does, e.g. "maps_aerial2map: aerial photo → map"."""
+        if self.domains == ("A", "B"):
+            data = f" on {Path(self.data).name}" if self.data else ""
+            return f"{self.name}: {self.method}{data}, {' and '.join(self.directions)}"
+        if len(self.directions) == 2:
+            return f"{self.name}: {self.domains[0]} ↔ {self.domains[1]}"
+        return f"{self.name}: {self.direction_label(self.directions[0])}"
+
+    @property
+    def details(self) -> str:
+        return f"{self.method}, trained at {self.size} px on {Path(self.data).name or 'its data'}"
 
 
 def describe_checkpoint(path: Path) -> ModelInfo:
     """Read only the stored config (memory-mapped, so large checkpoints cost nothing to list)."""
     state = load_checkpoint(path, mmap=True)
     cfg = checkpoint_config(state)
+    domains = (cfg.data.domain_a, cfg.data.domain_b)
     return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=cfg.data.size,
-                     data=cfg.data.root, domains=(cfg.data.domain_a, cfg.data.domain_b))
+                     data=cfg.data.root, domains=domains if cfg.data.direction == "AtoB" else domains[::-1])
 
 
 def has_model_card(path: Path) -> bool:

@@ -57,13 +57,67 @@ def client(server):
 def call(client, path):
     from gradio_client import handle_file
 
-    return Image.open(client.predict(handle_file(str(path)), api_name="/translate"))
+    output, _, _ = client.predict(handle_file(str(path)), api_name="/translate")
+    return Image.open(output)
 
 
 @pytest.mark.parametrize("w,h", [(37, 53), (300, 200), (8, 8)])
 def test_translate_endpoint_returns_the_input_size(client, tmp_path, w, h):
     random_image(np.random.default_rng(0), w, h).save(tmp_path / "in.png")
     assert call(client, tmp_path / "in.png").size == (w, h)
+
+
+def test_concurrent_users_get_their_own_results(server, models_dir, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    from img2img.inference import Translator
+
+    rng = np.random.default_rng(5)
+    sizes = [(40 + 8 * i, 64 - 4 * i) for i in range(6)]
+    paths = []
+    for i, (w, h) in enumerate(sizes):
+        random_image(rng, w, h).save(tmp_path / f"user{i}.png")
+        paths.append(tmp_path / f"user{i}.png")
+    expected = Translator.from_checkpoint(models_dir / "tiny.pt", device="cpu").translate(paths)
+
+    def one_user(i: int) -> tuple[np.ndarray, str]:
+        output, _, details = Client(server, verbose=False).predict(handle_file(str(paths[i])), api_name="/translate")
+        return np.asarray(Image.open(output).convert("RGB"), int), details
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        results = list(pool.map(one_user, range(len(paths))))
+    for (result, details), want, (w, h) in zip(results, expected, sizes):
+        assert result.shape == (h, w, 3) and f"{w}×{h} px" in details
+        assert np.abs(result - np.asarray(want, int)).max() <= 1
+
+
+def test_translation_details_name_the_model_settings_and_time(client, tmp_path):
+    from gradio_client import handle_file
+
+    random_image(np.random.default_rng(0), 50, 30).save(tmp_path / "in.png")
+    _, (before, after), details = client.predict(handle_file(str(tmp_path / "in.png")), api_name="/translate")
+    assert Image.open(before).size == Image.open(after).size == (50, 30)
+    assert details.startswith("**tiny**, A → B (pix2pix, trained at 32 px on data); 50×30 px whole, ")
+    assert details.endswith(" s") and "on cpu" in details
+
+
+def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):
+    from gradio_client import Client, handle_file
+
+    from img2img import inference
+
+    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 200 * 200)
+    app, url = launch(models_dir, tmp_path)
+    try:
+        random_image(np.random.default_rng(0), 300, 200).save(tmp_path / "wide.png")
+        output, _, details = Client(url, verbose=False).predict(handle_file(str(tmp_path / "wide.png")),
+                                                                 api_name="/translate")
+        assert Image.open(output).size == (300, 200)
+        assert "300×200 px in 512 px tiles, overlap 64" in details
+    finally:
+        app.close()
 
 
 def make_input(kind: str, folder: Path) -> tuple[Path, tuple[int, int]]:
@@ -99,7 +153,7 @@ def test_too_large_image_gets_a_clear_error(client, tmp_path):
 
 def test_app_lists_models_and_skips_broken_files(server):
     config = httpx.get(server + "config", timeout=30).text
-    assert "tiny (pix2pix on data, AtoB, 32px)" in config
+    assert "tiny: pix2pix on data, AtoB" in config
     assert "broken.pt: not a readable img2img checkpoint" in config
 
 

@@ -1,5 +1,4 @@
 """The model shipped in checkpoints/maps_aerial2map (see its README.md model card)."""
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
 
 
-def test_bundled_model_translates_a_256px_image_on_cpu_in_seconds():
-    start = time.perf_counter()
+def test_bundled_model_translates_a_256px_image_on_cpu():
     translator = Translator.from_checkpoint(BUNDLED, device="cpu")
     out = translator.translate(random_image(np.random.default_rng(0), 256, 256))
-    assert time.perf_counter() - start < 10
     assert out.size == (256, 256)
     assert translator.cfg.model.netG == "unet_256" and translator.directions == ["AtoB"]
 
@@ -30,6 +27,8 @@ def test_bundled_model_keeps_any_input_size():
 def test_bundled_model_is_listed_first_with_its_examples(tmp_path):
     models, _ = discover_checkpoints(ROOT / "checkpoints")
     assert models[0].path == BUNDLED
+    assert models[0].label == "maps_aerial2map: aerial photo → map"
+    assert models[0].direction_label("AtoB") == "aerial photo → map"
     examples = model_card_examples(models[:1], tmp_path)
     assert len(examples) == 3 and all(p.stat().st_size > 0 for p in examples)
 
