@@ -108,7 +108,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
                 try:
                     result, _ = run(f, info, direction)
                 except (Img2ImgError, gr.Error) as e:
-                    problems.append(f"- {name}: {str(e).split(': ', 1)[-1]}")
+                    problems.append(f"- {name}: {str(e).replace(str(f), name).split(': ', 1)[-1]}")
                     continue
                 out = out_dir / f"{Path(name).stem}.png"
                 result.save(out)
@@ -184,14 +184,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
-                        help="refuse larger uploads (default %(default)g)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse larger uploads (default {DEFAULT_MAX_PIXELS / 1e6:g} MP)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    app = build_app(args.checkpoints, args.examples, args.device, max_pixels=int(args.max_megapixels * 1e6))
+    app = build_app(args.checkpoints, args.examples, args.device, max_pixels=args.max_pixels)
     threading.Thread(target=app.preload, daemon=True).start()
     app.launch(server_name=args.host, server_port=args.port, share=args.share)
 

@@ -1,6 +1,7 @@
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -33,9 +34,9 @@ def models_dir(tmp_path_factory):
     return root / "models"
 
 
-def launch(checkpoints, tmp_path):
+def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000):
     port = free_port()
-    app = app_module.build_app(checkpoints, device="cpu", max_pixels=1_000_000)
+    app = app_module.build_app(checkpoints, device="cpu", max_pixels=max_pixels)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return app, f"http://127.0.0.1:{port}/"
 
@@ -180,32 +181,93 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where the browser test's screenshots go: IMG2IMG_SCREENSHOTS if set (to look at them), else a temporary folder."""
+    import os
+
+    folder = Path(os.environ.get("IMG2IMG_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
-def test_browser_uploads_an_image_and_sees_the_translation(server, tmp_path):
+def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir, tmp_path, monkeypatch):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    random_image(np.random.default_rng(0), 64, 48).save(tmp_path / "in.png")
+    from img2img import inference
+
+    # The fake camera's 1920x1440 photo is then tiled.
+    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 1_000_000)
+    translate = inference.Translator.translate
+    slow = {"seconds": 0.0}
+
+    def slowed(self, *args, **kwargs):  # the batch's progress bar has time to show
+        time.sleep(slow["seconds"])
+        return translate(self, *args, **kwargs)
+
+    monkeypatch.setattr(inference.Translator, "translate", slowed)
+    app, server = launch(models_dir, tmp_path, max_pixels=4_000_000)
+    shots = screenshot_dir(tmp_path)
+    rng = np.random.default_rng(0)
+    for name, (w, h) in {"in.png": (64, 48), "second.png": (40, 40)}.items():
+        random_image(rng, w, h).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
     with playwright.sync_playwright() as p:
-        # A fresh profile folder; never a downloaded browser.
+        # A fresh profile folder; never a downloaded browser. Chromium's fake camera stands in
+        # for a webcam.
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
             executable_path=chromium_path(),
             headless=True,
+            viewport={"width": 1280, "height": 1100},
+            permissions=["camera"],
             args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+                  "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+                  "--use-fake-ui-for-media-stream"],
         )
         try:
             page = browser.new_page()
             page.goto(server)
+            # Single image: the model is named by what it does; upload, translate, see the
+            # output, the before/after slider and the details line.
+            page.get_by_role("button", name="Translate", exact=True).wait_for(timeout=30_000)
+            assert page.get_by_label("Model").input_value() == "tiny: pix2pix on data, AtoB"
             page.locator("input[type=file]").first.set_input_files(str(tmp_path / "in.png"))
             page.get_by_role("button", name="Translate", exact=True).click()
-            # The uploaded input and then the translated output appear as served images.
+            details = page.locator("#translation-details")
+            details.get_by_text("64×48 px whole").wait_for(timeout=60_000)
+            assert page.locator("#before-after img").count() == 2
             served = "img[src*='gradio_api/file=']"
-            page.wait_for_function(f"document.querySelectorAll(\"{served}\").length >= 2", timeout=60_000)
-            page.screenshot(path=str(tmp_path / "app.png"))
-            assert page.locator(served).count() == 2
+            assert page.locator(served).count() >= 4  # input, output, and the slider's two
+            page.screenshot(path=str(shots / "single_image.png"), full_page=True)
+            # The webcam as the source: a photo from Chromium's fake camera is translated too.
+            page.get_by_label("Capture from camera").first.click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.locator("video[data-testid=webcam-video]:not(.hide)").wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "webcam.png"), full_page=True)
+            page.locator("[title='capture photo']").click()
+            page.locator("video[data-testid=webcam-video]").first.wait_for(state="hidden", timeout=30_000)
+            page.get_by_role("button", name="Translate", exact=True).click()
+            details.get_by_text("1920×1440 px in 512 px tiles").wait_for(timeout=60_000)
+            page.screenshot(path=str(shots / "webcam_translated.png"), full_page=True)
+            # Batch: a progress bar while it runs, then the results, the zip and the skipped file.
+            page.get_by_role("tab", name="Batch").click()
+            page.locator("input[type=file][multiple]").set_input_files(
+                [str(tmp_path / n) for n in ("in.png", "second.png", "broken.png")])
+            slow["seconds"] = 1.5
+            page.get_by_role("button", name="Translate all").click()
+            page.get_by_text("Translating").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "batch_progress.png"), full_page=True)
+            status = page.locator("#batch-status")
+            status.get_by_text("Translated 2 of 3 images").wait_for(timeout=60_000)
+            assert "broken.png: cannot read image" in status.inner_text() and "/tmp" not in status.inner_text()
+            page.screenshot(path=str(shots / "batch.png"), full_page=True)
         finally:
             browser.close()
+            app.close()
+    assert all((shots / n).stat().st_size > 0
+               for n in ("single_image.png", "webcam.png", "webcam_translated.png", "batch_progress.png", "batch.png"))
 
 
 def test_the_app_leaves_no_temporary_files_behind(models_dir, tmp_path, monkeypatch):
