@@ -91,7 +91,7 @@ def translate_files(
     shard: tuple[int, int] = (0, 1),
     tile: int | None = None,
     overlap: int = 64,
-    tile_statistics: str = "downscaled",
+    tile_statistics: str = "pooled",
 ) -> BatchReport:
     """Translate a file or a folder tree. Decoding runs in `num_workers` processes and saving in
     threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file.

@@ -154,8 +154,8 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--tile", type=int,
                    help=f"translate in TILE px tiles (0: never; default: 512 px tiles above {AUTO_TILE_PIXELS / 1e6:.1f} MP)")
     p.add_argument("--overlap", type=int, default=64, help="pixels by which tiles overlap and are blended (default 64)")
-    p.add_argument("--tile-statistics", default="downscaled", choices=TILE_STATISTICS,
-                   help="how tiles share normalisation statistics (default: from the downscaled whole image)")
+    p.add_argument("--tile-statistics", default="pooled", choices=TILE_STATISTICS,
+                   help="how tiles share normalisation statistics (default: pooled over all tiles, a second pass)")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="auto (default): onnxruntime on the CPU, PyTorch on a GPU")
     p.set_defaults(run=run_translate)

@@ -100,7 +100,7 @@ class Translator:
         return self.generators[direction]
 
     def tiling_for(self, width: int, height: int, tile: int | None = None, overlap: int = 64,
-                   statistics: str = "downscaled") -> Tiling | None:
+                   statistics: str = "pooled") -> Tiling | None:
         """The tiling an image of this size gets: `tile=None` tiles (512 px) only above
         AUTO_TILE_PIXELS, `tile=0` never."""
         if tile is None:
@@ -112,7 +112,7 @@ class Translator:
     @torch.no_grad()
     def translate(
         self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB", size: int | None = None,
-        batch_size: int = 8, tile: int | None = None, overlap: int = 64, tile_statistics: str = "downscaled",
+        batch_size: int = 8, tile: int | None = None, overlap: int = 64, tile_statistics: str = "pooled",
     ) -> Image.Image | list[Image.Image]:
         """Translate one image or a list; returns PIL images of the inputs' sizes.
 

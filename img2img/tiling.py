@@ -22,10 +22,13 @@ from .data.images import to_tensor
 from .errors import Img2ImgError
 from .models.norm import SharedStatistics, shared_statistics
 
-# "downscaled": statistics of the whole image, shrunk to about one tile, are used by every tile;
-# "tiles": a first pass over all tiles pools their statistics, a second pass uses them (2x the work);
-# "per-tile": each tile its own (tiles may differ in tone; a model without per-image norm needs nothing else).
-TILE_STATISTICS = ("downscaled", "tiles", "per-tile")
+# "pooled" (default): a first pass over all tiles pools their statistics, each pixel counted once;
+#   a second pass normalises every tile by them (2x the work). Closest to the whole translation
+#   on maps mosaics (benchmarks/RESULTS.md).
+# "downscaled": statistics of the whole image shrunk to about one tile's area (one small extra pass);
+# "per-tile": each tile its own (tones may differ between tiles; enough for a model without
+#   per-image normalisation).
+TILE_STATISTICS = ("pooled", "downscaled", "per-tile")
 
 # Above this many pixels, `Translator.translate` tiles unless told otherwise.
 AUTO_TILE_PIXELS = 2048 * 2048
@@ -37,7 +40,7 @@ Network = Callable[[torch.Tensor], torch.Tensor]
 class Tiling:
     tile: int = 512
     overlap: int = 64
-    statistics: str = "downscaled"
+    statistics: str = "pooled"
 
     def validate(self, size_multiple: int) -> "Tiling":
         """Checks the settings; the tile is rounded up to a size the network accepts."""
@@ -88,7 +91,7 @@ def translate_tiled(network: Network, image: Image.Image, tiling: Tiling, size_m
     if tiling.statistics == "downscaled":
         with shared_statistics(statistics):
             network(to_tensor(np.asarray(_downscaled(image, tiling.tile, size_multiple)))[None])
-    elif tiling.statistics == "tiles":
+    elif tiling.statistics == "pooled":
         with shared_statistics(statistics):
             _run_tiles(network, pixels, tiling, batch_size, None, statistics)
     if tiling.statistics == "per-tile":

@@ -82,7 +82,7 @@ def test_shared_statistics_make_tiles_normalise_like_the_whole_image(norm):
     net = pointwise_normalised_network(norm)
     image = horizontal_ramp(320, 96)
     reference = whole(net, image)
-    shared = tiled(net, image, Tiling(64, 16, "tiles"))
+    shared = tiled(net, image, Tiling(64, 16, "pooled"))
     per_tile = tiled(net, image, Tiling(64, 16, "per-tile"))
     assert np.abs(shared - reference).max() <= 1
     assert np.abs(per_tile - reference).mean() > 10
@@ -98,7 +98,7 @@ def overlap_gradient_ratio(out: np.ndarray, width: int, tile: int, overlap: int)
     return energy[in_overlap].mean() / energy[~in_overlap].mean()
 
 
-@pytest.mark.parametrize("statistics", ["downscaled", "tiles"])
+@pytest.mark.parametrize("statistics", ["downscaled", "pooled"])
 def test_no_seams_with_shared_statistics(statistics):
     net = pointwise_normalised_network(PerImageBatchNorm2d)
     image = horizontal_ramp(640, 64)

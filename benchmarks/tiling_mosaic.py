@@ -1,0 +1,106 @@
+"""Tiled against whole translation on a maps mosaic: which normalisation statistics make tiles agree.
+
+    python benchmarks/tiling_mosaic.py [--data ../shared/datasets/maps] [--grid 4] [--tile 512 --overlap 64]
+
+Stitches the first grid x grid val pairs (aerial | map), each resized to 286 px (the training
+scale: load 286, crop 256), into one aerial mosaic and its map mosaic, translates the mosaic
+with the bundled model whole and in tiles under each normalisation option, and prints, per
+option: mean |tiled - whole| and mean |output - real map| (8-bit levels), the seam ratio (gradient
+energy in the tile overlaps over that elsewhere, divided by the same ratio of the whole
+translation: 1.00 means no seam), wall-clock, and peak memory growth. Writes a side-by-side
+figure to benchmarks/figures/tiling_mosaic.jpg.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from img2img.inference import Translator
+from img2img.tiling import TILE_STATISTICS, Tiling, tile_starts
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
+
+
+def mosaic(data: Path, grid: int, side: int) -> tuple[Image.Image, Image.Image]:
+    files = sorted((data / "val").glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else p.stem)[: grid * grid]
+    aerial, target = Image.new("RGB", (grid * side,) * 2), Image.new("RGB", (grid * side,) * 2)
+    for i, f in enumerate(files):
+        with Image.open(f) as pair:
+            w = pair.width // 2
+            a, b = pair.crop((0, 0, w, pair.height)), pair.crop((w, 0, 2 * w, pair.height))
+        at = ((i % grid) * side, (i // grid) * side)
+        aerial.paste(a.resize((side, side), Image.BICUBIC), at)
+        target.paste(b.resize((side, side), Image.BICUBIC), at)
+    return aerial, target
+
+
+def seam_ratio(out: np.ndarray, reference: np.ndarray, tiling: Tiling) -> float:
+    def ratio(image: np.ndarray) -> float:
+        ratios = []
+        for axis in (0, 1):
+            energy = np.square(np.diff(image.astype(float), axis=1 - axis)).mean(axis=(axis, 2))
+            length = image.shape[1 - axis]
+            in_overlap = np.zeros(length - 1, bool)
+            for start in tile_starts(length, tiling.tile, tiling.overlap)[1:]:
+                in_overlap[start - 1 : start + tiling.overlap] = True
+            ratios.append(energy[in_overlap].mean() / energy[~in_overlap].mean())
+        return float(np.mean(ratios))
+
+    return ratio(out) / ratio(reference)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "maps")
+    parser.add_argument("--grid", type=int, default=4)
+    parser.add_argument("--side", type=int, default=286)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    args = parser.parse_args()
+    aerial, target = mosaic(args.data, args.grid, args.side)
+    real = np.asarray(target, float)
+    image_stats = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")
+    running_stats = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch", batch_norm="running")
+    start = time.perf_counter()
+    whole = image_stats.translate(aerial, tile=0)
+    whole_s = time.perf_counter() - start
+    reference = np.asarray(whole, float)
+    print(f"{aerial.width}x{aerial.height} mosaic of {args.grid * args.grid} maps val images at {args.side} px; "
+          f"whole: {whole_s:.1f} s, |output - map| {np.abs(reference - real).mean():.2f}")
+    print("| statistics | |tiled - whole| | |output - map| | seam ratio | s |")
+    print("|---|---|---|---|---|")
+    outputs = {"whole": whole}
+    variants = [(s, image_stats, s) for s in TILE_STATISTICS] + [("running (BatchNorm eval mode)", running_stats, "per-tile")]
+    for name, translator, statistics in variants:
+        tiling = Tiling(args.tile, args.overlap, statistics)
+        start = time.perf_counter()
+        out = translator.translate(aerial, tile=args.tile, overlap=args.overlap, tile_statistics=statistics)
+        seconds = time.perf_counter() - start
+        pixels = np.asarray(out, float)
+        outputs[name] = out
+        print(f"| {name} | {np.abs(pixels - reference).mean():.2f} | {np.abs(pixels - real).mean():.2f} | "
+              f"{seam_ratio(pixels, reference, tiling.validate(256)):.3f} | {seconds:.1f} |", flush=True)
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+    thumbs = [aerial, target, outputs["whole"], outputs["pooled"], outputs["per-tile"]]
+    side = 572
+    figure = Image.new("RGB", (side * len(thumbs), side), "white")
+    for i, im in enumerate(thumbs):
+        figure.paste(im.resize((side, side), Image.BICUBIC), (i * side, 0))
+    out_path = ROOT / "benchmarks" / "figures" / "tiling_mosaic.jpg"
+    out_path.parent.mkdir(exist_ok=True)
+    figure.save(out_path, quality=85)
+    print(f"figure: {out_path.relative_to(ROOT)} (aerial | real map | whole | tiled, pooled | tiled, per-tile)")
+
+
+if __name__ == "__main__":
+    main()
