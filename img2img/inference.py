@@ -22,8 +22,15 @@ ImageInput = Image.Image | str | Path
 Network = Callable[[torch.Tensor], torch.Tensor]
 
 BATCH_NORM_MODES = ("image", "running")
-# "auto": onnxruntime on the CPU (1.7-3x PyTorch eager there, benchmarks/RESULTS.md), PyTorch on a GPU.
+# "auto": onnxruntime for U-Net generators on the CPU, PyTorch otherwise. On 2 CPU cores
+# onnxruntime ran the U-Net 1.4-1.8x as fast as PyTorch eager at 256 and 1024 px, but the ResNet
+# generators only 1.05-1.24x at 256 px, short of the 1.3x that would justify the export
+# (benchmarks/RESULTS.md).
 ENGINES = ("auto", "torch", "onnxruntime")
+
+
+def onnxruntime_is_faster(cfg: RunConfig, device: torch.device) -> bool:
+    return device.type == "cpu" and cfg.model.netG.startswith("unet")
 
 
 class Translator:
@@ -64,7 +71,7 @@ class Translator:
         cfg = checkpoint_config(state)
         generators = load_generators(state, batch_norm)
         translator = cls(cfg, generators, dev)
-        if engine == "onnxruntime" or (engine == "auto" and dev.type == "cpu"):
+        if engine == "onnxruntime" or (engine == "auto" and onnxruntime_is_faster(cfg, dev)):
             translator.onnx = _onnx_sessions(path, cfg, generators, batch_norm, dev, required=engine == "onnxruntime")
         return translator
 

@@ -98,7 +98,13 @@ def test_translate_cli_runs_an_onnx_file_on_images_of_any_size(tmp_path, capsys)
     assert Image.open(tmp_path / "out" / "in.png").size == (70, 45)
 
 
-def test_cpu_translators_default_to_onnxruntime_and_export_once(tmp_path, monkeypatch):
+def test_resnet_generators_stay_on_pytorch_unless_asked(tmp_path):
+    checkpoint = make_checkpoint("cyclegan", tmp_path / "c.pt")
+    assert Translator.from_checkpoint(checkpoint, device="cpu").engine == "torch"
+    assert Translator.from_checkpoint(checkpoint, device="cpu", engine="onnxruntime").engine == "onnxruntime"
+
+
+def test_cpu_translators_of_unets_default_to_onnxruntime_and_export_once(tmp_path, monkeypatch):
     monkeypatch.setenv("IMG2IMG_CACHE", str(tmp_path / "cache"))
     checkpoint = make_checkpoint("pix2pix", tmp_path / "p.pt")
     first = Translator.from_checkpoint(checkpoint, device="cpu")
