@@ -159,8 +159,8 @@ print(json.dumps({"before_mb": before / 1024, "growth_mb": (after - before) / 10
 """
 
 # The stated bound (README): translating a 4096x4096 image in 512 px tiles adds at most 350 MB
-# to the process, input and output images included (measured: 281 MB). Whole, the U-Net's first
-# activation alone would take 2048^2 x 32 channels x 4 bytes = 0.5 GB, and its decoder several GB.
+# to the process, input and output images included (measured: 267 MB; whole: 2.8 GB,
+# benchmarks/RESULTS.md).
 TILED_4096_GROWTH_BOUND_MB = 350
 
 
