@@ -10,7 +10,6 @@ with torch's default thread count (all cores).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path

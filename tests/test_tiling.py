@@ -171,3 +171,20 @@ def test_tiled_translation_of_a_4096_image_stays_under_the_memory_bound():
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["size"] == [4096, 4096]
     assert figures["growth_mb"] < TILED_4096_GROWTH_BOUND_MB, figures
+
+
+def test_an_image_that_runs_out_of_memory_whole_is_retried_in_tiles(monkeypatch, caplog):
+    from img2img.inference import Translator
+
+    translator = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")
+
+    def out_of_memory(x, direction="AtoB"):
+        raise torch.OutOfMemoryError("simulated")
+
+    monkeypatch.setattr(translator, "translate_tensor", out_of_memory)
+    image = random_image(np.random.default_rng(3), 300, 200)
+    with caplog.at_level("WARNING", logger="img2img"):
+        out = translator.translate(image)
+    assert out.size == (300, 200) and "out of memory for whole images; translating in 512 px tiles" in caplog.text
+    with pytest.raises(Img2ImgError, match="out of memory"):
+        translator.translate(image, tile=0)
