@@ -80,8 +80,8 @@ def stored_directions(state: dict[str, Any]) -> list[Direction]:
     """The directions whose generator the checkpoint holds (a converted CycleGAN may hold one)."""
     cfg = checkpoint_config(state)
     networks = state["method"]["networks"]
-    keys = method_class(cfg.method).generator_keys
-    return [d for d in DIRECTIONS if d in keys and keys[d] in networks]
+    cls = method_class(cfg.method)
+    return [d for d in DIRECTIONS if d in cls.generator_keys and cls.translating_key(d, networks) in networks]
 
 
 def load_generators(state: dict[str, Any], batch_statistics: str = "image") -> dict[Direction, nn.Module]:
@@ -92,7 +92,8 @@ def load_generators(state: dict[str, Any], batch_statistics: str = "image") -> d
     generators = {}
     for direction in stored_directions(state):
         net = cls.build_generator(cfg.model, direction, batch_statistics)
-        weights = state["method"]["networks"][cls.generator_keys[direction]]
+        networks = state["method"]["networks"]
+        weights = networks[cls.translating_key(direction, networks)]
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
         generators[direction] = net.eval()
     return generators
@@ -104,9 +105,11 @@ def export_generators(src: Path | str, dst: Path | str, half: bool = True) -> Pa
     state = load_checkpoint(src)
     cfg = checkpoint_config(state)
     networks = state["method"]["networks"]
-    keys = method_class(cfg.method).generator_keys
+    cls = method_class(cfg.method)
+    # A generator's moving average, where kept, is what translates: it is stored as the generator.
     generators = {
-        keys[d]: {k: v.half() if half and v.is_floating_point() else v for k, v in networks[keys[d]].items()}
+        cls.generator_keys[d]: {k: v.half() if half and v.is_floating_point() else v
+                                for k, v in networks[cls.translating_key(d, networks)].items()}
         for d in stored_directions(state)
     }
     progress = state.get("progress", {})

@@ -43,6 +43,8 @@ class ModelConfig:
     ngf: int = setting(64, "generator width", fixed=True)
     ndf: int = setting(64, "discriminator width", fixed=True)
     n_layers_d: int = setting(3, "PatchGAN depth (3 = 70x70 patches)", fixed=True)
+    num_d: int = setting(2, "multiscale discriminator: number of scales", fixed=True)
+    spectral_norm: bool = setting(False, "spectral normalisation of the discriminator's convolutions", fixed=True)
     norm: str = setting("batch", "normalisation layers", choices=tuple(NORM_LAYERS), fixed=True)
     dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
     antialias: bool = setting(False, "ResNet generator: blurred (anti-aliased) down- and upsampling, as CUT's "

@@ -34,6 +34,18 @@ class GANLoss(nn.Module):
         return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
 
 
+def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD's discriminator feature matching: L1 between D's activations on the fake and on
+    the real pair (detached), per scale and layer, each layer weighted 4 / (layers) and each
+    scale 1 / (scales), as pix2pixHD weights them."""
+    total = torch.zeros((), device=fake[0][0].device)
+    for fake_layers, real_layers in zip(fake, real):
+        weight = 4.0 / len(fake_layers) / len(fake)
+        for f, r in zip(fake_layers, real_layers):
+            total = total + weight * F.l1_loss(f.float(), r.detach().float())
+    return total
+
+
 def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """PatchNCE (Park et al. 2020), per query: [B, P, C] L2-normalised features of P patches at
     the same positions. For patch p the positive is key p, the negatives are the other keys of

@@ -41,6 +41,15 @@ class TrainingMethod:
     dataset_kind: ClassVar[DatasetKind]
     # Which entry of `networks` translates in each direction; inference loads only these.
     generator_keys: ClassVar[dict[Direction, str]] = {}
+    # A generator's moving average, where the method keeps one: it then translates instead.
+    ema_keys: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def translating_key(cls, direction: Direction, network_names) -> str:
+        """The entry of `networks` that translates in `direction`: the moving average if stored."""
+        key = cls.generator_keys[direction]
+        ema = cls.ema_keys.get(key)
+        return ema if ema in network_names else key
     # The paper's (epochs at constant lr, epochs of linear decay) for a new run.
     default_schedule: ClassVar[tuple[int, int]] = (100, 100)
 
@@ -67,9 +76,9 @@ class TrainingMethod:
         self.distributed: dict[str, DistributedDataParallel] = {}
         self.log_grad_norm = False
 
-    def adam(self, params) -> torch.optim.Adam:
+    def adam(self, params, lr: float | None = None) -> torch.optim.Adam:
         t = self.train_cfg
-        return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), fused=self.speed.fused_adam or None)
+        return torch.optim.Adam(params, lr=lr or t.lr, betas=(t.beta1, t.beta2), fused=self.speed.fused_adam or None)
 
     def prepare_networks(self) -> None:
         """Memory format and compilation; subclasses call it once their networks exist."""
@@ -87,6 +96,8 @@ class TrainingMethod:
         """Wrap every network in DistributedDataParallel (the process group must exist)."""
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         for name, net in self.networks.items():
+            if not any(p.requires_grad for p in net.parameters()):
+                continue  # not trained by gradients (a moving average): nothing for DDP to reduce
             if sync_bn:
                 # Converts the BatchNorm layers in place, reusing their parameters and buffers.
                 nn.SyncBatchNorm.convert_sync_batchnorm(net)
@@ -160,7 +171,7 @@ class TrainingMethod:
     def generator(self, direction: Direction = "AtoB") -> nn.Module:
         if direction not in self.generator_keys:
             raise ValueError(f"{type(self).__name__} translates {' and '.join(self.generator_keys)}, not {direction!r}")
-        return self.networks[self.generator_keys[direction]]
+        return self.networks[self.translating_key(direction, self.networks)]
 
     def train(self) -> None:
         self.networks.train()

@@ -1,13 +1,14 @@
 """pix2pix (Isola et al. 2017): conditional GAN with a U-Net generator and an L1 term."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..config import setting
-from ..losses import GAN_MODES, GANLoss
+from ..losses import GAN_MODES, GANLoss, feature_matching_loss
 from ..models import build_discriminator, init_weights
 from .base import TrainingMethod, set_requires_grad
 
@@ -16,22 +17,40 @@ from .base import TrainingMethod, set_requires_grad
 class Pix2PixConfig:
     gan_mode: str = setting("vanilla", "adversarial loss", choices=GAN_MODES)
     lambda_l1: float = setting(100.0, "weight of the L1 term")
+    lambda_feat: float = setting(0.0, "weight of pix2pixHD's discriminator feature-matching loss (e.g. 10; 0: off)")
+    ema: float = setting(0.0, "decay of a moving average of G's weights, which then samples and translates "
+                         "(e.g. 0.999; 0: off)", fixed=True)
+    lr_d: float = setting(0.0, "discriminator learning rate (two time-scale update; 0: --lr)")
 
 
 class Pix2Pix(TrainingMethod):
     Config = Pix2PixConfig
     dataset_kind = "paired"
     generator_keys = {"AtoB": "G"}
+    ema_keys = {"G": "G_ema"}
 
     def __init__(self, model, config, train, device, speed) -> None:
         super().__init__(model, config, train, device, speed)
+        if not 0.0 <= config.ema < 1.0:
+            raise ValueError(f"--ema {config.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
         self.netG = init_weights(self.build_generator(model, "AtoB")).to(device)
         # D is conditioned on the input: it sees concat(input, output).
         self.netD = init_weights(build_discriminator(model, model.in_channels + model.out_channels)).to(device)
         self.networks.update({"G": self.netG, "D": self.netD})
-        self.optimizers = {"G": self.adam(self.netG.parameters()), "D": self.adam(self.netD.parameters())}
+        if config.ema:
+            self.netG_ema = copy.deepcopy(self.netG).requires_grad_(False)
+            self.networks["G_ema"] = self.netG_ema
+        self.optimizers = {"G": self.adam(self.netG.parameters()),
+                           "D": self.adam(self.netD.parameters(), lr=config.lr_d or None)}
         self.prepare_networks()
         self.gan_loss = GANLoss(config.gan_mode)
+
+    def adversarial_loss(self, predictions, real: bool, for_discriminator: bool = True) -> torch.Tensor:
+        """The GAN loss, averaged over a multiscale discriminator's scales (so that its weight
+        against L1 is the single PatchGAN's)."""
+        if isinstance(predictions, torch.Tensor):
+            return self.gan_loss(predictions, real, for_discriminator)
+        return sum(self.gan_loss(p, real, for_discriminator) for p in predictions) / len(predictions)
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]
@@ -47,8 +66,8 @@ class Pix2Pix(TrainingMethod):
         with self.autocast():
             pred_fake = self.updating("D")(torch.cat([real_a, fake_b.detach()], 1))
             pred_real = self.updating("D")(torch.cat([real_a, real_b], 1))
-        loss_fake = self.gan_loss(pred_fake, False)
-        loss_real = self.gan_loss(pred_real, True)
+        loss_fake = self.adversarial_loss(pred_fake, False)
+        loss_real = self.adversarial_loss(pred_real, True)
         # Halved, as in the paper, to slow D relative to G.
         logs = self.optimize("D", 0.5 * (loss_fake + loss_real))
         return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(), **logs}
@@ -57,14 +76,43 @@ class Pix2Pix(TrainingMethod):
         # D's gradients are not needed while G updates.
         set_requires_grad(self.netD, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
+        feature_matching = self.cfg.lambda_feat > 0
         with self.autocast():
-            pred_fake = self.netD(torch.cat([real_a, fake_b], 1))
-        loss_gan = self.gan_loss(pred_fake, True, for_discriminator=False)
-        loss_l1 = F.l1_loss(fake_b.float(), real_b)
-        logs = self.optimize("G", loss_gan + self.cfg.lambda_l1 * loss_l1)
-        return {"G_GAN": loss_gan.detach(), "G_L1": loss_l1.detach(), **logs}
+            pred_fake = self.netD(torch.cat([real_a, fake_b], 1), features=feature_matching) if feature_matching \
+                else self.netD(torch.cat([real_a, fake_b], 1))
+            if feature_matching:
+                with torch.no_grad():
+                    pred_real = self.netD(torch.cat([real_a, real_b], 1), features=True)
+        losses = {}
+        if feature_matching:
+            pred_fake, fake_features = _split_features(pred_fake)
+            losses["G_feat"] = feature_matching_loss(fake_features, _split_features(pred_real)[1])
+        losses["G_GAN"] = self.adversarial_loss(pred_fake, True, for_discriminator=False)
+        losses["G_L1"] = F.l1_loss(fake_b.float(), real_b)
+        total = losses["G_GAN"] + self.cfg.lambda_l1 * losses["G_L1"]
+        if feature_matching:
+            total = total + self.cfg.lambda_feat * losses["G_feat"]
+        logs = self.optimize("G", total)
+        if self.cfg.ema:
+            self.update_ema()
+        return {**{k: v.detach() for k, v in losses.items()}, **logs}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * G for the weights; BatchNorm statistics copied."""
+        for ema_param, param in zip(self.netG_ema.parameters(), self.netG.parameters()):
+            ema_param.lerp_(param, 1.0 - self.cfg.ema)
+        for ema_buffer, buffer in zip(self.netG_ema.buffers(), self.netG.buffers()):
+            ema_buffer.copy_(buffer)
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
-        fake_b = self._eval_forward(self.netG, real_a)
+        fake_b = self._eval_forward(self.generator("AtoB"), real_a)
         return torch.stack([real_a, fake_b, real_b], dim=1)
+
+
+def _split_features(predictions):
+    """(logits, [[activations per layer] per scale]) from a discriminator called with features=True."""
+    if isinstance(predictions, tuple):
+        return predictions[0], [predictions[1]]
+    return [p for p, _ in predictions], [f for _, f in predictions]
