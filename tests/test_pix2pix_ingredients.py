@@ -109,3 +109,29 @@ def test_ema_generator_is_what_a_checkpoint_translates_and_exports(paired_dir, t
 def test_bad_ema_decay_is_refused():
     with pytest.raises(ValueError, match="--ema 1.5"):
         small_pix2pix(ema=1.5)
+
+
+def test_improved_recipe_fills_in_its_settings_unless_given(tmp_path):
+    from img2img.errors import Img2ImgError
+    from img2img.methods.pix2pix import Pix2Pix
+    from img2img.training import config_for_run
+
+    improved = Pix2Pix.recipes["improved"]
+    cfg = config_for_run({"method_config": {"recipe": "improved"}}, data="d", out=str(tmp_path / "a")).cfg
+    for name, value in improved["model"].items():
+        assert getattr(cfg.model, name) == value
+    for name, value in improved["method_config"].items():
+        assert getattr(cfg.method_config, name) == value
+    explicit = config_for_run({"method_config": {"recipe": "improved", "ema": 0.99}}, data="d", out=str(tmp_path)).cfg
+    assert explicit.method_config.ema == 0.99
+    paper = config_for_run({}, data="d", out=str(tmp_path)).cfg
+    assert (paper.method_config.recipe, paper.method_config.ema, paper.model.netD) == ("paper", 0.0, "patch")
+    with pytest.raises(Img2ImgError, match="--recipe best: pix2pix has paper, improved"):
+        config_for_run({"method_config": {"recipe": "best"}}, data="d", out=str(tmp_path))
+
+
+def test_recipe_cannot_change_when_resuming(paired_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "1", *TINY_PIX2PIX])
+    assert main(["train", "--resume", "auto", "--out", str(out), "--max-steps", "2", "--recipe", "improved"]) != 0
+    assert "--recipe improved cannot change when resuming" in capsys.readouterr().err

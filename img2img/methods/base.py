@@ -52,6 +52,9 @@ class TrainingMethod:
         return ema if ema in network_names else key
     # The paper's (epochs at constant lr, epochs of linear decay) for a new run.
     default_schedule: ClassVar[tuple[int, int]] = (100, 100)
+    # Named presets a new run can start from (`--recipe NAME`): {section: {field: value}}, each
+    # applied unless that setting is given explicitly.
+    recipes: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
     @classmethod
     def default_model(cls) -> ModelConfig:

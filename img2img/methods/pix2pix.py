@@ -21,6 +21,8 @@ class Pix2PixConfig:
     ema: float = setting(0.0, "decay of a moving average of G's weights, which then samples and translates "
                          "(e.g. 0.999; 0: off)", fixed=True)
     lr_d: float = setting(0.0, "discriminator learning rate (two time-scale update; 0: --lr)")
+    recipe: str = setting("paper", "preset of the settings above and the discriminator's: paper (Isola et al. "
+                          "2017, the default) or improved (see README)", choices=("paper", "improved"), fixed=True)
 
 
 class Pix2Pix(TrainingMethod):
@@ -28,6 +30,14 @@ class Pix2Pix(TrainingMethod):
     dataset_kind = "paired"
     generator_keys = {"AtoB": "G"}
     ema_keys = {"G": "G_ema"}
+    # "improved": the ingredients that won the ablation on maps (benchmarks/RESULTS.md).
+    recipes = {
+        "paper": {},
+        "improved": {
+            "model": {"netD": "multiscale", "num_d": 2, "spectral_norm": True},
+            "method_config": {"ema": 0.999, "lambda_feat": 10.0},
+        },
+    }
 
     def __init__(self, model, config, train, device, speed) -> None:
         super().__init__(model, config, train, device, speed)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import RunConfig, flag_name
+from ..config import RunConfig, flag_name, method_class
 from ..errors import Img2ImgError
 from ..log import logger
 from ..models import AUTO_UNET, fit_to_size
@@ -49,6 +49,12 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
         base = checkpoint_config(state)
         if method and method != base.method:
             raise Img2ImgError(f"{path}: is a {base.method} checkpoint, not {method}")
+    recipe = overrides.get("method_config", {}).get("recipe")
+    if recipe is not None:
+        if state is not None and recipe != getattr(base.method_config, "recipe", None):
+            raise Img2ImgError(f"--recipe {recipe} cannot change when resuming: the run was started with "
+                               f"{getattr(base.method_config, 'recipe', 'none')}")
+        _apply_recipe(base.method, recipe, overrides)
     if data:
         overrides.setdefault("data", {})["root"] = data
     if out:
@@ -59,6 +65,16 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
     if not cfg.train.out:
         cfg.train.out = default_out(cfg.data.root, cfg.method)
     return RunStart(cfg, state, path)
+
+
+def _apply_recipe(method: str, recipe: str, overrides: Overrides) -> None:
+    """Fill in the recipe's settings that the run does not give explicitly."""
+    recipes = method_class(method).recipes
+    if recipe not in recipes:
+        raise Img2ImgError(f"--recipe {recipe}: {method} has {', '.join(recipes) or 'no recipes'}")
+    for section, values in recipes[recipe].items():
+        for name, value in values.items():
+            overrides.setdefault(section, {}).setdefault(name, value)
 
 
 def _find_checkpoint(method, data, out, resume) -> tuple[Path, dict[str, Any]] | None:
