@@ -12,6 +12,7 @@ from img2img.cli import build_parser, main
 from img2img.config import DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name, setting
 from img2img.losses import GAN_MODES
 from img2img.methods import METHODS, Pix2Pix
+from img2img.methods.pix2pix import Pix2PixConfig
 from img2img.models import NORM_LAYERS
 
 from conftest import TINY_PIX2PIX
@@ -47,7 +48,9 @@ def test_flag_choices_come_from_the_registries(capsys):
 
 
 @dataclass
-class SharpPix2PixConfig:
+class SharpPix2PixConfig(Pix2PixConfig):
+    """A variant of pix2pix: its settings and defaults, and one of its own."""
+
     gan_mode: str = setting("hinge", "adversarial loss", choices=GAN_MODES)
     lambda_l1: float = setting(10.0, "weight of the L1 term")
     lambda_sharp: float = setting(0.0, "a setting only this method has")
