@@ -16,7 +16,7 @@ from .data.images import load_rgb, to_tensor, to_uint8
 from .device import resolve_device
 from .errors import Img2ImgError
 from .log import logger
-from .tiling import AUTO_TILE_PIXELS, Tiling, translate_tiled
+from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Tiling, translate_tiled
 
 ImageInput = Image.Image | str | Path
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -108,10 +108,11 @@ class Translator:
 
     def tiling_for(self, width: int, height: int, tile: int | None = None, overlap: int = 64,
                    statistics: str = "pooled") -> Tiling | None:
-        """The tiling an image of this size gets: `tile=None` tiles (512 px) only above
-        AUTO_TILE_PIXELS, `tile=0` never."""
+        """The tiling an image of this size gets: `tile=None` tiles (DEFAULT_TILE px) only above
+        AUTO_TILE_PIXELS, `tile=0` never. A Translator made from a .onnx file alone cannot share
+        statistics between tiles, so each tile is normalised by its own."""
         if tile is None:
-            tile = 512 if width * height > AUTO_TILE_PIXELS else 0
+            tile = DEFAULT_TILE if width * height > AUTO_TILE_PIXELS else 0
         if not tile:
             return None
         return Tiling(tile, overlap, statistics if self.generators else "per-tile")
@@ -158,7 +159,7 @@ class Translator:
                     if tile == 0:
                         raise Img2ImgError(f"out of memory translating {pil[chunk[0]].size} px images whole ({e}); "
                                            "use tiles") from None
-                    tiling = Tiling(512, overlap, tile_statistics if self.generators else "per-tile")
+                    tiling = self.tiling_for(*pil[chunk[0]].size, DEFAULT_TILE, overlap, tile_statistics)
                     logger.warning(f"out of memory for whole images; translating in {tiling.describe()}")
                     results = [self.translate_tiled(pil[i], direction, tiling) for i in chunk]
                 for i, result in zip(chunk, results):

@@ -30,15 +30,16 @@ from .models.norm import SharedStatistics, shared_statistics
 #   per-image normalisation).
 TILE_STATISTICS = ("pooled", "downscaled", "per-tile")
 
-# Above this many pixels, `Translator.translate` tiles unless told otherwise.
+# Above this many pixels, `Translator.translate` tiles (in DEFAULT_TILE px tiles) unless told otherwise.
 AUTO_TILE_PIXELS = 2048 * 2048
+DEFAULT_TILE = 512
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Tiling:
-    tile: int = 512
+    tile: int = DEFAULT_TILE
     overlap: int = 64
     statistics: str = "pooled"
 
