@@ -8,7 +8,8 @@ and append a row to benchmarks/ablation.md (issue 19's protocol).
 
 Protocol: `img2img train --data maps --size 128 --load-size 143 --netG unet_128 --epochs 5
 --epochs-decay 5 --seed S` plus the variant's flags (the full schedule is 10,960 steps at batch 1;
-`--steps` stops earlier for screening, with the learning rate still constant). Evaluation:
+`--steps` stops earlier for screening, with the learning rate still constant; running the same
+NAME again without `--steps` resumes the screened run to the full schedule). Evaluation:
 the 100 val pairs, aerial and map each resized to 128 px with PIL's bicubic (as the canonical
 test loads them), translated by the checkpoint (PyTorch, BatchNorm statistics per image,
 dropout off); mean per-image L1 on 8-bit pixels / 255, mean PSNR, mean SSIM (scikit-image),
@@ -100,8 +101,9 @@ def main() -> None:
              "--load-size", "143", "--netG", "unet_128", "--epochs", "5", "--epochs-decay", "5",
              "--seed", str(args.seed), "--out", str(run), "--log-every", "100", "--sample-every", "1000",
              "--save-every", "1000", "--fid-every", "0", "--resume", "auto", *extra]
-    if args.steps:
-        train += ["--max-steps", str(args.steps)]
+    # Always given, so that a screened run resumed without --steps continues to the full schedule.
+    full_schedule = 10 * len(list((args.data / "train").glob("*.jpg")))
+    train += ["--max-steps", str(args.steps or full_schedule)]
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
     start = time.perf_counter()
     subprocess.run(train, check=True, env=env)
