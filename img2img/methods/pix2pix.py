@@ -88,8 +88,9 @@ class Pix2Pix(TrainingMethod):
         self.optimizers["G"].zero_grad(set_to_none=True)
         feature_matching = self.cfg.lambda_feat > 0
         with self.autocast():
-            pred_fake = self.netD(torch.cat([real_a, fake_b], 1), features=feature_matching) if feature_matching \
-                else self.netD(torch.cat([real_a, fake_b], 1))
+            fake_pair = torch.cat([real_a, fake_b], 1)
+            # Only the patch discriminators return activations; the pixel one is called plainly.
+            pred_fake = self.netD(fake_pair, features=True) if feature_matching else self.netD(fake_pair)
             if feature_matching:
                 with torch.no_grad():
                     pred_real = self.netD(torch.cat([real_a, real_b], 1), features=True)
