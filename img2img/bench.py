@@ -20,6 +20,7 @@ from .config import RunConfig, SpeedConfig, TrainConfig
 from .device import resolve_device
 from .methods import build_method
 from .models import fit_to_size
+from .training.resume import apply_overrides, apply_recipe
 
 
 @dataclass
@@ -33,6 +34,8 @@ class BenchSettings:
     seed: int = 0
     # None: the method's default generator.
     antialias: bool | None = None
+    # A named preset of the method's settings (e.g. pix2pix's "improved"); None: its defaults.
+    recipe: str | None = None
     # Unset switches take the device default, as in training.
     speed: SpeedConfig = dataclasses.field(default_factory=SpeedConfig)
 
@@ -72,6 +75,10 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     speed = s.speed.resolve(device)
     speed.apply_globally()
     cfg = RunConfig.for_method(s.model, train=TrainConfig(device=str(device), speed=s.speed))
+    if s.recipe is not None:
+        overrides = {"method_config": {"recipe": s.recipe}}
+        apply_recipe(s.model, s.recipe, overrides)
+        cfg = apply_overrides(cfg, overrides)
     if s.antialias is not None:
         cfg.model.antialias = s.antialias
     cfg.model = fit_to_size(cfg.model, s.size)

@@ -198,6 +198,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--antialias", action=argparse.BooleanOptionalAction, default=None,
                    help="anti-aliased ResNet sampling (default: the method's; on for cut/fastcut)")
+    p.add_argument("--recipe", help="a named preset of the method's settings, e.g. pix2pix's improved (default: "
+                                    "the paper's)")
     add_config_flags(p, "speed", SpeedConfig)
     p.add_argument("--json", action="store_true", help="end with one line of JSON with every figure and setting")
     p.set_defaults(run=run_bench)

@@ -157,3 +157,13 @@ def test_sampler_shards_across_ranks_without_overlap():
     shards = [list(EpochSampler(10, shuffle=True, seed=0, rank=r, num_replicas=3)) for r in range(3)]
     assert all(len(s) == 4 for s in shards)
     assert set().union(*({i for _, i in s} for s in shards)) == set(range(10))
+
+
+def test_train_resize_is_pil_antialiased_bicubic_on_both_images():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (150, 150, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (150, 150, 3), dtype=np.uint8)
+    out = train_transform(37, 37, flip=False)(image=a, image_b=b)
+    for source, resized in ((a, out["image"]), (b, out["image_b"])):
+        expected = np.asarray(Image.fromarray(source).resize((37, 37), Image.BICUBIC))
+        assert np.array_equal(resized, expected)

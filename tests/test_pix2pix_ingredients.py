@@ -1,6 +1,7 @@
 """The optional pix2pix ingredients beyond the paper: EMA of G, multiscale D, feature matching,
 spectral norm, two learning rates."""
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -135,3 +136,21 @@ def test_recipe_cannot_change_when_resuming(paired_dir, tmp_path, capsys):
     main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "1", *TINY_PIX2PIX])
     assert main(["train", "--resume", "auto", "--out", str(out), "--max-steps", "2", "--recipe", "improved"]) != 0
     assert "--recipe improved cannot change when resuming" in capsys.readouterr().err
+
+
+def test_bench_times_a_recipe_with_its_extra_networks(capsys):
+    flops = {}
+    for recipe in ("paper", "improved"):
+        assert main(["bench", "--model", "pix2pix", "--recipe", recipe, "--size", "64", "--device", "cpu",
+                     "--steps", "1", "--warmup", "0", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["settings"]["recipe"] == recipe
+        flops[recipe] = report["flops_per_iter"]
+    # A second discriminator at half scale, a no-grad pass of D on the real pair for feature matching.
+    assert flops["improved"] > 1.05 * flops["paper"]
+
+
+def test_bench_refuses_a_recipe_the_method_lacks(capsys):
+    assert main(["bench", "--model", "cyclegan", "--recipe", "improved", "--size", "32", "--device", "cpu",
+                 "--steps", "1", "--warmup", "0"]) != 0
+    assert "--recipe improved" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
         if state is not None and recipe != getattr(base.method_config, "recipe", None):
             raise Img2ImgError(f"--recipe {recipe} cannot change when resuming: the run was started with "
                                f"{getattr(base.method_config, 'recipe', 'none')}")
-        _apply_recipe(base.method, recipe, overrides)
+        apply_recipe(base.method, recipe, overrides)
     if data:
         overrides.setdefault("data", {})["root"] = data
     if out:
@@ -67,7 +67,7 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
     return RunStart(cfg, state, path)
 
 
-def _apply_recipe(method: str, recipe: str, overrides: Overrides) -> None:
+def apply_recipe(method: str, recipe: str, overrides: Overrides) -> None:
     """Fill in the recipe's settings that the run does not give explicitly."""
     recipes = method_class(method).recipes
     if recipe not in recipes:
