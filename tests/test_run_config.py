@@ -63,6 +63,9 @@ def test_the_default_unet_takes_its_depth_from_the_size(paired_dir, tmp_path):
      "multiples of 4"),
     (["--netG", "resnet_6blocks", "--size", "16", "--load-size", "20"],
      "error: --size 16 is too small for a 3-layer PatchGAN: use --n-layers-d 2, or a larger --size"),
+    (["--netG", "unet_32", "--size", "32", "--load-size", "36", "--recipe", "improved"],
+     "error: --size 32 is too small for a 2-scale discriminator: its coarsest scale sees 16 px, too few for a "
+     "3-layer PatchGAN; use --num-d 1, or a larger --size"),
 ])
 def test_sizes_that_do_not_fit_get_one_line_naming_what_fits(paired_dir, tmp_path, capsys, flags, message):
     base = ["--ngf", "8", "--ndf", "8", "--num-workers", "0", "--device", "cpu"]

@@ -20,12 +20,13 @@ def fit_to_size(model, size: int):
     picks its depth), after checking that both networks accept that size; an Img2ImgError
     names what fits."""
     try:
-        return dataclasses.replace(model, netG=_fitting_generator(model.netG, model.netD, model.n_layers_d, size))
+        _check_discriminator_fits(model, size)
+        return dataclasses.replace(model, netG=_fitting_generator(model.netG, size))
     except ValueError as e:
         raise Img2ImgError(str(e)) from None
 
 
-def _fitting_generator(netG: str, netD: str, n_layers_d: int, size: int) -> str:
+def _fitting_generator(netG: str, size: int) -> str:
     if netG == AUTO_UNET:
         netG = unet_for_size(size)
     multiple = generator_size_multiple(netG)
@@ -34,11 +35,29 @@ def _fitting_generator(netG: str, netD: str, n_layers_d: int, size: int) -> str:
         hint = " or --netG unet (picks the depth)" if netG.startswith("unet_") else ""
         raise ValueError(f"--size {size} does not fit --netG {netG}, which needs multiples of {multiple}: "
                          f"use {fits}{hint}")
-    if netD == "patch" and PatchDiscriminator.output_size(size, n_layers_d) < 1:
-        depth = max((n for n in range(1, n_layers_d) if PatchDiscriminator.output_size(size, n) >= 1), default=0)
-        fits = f"--n-layers-d {depth}" if depth else "--netD pixel"
-        raise ValueError(f"--size {size} is too small for a {n_layers_d}-layer PatchGAN: use {fits}, or a larger --size")
     return netG
+
+
+def _check_discriminator_fits(model, size: int) -> None:
+    n_layers = model.n_layers_d
+    if model.netD == "patch" and PatchDiscriminator.output_size(size, n_layers) < 1:
+        depth = max((n for n in range(1, n_layers) if PatchDiscriminator.output_size(size, n) >= 1), default=0)
+        fits = f"--n-layers-d {depth}" if depth else "--netD pixel"
+        raise ValueError(f"--size {size} is too small for a {n_layers}-layer PatchGAN: use {fits}, or a larger --size")
+    if model.netD == "multiscale" and PatchDiscriminator.output_size(_coarsest_scale(size, model.num_d), n_layers) < 1:
+        scales = max((k for k in range(1, model.num_d)
+                      if PatchDiscriminator.output_size(_coarsest_scale(size, k), n_layers) >= 1), default=0)
+        fits = f"--num-d {scales}" if scales else "a smaller --n-layers-d"
+        raise ValueError(f"--size {size} is too small for a {model.num_d}-scale discriminator: its coarsest scale sees "
+                         f"{_coarsest_scale(size, model.num_d)} px, too few for a {n_layers}-layer PatchGAN; use {fits}, "
+                         "or a larger --size")
+
+
+def _coarsest_scale(size: int, num_d: int) -> int:
+    """Side of the input to a multiscale discriminator's last scale (3x3 average pools, stride 2, padding 1)."""
+    for _ in range(num_d - 1):
+        size = (size + 1) // 2
+    return size
 
 
 __all__ = [
