@@ -19,7 +19,8 @@ from .files import atomic_write
 
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
 #    are `method_config`, and the speed switches are `train.speed`.
-FORMAT_VERSION = 2
+# 3: `data.resize` names the resizing filter; older runs resized with cv2's area filter.
+FORMAT_VERSION = 3
 
 # Format 1 kept these in ModelConfig and TrainConfig.
 _V1_METHOD_FIELDS = ("gan_mode", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size")
@@ -48,7 +49,9 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
                            f"({FORMAT_VERSION}); upgrade img2img")
     if version == 1:
         state["config"] = upgrade_config_v1(state["config"])
-        state["format_version"] = FORMAT_VERSION
+    if version <= 2:
+        state["config"] = upgrade_config_v2(state["config"])
+    state["format_version"] = FORMAT_VERSION
     try:
         RunConfig.from_dict(state["config"])
     except (TypeError, ValueError) as e:
@@ -70,6 +73,10 @@ def upgrade_config_v1(config: dict[str, Any]) -> dict[str, Any]:
     train["speed"] = speed
     return {**config, "method": method, "model": model,
             "method_config": {k: v for k, v in settings.items() if k in known}, "train": train}
+
+
+def upgrade_config_v2(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "data": {"resize": "area", **config.get("data", {})}}
 
 
 def checkpoint_config(state: dict[str, Any]) -> RunConfig:

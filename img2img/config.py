@@ -53,11 +53,16 @@ class ModelConfig:
     out_channels: int = setting(3, "output channels", cli=False, fixed=True)
 
 
+RESIZE_FILTERS = ("bicubic", "area")
+
+
 @dataclass
 class DataConfig:
     root: str = setting("", "dataset folder", cli=False)
     direction: Direction = setting("AtoB", "which side is the input", choices=DIRECTIONS)
     load_size: int = setting(286, "resize to this before cropping")
+    resize: str = setting("bicubic", "resizing filter: bicubic (PIL's, antialiased, as the canonical code) or area "
+                          "(cv2's, what runs from before checkpoint format 3 used)", choices=RESIZE_FILTERS)
     size: int = setting(256, "crop size: the networks' training resolution")
     flip: bool = setting(True, "random horizontal flips")
     serial_batches: bool = setting(False, "in-order data (unpaired: A[i] with B[i])")

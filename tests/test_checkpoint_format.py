@@ -38,6 +38,8 @@ def test_a_format_1_checkpoint_is_upgraded_to_the_current_config():
     cfg = RunConfig.from_dict(state["config"])
     assert cfg.method == "cyclegan" and cfg.model.netG == "resnet_6blocks"
     assert (cfg.method_config.gan_mode, cfg.method_config.lambda_cycle, cfg.method_config.pool_size) == ("lsgan", 10.0, 50)
+    # Runs from before format 3 resized with cv2's area filter, and resume with it.
+    assert cfg.data.resize == "area" and RunConfig().data.resize == "bicubic"
     assert cfg.train.speed.fused_adam and cfg.train.speed.amp is None
 
 

@@ -1,3 +1,4 @@
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,10 @@ def test_train_resize_is_pil_antialiased_bicubic_on_both_images():
     for source, resized in ((a, out["image"]), (b, out["image_b"])):
         expected = np.asarray(Image.fromarray(source).resize((37, 37), Image.BICUBIC))
         assert np.array_equal(resized, expected)
+
+
+def test_transforms_pickle_for_data_workers_started_by_spawn():
+    for resize in ("bicubic", "area"):
+        t = pickle.loads(pickle.dumps(train_transform(36, 32, flip=True, resize=resize)))
+        t.set_random_seed(0)
+        assert t(image=np.zeros((40, 40, 3), np.uint8))["image"].shape == (32, 32, 3)

@@ -21,7 +21,7 @@ def build_datasets(cfg: RunConfig) -> tuple[Dataset, Dataset | None]:
 
 def build_train_dataset(cfg: RunConfig) -> Dataset:
     data = cfg.data
-    transform = train_transform(data.load_size, data.size, data.flip)
+    transform = train_transform(data.load_size, data.size, data.flip, data.resize)
     root = require_dir(Path(data.root), "data")
     if method_class(cfg.method).dataset_kind == "unpaired":
         return UnpairedDataset(
@@ -37,7 +37,7 @@ def build_val_dataset(cfg: RunConfig, val_dir: str | None = None) -> Dataset | N
     """The validation split at the training size (no augmentation), or None if there is none.
     `val_dir` overrides the config's."""
     data = cfg.data
-    transform = eval_transform(data.size)
+    transform = eval_transform(data.size, data.resize)
     root = Path(data.root)
     val_dir = val_dir or data.val_dir
     if method_class(cfg.method).dataset_kind == "unpaired":

@@ -30,7 +30,8 @@ class Pix2Pix(TrainingMethod):
     dataset_kind = "paired"
     generator_keys = {"AtoB": "G"}
     ema_keys = {"G": "G_ema"}
-    # "improved": the ingredients that won the ablation on maps (benchmarks/RESULTS.md).
+    # "improved": the combination that scored best at the full protocol of the maps ablation
+    # (benchmarks/RESULTS.md).
     recipes = {
         "paper": {},
         "improved": {
