@@ -5,6 +5,7 @@ and append a row to benchmarks/ablation.md (issue 19's protocol).
     python benchmarks/ablation.py NAME [--steps N] [--seed 0] [--threads T] -- [img2img train flags]
     python benchmarks/ablation.py paper --steps 2000
     python benchmarks/ablation.py ema --steps 2000 -- --ema 0.999
+    python benchmarks/ablation.py ema --raw-generator -- --ema 0.999   # the same run, scored without its EMA
 
 Protocol: `img2img train --data maps --size 128 --load-size 143 --netG unet_128 --epochs 5
 --epochs-decay 5 --seed S` plus the variant's flags (the full schedule is 10,960 steps at batch 1;
@@ -84,6 +85,15 @@ def evaluate(checkpoint: Path, pairs) -> dict[str, float | list[np.ndarray]]:
             "outputs": outputs}
 
 
+def without_ema(checkpoint: Path, out: Path) -> Path:
+    """A copy of `checkpoint` without the EMA generator, so that its own G translates."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if state["method"]["networks"].pop("G_ema", None) is None:
+        raise SystemExit(f"{checkpoint}: the run kept no EMA generator")
+    torch.save(state, out)
+    return out
+
+
 def main() -> None:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -95,8 +105,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "maps")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation")
     parser.add_argument("--threads", type=int, help="torch threads of the training process (default: all)")
+    parser.add_argument("--raw-generator", action="store_true",
+                        help="no training: score the finished run's own G instead of its EMA (row NAME-raw-G)")
     args = parser.parse_args(argv)
     run = args.runs / f"{args.name}_seed{args.seed}"
+    checkpoint = run / "checkpoints" / "latest.pt"
+    if args.raw_generator:
+        checkpoint = without_ema(checkpoint, run / "raw_generator.pt")
+        args.name += "-raw-G"
     train = [sys.executable, "-m", "img2img", "train", "--model", "pix2pix", "--data", str(args.data), "--size", str(SIZE),
              "--load-size", "143", "--netG", "unet_128", "--epochs", "5", "--epochs-decay", "5",
              "--seed", str(args.seed), "--out", str(run), "--log-every", "100", "--sample-every", "1000",
@@ -105,12 +121,13 @@ def main() -> None:
     full_schedule = 10 * len(list((args.data / "train").glob("*.jpg")))
     train += ["--max-steps", str(args.steps or full_schedule)]
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
-    start = time.perf_counter()
-    subprocess.run(train, check=True, env=env)
-    print(f"trained in {time.perf_counter() - start:.0f} s")
+    if not args.raw_generator:
+        start = time.perf_counter()
+        subprocess.run(train, check=True, env=env)
+        print(f"trained in {time.perf_counter() - start:.0f} s")
     pairs = val_pairs(args.data)
-    scores = evaluate(run / "checkpoints" / "latest.pt", pairs)
-    steps = torch.load(run / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True, mmap=True)["progress"]["step"]
+    scores = evaluate(checkpoint, pairs)
+    steps = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["progress"]["step"]
     grid = np.concatenate([scores["outputs"][i] for i in GRID_IMAGES], axis=1)
     figure = ROOT / "benchmarks" / "figures" / "ablation" / f"{args.name}_seed{args.seed}_{steps}.jpg"
     figure.parent.mkdir(parents=True, exist_ok=True)
