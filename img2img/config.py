@@ -127,9 +127,10 @@ class TrainConfig:
     speed: SpeedConfig = setting(None, "fast-path switches", cli=False, factory=SpeedConfig)
     sync_bn: bool = setting(False, "under torchrun: BatchNorm statistics over all ranks' batches (CUDA only)")
     seed: int = setting(0, "seed of weights, data order, augmentation and dropout")
-    log_every: int = setting(50, "steps between metrics.csv rows; losses are read from the device only then")
-    sample_every: int = setting(500, "steps between sample grids")
-    save_every: int = setting(1000, "steps between numbered checkpoints")
+    log_every: int = setting(50, "steps between metrics.csv rows; losses are read from the device only then "
+                             "(0: at epoch ends and the end only)")
+    sample_every: int = setting(500, "steps between sample grids (0: at the end only)")
+    save_every: int = setting(1000, "steps between numbered checkpoints (0: at epoch ends and the end only)")
     keep: int = setting(0, "numbered checkpoints to keep, newest first (0 = all)")
     max_bad_steps: int = setting(20, "stop after this many non-finite steps in a row")
     log_grad_norm: bool = setting(False, "log gradient norms to metrics")

@@ -36,6 +36,18 @@ def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tm
     assert state["config"]["model"]["netG"] == "unet_32" and state["progress"]["step"] == 5
 
 
+
+def test_zero_intervals_mean_never_rather_than_a_crash(paired_dir, tmp_path):
+    out = tmp_path / "run"
+    flags = [f for f in TINY_PIX2PIX if f not in ("--log-every", "1")]
+    rc = main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "5", "--log-every", "0",
+               "--sample-every", "0", "--save-every", "0", *flags])
+    assert rc == 0
+    assert [int(r["step"]) for r in csv.DictReader(open(out / "metrics.csv"))] == [4, 5]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000005.png"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "epoch_0001_step_0000004.pt", "latest.pt", "step_0000005.pt"]
+
 def test_sample_grid_shows_input_output_target_per_validation_image(paired_dir, tmp_path):
     from PIL import Image
 

@@ -231,11 +231,11 @@ class Trainer:
                             self.window.add(losses, bad, len(batch["A"]))
                             p.step += 1
                             self.bar.update(1)
-                            if p.step % tc.log_every == 0:
+                            if is_due(p.step, tc.log_every):
                                 self._flush_window()
-                            if p.step % tc.sample_every == 0:
+                            if is_due(p.step, tc.sample_every):
                                 self.save_samples()
-                            if p.step % tc.save_every == 0:
+                            if is_due(p.step, tc.save_every):
                                 self.save(checkpoint_name(p.step))
                         if p.position >= self.sampler.per_replica:
                             self._end_epoch()
@@ -360,3 +360,7 @@ class Trainer:
         atomic_write(path, lambda f: save_image(image, f, format="png"))
         return path
 
+
+def is_due(step: int, every: int) -> bool:
+    """Whether a periodic action falls on `step`; an interval of 0 means never."""
+    return every > 0 and step % every == 0
