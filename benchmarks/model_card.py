@@ -6,8 +6,10 @@ the weights resolve as in `img2img fid`; --no-fid skips them).
     pip install -e '.[bench]'     # scikit-image, for SSIM
     python benchmarks/model_card.py CHECKPOINT --data ../shared/datasets/maps [--samples-to DIR]
 
-Images are the val split resized to the model's training size; translation goes through
-Translator (dropout off; BatchNorm statistics per image by default, as in the app, or the
+Images are the val split resized to the model's training size with PIL's bicubic filter, as the
+canonical test does, whatever filter the model trained with (--resize area: cv2's INTER_AREA, the
+filter of runs from before checkpoint format 3), so that two models' cards score the same pixels;
+translation goes through Translator (dropout off; BatchNorm statistics per image by default, as in the app, or the
 running ones with --batch-norm running).
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from img2img.data.builders import build_val_dataset
 from img2img.data.images import to_uint8
 from img2img.inference import BATCH_NORM_MODES, Translator
 from img2img.checkpoint import checkpoint_config, load_checkpoint
-from img2img.config import method_class
+from img2img.config import RESIZE_FILTERS, method_class
 from img2img.device import seed_everything
 from img2img.data.images import to_tensor
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
@@ -55,12 +57,15 @@ def main() -> None:
     parser.add_argument("--samples-to", help="folder for sample_N.jpg triplets")
     parser.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                         help="BatchNorm statistics at inference, as Translator's option")
+    parser.add_argument("--resize", default="bicubic", choices=RESIZE_FILTERS,
+                        help="filter resizing the val images to the model's size (default: PIL bicubic)")
     parser.add_argument("--fid", action=argparse.BooleanOptionalAction, default=True, help="also FID and KID")
     args = parser.parse_args()
     state = load_checkpoint(args.checkpoint)
     cfg = checkpoint_config(state)
     if args.data:
         cfg.data.root = args.data
+    cfg.data.resize = args.resize
     val = build_val_dataset(cfg)
     trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm, engine="torch")
     seed_everything(cfg.train.seed)  # the initialisation the run started from
@@ -68,7 +73,7 @@ def main() -> None:
     untrained_g = init_weights(method_class(cfg.method).build_generator(cfg.model, "AtoB", args.batch_norm))
     untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"))
     print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}; "
-          f"batch norm statistics: {args.batch_norm}")
+          f"{args.resize} resize; batch norm statistics: {args.batch_norm}")
     extractor = InceptionFeatures(device="cpu") if args.fid else None
     if extractor is not None:
         print(f"Inception weights: {extractor.source.label}")
