@@ -106,11 +106,17 @@ def load_generators(state: dict[str, Any], batch_statistics: str = "image") -> d
     return generators
 
 
-def export_generators(src: Path | str, dst: Path | str, half: bool = True) -> Path:
+def export_generators(src: Path | str, dst: Path | str, half: bool = True,
+                      domain_names: tuple[str | None, str | None] = (None, None)) -> Path:
     """A small inference-only checkpoint: the config and the generators (fp16 by default), with
-    no discriminators, optimizer or RNG state. Translator and the app load it as any checkpoint."""
+    no discriminators, optimizer or RNG state. Translator and the app load it as any checkpoint.
+    `domain_names` (A, B), where given, replace the config's names of the domains, which the app
+    shows (e.g. for a run trained without --domain-a/--domain-b)."""
     state = load_checkpoint(src)
     cfg = checkpoint_config(state)
+    for field, name in zip(("domain_a", "domain_b"), domain_names):
+        if name is not None:
+            setattr(cfg.data, field, name)
     networks = state["method"]["networks"]
     cls = method_class(cfg.method)
     # A generator's moving average, where kept, is what translates: it is stored as the generator.
@@ -120,7 +126,7 @@ def export_generators(src: Path | str, dst: Path | str, half: bool = True) -> Pa
         for d in stored_directions(state)
     }
     progress = state.get("progress", {})
-    save_checkpoint(dst, {"config": state["config"], "method": {"networks": generators},
+    save_checkpoint(dst, {"config": cfg.to_dict(), "method": {"networks": generators},
                           "progress": {"step": progress.get("step", 0), "epoch": progress.get("epoch", 0)}})
     return Path(dst)
 

@@ -382,6 +382,8 @@ def add_export_parser(sub) -> None:
     p.add_argument("--direction", choices=DIRECTIONS, help="ONNX: export only this direction (default: all stored)")
     p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                    help="ONNX: BatchNorm statistics baked into the graph (default: each image's own)")
+    p.add_argument("--domain-a", help="pt: name of domain A shown by the app, e.g. 'aerial photo' (default: the run's)")
+    p.add_argument("--domain-b", help="pt: name of domain B shown by the app, e.g. map (default: the run's)")
     p.set_defaults(run=run_export)
 
 
@@ -396,7 +398,8 @@ def run_export(args) -> int:
         return 0
     from .checkpoint import export_generators
 
-    out = export_generators(args.checkpoint, args.output, half=not args.fp32)
+    out = export_generators(args.checkpoint, args.output, half=not args.fp32,
+                            domain_names=(args.domain_a, args.domain_b))
     print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -2,9 +2,11 @@ import hashlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from img2img.batch import translate_files
+from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.inference import Translator, pad_to_multiple
 
@@ -116,6 +118,18 @@ def test_not_a_checkpoint_gets_a_clear_error(tmp_path, capsys):
     (tmp_path / "x.pt").write_bytes(b"nonsense")
     rc = main(["translate", "--checkpoint", str(tmp_path / "x.pt"), str(tmp_path), str(tmp_path / "o")])
     assert rc == 2 and "x.pt: not a readable img2img checkpoint" in capsys.readouterr().err
+
+
+def test_export_can_name_the_domains_without_touching_the_weights(checkpoint, tmp_path):
+    renamed, plain = tmp_path / "renamed.pt", tmp_path / "plain.pt"
+    assert main(["export", str(checkpoint), str(renamed), "--domain-a", "aerial photo", "--domain-b", "map"]) == 0
+    assert main(["export", str(checkpoint), str(plain)]) == 0
+    renamed_state, plain_state = load_checkpoint(renamed), load_checkpoint(plain)
+    data = checkpoint_config(renamed_state).data
+    assert (data.domain_a, data.domain_b) == ("aerial photo", "map")
+    assert checkpoint_config(plain_state).data.domain_a == checkpoint_config(load_checkpoint(checkpoint)).data.domain_a
+    for key, weights in plain_state["method"]["networks"].items():
+        assert all(torch.equal(v, renamed_state["method"]["networks"][key][k]) for k, v in weights.items())
 
 
 def test_exported_generator_is_small_and_translates_like_the_full_checkpoint(checkpoint, tmp_path):
