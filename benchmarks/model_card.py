@@ -8,9 +8,9 @@ the weights resolve as in `img2img fid`; --no-fid skips them).
 
 Images are the val split resized to the model's training size with PIL's bicubic filter, as the
 canonical test does, whatever filter the model trained with (--resize area: cv2's INTER_AREA, the
-filter of runs from before checkpoint format 3), so that two models' cards score the same pixels;
-translation goes through Translator (dropout off; BatchNorm statistics per image by default, as in the app, or the
-running ones with --batch-norm running).
+filter of runs from before checkpoint format 3), so that two models' cards score the same pixels.
+Translation goes through Translator (dropout off; BatchNorm statistics per image by default, as
+in the app, or the running ones with --batch-norm running).
 """
 from __future__ import annotations
 

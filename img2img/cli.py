@@ -391,6 +391,9 @@ def run_export(args) -> int:
     if args.format == "onnx":
         from .onnx_graph import OPSET, export_checkpoint
 
+        if args.domain_a or args.domain_b:
+            raise Img2ImgError("--domain-a/--domain-b name the domains in a .pt export; an ONNX graph has no config")
+
         outputs = export_checkpoint(args.checkpoint, args.output, [args.direction] if args.direction else None,
                                     batch_norm=args.batch_norm)
         for out in outputs:

@@ -132,6 +132,12 @@ def test_export_can_name_the_domains_without_touching_the_weights(checkpoint, tm
         assert all(torch.equal(v, renamed_state["method"]["networks"][key][k]) for k, v in weights.items())
 
 
+def test_domain_names_for_an_onnx_export_are_a_one_line_error(checkpoint, tmp_path, capsys):
+    rc = main(["export", "--format", "onnx", str(checkpoint), str(tmp_path / "g.onnx"), "--domain-a", "aerial photo"])
+    assert rc == 2 and "an ONNX graph has no config" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
 def test_exported_generator_is_small_and_translates_like_the_full_checkpoint(checkpoint, tmp_path):
     out = tmp_path / "g.pt"
     assert main(["export", str(checkpoint), str(out)]) == 0
