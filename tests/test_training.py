@@ -36,7 +36,6 @@ def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tm
     assert state["config"]["model"]["netG"] == "unet_32" and state["progress"]["step"] == 5
 
 
-
 def test_zero_intervals_mean_never_rather_than_a_crash(paired_dir, tmp_path):
     out = tmp_path / "run"
     flags = [f for f in TINY_PIX2PIX if f not in ("--log-every", "1")]
@@ -47,6 +46,7 @@ def test_zero_intervals_mean_never_rather_than_a_crash(paired_dir, tmp_path):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000005.png"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
         "epoch_0001_step_0000004.pt", "latest.pt", "step_0000005.pt"]
+
 
 def test_sample_grid_shows_input_output_target_per_validation_image(paired_dir, tmp_path):
     from PIL import Image
