@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from img2img.data.images import to_tensor
+from img2img.data.images import list_images, to_tensor
 from img2img.inference import Translator
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 
@@ -118,7 +118,7 @@ def main() -> None:
              "--seed", str(args.seed), "--out", str(run), "--log-every", "100", "--sample-every", "1000",
              "--save-every", "1000", "--fid-every", "0", "--resume", "auto", *extra]
     # Always given, so that a screened run resumed without --steps continues to the full schedule.
-    full_schedule = 10 * len(list((args.data / "train").glob("*.jpg")))
+    full_schedule = 10 * len(list_images(args.data / "train"))
     train += ["--max-steps", str(args.steps or full_schedule)]
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
     if not args.raw_generator:

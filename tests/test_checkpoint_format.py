@@ -2,7 +2,9 @@
 
 The fixtures were written at commit 2b02544 (format 1) by `img2img train` on conftest's
 make_paired/make_unpaired data (ngf/ndf 4, 32 px, 3 steps); expected.json holds what that
-version computed from them."""
+version computed from them. Compared to 1e-6 relative: float32 kernels differ between CPUs in the
+last bits (an AMD EPYC gives sums 2e-8 away from the ones written), while a wrong upgrade moves
+them by far more."""
 import json
 import shutil
 from pathlib import Path
@@ -29,7 +31,7 @@ def test_a_format_1_checkpoint_translates_as_it_did_when_written(method):
     translator = Translator.from_checkpoint(FIXTURES / f"{method}.pt", device="cpu", engine="torch")
     assert translator.cfg.method == method
     for direction, expected in EXPECTED[method].items():
-        assert translator.translate_tensor(x, direction).double().sum().item() == pytest.approx(expected, abs=1e-9)
+        assert translator.translate_tensor(x, direction).double().sum().item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_a_format_1_checkpoint_is_upgraded_to_the_current_config():
@@ -53,7 +55,7 @@ def test_a_format_1_pix2pix_run_resumes_to_the_weights_that_version_reached(tmp_
     state = load_checkpoint(run / "checkpoints" / "latest.pt")
     g = state["method"]["networks"]["G"]
     total = sum(v.double().abs().sum().item() for v in g.values() if v.is_floating_point())
-    assert total == pytest.approx(EXPECTED["pix2pix_resumed_to_5_G_sum"], abs=1e-9)
+    assert total == pytest.approx(EXPECTED["pix2pix_resumed_to_5_G_sum"], rel=1e-6)
 
 
 def test_amp_of_a_checkpoint_from_before_the_fast_path_keeps_meaning_cuda_only():

@@ -140,3 +140,57 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {out / 'checkpoints' / 'latest.pt'} at step {step}" in resumed.stdout
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == step + 2
+
+
+def test_a_background_checkpoint_holds_the_state_at_submission_not_later_updates(tmp_path):
+    from img2img.training.background_writer import BackgroundWriter, to_host
+
+    weights = torch.ones(1000)
+    writer = BackgroundWriter()
+    snapshot = to_host({"config": {}, "w": weights})
+    writer.submit(lambda: save_checkpoint(tmp_path / "a.pt", snapshot), "checkpoint a.pt")
+    weights.add_(1)  # training goes on updating its tensors in place
+    writer.wait()
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], torch.ones(1000))
+
+
+def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint(paired_dir, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from img2img.training import trainer as trainer_module
+
+    out = tmp_path / "run"
+    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "2", *TINY_PIX2PIX])
+    before = (out / "checkpoints" / "latest.pt").read_bytes()
+
+    def full_disk(path, state):
+        raise Img2ImgError(f"{path}: disk full while writing; the previous file is intact")
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", full_disk)
+    # Step 4 ends the epoch: its write fails in the background; the final write is tried again
+    # (not taken as done) and, failing too, ends the run with one line.
+    assert main(["train", "--data", str(paired_dir), "--out", str(out), "--resume", "auto", "--max-steps", "4",
+                 *TINY_PIX2PIX]) != 0
+    err = capsys.readouterr().err
+    assert err.count("epoch_0001_step_0000004.pt: disk full while writing; the previous file is intact; "
+                     "training goes on\n") == 1
+    assert "error: " in err and "step_0000004.pt: disk full" in err.split("error: ")[1]
+    assert (out / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def test_training_returns_only_after_its_pending_checkpoint_writes(paired_dir, tmp_path, monkeypatch):
+    from img2img.training import trainer as trainer_module
+
+    slow_save = trainer_module.save_checkpoint
+
+    def save_slowly(path, state):
+        time.sleep(0.3)
+        slow_save(path, state)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_slowly)
+    out = tmp_path / "run"
+    # Epoch ends at steps 4 and 8 write in the background; a stop (max-steps) must wait for them.
+    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "9", "--save-every", "0",
+          *TINY_PIX2PIX])
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["epoch_0001_step_0000004.pt", "epoch_0002_step_0000008.pt", "latest.pt", "step_0000009.pt"]
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == 9

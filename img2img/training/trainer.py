@@ -23,6 +23,7 @@ from ..log import MetricsLog, logger
 from ..methods import build_method
 from ..models import fit_to_size
 from . import distributed
+from .background_writer import BackgroundWriter, to_host
 from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .progress import LossWindow, Progress, lr_factor
@@ -64,6 +65,7 @@ class Trainer:
         }
         self.progress = Progress()
         self._saved_step: int | None = None
+        self.writer = BackgroundWriter()
         self.sampler = EpochSampler(len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed,
                                     rank=self.ranks.rank, num_replicas=self.ranks.world_size)
         self.loader = DataLoader(
@@ -157,24 +159,41 @@ class Trainer:
             if self.ranks.rank:  # another world size: keep ranks' randomness apart
                 seed_everything(self.cfg.train.seed + self.progress.step * 1009 + self.ranks.rank)
 
-    def save(self, name: str) -> Path:
-        """Write a numbered checkpoint, point latest.pt at it, and prune old numbered ones.
-        Every rank calls it; rank 0 writes."""
+    def save(self, name: str, background: bool = False, best: dict | None = None) -> Path:
+        """Write a numbered checkpoint, point latest.pt (and, given a `best` record, best.pt) at it,
+        and prune old numbered ones. Every rank calls it; rank 0 writes, on the background writer
+        when `background` (the state is copied to host memory first)."""
         self._flush_window()
         if self.ranks.enabled:
             self.method.broadcast_buffers()
         state = self.state_dict()
         folder = self.out / "checkpoints"
         path = folder / name
+        step = self.progress.step
         if self.ranks.is_main:
-            save_checkpoint(path, state)
-            link_latest(path, folder / "latest.pt")
-            prune_checkpoints(folder, self.cfg.train.keep)
-        self._saved_step = self.progress.step
+            keep = self.cfg.train.keep
+
+            def write(state=to_host(state) if background else state) -> None:
+                save_checkpoint(path, state)
+                link_latest(path, folder / "latest.pt")
+                if best is not None:
+                    link_latest(path, folder / "best.pt")
+                    atomic_write_text(self.out / "best.json", json.dumps(best, indent=2))
+                prune_checkpoints(folder, keep)
+                self._saved_step = step  # only once written: a failed write is redone at the end
+
+            if background:
+                self.writer.submit(write, f"checkpoint {path}")
+            else:
+                self.writer.wait()
+                write()
+        else:
+            self._saved_step = step
         return path
 
     def save_current(self) -> Path:
-        """Checkpoint the current step unless that was just done."""
+        """Checkpoint the current step unless that was just done (waiting for that write)."""
+        self.writer.wait()
         latest = self.out / "checkpoints" / "latest.pt"
         if self._saved_step == self.progress.step and (latest.is_file() or not self.ranks.is_main):
             return latest
@@ -236,7 +255,7 @@ class Trainer:
                             if is_due(p.step, tc.sample_every):
                                 self.save_samples()
                             if is_due(p.step, tc.save_every):
-                                self.save(checkpoint_name(p.step))
+                                self.save(checkpoint_name(p.step), background=True)
                         if p.position >= self.sampler.per_replica:
                             self._end_epoch()
                         if self._done() or self._stopping():
@@ -245,6 +264,7 @@ class Trainer:
                 self.save_samples()
                 final = self.save_current()
             finally:
+                self.writer.wait()
                 self.bar.close()
                 if self.metrics:
                     self.metrics.close()
@@ -305,11 +325,8 @@ class Trainer:
         is_best = results is not None and (p.best_fid is None or mean_fid(results) < p.best_fid)
         if is_best:
             p.best_fid, p.best_epoch = mean_fid(results), p.epoch
-        path = self.save(checkpoint_name(p.step, epoch=p.epoch))
-        if is_best:
-            link_latest(path, path.parent / "best.pt")
-            record = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results}
-            atomic_write_text(self.out / "best.json", json.dumps(record, indent=2))
+        best = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results} if is_best else None
+        self.save(checkpoint_name(p.step, epoch=p.epoch), background=True, best=best)
 
     def _evaluate_fid(self) -> dict[str, float | str] | None:
         if self.fid is None:
