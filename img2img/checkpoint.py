@@ -117,18 +117,30 @@ def export_generators(src: Path | str, dst: Path | str, half: bool = True,
     for field, name in zip(("domain_a", "domain_b"), domain_names):
         if name is not None:
             setattr(cfg.data, field, name)
+    state["config"] = cfg.to_dict()
+    save_checkpoint(dst, generators_only(state, half))
+    return Path(dst)
+
+
+def generators_only(state: dict[str, Any], half: bool = True) -> dict[str, Any]:
+    """A checkpoint's generators (the moving average where kept: what translates) and config, with
+    nothing else: what `export` writes and what a run's snapshots hold."""
+    cfg = checkpoint_config(state)
     networks = state["method"]["networks"]
     cls = method_class(cfg.method)
-    # A generator's moving average, where kept, is what translates: it is stored as the generator.
     generators = {
         cls.generator_keys[d]: {k: v.half() if half and v.is_floating_point() else v
                                 for k, v in networks[cls.translating_key(d, networks)].items()}
         for d in stored_directions(state)
     }
     progress = state.get("progress", {})
-    save_checkpoint(dst, {"config": cfg.to_dict(), "method": {"networks": generators},
-                          "progress": {"step": progress.get("step", 0), "epoch": progress.get("epoch", 0)}})
-    return Path(dst)
+    return {"config": state["config"], "method": {"networks": generators},
+            "progress": {"step": progress.get("step", 0), "epoch": progress.get("epoch", 0)}}
+
+
+def is_generators_only(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds no optimizer state (an export or a snapshot): it translates but cannot resume."""
+    return "optimizers" not in state.get("method", {})
 
 
 def generator_only_checkpoint(cfg: RunConfig, direction: Direction, generator: nn.Module, **extra: Any) -> dict[str, Any]:

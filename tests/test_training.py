@@ -27,9 +27,11 @@ def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tm
     assert float(rows[0]["lr"]) == pytest.approx(2e-4)
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "step_0000002.png", "step_0000004.png", "step_0000005.png"]
-    # 4 training pairs at batch 1: epoch 1 ends at step 4; the run ends at step 5.
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "epoch_0001_step_0000004.pt", "latest.pt", "step_0000005.pt"]
+    # 4 training pairs at batch 1: epoch 1 ends at step 4, fewer than --save-every's 1000 steps
+    # after the start, so it writes no full checkpoint (and no snapshot: those come every 10 of
+    # the default 200 epochs); the run ends at step 5.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt", "step_0000005.pt"]
+    assert not (out / "snapshots").exists()
     assert (out / "config.json").is_file()
     assert any((out / "tensorboard").iterdir())
     state = load_checkpoint(out / "checkpoints" / "latest.pt")

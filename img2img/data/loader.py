@@ -33,6 +33,36 @@ class EpochSampler(DistributedSampler):
         return iter([(self.epoch, i) for i in indices])
 
 
+class EpochBatches:
+    """Batches of an `EpochSampler`'s keys, epoch after epoch up to `epochs`, each epoch ending
+    with its own (possibly partial) batch, as one DataLoader pass per epoch would give. A
+    DataLoader iterates it once for the whole run, so its workers go on loading across epoch
+    ends instead of starting each epoch with nothing prefetched."""
+
+    def __init__(self, sampler: EpochSampler, batch_size: int, epochs: int) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.first_epoch = 0
+        self.start = 0
+
+    def begin(self, epoch: int, start: int = 0) -> None:
+        """The next iteration starts at `epoch`, skipping its first `start` samples."""
+        self.first_epoch, self.start = epoch, start
+
+    def __iter__(self):
+        for epoch in range(self.first_epoch, self.epochs):
+            self.sampler.set_epoch(epoch, start=self.start if epoch == self.first_epoch else 0)
+            keys = list(self.sampler)
+            for i in range(0, len(keys), self.batch_size):
+                yield keys[i : i + self.batch_size]
+
+    def __len__(self) -> int:
+        per_epoch = -(-self.sampler.per_replica // self.batch_size)
+        first = -(-(self.sampler.per_replica - self.start) // self.batch_size)
+        return first + per_epoch * max(self.epochs - self.first_epoch - 1, 0)
+
+
 def collate_skipping_errors(items: list[dict]) -> dict:
     """Batch the good samples; unreadable ones travel along as `errors` to be reported."""
     good = [it for it in items if "error" not in it]

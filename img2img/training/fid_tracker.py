@@ -12,6 +12,7 @@ from ..metrics import (
     InceptionFeatures,
     Statistics,
     WeightsUnavailable,
+    feature_statistics,
     frechet_distance,
     kid,
     load_statistics,
@@ -113,3 +114,34 @@ def plot_fid(rows: list[dict], path: Path) -> None:
 
 def mean_fid(results: dict[str, float | str]) -> float:
     return float(np.mean([v for k, v in results.items() if k.startswith("fid_")]))
+
+
+def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str | None = None,
+                   device: torch.device | str = "cpu") -> dict[str, float | str]:
+    """{fid_AtoB, kid_AtoB, ...} of a checkpoint, snapshot or export: its generators translate the
+    validation split of `data` (default: the folder it trained on) at its training size, and
+    their outputs are compared with the split's real targets, as FID tracking does in training."""
+    from ..checkpoint import checkpoint_config, load_checkpoint
+    from ..data.builders import build_val_dataset
+    from ..errors import Img2ImgError
+    from ..inference import Translator
+
+    cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))
+    if data:
+        cfg.data.root = str(data)
+    val = build_val_dataset(cfg)
+    if val is None:
+        raise Img2ImgError(f"{cfg.data.root}: no validation split (val/, test/, testA+testB) to compute FID on; "
+                           "point --data at a dataset folder that has one")
+    translator = Translator.from_checkpoint(checkpoint, device=str(device), engine="torch")
+    extractor = InceptionFeatures(weights, device)
+    inputs_a, inputs_b = domain_images(val)
+    results: dict[str, float | str] = {}
+    for direction in translator.directions:
+        inputs, targets = (inputs_a, inputs_b) if direction == "AtoB" else (inputs_b, inputs_a)
+        fakes = torch.cat([translator.translate_tensor(inputs[i : i + 16], direction) for i in range(0, len(inputs), 16)])
+        fake, real = extractor.from_tensors(fakes), extractor.from_tensors(targets)
+        results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), *feature_statistics(real))
+        results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
+    results["inception_weights"] = extractor.source.label
+    return results

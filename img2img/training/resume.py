@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import checkpoint_config, load_checkpoint
+from ..checkpoint import checkpoint_config, is_generators_only, load_checkpoint
 from ..config import RunConfig, flag_name, method_class
 from ..errors import Img2ImgError
 from ..log import logger
@@ -87,7 +87,11 @@ def _find_checkpoint(method, data, out, resume) -> tuple[Path, dict[str, Any]] |
             logger.info(f"no usable checkpoint in {out}/checkpoints: starting a new run")
         return found
     if resume:
-        return Path(resume), load_checkpoint(resume)
+        state = load_checkpoint(resume)
+        if is_generators_only(state):
+            raise Img2ImgError(f"{resume}: holds the generators only (a snapshot or an export), no optimizer state, "
+                               "so training cannot resume from it; resume from a full checkpoint (checkpoints/latest.pt)")
+        return Path(resume), state
     return None
 
 

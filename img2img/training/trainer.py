@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
-from ..checkpoint import checkpoint_config, save_checkpoint
+from ..checkpoint import checkpoint_config, generators_only, save_checkpoint
 from ..config import RunConfig
 from ..data.builders import build_datasets, build_val_dataset
-from ..data.loader import EpochSampler, collate_skipping_errors
+from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
 from ..device import seed_everything
 from ..errors import Img2ImgError
 from ..files import atomic_write, atomic_write_text
@@ -24,6 +24,7 @@ from ..methods import build_method
 from ..models import fit_to_size
 from . import distributed
 from .background_writer import BackgroundWriter, to_host
+from .footprint import Footprint
 from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .progress import LossWindow, Progress, lr_factor
@@ -33,6 +34,8 @@ from .signals import StopRequest, ignore_stop_signals
 
 # --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).
 AUTO_FID_STEPS = 1000
+# --snapshot-every left unset: about this many generator snapshots over a run.
+SNAPSHOTS_PER_RUN = 20
 
 
 class Trainer:
@@ -64,14 +67,15 @@ class Trainer:
             for name, opt in self.method.optimizers.items()
         }
         self.progress = Progress()
-        self._saved_step: int | None = None
+        self._saved_step: int | None = None  # the last step whose checkpoint is written
+        self._last_save_step = 0  # the last step a checkpoint was asked for
         self.writer = BackgroundWriter()
         self.sampler = EpochSampler(len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed,
                                     rank=self.ranks.rank, num_replicas=self.ranks.world_size)
+        self.batches = EpochBatches(self.sampler, cfg.data.batch_size, self.total_epochs)
         self.loader = DataLoader(
             self.train_set,
-            batch_size=cfg.data.batch_size,
-            sampler=self.sampler,
+            batch_sampler=self.batches,
             num_workers=cfg.data.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=cfg.data.num_workers > 0,
@@ -82,6 +86,9 @@ class Trainer:
         )
         self._sample_batch = self._fixed_sample_batch() if self.ranks.is_main else None
         self.fid_every = self._fid_interval()
+        every = cfg.train.snapshot_every
+        self.snapshot_every = max(1, round(self.total_epochs / SNAPSHOTS_PER_RUN)) if every is None else every
+        self.footprint = Footprint.of(self)
         self.fid: FIDTracker | None = None
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
@@ -159,22 +166,27 @@ class Trainer:
             if self.ranks.rank:  # another world size: keep ranks' randomness apart
                 seed_everything(self.cfg.train.seed + self.progress.step * 1009 + self.ranks.rank)
 
-    def save(self, name: str, background: bool = False, best: dict | None = None) -> Path:
+    def save(self, name: str, background: bool = False, best: dict | None = None,
+             snapshot: Path | None = None) -> Path:
         """Write a numbered checkpoint, point latest.pt (and, given a `best` record, best.pt) at it,
-        and prune old numbered ones. Every rank calls it; rank 0 writes, on the background writer
-        when `background` (the state is copied to host memory first)."""
+        prune old numbered ones, and write the generators alone to `snapshot` where given. Every
+        rank calls it; rank 0 writes, on the background writer when `background` (the state is
+        copied to host memory first)."""
         self._flush_window()
         if self.ranks.enabled:
             self.method.broadcast_buffers()
         state = self.state_dict()
         folder = self.out / "checkpoints"
         path = folder / name
-        step = self.progress.step
+        step = self._last_save_step = self.progress.step
         if self.ranks.is_main:
-            keep = self.cfg.train.keep
+            keep, half = self.cfg.train.keep, self.cfg.train.snapshot_half
+            self.footprint.warn_if_short(self.out)
 
             def write(state=to_host(state) if background else state) -> None:
                 save_checkpoint(path, state)
+                if snapshot is not None:
+                    save_checkpoint(snapshot, generators_only(state, half))
                 link_latest(path, folder / "latest.pt")
                 if best is not None:
                     link_latest(path, folder / "best.pt")
@@ -190,6 +202,14 @@ class Trainer:
         else:
             self._saved_step = step
         return path
+
+    def save_snapshot(self, path: Path) -> None:
+        """Write the generators alone (as `export` does) to `path`, on the background writer."""
+        if self.ranks.is_main:
+            state = to_host({"config": self.cfg.to_dict(), "progress": vars(self.progress).copy(),
+                             "method": {"networks": {k: net.state_dict() for k, net in self.method.networks.items()}}})
+            half = self.cfg.train.snapshot_half
+            self.writer.submit(lambda: save_checkpoint(path, generators_only(state, half)), f"snapshot {path}")
 
     def save_current(self) -> Path:
         """Checkpoint the current step unless that was just done (waiting for that write)."""
@@ -220,9 +240,12 @@ class Trainer:
         main = self.ranks.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
+            self.info(self.footprint.describe(self.cfg.train.keep))
+            self.footprint.check_disk(self.out)
             atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
             self.metrics = MetricsLog(self.out, after_step=p.step)
         self.window.reset(first_step=p.step + 1)
+        self._last_save_step = p.step
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
         last_batch = None
@@ -232,7 +255,7 @@ class Trainer:
         with StopRequest() as self._stop:
             try:
                 while p.epoch < self.total_epochs and not self._done() and not self._stopping():
-                    self.sampler.set_epoch(p.epoch, start=p.position)
+                    self.batches.begin(p.epoch, start=p.position)
                     for batch in self.loader:
                         p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
                         for err in batch["errors"]:
@@ -326,19 +349,31 @@ class Trainer:
         if is_best:
             p.best_fid, p.best_epoch = mean_fid(results), p.epoch
         best = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results} if is_best else None
-        self.save(checkpoint_name(p.step, epoch=p.epoch), background=True, best=best)
+        every, save_every = self.snapshot_every, self.cfg.train.save_every
+        last = p.epoch == self.total_epochs
+        snapshot = (self.out / "snapshots" / checkpoint_name(p.step, epoch=p.epoch)
+                    if every and (p.epoch % every == 0 or last) else None)
+        # Full checkpoints follow --save-every in steps, whatever the epochs' length: an epoch end
+        # writes one only when that many steps passed since the last, for a new best.pt, or last.
+        if best is not None or last or not save_every or p.step - self._last_save_step >= save_every:
+            self.save(checkpoint_name(p.step, epoch=p.epoch), background=True, best=best, snapshot=snapshot)
+        elif snapshot is not None:
+            self.save_snapshot(snapshot)
 
     def _evaluate_fid(self) -> dict[str, float | str] | None:
+        started = time.perf_counter()
         if self.fid is None:
             self.fid = self._fid_tracker()
         results = self.fid.evaluate() if self.fid is not None else None
         if results is None:
             return None
+        results["fid_seconds"] = round(time.perf_counter() - started, 2)
         p = self.progress
         self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
         plot_fid(self.metrics.rows, self.out / "fid.png")
-        self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items() if isinstance(v, float))
-                  + f" ({results['inception_weights']})")
+        self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()
+                                                  if k.startswith(("fid_A", "fid_B", "kid_")))
+                  + f" ({results['inception_weights']}; {results['fid_seconds']:.1f} s)")
         return results
 
     def _lr(self) -> float:
