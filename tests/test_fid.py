@@ -172,6 +172,7 @@ def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, pa
     assert [int(r["epoch"]) for r in fid_rows] == [1, 2]
     assert all(float(r["fid_AtoB"]) > 1e-3 and r["kid_AtoB"] for r in fid_rows)
     assert all(r["inception_weights"].startswith("unofficial weights, sha256") for r in fid_rows)
+    assert all(float(r["seconds_fid"]) > 0 for r in fid_rows)  # each evaluation's cost
     assert (out / "fid.png").stat().st_size > 1000
     assert (out / "fid_real_AtoB.npz").is_file()
     best = json.loads((out / "best.json").read_text())

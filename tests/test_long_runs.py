@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from img2img.catalog import discover_checkpoints
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.inference import Translator
@@ -81,7 +82,7 @@ def test_a_snapshot_translates_as_the_full_checkpoint_of_its_step(paired_dir, tm
         assert np.array_equal(a, b)
 
 
-def test_translate_and_export_take_a_snapshot(paired_dir, tmp_path):
+def test_translate_export_and_the_app_take_a_snapshot(paired_dir, tmp_path):
     main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "4", "--fid-every", "0",
           "--snapshot-every", "1", *TINY_PIX2PIX])
     snapshot = tmp_path / "run/snapshots/epoch_0001_step_0000004.pt"
@@ -90,6 +91,9 @@ def test_translate_and_export_take_a_snapshot(paired_dir, tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 2
     assert main(["export", str(snapshot), str(tmp_path / "exported.pt")]) == 0
     assert load_checkpoint(tmp_path / "exported.pt")["progress"]["step"] == 4
+    # The app lists every checkpoint under its folder: a run folder's snapshots too.
+    models, skipped = discover_checkpoints(tmp_path / "run")
+    assert snapshot in [m.path for m in models] and not skipped
 
 
 def test_resume_refuses_a_snapshot_in_one_line(paired_dir, tmp_path, capsys):

@@ -133,6 +133,21 @@ def test_resume_is_bitwise_identical_to_a_straight_run(flags, data_fixture, requ
     assert resumed["progress"]["step"] == 7
 
 
+def test_resume_from_a_checkpoint_written_in_the_background_is_bitwise(paired_dir, tmp_path):
+    # --save-every 3 writes steps 3 and 6 on the background writer while training goes on, and
+    # epoch ends at 4 and 8 (--save-every 0 would write those too) copy the state the same way.
+    common = ["--data", str(paired_dir), *TINY_PIX2PIX, "--num-workers", "2", "--save-every", "3", "--keep", "0"]
+    main(["train", *common, "--out", str(tmp_path / "straight"), "--max-steps", "10"])
+    main(["train", "--resume", str(tmp_path / "straight/checkpoints/step_0000006.pt"),
+          "--out", str(tmp_path / "resumed"), "--max-steps", "10"])
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/latest.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/latest.pt")
+    for state in (straight, resumed):
+        del state["config"]["train"]["out"]
+    assert resumed["progress"]["step"] == 10
+    assert compare_states(straight, resumed) > 20
+
+
 def test_resume_auto_without_checkpoint_starts_fresh(paired_dir, tmp_path, capsys):
     rc = main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "r"), "--resume", "auto",
                "--max-steps", "1", *TINY_PIX2PIX])

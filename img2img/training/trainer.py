@@ -367,13 +367,13 @@ class Trainer:
         results = self.fid.evaluate() if self.fid is not None else None
         if results is None:
             return None
-        results["fid_seconds"] = round(time.perf_counter() - started, 2)
+        results["seconds_fid"] = round(time.perf_counter() - started, 2)
         p = self.progress
         self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
         plot_fid(self.metrics.rows, self.out / "fid.png")
         self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()
                                                   if k.startswith(("fid_A", "fid_B", "kid_")))
-                  + f" ({results['inception_weights']}; {results['fid_seconds']:.1f} s)")
+                  + f" ({results['inception_weights']}; {results['seconds_fid']:.1f} s)")
         return results
 
     def _lr(self) -> float:
