@@ -87,7 +87,7 @@ def test_translate_export_and_the_app_take_a_snapshot(paired_dir, tmp_path):
           "--snapshot-every", "1", *TINY_PIX2PIX])
     snapshot = tmp_path / "run/snapshots/epoch_0001_step_0000004.pt"
     assert main(["translate", "--checkpoint", str(snapshot), str(paired_dir / "val"), str(tmp_path / "out"),
-                 "--device", "cpu", "--num-workers", "0"]) == 0
+                 "--device", "cpu", "--num-workers", "0", "--engine", "torch"]) == 0
     assert len(list((tmp_path / "out").iterdir())) == 2
     assert main(["export", str(snapshot), str(tmp_path / "exported.pt")]) == 0
     assert load_checkpoint(tmp_path / "exported.pt")["progress"]["step"] == 4

@@ -206,8 +206,10 @@ class Trainer:
     def save_snapshot(self, path: Path) -> None:
         """Write the generators alone (as `export` does) to `path`, on the background writer."""
         if self.ranks.is_main:
+            networks, cls = self.method.networks, type(self.method)
+            translating = {cls.translating_key(d, networks) for d in cls.generator_keys}
             state = to_host({"config": self.cfg.to_dict(), "progress": vars(self.progress).copy(),
-                             "method": {"networks": {k: net.state_dict() for k, net in self.method.networks.items()}}})
+                             "method": {"networks": {k: networks[k].state_dict() for k in translating}}})
             half = self.cfg.train.snapshot_half
             self.writer.submit(lambda: save_checkpoint(path, generators_only(state, half)), f"snapshot {path}")
 
