@@ -46,7 +46,6 @@ class BackgroundWriter:
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
-        self.failures = 0
 
     def submit(self, job: Callable[[], None], what: str) -> None:
         self.wait()
@@ -57,15 +56,9 @@ class BackgroundWriter:
         try:
             job()
         except Img2ImgError as e:  # names the file already
-            self.failures += 1
             logger.warning(f"warning: {e}; training goes on")
         except OSError as e:
-            self.failures += 1
             logger.warning(f"warning: {what} not written ({e.strerror or e}); the previous one is intact")
-
-    @property
-    def pending(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def wait(self) -> None:
         if self._thread is not None:
