@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from PIL import Image
 from img2img.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
 from img2img.data.images import DEFAULT_MAX_PIXELS, list_images, load_rgb
 from img2img.errors import Img2ImgError
+from img2img.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 
 HOW_TO_GET_A_MODEL = """
 ### No model yet
@@ -29,7 +31,7 @@ No checkpoint was found in `{folder}`. To get one:
   `runs/mine/checkpoints/latest.pt` into `{folder}/` (or start the app with
   `--checkpoints runs/mine/checkpoints`).
 
-Then restart the app.
+Then restart the app, or add a published model below.
 """
 
 # Requests translated at once; more wait in the queue (each has its own result either way).
@@ -45,27 +47,55 @@ def remove_stale_folders(parent: Path, pattern: str, max_age_s: float) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+class ModelShelf:
+    """The models the app offers: the checkpoints in its folder, listed again when one is added."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> None:
+        models, skipped = discover_checkpoints(self.folder)
+        with self._lock:
+            self.models, self.skipped = models, skipped
+            self.by_key: dict[str, ModelInfo] = {str(m.path): m for m in models}
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(m.label, str(m.path)) for m in self.models]
+
+    def find(self, key: str) -> ModelInfo | None:
+        return self.by_key.get(key) or next((m for m in self.models if key in (m.label, m.name, m.path.name)), None)
+
+
+def published_button_label(entry: PretrainedModel, added: bool) -> str:
+    return f"✓ {entry.label}, added" if added else f"{entry.label} · {entry.method} · {entry.approximate_mb} MB"
+
+
 def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | str | None = None,
-              device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS) -> gr.Blocks:
+              device: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS, published_url: str | None = None) -> gr.Blocks:
+    """`published_url`: where the published models are fetched, a template with {name} (default:
+    each model's own URL, the authors' server)."""
     checkpoint_dir = Path(checkpoint_dir)
     # Every file the app writes (examples, batch results) lives here; the folder is removed
     # when the app is garbage-collected or the process exits. Gradio copies outputs into its
     # own cache, which `delete_cache` empties.
     workdir = tempfile.TemporaryDirectory(prefix="img2img_app_")
     work = Path(workdir.name)
-    models, skipped = discover_checkpoints(checkpoint_dir)
-    by_key: dict[str, ModelInfo] = {str(m.path): m for m in models}
+    shelf = ModelShelf(checkpoint_dir)
+    models = shelf.models
     cache = TranslatorCache(device)
-    choices = [(m.label, str(m.path)) for m in models]
+    choices = shelf.choices()
     default_model = choices[0][1] if choices else None
 
     def resolve(model: str | None) -> ModelInfo:
-        if not models:
-            raise gr.Error(f"No model is available: put a checkpoint in {checkpoint_dir}/ (see the page).")
+        if not shelf.models:
+            raise gr.Error(f"No model is available: put a checkpoint in {checkpoint_dir}/ or add a published one "
+                           "(see the page).")
         key = model or default_model
-        info = by_key.get(key) or next((m for m in models if key in (m.label, m.name, m.path.name)), None)
+        info = shelf.find(key)
         if info is None:
-            raise gr.Error(f"Unknown model {key!r}; choose one of: {', '.join(m.name for m in models)}")
+            raise gr.Error(f"Unknown model {key!r}; choose one of: {', '.join(m.name for m in shelf.models)}")
         return info
 
     def run(image_path: str, info: ModelInfo, direction: str) -> tuple[Image.Image, str]:
@@ -124,24 +154,59 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         return [(info.direction_label(d), d) for d in info.directions] if info else [("A → B", "AtoB")]
 
     def directions_for(model: str | None):
-        info = by_key.get(model or "")
+        info = shelf.find(model or "")
         options = direction_choices(info)
         return (gr.Radio(choices=options, value=options[0][1], visible=len(options) > 1),
-                info.details if info else "")
+                info.card() if info else "")
+
+    def add_published(name: str, progress=gr.Progress()):
+        """Download and convert a published model, then select it: (model, direction, card,
+        status, its button). Offline or on a server error: one line, and nothing else changes."""
+        entry = PRETRAINED[name]
+
+        def report(done: int, total: int | None) -> None:
+            of = f" of {total / 1e6:.1f}" if total else ""
+            progress(done / total if total else None, desc=f"Downloading {entry.label}: {done / 1e6:.1f}{of} MB")
+
+        progress(0, desc=f"Downloading {entry.label}")
+        try:
+            path = download_pretrained(name, checkpoint_dir, url=published_url.format(name=name) if published_url
+                                       else None, progress=report)
+        except Img2ImgError as e:
+            message = f"Could not add {entry.label}: {e}. The models above still work."
+            return gr.update(), gr.update(), gr.update(), message, gr.update()
+        shelf.refresh()
+        info = shelf.find(str(path))
+        radio, card = directions_for(str(path))
+        status = f"Added **{entry.label}** ({entry.method}) to {checkpoint_dir}/ and selected it above."
+        return (gr.Dropdown(choices=shelf.choices(), value=str(path)), radio, card if info else "", status,
+                gr.Button(value=published_button_label(entry, True), interactive=False))
 
     # Gradio's cached copies of uploads and outputs: checked hourly, removed after a day.
     with gr.Blocks(title="img2img", delete_cache=(3600, 86400)) as app:
         gr.Markdown("# img2img\nImage-to-image translation with pix2pix, CycleGAN and CUT models.")
         if not models:
             gr.Markdown(HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
-        if skipped:
-            gr.Markdown("Skipped files: " + "; ".join(skipped))
+        if shelf.skipped:
+            gr.Markdown("Skipped files: " + "; ".join(shelf.skipped))
         with gr.Row():
             model = gr.Dropdown(choices=choices, value=default_model, label="Model", scale=3)
             first = direction_choices(models[0] if models else None)
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
-        model_details = gr.Markdown(models[0].details if models else "")
-        model.change(directions_for, inputs=model, outputs=[direction, model_details], api_visibility="private")
+        model_card = gr.Markdown(models[0].card() if models else "", elem_id="model-card")
+        model.change(directions_for, inputs=model, outputs=[direction, model_card], api_visibility="private")
+        with gr.Accordion("Published models: one click adds one", open=not models, elem_id="published-models"):
+            gr.Markdown(f"The generators published by the pix2pix and CycleGAN authors. A click downloads one "
+                        f"(resuming an interrupted download), converts it into `{checkpoint_dir}/` and selects it.")
+            published_status = gr.Markdown(elem_id="published-status")
+            entries = list(PRETRAINED.values())
+            for start in range(0, len(entries), 4):
+                with gr.Row():
+                    for entry in entries[start:start + 4]:
+                        added = (checkpoint_dir / entry.file_name).is_file()
+                        button = gr.Button(published_button_label(entry, added), size="sm", interactive=not added)
+                        button.click(functools.partial(add_published, entry.name), outputs=[
+                            model, direction, model_card, published_status, button], api_visibility="private")
         with gr.Tab("Single image"):
             gr.Markdown(f"Upload, paste or take a photo. Images up to {max_pixels / 1e6:g} MP; large ones are "
                         "translated in blended tiles.")
@@ -186,12 +251,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse larger uploads (default {DEFAULT_MAX_PIXELS / 1e6:g} MP)")
+    parser.add_argument("--published-url", help="fetch published models from this URL template with {name} "
+                        "(default: the authors' server)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    app = build_app(args.checkpoints, args.examples, args.device, max_pixels=args.max_pixels)
+    app = build_app(args.checkpoints, args.examples, args.device, max_pixels=args.max_pixels,
+                    published_url=args.published_url)
     threading.Thread(target=app.preload, daemon=True).start()
     app.launch(server_name=args.host, server_port=args.port, share=args.share)
 

@@ -20,6 +20,7 @@ from .config import RunConfig, SpeedConfig, TrainConfig
 from .device import resolve_device
 from .methods import build_method
 from .models import fit_to_size
+from .training.cuda_graph import WARMUP_STEPS, CapturedStep, check_capturable
 from .training.resume import apply_overrides, apply_recipe
 
 
@@ -38,6 +39,8 @@ class BenchSettings:
     recipe: str | None = None
     # Unset switches take the device default, as in training.
     speed: SpeedConfig = dataclasses.field(default_factory=SpeedConfig)
+    # ModelConfig fields to change from the paper's (e.g. {"ngf": 8} for a quick check).
+    architecture: dict = dataclasses.field(default_factory=dict)
 
 
 def synchronize(device: torch.device) -> None:
@@ -52,28 +55,43 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
-    """Measured dense matrix-product rate: the practical peak for convolution-heavy steps."""
-    if device.type == "cpu":
-        n = 1536
+def peak_precision(device: torch.device, amp: bool) -> str:
+    """The precision the step's convolutions run in: bf16 under amp, else TF32 where cuDNN may use
+    it (PyTorch's default on CUDA), else fp32. A step's "% of peak" is against that precision's
+    peak; a strict fp32 peak would put TF32 convolutions above 100%."""
+    if amp:
+        return "bf16"
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "fp32"
+
+
+def matmul_tflops(device: torch.device, precision: str, n: int = 4096, repeats: int = 5) -> float:
+    """Measured dense matrix-product rate in `precision`: the practical peak for convolution-heavy steps."""
+    if device.type == "cpu":  # CPUs without bf16 units take minutes over a large bf16 product
+        n = 1536 if precision == "fp32" else 512
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
         a @ b
         synchronize(device)
-        times.append(time.perf_counter() - start)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     return 2 * n**3 / statistics.median(times) / 1e12
 
 
 def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     device = resolve_device(s.device)
     torch.manual_seed(s.seed)
-    speed = s.speed.resolve(device)
-    speed.apply_globally()
     cfg = RunConfig.for_method(s.model, train=TrainConfig(device=str(device), speed=s.speed))
     if s.recipe is not None:
         overrides = {"method_config": {"recipe": s.recipe}}
@@ -81,9 +99,13 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
         cfg = apply_overrides(cfg, overrides)
     if s.antialias is not None:
         cfg.model.antialias = s.antialias
-    cfg.model = fit_to_size(cfg.model, s.size)
+    cfg.model = fit_to_size(dataclasses.replace(cfg.model, **s.architecture), s.size)
+    speed = s.speed.resolve(device, s.batch_size, cfg.model.netG)
+    check_capturable(speed, device)
+    speed.apply_globally()
     # FLOPs are counted on an eager step, so the method is compiled only after it.
-    method = build_method(cfg, device, dataclasses.replace(speed, compile=False, cuda_graphs=False))
+    method = build_method(cfg, device, dataclasses.replace(speed, compile=False))
+    check_capturable(speed, device, method)
     method.train()
     shape = (s.batch_size, 3, s.size, s.size)
     batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=speed.memory_format)
@@ -96,23 +118,27 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     if speed.compile:
         method.compile_networks()
 
+    step = CapturedStep(method) if speed.cuda_graphs else method.guarded_step
+    # A captured graph's warm-up and capture stay out of the timed steps.
+    warmup = max(s.warmup, WARMUP_STEPS + 1) if speed.cuda_graphs else s.warmup
     log(f"bench {s.model} {s.size}px batch {s.batch_size} on {device} ({speed.describe()}): "
-        f"{flops / 1e9 / s.batch_size:.1f} GFLOP per image per step; {s.warmup} warm-up steps")
+        f"{flops / 1e9 / s.batch_size:.1f} GFLOP per image per step; {warmup} warm-up steps")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(s.warmup):
-        method.guarded_step(batch)
+    for _ in range(warmup):
+        step(batch)
     synchronize(device)
     times = []
     for _ in range(s.steps):
         start = time.perf_counter()
-        _, bad = method.guarded_step(batch)
+        _, bad = step(batch)
         synchronize(device)
         times.append(time.perf_counter() - start)
     if bool(bad):
         log("warning: the last step had a non-finite loss")
     sec = statistics.median(times)
-    peak = matmul_tflops(device, torch.bfloat16 if speed.amp else torch.float32)
+    precision = peak_precision(device, speed.amp)
+    peak = matmul_tflops(device, precision)
     achieved = flops / sec / 1e12
     return {
         "sec_per_iter": sec,
@@ -122,10 +148,11 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
         "achieved_tflops": achieved,
         "peak_tflops": peak,
         "percent_of_peak": 100 * achieved / peak,
+        "peak_precision": precision,
         "sec_per_iter_min": min(times),
         "sec_per_iter_max": max(times),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
-        "settings": {**{k: v for k, v in dataclasses.asdict(s).items() if k != "speed"},
+        "settings": {**{k: v for k, v in dataclasses.asdict(s).items() if k not in ("speed", "architecture")},
                      **dataclasses.asdict(speed), "netG": cfg.model.netG, "device": str(device)},
     }

@@ -1,6 +1,7 @@
 """Finding trained models on disk and keeping loaded ones, for the app and other front ends."""
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ class ModelInfo:
     data: str
     # The AtoB generator's input and output domains (the data's B and A if it was trained BtoA).
     domains: tuple[str, str] = ("A", "B")
+    # What a user needs to trust it, as (name, value) lines: from the checkpoint and its card.
+    facts: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -45,6 +48,13 @@ class ModelInfo:
     def details(self) -> str:
         return f"{self.method}, trained at {self.size} px on {Path(self.data).name or 'its data'}"
 
+    def card(self) -> str:
+        """The model's card as Markdown: only what the checkpoint and its README hold."""
+        lines = [f"**{self.name}**: {self.direction_label(self.directions[0])}" if self.domains != ("A", "B")
+                 else f"**{self.name}**"]
+        lines += [f"- {name}: {value}" for name, value in self.facts]
+        return "\n".join(lines)
+
 
 def describe_checkpoint(path: Path) -> ModelInfo:
     """Read only the stored config (memory-mapped, so large checkpoints cost nothing to list)."""
@@ -52,7 +62,65 @@ def describe_checkpoint(path: Path) -> ModelInfo:
     cfg = checkpoint_config(state)
     domains = (cfg.data.domain_a, cfg.data.domain_b)
     return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=cfg.data.size,
-                     data=cfg.data.root, domains=domains if cfg.data.direction == "AtoB" else domains[::-1])
+                     data=cfg.data.root, domains=domains if cfg.data.direction == "AtoB" else domains[::-1],
+                     facts=tuple(checkpoint_facts(path, state, cfg)))
+
+
+def checkpoint_facts(path: Path, state: dict, cfg) -> list[tuple[str, str]]:
+    """The card's lines: method and architecture, data, resolution, steps; the provenance of a
+    converted model; and, from a model card (README.md) beside it, its training command and the
+    validation metrics of its own row."""
+    facts = [("method", f"{cfg.method}, {cfg.model.netG}, ngf {cfg.model.ngf}, {cfg.model.norm} norm")]
+    converted = "origin" in state or "source" in state
+    if converted:
+        facts.append(("origin", state.get("origin") or "converted from another project's generator"))
+        if state.get("source"):
+            facts.append(("source", state["source"]))
+        if state.get("licence"):
+            facts.append(("licence", state["licence"]))
+        if state.get("sha256"):
+            facts.append(("sha256 of the published file", state["sha256"]))
+    else:
+        facts.append(("training data", Path(cfg.data.root).name or "not recorded"))
+    facts.append(("resolution", f"trained at {cfg.data.size} px"))
+    progress = state.get("progress") or {}
+    if progress.get("step"):
+        facts.append(("training", f"{progress['step']} steps, {progress.get('epoch', 0)} epochs at batch "
+                                  f"{cfg.data.batch_size}"))
+    card = path.parent / "README.md"
+    if has_model_card(path):
+        text = card.read_text(encoding="utf-8")
+        command = training_command(text)
+        if command:
+            facts.append(("training command", f"`{command}`"))
+        facts += [(f"val {k}", v) for k, v in card_metrics(text).items()]
+    return facts
+
+
+def training_command(card: str) -> str | None:
+    """The first `img2img train` command of a card's code blocks, its continuation lines joined."""
+    for block in re.findall(r"```(?:bash)?\n(.*?)```", card, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            if line.strip().startswith("img2img train"):
+                return " ".join(line.split())
+    return None
+
+
+def card_metrics(card: str) -> dict[str, str]:
+    """The validation metrics of the model itself: the bold row of the card's table whose header
+    names L1, as {header: value}."""
+    lines = card.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and "L1" in line:
+            header = [c.strip() for c in line.strip("|").split("|")]
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                if cells and cells[0].startswith("**"):
+                    return {h.rstrip(" ↓↑"): c.strip("*") for h, c in zip(header[1:], cells[1:])}
+    return {}
 
 
 def has_model_card(path: Path) -> bool:

@@ -219,7 +219,7 @@ def run_bench(args) -> int:
           f"min {r['sec_per_iter_min'] * 1e3:.1f}, max {r['sec_per_iter_max'] * 1e3:.1f}), "
           f"{r['images_per_s']:.2f} images/s, peak memory {r['peak_mem_mb']:.0f} MB, "
           f"{r['achieved_tflops']:.3f} TFLOP/s = {r['percent_of_peak']:.1f}% of the measured "
-          f"{r['peak_tflops']:.3f} TFLOP/s matmul peak")
+          f"{r['peak_tflops']:.3f} TFLOP/s {r['peak_precision']} matmul peak")
     if args.json:
         print(json.dumps(r))
     return 0

@@ -27,6 +27,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def use_deterministic_algorithms() -> None:
+    """Bitwise-reproducible CUDA runs: deterministic algorithms (an operator without a
+    deterministic CUDA kernel raises instead of varying) and cuDNN without autotuning. cuBLAS
+    reads its workspace setting at its first use, so this must run before any CUDA work."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 @dataclass(frozen=True)
 class Ranks:
     """torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them a process is rank 0 of 1."""

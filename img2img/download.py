@@ -5,6 +5,7 @@ import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,12 +15,14 @@ from .errors import Img2ImgError
 CHUNK = 1 << 20
 
 
-def download(url: str, dest: Path | str, expected_size: int | None = None, timeout: float = 60) -> Path:
+def download(url: str, dest: Path | str, expected_size: int | None = None, timeout: float = 60,
+             progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Download `url` to `dest` (skipped if `dest` exists).
 
     Bytes go to `dest.part`; a later call resumes from its end when the server honours Range,
     and starts over when it does not. `dest` appears only once complete and of the expected
-    size (`expected_size`, else the server's Content-Length).
+    size (`expected_size`, else the server's Content-Length). `progress(bytes, total)` is called
+    as bytes arrive (total None when the server does not say), besides the terminal's bar.
     """
     dest = Path(dest)
     if dest.is_file():
@@ -49,6 +52,8 @@ def download(url: str, dest: Path | str, expected_size: int | None = None, timeo
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
                     bar.update(len(chunk))
+                    if progress is not None:
+                        progress(bar.n, total)
             except (http.client.IncompleteRead, OSError) as e:
                 f.flush()
                 raise Img2ImgError(

@@ -6,7 +6,11 @@ this project's modules, infers the architecture, and writes a checkpoint with it
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +26,48 @@ CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{n
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"
 
 
+# Where the published generators come from, and on what terms, for their cards.
+ORIGIN = {"cyclegan": "CycleGAN (Zhu, Park, Isola & Efros 2017)", "pix2pix": "pix2pix (Isola, Zhu, Zhou & Efros 2017)"}
+LICENCE = ("published by the authors beside their BSD-licensed code (junyanz/pytorch-CycleGAN-and-pix2pix); "
+           "the training images keep their own terms")
+# Domain names as people say them, where the published file's name abbreviates.
+DOMAIN_WORDS = {"monet": "Monet painting", "cezanne": "Cézanne painting", "ukiyoe": "ukiyo-e print",
+                "vangogh": "Van Gogh painting", "sat": "aerial photo", "edges": "edges", "shoes": "shoe",
+                "label": "label map", "apple": "apple", "orange": "orange", "summer": "summer",
+                "winter": "winter", "iphone": "phone photo", "dslr": "DSLR photo"}
+
+
 @dataclass(frozen=True)
 class PretrainedModel:
     name: str  # what users type; pix2pix models are "pix2pix/<name>" where CycleGAN has the same name
     method: str
     url: str
     domains: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        """What it does, for people: "horse → zebra", "photo → Monet painting"."""
+        a, b = (DOMAIN_WORDS.get(d.split("_")[0], d.split("_")[0]) for d in self.domains)
+        subject = next((s for s in ("facades", "cityscapes", "yosemite", "flower") if s in self.name), "")
+        return f"{a} → {b}" + (f" ({subject})" if subject else "")
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name.replace('/', '_')}.pt"
+
+    @property
+    def approximate_mb(self) -> int:
+        """The published file's size in MB, from its architecture (fp32 weights and statistics)."""
+        return _architecture_mb(self.method)
+
+
+@functools.cache
+def _architecture_mb(method: str) -> int:
+    cfg = RunConfig.for_method(method)
+    if method == "pix2pix":
+        cfg.model.netG = "unet_256"  # the published pix2pix generators' (256 px)
+    net = method_class(method).build_generator(cfg.model, "AtoB")
+    return round(sum(t.numel() for t in net.state_dict().values()) * 4 / 1e6)
 
 
 def _domains(name: str) -> tuple[str, str]:
@@ -54,21 +94,50 @@ def _registry() -> dict[str, PretrainedModel]:
 PRETRAINED = _registry()
 
 
-def download_pretrained(name: str, folder: Path | str = "checkpoints", url: str | None = None) -> Path:
-    """Download a published generator and convert it to `folder/<name>.pt` (idempotent)."""
+# One lock per destination: two callers asking for one model at once cause one download.
+_download_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def download_pretrained(name: str, folder: Path | str = "checkpoints", url: str | None = None,
+                        progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Download a published generator and convert it to `folder/<name>.pt` (idempotent).
+
+    The raw file resumes after an interruption (`download`); one that does not convert (a
+    corrupt or wrong file) is removed, so the next call downloads afresh. Only the converted
+    checkpoint, written atomically, ends in `.pt`: nothing half-downloaded is ever listed."""
     try:
         entry = PRETRAINED[name]
     except KeyError:
         raise Img2ImgError(f"unknown pretrained model {name!r}; `img2img pretrained list` shows the names") from None
     folder = Path(folder)
-    dst = folder / f"{name.replace('/', '_')}.pt"
-    if dst.is_file():
-        logger.info(f"{name}: already converted at {dst}")
+    dst = folder / entry.file_name
+    with _locks_guard:
+        lock = _download_locks.setdefault(dst.resolve(), threading.Lock())
+    with lock:
+        if dst.is_file():
+            logger.info(f"{name}: already converted at {dst}")
+            return dst
+        source = url or entry.url
+        raw = download(source, folder / ".downloads" / f"{name.replace('/', '_')}.pth", progress=progress)
+        try:
+            convert(raw, dst, method=entry.method, domains=entry.domains,
+                    provenance={"source": source, "origin": ORIGIN[entry.method], "licence": LICENCE,
+                                "sha256": _sha256(raw)})
+        except Img2ImgError as e:
+            raw.unlink(missing_ok=True)
+            raise Img2ImgError(f"{name}: the downloaded file is not the published generator ({e}); removed it, "
+                               "try again") from None
+        raw.unlink()
         return dst
-    raw = download(url or entry.url, folder / ".downloads" / f"{name.replace('/', '_')}.pth")
-    convert(raw, dst, method=entry.method, domains=entry.domains)
-    raw.unlink()
-    return dst
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -140,9 +209,11 @@ def convert_state_dict(state: dict[str, torch.Tensor], net: torch.nn.Module, net
 
 
 def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str | None = None,
-            method: str | None = None, domains: tuple[str, str] = ("A", "B"), size: int = 256) -> Path:
+            method: str | None = None, domains: tuple[str, str] = ("A", "B"), size: int = 256,
+            provenance: dict[str, str] | None = None) -> Path:
     """Convert a canonical pix2pix/CycleGAN or CUT generator .pth into an img2img checkpoint that
-    translates AtoB."""
+    translates AtoB. `provenance` (where it came from, its licence, its digest) is stored in it
+    for the model's card; by default the source is the file's path."""
     try:
         state = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -160,7 +231,7 @@ def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str
     net = method_class(method).build_generator(cfg.model, "AtoB")
     converted = convert_state_dict(state, net, netG)
     net.load_state_dict(converted, strict=True)
-    save_checkpoint(dst, generator_only_checkpoint(cfg, "AtoB", net, source=str(src)))
+    save_checkpoint(dst, generator_only_checkpoint(cfg, "AtoB", net, **(provenance or {"source": str(src)})))
     logger.info(f"converted {src} ({method}, {netG}{', anti-aliased' if antialias else ''}, {norm} norm, ngf {ngf}) "
                 f"to {dst}")
     return Path(dst)

@@ -94,12 +94,25 @@ def translate_tiled(network: Network, image: Image.Image, tiling: Tiling, size_m
             network(to_tensor(np.asarray(_downscaled(image, tiling.tile, size_multiple)))[None])
     elif tiling.statistics == "pooled":
         with shared_statistics(statistics):
-            _run_tiles(network, pixels, tiling, batch_size, None, statistics)
+            _run_tiles(network, pixels, tiling, batch_size, None, statistics, size_multiple)
     if tiling.statistics == "per-tile":
-        return Image.fromarray(_run_tiles(network, pixels, tiling, batch_size, np.empty_like(pixels)))
+        return Image.fromarray(_run_tiles(network, pixels, tiling, batch_size, np.empty_like(pixels),
+                                          multiple=size_multiple))
     statistics.freeze()
     with shared_statistics(statistics):
-        return Image.fromarray(_run_tiles(network, pixels, tiling, batch_size, np.empty_like(pixels)))
+        return Image.fromarray(_run_tiles(network, pixels, tiling, batch_size, np.empty_like(pixels),
+                                          multiple=size_multiple))
+
+
+def padded_index(length: int, multiple: int, reflect: bool) -> np.ndarray:
+    """For each position of an axis padded at its end to a multiple, the source position: as
+    `inference.pad_to_multiple` pads the whole image (by reflection, or by replicating the last
+    row or column), so that the tiles along the bottom and right edges see what the whole
+    translation sees there, not the network's own zero padding."""
+    index = np.arange(length + (-length % multiple))
+    beyond = index >= length
+    index[beyond] = 2 * (length - 1) - index[beyond] if reflect else length - 1
+    return index
 
 
 def _downscaled(image: Image.Image, tile: int, size_multiple: int) -> Image.Image:
@@ -110,16 +123,21 @@ def _downscaled(image: Image.Image, tile: int, size_multiple: int) -> Image.Imag
     return image.resize(tuple(sides), Image.BICUBIC)
 
 
-def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size: int,
-               out: np.ndarray | None, recording: SharedStatistics | None = None) -> np.ndarray | None:
+def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size: int, out: np.ndarray | None,
+               recording: SharedStatistics | None = None, multiple: int = 1) -> np.ndarray | None:
     """Runs every tile, a row at a time; blends them into `out` (uint8, H x W x 3) if given.
-    While `recording` statistics, each tile's pixels are weighted by its share of the blend, so
-    that every image pixel counts once in the pool.
+    Tiles cover the image padded at the bottom and right to `multiple` (`padded_index`), as the
+    whole translation pads it; the padding is cropped off the output. While `recording`
+    statistics, each tile's pixels are weighted by its share of the blend, so that every (padded)
+    image pixel counts once in the pool, as in the whole translation.
 
     The float accumulator covers one row of tiles. Once a row is done, the image rows above the
     next row's first line get no more contributions, so they are written out and dropped.
     """
-    height, width = pixels.shape[:2]
+    image_h, image_w = pixels.shape[:2]
+    reflect = -image_h % multiple < image_h and -image_w % multiple < image_w
+    row_index, col_index = padded_index(image_h, multiple, reflect), padded_index(image_w, multiple, reflect)
+    height, width = len(row_index), len(col_index)
     tile_h, tile_w = min(tiling.tile, height), min(tiling.tile, width)
     rows = tile_starts(height, tiling.tile, tiling.overlap)
     cols = tile_starts(width, tiling.tile, tiling.overlap)
@@ -140,7 +158,8 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
         row_window = blend_window(y, tiling.tile, height, tiling.overlap)
         for start in range(0, len(cols), batch_size):
             chunk = cols[start : start + batch_size]
-            batch = torch.stack([to_tensor(pixels[y : y + tile_h, x : x + tile_w]) for x in chunk])
+            batch = torch.stack([to_tensor(pixels[np.ix_(row_index[y : y + tile_h], col_index[x : x + tile_w])])
+                                 for x in chunk])
             if recording is not None:
                 shares = [np.outer(row_window / row_total[y : y + tile_h], col_windows[start + k] / col_total[x : x + tile_w])
                           for k, x in enumerate(chunk)]
@@ -156,7 +175,8 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
         if out is None:
             continue
         done = rows[r + 1] - y if r + 1 < len(rows) else tile_h
-        blended = acc[:done] / weight[:done]
-        out[y : y + done] = np.clip(np.rint((blended + 1) * 127.5), 0, 255).astype(np.uint8)
+        kept = max(0, min(done, image_h - y))  # rows of padding are dropped
+        blended = acc[:kept, :image_w] / weight[:kept, :image_w]
+        out[y : y + kept] = np.clip(np.rint((blended + 1) * 127.5), 0, 255).astype(np.uint8)
         carry, carry_weight = acc[done:], weight[done:]
     return out

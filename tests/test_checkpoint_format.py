@@ -64,9 +64,9 @@ def test_amp_of_a_checkpoint_from_before_the_fast_path_keeps_meaning_cuda_only()
         old["train"].pop(key)  # absent before the fast path
     old["train"]["amp"] = True  # that version's default: bf16 autocast on CUDA, nothing on CPU
     upgraded = RunConfig.from_dict(upgrade_config_v1(old))
-    assert upgraded.train.speed.amp is None
-    assert not upgraded.train.speed.resolve(torch.device("cpu")).amp
-    assert upgraded.train.speed.resolve(torch.device("cuda")).amp
+    assert upgraded.train.speed.amp is None  # the measured default: off on CPU, on for CUDA when batched
+    assert not upgraded.train.speed.resolve(torch.device("cpu"), batch_size=16).amp
+    assert upgraded.train.speed.resolve(torch.device("cuda"), batch_size=16).amp
 
 
 def test_a_checkpoint_from_a_newer_version_is_refused_clearly(tmp_path):

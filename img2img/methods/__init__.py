@@ -21,7 +21,7 @@ def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig 
     """The run's method with fresh networks and optimizers. `speed` defaults to what the run
     asks for, resolved for `device`."""
     device = torch.device(device)
-    speed = speed or cfg.train.speed.resolve(device)
+    speed = speed or cfg.train.speed.resolve(device, cfg.data.batch_size, cfg.model.netG)
     return METHODS[cfg.method](cfg.model, cfg.method_config, cfg.train, device, speed)
 
 

@@ -50,6 +50,8 @@ class TrainingMethod:
         key = cls.generator_keys[direction]
         ema = cls.ema_keys.get(key)
         return ema if ema in network_names else key
+    # Set where a step draws on the host (what a captured CUDA graph would freeze): the reason.
+    host_draws: ClassVar[str] = ""
     # The paper's (epochs at constant lr, epochs of linear decay) for a new run.
     default_schedule: ClassVar[tuple[int, int]] = (100, 100)
     # Named presets a new run can start from (`--recipe NAME`): {section: {field: value}}, each
@@ -93,7 +95,7 @@ class TrainingMethod:
     def compile_networks(self) -> None:
         # In place (nn.Module.compile), so state_dict keys and optimizer references are unchanged.
         for net in self.networks.values():
-            net.compile(mode=self.speed.compile_mode)
+            net.compile()
 
     def distribute(self, sync_bn: bool = False) -> None:
         """Wrap every network in DistributedDataParallel (the process group must exist)."""
@@ -187,9 +189,14 @@ class TrainingMethod:
         pass
 
     def state_dict(self) -> dict[str, Any]:
+        optimizers = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        for state in optimizers.values():
+            for group in state["param_groups"]:  # copies: the optimizer keeps its own
+                if isinstance(group["lr"], torch.Tensor):  # a CUDA graph's (training/cuda_graph.py)
+                    group["lr"] = group["lr"].item()
         return {
             "networks": {name: net.state_dict() for name, net in self.networks.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "optimizers": optimizers,
             "extra": self.extra_state(),
         }
 

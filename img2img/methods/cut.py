@@ -62,6 +62,7 @@ class CUT(TrainingMethod):
     Config = CUTConfig
     dataset_kind = "unpaired"
     generator_keys = {"AtoB": "G"}
+    host_draws = "draws its flips on the host and its patch positions with randperm at each step"
 
     @classmethod
     def default_model(cls) -> ModelConfig:
@@ -153,7 +154,9 @@ class CUT(TrainingMethod):
         # Keys are detached in the loss, so their path needs no graph.
         with torch.no_grad(), self.autocast():
             k = project(self.updating("G")(source, self.layers), patch_ids)
-        q = project(queries, patch_ids)
+        # The heads run under autocast too: the features they take are bf16 there.
+        with self.autocast():
+            q = project(queries, patch_ids)
         per_layer = [patch_nce_loss(qi.float(), ki.float(), cfg.nce_temperature).mean() for qi, ki in zip(q, k)]
         return torch.stack(per_layer).mean() * cfg.lambda_nce
 

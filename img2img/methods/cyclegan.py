@@ -1,7 +1,6 @@
 """CycleGAN (Zhu et al. 2017): two generators tied by cycle consistency, for unpaired data."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,49 +27,80 @@ class ImagePool:
     """History of generated images, so D also sees older fakes (Shrivastava et al. 2017).
 
     Until the pool holds `size` images each new image is stored and returned as is; after that
-    each image has a 50% chance of being swapped with a random stored one. Size 0 disables it.
+    each image has a 50% chance of being swapped with a uniformly drawn stored one. Size 0
+    disables it. The pool, its count and its draws live on the images' device (the global RNG
+    of that device), so a step never reads the host, and a captured CUDA graph draws afresh at
+    each replay instead of freezing one host draw.
     """
 
-    def __init__(self, size: int, seed: int = 0) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self.images: list[torch.Tensor] = []
-        self.rng = random.Random(seed)
+        self.images: torch.Tensor | None = None  # [size, C, H, W] fp32, allocated at the first query
+        self.count: torch.Tensor | None = None  # images stored so far: a device int64
+        self._journal: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _allocate(self, like: torch.Tensor) -> None:
+        self.images = torch.zeros(self.size, *like.shape[1:], device=like.device)
+        self.count = torch.zeros((), dtype=torch.long, device=like.device)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
             return images
+        images = images.detach().float()
+        if self.images is None:
+            self._allocate(images)
+        swap_coin = torch.rand(len(images), device=images.device) < 0.5
+        drawn_slot = torch.randint(self.size, (len(images),), device=images.device)
         out = []
-        for image in images.detach():
-            image = image.unsqueeze(0)
-            if len(self.images) < self.size:
-                self.images.append(image.clone())
-                out.append(image)
-            elif self.rng.random() < 0.5:
-                i = self.rng.randrange(self.size)
-                out.append(self.images[i].clone())
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.cat(out, 0)
+        # One image at a time, as the canonical pool: a later image may get an earlier one back.
+        for i in range(len(images)):
+            image = images[i:i + 1]
+            filling = self.count < self.size
+            swap = swap_coin[i] & ~filling
+            slot = torch.where(filling, self.count, drawn_slot[i]).view(1)
+            stored = self.images.index_select(0, slot)
+            if self._journal is not None:
+                self._journal.append((slot, stored))
+            out.append(torch.where(swap, stored, image))
+            self.images.index_copy_(0, slot, torch.where(filling | swap, image, stored))
+            self.count += filling
+        return torch.cat(out)
 
-    def undo_if(self, bad: torch.Tensor, before: list[torch.Tensor]) -> None:
-        """Where `bad` (a device bool) is set, slots this step replaced get their old image back
-        and slots it filled get a blank one, without reading `bad` on the host. The pool's random
-        draws are not undone."""
-        for i, image in enumerate(self.images):
-            if i >= len(before):
-                self.images[i] = torch.where(bad, torch.zeros_like(image), image)
-            elif image is not before[i]:
-                self.images[i] = torch.where(bad, before[i], image)
+    def stored(self) -> torch.Tensor:
+        """The images stored so far, [count, C, H, W] (reads the count on the host)."""
+        if self.images is None:
+            return torch.empty(0)
+        return self.images[: int(self.count)]
+
+    def snapshot(self) -> tuple[torch.Tensor | None, list]:
+        """Start a journal of the slots the next queries write, for `undo_if`."""
+        self._journal = []
+        return (None if self.count is None else self.count.clone()), self._journal
+
+    def undo_if(self, bad: torch.Tensor, snapshot: tuple[torch.Tensor | None, list]) -> None:
+        """Where `bad` (a device bool) is set, put back what the slots held before the snapshot
+        (blank for slots filled since) and the count, without reading `bad` on the host. The
+        pool's random draws are not undone."""
+        count, journal = snapshot
+        if self.images is None:
+            return
+        for slot, before in reversed(journal):
+            self.images.index_copy_(0, slot, torch.where(bad, before, self.images.index_select(0, slot)))
+        self.count.copy_(torch.where(bad, 0 if count is None else count, self.count))
 
     def state_dict(self) -> dict[str, Any]:
-        images = torch.cat(self.images).cpu() if self.images else torch.empty(0)
-        return {"images": images, "rng": self.rng.getstate()}
+        return {"images": self.stored().cpu()}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        self.images = [im.unsqueeze(0).to(device) for im in state["images"]]
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        """The stored images (a checkpoint from before device-side pools also holds a host RNG
+        state, no longer used: draws now come from the device RNG, itself checkpointed)."""
+        images = state["images"][: self.size]
+        if not len(images):
+            self.images = self.count = None
+            return
+        self._allocate(images.to(device))
+        self.images[: len(images)] = images.to(device)
+        self.count.fill_(len(images))
 
 
 class CycleGAN(TrainingMethod):
@@ -96,8 +126,8 @@ class CycleGAN(TrainingMethod):
             "D": self.adam(list(self.netD_A.parameters()) + list(self.netD_B.parameters())),
         }
         self.prepare_networks()
-        self.pool_fake_a = ImagePool(config.pool_size, seed=train.seed * 2)
-        self.pool_fake_b = ImagePool(config.pool_size, seed=train.seed * 2 + 1)
+        self.pool_fake_a = ImagePool(config.pool_size)
+        self.pool_fake_b = ImagePool(config.pool_size)
         self.gan_loss = GANLoss(config.gan_mode)
 
     def training_step(self, batch):
@@ -167,8 +197,7 @@ class CycleGAN(TrainingMethod):
         return {"pool_fake_a": self.pool_fake_a.state_dict(), "pool_fake_b": self.pool_fake_b.state_dict()}
 
     def snapshot(self):
-        pools = [pool.images.copy() for pool in (self.pool_fake_a, self.pool_fake_b)]
-        return super().snapshot(), pools
+        return super().snapshot(), [pool.snapshot() for pool in (self.pool_fake_a, self.pool_fake_b)]
 
     def undo_if(self, bad, snapshot):
         buffers, pools = snapshot

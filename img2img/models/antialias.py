@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .padding import pad2d
+
 
 def binomial_filter(size: int) -> torch.Tensor:
     """The size x size outer product of a row of Pascal's triangle, summing to 1."""
@@ -26,7 +28,7 @@ class BlurDownsample(nn.Module):
         self.register_buffer("kernel", binomial_filter(3).expand(channels, 1, 3, 3).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel.to(x.dtype), stride=2, groups=x.shape[1])
+        return F.conv2d(pad2d(x, 1, "reflect"), self.kernel.to(x.dtype), stride=2, groups=x.shape[1])
 
 
 class BlurUpsample(nn.Module):
@@ -38,6 +40,6 @@ class BlurUpsample(nn.Module):
         self.register_buffer("kernel", (binomial_filter(4) * 4).expand(channels, 1, 4, 4).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        padded = pad2d(x, 1, "replicate")
         up = F.conv_transpose2d(padded, self.kernel.to(x.dtype), stride=2, padding=2, groups=x.shape[1])
         return up[:, :, 1:-1, 1:-1]

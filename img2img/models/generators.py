@@ -12,6 +12,7 @@ from torch import nn
 
 from .antialias import BlurDownsample, BlurUpsample
 from .norm import NORM_LAYERS, NormLayer, PerImageBatchNorm2d, conv_bias, norm_layer
+from .padding import ReflectionPad2d
 
 
 class UNetBlock(nn.Module):
@@ -110,14 +111,14 @@ class ResNetBlock(nn.Module):
         super().__init__()
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(1),
+            ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
             norm(channels),
             nn.ReLU(True),
         ]
         if dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm(channels)]
+        layers += [ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm(channels)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,7 +148,7 @@ class ResNetGenerator(nn.Module):
         super().__init__()
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
+            ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, bias=bias),
             norm(ngf),
             nn.ReLU(True),
@@ -167,7 +168,7 @@ class ResNetGenerator(nn.Module):
             else:
                 layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
             layers += [norm(c // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     @property

@@ -16,7 +16,7 @@ from ..checkpoint import checkpoint_config, generators_only, save_checkpoint
 from ..config import RunConfig
 from ..data.builders import build_datasets, build_val_dataset
 from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
-from ..device import seed_everything
+from ..device import seed_everything, use_deterministic_algorithms
 from ..errors import Img2ImgError
 from ..files import atomic_write, atomic_write_text
 from ..log import MetricsLog, logger
@@ -26,6 +26,7 @@ from . import distributed
 from .background_writer import BackgroundWriter, to_host
 from .footprint import Footprint
 from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
+from .cuda_graph import CapturedStep, check_capturable
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .progress import LossWindow, Progress, lr_factor
 from .rng import capture_rng_state, restore_rng_state
@@ -50,16 +51,22 @@ class Trainer:
         cfg = dataclasses.replace(cfg, model=fit_to_size(cfg.model, cfg.data.size))
         self.cfg = cfg
         self.out = Path(cfg.train.out)
+        if cfg.train.deterministic:
+            use_deterministic_algorithms()  # before the first CUDA call
         self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
         # Ranks differ in dropout and pool draws; DDP gives them rank 0's initial weights.
         seed_everything(cfg.train.seed + self.ranks.rank)
-        self.speed = cfg.train.speed.resolve(self.device)
+        self.speed = cfg.train.speed.resolve(self.device, cfg.data.batch_size, cfg.model.netG)
+        if cfg.train.deterministic:
+            self.speed = dataclasses.replace(self.speed, cudnn_benchmark=False)
+        check_capturable(self.speed, self.device)
         self.speed.apply_globally()
         self.train_set = train_set
         self.val_set = val_set
         self.method = build_method(cfg, self.device, self.speed)
         if self.ranks.enabled:
             self.method.distribute(sync_bn=cfg.train.sync_bn)
+        check_capturable(self.speed, self.device, self.method)
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda e: lr_factor(e, cfg.train.epochs, cfg.train.epochs_decay)
@@ -250,6 +257,8 @@ class Trainer:
         self._last_save_step = p.step
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
+        # Made here, after any resume has loaded the optimizers' state.
+        step = CapturedStep(self.method) if self.speed.cuda_graphs else self.method.guarded_step
         last_batch = None
         # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
         self.bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
@@ -271,7 +280,7 @@ class Trainer:
                             batch = last_batch
                         if "A" in batch:
                             last_batch = batch
-                            losses, bad = self.method.guarded_step(self._to_device(batch))
+                            losses, bad = step(self._to_device(batch))
                             self.window.add(losses, bad, len(batch["A"]))
                             p.step += 1
                             self.bar.update(1)
