@@ -12,6 +12,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import gradio as gr
 from PIL import Image
@@ -195,9 +196,11 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
         model_card = gr.Markdown(models[0].card() if models else "", elem_id="model-card")
         model.change(directions_for, inputs=model, outputs=[direction, model_card], api_visibility="private")
-        with gr.Accordion("Published models: one click adds one", open=not models, elem_id="published-models"):
-            gr.Markdown(f"The generators published by the pix2pix and CycleGAN authors. A click downloads one "
-                        f"(resuming an interrupted download), converts it into `{checkpoint_dir}/` and selects it.")
+        with gr.Accordion("Published models: one click adds one", open=True, elem_id="published-models"):
+            server = urlparse(published_url or next(iter(PRETRAINED.values())).url).netloc
+            gr.Markdown(f"The generators published by the pix2pix and CycleGAN authors, from {server}, with the "
+                        f"size of their download. A click downloads one (resuming an interrupted download), converts "
+                        f"it into `{checkpoint_dir}/` and selects it.")
             published_status = gr.Markdown(elem_id="published-status")
             entries = list(PRETRAINED.values())
             for start in range(0, len(entries), 4):

@@ -1,14 +1,17 @@
 """Tiled against whole translation on a maps mosaic: which normalisation statistics make tiles agree.
 
     python benchmarks/tiling_mosaic.py [--data ../shared/datasets/maps] [--grid 4] [--tile 512 --overlap 64]
+    python benchmarks/tiling_mosaic.py --grid 8 --no-figure     # 2288x2288: the image-edge figures
 
 Stitches the first grid x grid val pairs (aerial | map), each resized to 286 px (the training
 scale: load 286, crop 256), into one aerial mosaic and its map mosaic, translates the mosaic
 with the bundled model whole and in tiles under each normalisation option, and prints, per
 option: mean |tiled - whole| and mean |output - real map| (8-bit levels), the seam ratio (gradient
 energy in the tile overlaps over that elsewhere, divided by the same ratio of the whole
-translation: 1.00 means no seam), wall-clock, and peak memory growth. Writes a side-by-side
-figure to benchmarks/figures/tiling_mosaic.jpg.
+translation: 1.00 means no seam), wall-clock, and peak memory growth; then, per option, the
+difference on the image's last 3 rows and columns against inside them, and the sharpest jump
+between neighbouring rows or columns. Writes a side-by-side figure to
+benchmarks/figures/tiling_mosaic.jpg unless --no-figure.
 """
 from __future__ import annotations
 
@@ -55,6 +58,24 @@ def seam_ratio(out: np.ndarray, reference: np.ndarray, tiling: Tiling) -> float:
     return ratio(out) / ratio(reference)
 
 
+def edge_band_difference(out: np.ndarray, reference: np.ndarray, band: int = 3) -> tuple[float, float]:
+    """Mean |out - reference| on the last `band` rows and columns, and inside them."""
+    diff = np.abs(out - reference)
+    edges = np.concatenate([diff[-band:].ravel(), diff[:-band, -band:].ravel()])
+    return float(edges.mean()), float(diff[band:-band, band:-band].mean())
+
+
+def sharpest_jump(image: np.ndarray) -> tuple[float, str]:
+    """The largest mean jump between neighbouring columns or rows, over the median one, and
+    where it is ("column 2286|2287")."""
+    columns = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))
+    rows = np.abs(np.diff(image, axis=0)).mean(axis=(1, 2))
+    jumps = np.concatenate([columns, rows])
+    i = int(jumps.argmax())
+    where = f"column {i}|{i + 1}" if i < len(columns) else f"row {i - len(columns)}|{i - len(columns) + 1}"
+    return float(jumps[i] / np.median(jumps)), where
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -66,6 +87,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=286)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--figure", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     aerial, target = mosaic(args.data, args.grid, args.side)
     real = np.asarray(target, float)
@@ -91,6 +113,18 @@ def main() -> None:
         print(f"| {name} | {np.abs(pixels - reference).mean():.2f} | {np.abs(pixels - real).mean():.2f} | "
               f"{seam_ratio(pixels, reference, tiling.validate(256)):.3f} | {seconds:.1f} |", flush=True)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
+    jump, where = sharpest_jump(reference)
+    print(f"\nImage edges (last 3 rows and columns) against the whole translation; whole's sharpest jump "
+          f"{jump:.2f}x the median, at {where}")
+    print("| statistics | |tiled - whole| last 3 rows/columns | inside them | sharpest jump (x median), at |")
+    print("|---|---|---|---|")
+    for name, out in outputs.items():
+        if name != "whole":
+            edge, inside = edge_band_difference(np.asarray(out, float), reference)
+            jump, where = sharpest_jump(np.asarray(out, float))
+            print(f"| {name} | {edge:.2f} | {inside:.2f} | {jump:.2f}, {where} |")
+    if not args.figure:
+        return
     thumbs = [aerial, target, outputs["whole"], outputs["pooled"], outputs["per-tile"]]
     side = 572
     figure = Image.new("RGB", (side * len(thumbs), side), "white")

@@ -85,7 +85,8 @@ def checkpoint_facts(path: Path, state: dict, cfg) -> list[tuple[str, str]]:
     facts.append(("resolution", f"trained at {cfg.data.size} px"))
     progress = state.get("progress") or {}
     if progress.get("step"):
-        facts.append(("training", f"{progress['step']} steps, {progress.get('epoch', 0)} epochs at batch "
+        steps, epochs = progress["step"], progress.get("epoch", 0)
+        facts.append(("training", f"{steps} step{'s' * (steps != 1)}, {epochs} epoch{'s' * (epochs != 1)} at batch "
                                   f"{cfg.data.batch_size}"))
     card = path.parent / "README.md"
     if has_model_card(path):

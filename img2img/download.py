@@ -49,7 +49,8 @@ def download(url: str, dest: Path | str, expected_size: int | None = None, timeo
             total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, dynamic_ncols=True
         ) as bar:
             try:
-                while chunk := response.read(CHUNK):
+                # read1: what has arrived (up to CHUNK), so progress moves on a slow connection.
+                while chunk := response.read1(CHUNK):
                     f.write(chunk)
                     bar.update(len(chunk))
                     if progress is not None:

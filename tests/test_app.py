@@ -1,3 +1,4 @@
+import re
 import shutil
 import socket
 import sys
@@ -290,3 +291,71 @@ def test_the_app_leaves_no_temporary_files_behind(models_dir, tmp_path, monkeypa
         app.close()
         app.workdir.cleanup()
     assert not list((tmp_path / "tmp").glob("img2img_*"))
+
+
+def open_browser(p, tmp_path):
+    # A fresh profile folder; never a downloaded browser.
+    return p.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=chromium_path(), headless=True,
+        viewport={"width": 1280, "height": 1300},
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
+def test_browser_adds_a_published_model_in_one_click_and_translates_with_it(models_dir, tmp_path):
+    """Against a local server: a failing server is one line and changes nothing; then one click
+    downloads horse2zebra with a progress bar, converts it, selects it with its card, and it
+    translates an image."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    import torch
+    from test_datasets import Server
+    from test_pretrained import canonical_resnet, randomise
+
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(models_dir, checkpoints)
+    published = Server()  # holds nothing yet: the first click meets a 404
+    raw = tmp_path / "horse2zebra.pth"
+    torch.save(randomise(canonical_resnet(n_blocks=6, ngf=8), 3).state_dict(), raw)
+    port = free_port()
+    app = app_module.build_app(checkpoints, device="cpu", published_url=published.url("/{name}.pth"))
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    shots = screenshot_dir(tmp_path)
+    random_image(np.random.default_rng(0), 64, 48).save(tmp_path / "in.png")
+    with playwright.sync_playwright() as p:
+        browser = open_browser(p, tmp_path)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            button = page.get_by_role("button", name="horse → zebra · cyclegan · 46 MB")
+            button.wait_for(timeout=30_000)
+            assert page.get_by_role("button", name="photo → Monet painting · cyclegan · 46 MB").count() == 1
+            page.screenshot(path=str(shots / "published_before.png"), full_page=True)
+            status = page.locator("#published-status")
+            button.click()
+            status.get_by_text("Could not add horse → zebra").wait_for(timeout=30_000)
+            assert "HTTP 404" in status.inner_text() and len(status.inner_text().strip().splitlines()) == 1
+            assert page.get_by_label("Model").input_value() == "tiny: pix2pix on data, AtoB"
+            published.files["/horse2zebra.pth"] = raw.read_bytes()
+            published.chunk_delay = 0.3
+            button.click()
+            page.get_by_text(re.compile(r"Downloading horse → zebra: 0\.[1-9] of 0\.\d MB")).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "published_downloading.png"), full_page=True)
+            status.get_by_text("Added horse → zebra").wait_for(timeout=60_000)
+            assert page.get_by_label("Model").input_value() == "horse2zebra: horse → zebra"
+            card = page.locator("#model-card").inner_text()
+            assert "origin: CycleGAN (Zhu, Park, Isola & Efros 2017)" in card and "licence:" in card
+            assert page.get_by_role("button", name="✓ horse → zebra, added").is_disabled()
+            page.screenshot(path=str(shots / "published_after.png"), full_page=True)
+            page.locator("input[type=file]").first.set_input_files(str(tmp_path / "in.png"))
+            page.get_by_role("button", name="Translate", exact=True).click()
+            page.locator("#translation-details").get_by_text("horse2zebra").wait_for(timeout=60_000)
+            assert "64×48 px whole" in page.locator("#translation-details").inner_text()
+            page.screenshot(path=str(shots / "published_translated.png"), full_page=True)
+        finally:
+            browser.close()
+            app.close()
+            published.httpd.shutdown()
+    assert (checkpoints / "horse2zebra.pt").is_file()
+    assert [path for path, _ in published.requests] == ["/horse2zebra.pth", "/horse2zebra.pth"]

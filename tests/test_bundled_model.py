@@ -37,3 +37,22 @@ def test_bundled_files_stay_small():
     assert BUNDLED.stat().st_size <= 30e6
     samples = sorted((BUNDLED.parent / "samples").glob("sample_*.jpg"))
     assert len(samples) == 3 and all(p.stat().st_size < 200e3 for p in samples)
+
+
+def test_the_app_card_of_the_bundled_model_shows_no_number_its_card_or_checkpoint_lacks():
+    import re
+
+    from img2img.catalog import describe_checkpoint
+    from img2img.checkpoint import load_checkpoint
+
+    info = describe_checkpoint(BUNDLED)
+    facts = dict(info.facts)
+    readme = (BUNDLED.parent / "README.md").read_text(encoding="utf-8")
+    stored = str(load_checkpoint(BUNDLED, mmap=True)["config"]) + str(load_checkpoint(BUNDLED, mmap=True)["progress"])
+    # The card's own validation row (its bold row), and its training command.
+    assert "| **this model** | **0.0620** | **26.42 dB** | **0.6954** | **277.3** | **0.245** |" in readme
+    assert [facts[f"val {k}"] for k in ("L1", "PSNR", "SSIM", "FID", "KID")] == [
+        "0.0620", "26.42 dB", "0.6954", "277.3", "0.245"]
+    assert facts["training command"].startswith("`img2img train --model pix2pix --recipe improved")
+    for number in re.findall(r"\d+(?:\.\d+)?", info.card()):
+        assert number in readme or number in stored, number

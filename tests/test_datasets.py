@@ -2,6 +2,7 @@
 import io
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +23,7 @@ class Server:
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.cut_next = False
+        self.chunk_delay = 0.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,7 +52,10 @@ class Server:
                     self.wfile.flush()
                     self.connection.close()
                     return
-                self.wfile.write(body)
+                for start in range(0, len(body), 1 << 16):  # 64 KB at a time, `chunk_delay` s apart
+                    self.wfile.write(body[start:start + (1 << 16)])
+                    self.wfile.flush()
+                    time.sleep(server.chunk_delay)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -197,3 +197,88 @@ def test_a_cut_reference_generator_converts_and_translates_as_it_does(tmp_path):
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(translator.translate_tensor(x), theirs(x), atol=1e-5)
+
+
+@pytest.fixture
+def published(tmp_path):
+    """A local server holding a (tiny) horse2zebra generator in the canonical layout."""
+    from test_datasets import Server
+
+    server = Server()
+    buf = tmp_path / "h.pth"
+    torch.save(randomise(canonical_resnet(n_blocks=6, ngf=8), 3).state_dict(), buf)
+    server.files["/horse2zebra.pth"] = buf.read_bytes()
+    yield server
+    server.httpd.shutdown()
+
+
+def test_two_callers_asking_for_one_model_at_once_cause_one_download(published, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from img2img.pretrained import download_pretrained
+
+    published.chunk_delay = 0.05  # the first download is still running when the second asks
+    url = published.url("/horse2zebra.pth")
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: download_pretrained("horse2zebra", tmp_path / "ck", url=url), range(2)))
+    assert paths[0] == paths[1] == tmp_path / "ck" / "horse2zebra.pt"
+    assert [path for path, _ in published.requests] == ["/horse2zebra.pth"]
+
+
+def test_an_interrupted_download_resumes_and_reports_its_progress(published, tmp_path):
+    from img2img.catalog import discover_checkpoints
+    from img2img.errors import Img2ImgError
+    from img2img.pretrained import download_pretrained
+
+    url, folder = published.url("/horse2zebra.pth"), tmp_path / "ck"
+    published.cut_next = True
+    with pytest.raises(Img2ImgError, match="interrupted"):
+        download_pretrained("horse2zebra", folder, url=url)
+    assert discover_checkpoints(folder) == ([], [])  # nothing half-downloaded is listed
+    seen = []
+    download_pretrained("horse2zebra", folder, url=url, progress=lambda done, total: seen.append((done, total)))
+    size = len(published.files["/horse2zebra.pth"])
+    assert published.requests[-1][1] == f"bytes={size // 2}-"  # resumed where it stopped
+    assert seen[-1] == (size, size) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    (info,), _ = discover_checkpoints(folder)
+    assert info.name == "horse2zebra" and not (folder / ".downloads" / "horse2zebra.pth").exists()
+
+
+def test_a_corrupt_download_is_refused_removed_and_fetched_afresh(published, tmp_path):
+    from img2img.catalog import discover_checkpoints
+    from img2img.errors import Img2ImgError
+    from img2img.pretrained import download_pretrained
+
+    good = published.files["/horse2zebra.pth"]
+    published.files["/horse2zebra.pth"] = b"\x00garbage" * 1000
+    url, folder = published.url("/horse2zebra.pth"), tmp_path / "ck"
+    with pytest.raises(Img2ImgError, match="not the published generator.*removed it, try again"):
+        download_pretrained("horse2zebra", folder, url=url)
+    assert discover_checkpoints(folder) == ([], []) and not list((folder / ".downloads").iterdir())
+    published.files["/horse2zebra.pth"] = good
+    assert download_pretrained("horse2zebra", folder, url=url).is_file()
+
+
+def test_a_published_model_card_gives_its_origin_licence_and_digest(published, tmp_path):
+    import hashlib
+
+    from img2img.catalog import describe_checkpoint
+    from img2img.pretrained import download_pretrained
+
+    url = published.url("/horse2zebra.pth")
+    facts = dict(describe_checkpoint(download_pretrained("horse2zebra", tmp_path / "ck", url=url)).facts)
+    assert facts["origin"].startswith("CycleGAN (Zhu, Park, Isola & Efros 2017)")
+    assert facts["source"] == url and "BSD" in facts["licence"]
+    assert facts["sha256 of the published file"] == hashlib.sha256(published.files["/horse2zebra.pth"]).hexdigest()
+    assert facts["method"] == "cyclegan, resnet_6blocks, ngf 8, instance norm"
+    assert not any(k.startswith("val ") for k in facts)  # no card, so no metrics
+
+
+def test_published_models_are_named_by_what_they_do():
+    from img2img.pretrained import PRETRAINED
+
+    assert PRETRAINED["horse2zebra"].label == "horse → zebra"
+    assert PRETRAINED["style_monet"].label == "photo → Monet painting"
+    assert PRETRAINED["edges2shoes"].label == "edges → shoe"
+    assert PRETRAINED["summer2winter_yosemite"].label == "summer → winter (yosemite)"
+    assert PRETRAINED["horse2zebra"].approximate_mb == 46 and PRETRAINED["edges2shoes"].approximate_mb == 218
