@@ -210,7 +210,8 @@ def run_bench(args) -> int:
 
     from .bench import BenchSettings, run_benchmark
 
-    plain = {f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings) if f.name != "speed"}
+    plain = {f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings)
+             if f.name not in ("speed", "architecture")}
     settings = BenchSettings(**plain, speed=SpeedConfig(**given_settings(args, ("speed",)).get("speed", {})))
     if settings.steps < 1 or settings.batch_size < 1 or settings.warmup < 0:
         raise Img2ImgError("--steps and --batch-size must be at least 1, --warmup at least 0")

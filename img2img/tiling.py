@@ -158,8 +158,7 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
         row_window = blend_window(y, tiling.tile, height, tiling.overlap)
         for start in range(0, len(cols), batch_size):
             chunk = cols[start : start + batch_size]
-            batch = torch.stack([to_tensor(pixels[np.ix_(row_index[y : y + tile_h], col_index[x : x + tile_w])])
-                                 for x in chunk])
+            batch = torch.stack([to_tensor(_tile(pixels, row_index, col_index, y, x, tile_h, tile_w)) for x in chunk])
             if recording is not None:
                 shares = [np.outer(row_window / row_total[y : y + tile_h], col_windows[start + k] / col_total[x : x + tile_w])
                           for k, x in enumerate(chunk)]
@@ -180,3 +179,10 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
         out[y : y + kept] = np.clip(np.rint((blended + 1) * 127.5), 0, 255).astype(np.uint8)
         carry, carry_weight = acc[done:], weight[done:]
     return out
+
+
+def _tile(pixels: np.ndarray, row_index: np.ndarray, col_index: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
+    """The tile at (y, x) of the padded image: a view where it lies inside the image."""
+    if y + h <= pixels.shape[0] and x + w <= pixels.shape[1]:
+        return pixels[y : y + h, x : x + w]
+    return pixels[np.ix_(row_index[y : y + h], col_index[x : x + w])]

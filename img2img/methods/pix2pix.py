@@ -112,10 +112,9 @@ class Pix2Pix(TrainingMethod):
     @torch.no_grad()
     def update_ema(self) -> None:
         """ema <- decay * ema + (1 - decay) * G for the weights; BatchNorm statistics copied."""
-        for ema_param, param in zip(self.netG_ema.parameters(), self.netG.parameters()):
-            ema_param.lerp_(param, 1.0 - self.cfg.ema)
-        for ema_buffer, buffer in zip(self.netG_ema.buffers(), self.netG.buffers()):
-            ema_buffer.copy_(buffer)
+        # One multi-tensor kernel each, rather than a launch per parameter.
+        torch._foreach_lerp_(list(self.netG_ema.parameters()), list(self.netG.parameters()), 1.0 - self.cfg.ema)
+        torch._foreach_copy_(list(self.netG_ema.buffers()), list(self.netG.buffers()))
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
