@@ -13,14 +13,14 @@ BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
 
 
 def test_bundled_model_translates_a_256px_image_on_cpu():
-    translator = Translator.from_checkpoint(BUNDLED, device="cpu")
+    translator = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")  # ONNX: test_onnx.py
     out = translator.translate(random_image(np.random.default_rng(0), 256, 256))
     assert out.size == (256, 256)
     assert translator.cfg.model.netG == "unet_256" and translator.directions == ["AtoB"]
 
 
 def test_bundled_model_keeps_any_input_size():
-    out = Translator.from_checkpoint(BUNDLED, device="cpu").translate(random_image(np.random.default_rng(1), 300, 181))
+    out = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch").translate(random_image(np.random.default_rng(1), 300, 181))
     assert out.size == (300, 181)
 
 

@@ -114,7 +114,7 @@ def test_truncated_jpeg_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("whole_group", [False, True], ids=["main process", "process group"])
-def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp_path, whole_group):
+def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp_path, whole_group, capsys):
     """Also when the signal reaches the data-loading workers too, as from Ctrl+C in a terminal,
     `timeout` or a scheduler: they must not die under the main process."""
     out = tmp_path / "run"
@@ -135,10 +135,8 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_from_it(paired_dir, tmp
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     step = load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"]
     assert step >= 3
-    resumed = subprocess.run([sys.executable, "-m", "img2img", "train", "--resume", "auto", "--out", str(out),
-                              "--max-steps", str(step + 2)], capture_output=True, text=True, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed from {out / 'checkpoints' / 'latest.pt'} at step {step}" in resumed.stdout
+    assert main(["train", "--resume", "auto", "--out", str(out), "--max-steps", str(step + 2)]) == 0
+    assert f"resumed from {out / 'checkpoints' / 'latest.pt'} at step {step}" in capsys.readouterr().out
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == step + 2
 
 

@@ -52,14 +52,20 @@ def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(method, tmp
         "latest.pt", "step_0000002.pt", "step_0000004.pt"]
 
 
-def test_sync_bn_on_cpu_is_refused_with_a_clear_error(tmp_path):
+def test_sync_bn_on_cpu_is_refused_with_a_clear_error(tmp_path, monkeypatch, capsys):
+    """What each rank does first under torchrun (its environment set as torchrun sets it): a
+    one-line error before joining any process group, so no rank waits for another."""
+    from img2img.cli import main
+
     data = make_paired(tmp_path / "data")
-    r = torchrun("-m", "img2img", "train", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1",
-                 "--sync-bn", *TINY_PIX2PIX)
-    assert r.returncode != 0
-    # One line per rank and no traceback through our code (torchrun adds its own report).
-    assert r.stderr.count("error: --sync-bn needs CUDA") == 2
-    assert "img2img/training" not in r.stderr
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--sync-bn",
+                 *TINY_PIX2PIX]) != 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: --sync-bn needs CUDA: PyTorch's SyncBatchNorm does not run on CPU"]
+    assert not torch.distributed.is_initialized()
 
 
 def test_a_rank_whose_batch_is_unreadable_stays_in_step_with_the_others(tmp_path):

@@ -156,7 +156,9 @@ def test_kid_is_unbiased_on_two_halves_of_one_set(features):
 @pytest.mark.slow
 def test_the_fast_distance_equals_pytorch_fids_on_real_features(features):
     _, _, f = features
-    a, b = fid_mod.feature_statistics(f["blobs"]), fid_mod.feature_statistics(f["shapes"])
+    # The first 768 of the 2048 features: the same algebra, and scipy's sqrtm (the reference's)
+    # takes ~20 s at 2048 on two cores.
+    a, b = fid_mod.feature_statistics(f["blobs"][:, :768]), fid_mod.feature_statistics(f["shapes"][:, :768])
     assert fid_mod.frechet_distance(*a, *b) == pytest.approx(fid_mod.reference_frechet_distance(*a, *b), rel=1e-3)
 
 

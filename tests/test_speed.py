@@ -20,6 +20,8 @@ def tiny(method: str, dropout: bool = True, **train) -> object:
     cfg.model.dropout = dropout and cfg.model.dropout
     cfg.model.netG = "unet_32" if method == "pix2pix" else "resnet_6blocks"
     cfg.model.ngf = cfg.model.ndf = 8
+    if method in ("cut", "fastcut"):
+        cfg.method_config.num_patches, cfg.method_config.nce_dim = 32, 16
     return build_method(cfg, torch.device(device))
 
 
@@ -153,7 +155,7 @@ def test_bench_json_reports_the_figures_with_the_papers_default_model(capsys):
 def test_bench_counts_cyclegan_flops_in_proportion_to_the_batch(capsys):
     flops = []
     for batch in ("1", "2"):
-        main(["bench", "--model", "cyclegan", "--size", "64", "--batch-size", batch, "--device", "cpu",
+        main(["bench", "--model", "cyclegan", "--size", "32", "--batch-size", batch, "--device", "cpu",
               "--steps", "1", "--warmup", "0", "--json"])
         flops.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["flops_per_iter"])
     assert flops[1] == pytest.approx(2 * flops[0], rel=0.01)
