@@ -388,7 +388,8 @@ class Trainer:
         return results
 
     def _lr(self) -> float:
-        return next(iter(self.method.optimizers.values())).param_groups[0]["lr"]
+        # A device tensor under --cuda-graphs: read at log time only.
+        return float(next(iter(self.method.optimizers.values())).param_groups[0]["lr"])
 
     def _to_device(self, batch: dict) -> dict:
         return {
