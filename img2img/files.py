@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader never sees a half-written file, and a failure keeps the old one."""
+"""Files: atomic writes (a reader never sees a half-written file, and a failure keeps the old one) and digests."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -38,3 +39,12 @@ def atomic_write(path: Path | str, write: Callable[[IO], None], mode: str = "wb"
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def sha256_of(path: Path | str) -> str:
+    """The file's sha256, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

