@@ -11,7 +11,7 @@ from img2img.cli import main
 from img2img.config import RunConfig, SpeedConfig, TrainConfig
 from img2img.methods import build_method
 from img2img.models.padding import pad2d
-from img2img.training.cuda_graph import check_capturable, tensor_learning_rates
+from img2img.training.cuda_graph import check_capturable, make_capturable
 from img2img.training.progress import lr_factor
 
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
@@ -64,8 +64,10 @@ def test_a_decayed_learning_rate_reaches_the_tensor_a_captured_step_reads():
     """The graph holds the optimizer's lr tensor, not its value: the schedulers must fill that
     same tensor, and fused Adam must step with what it holds."""
     m = tiny("pix2pix", amp=False)
-    tensor_learning_rates(m)
+    make_capturable(m)
     opt = m.optimizers["G"]
+    # torch refuses to capture an optimizer step unless its groups say they are capturable.
+    assert all(g["capturable"] for o in m.optimizers.values() for g in o.param_groups)
     captured = opt.param_groups[0]["lr"]
     # Epochs 0 and 1 of a 1 + 1 schedule: factor 1, then 0.5; after the decay, 0.
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, 1, 1))

@@ -34,11 +34,13 @@ def check_capturable(speed: SpeedConfig, device: torch.device, method: TrainingM
                            "would freeze; leave --cuda-graphs off")
 
 
-def tensor_learning_rates(method: TrainingMethod) -> None:
-    """Each optimizer's learning rate as a device tensor: fused Adam reads it at each replay, and
-    the LR schedulers fill it in place at each epoch's decay (a float would be captured once)."""
+def make_capturable(method: TrainingMethod) -> None:
+    """Ready each optimizer for capture: `capturable` set (torch refuses to capture a step
+    without it), and the learning rate a device tensor, which fused Adam reads at each replay and
+    the LR schedulers fill in place at each epoch's decay (a float would be captured once)."""
     for opt in method.optimizers.values():
         for group in opt.param_groups:
+            group["capturable"] = True
             if not isinstance(group["lr"], torch.Tensor):
                 group["lr"] = torch.tensor(float(group["lr"]), device=method.device)
 
@@ -55,7 +57,7 @@ class CapturedStep:
 
     def __init__(self, method: TrainingMethod, warmup: int = WARMUP_STEPS) -> None:
         check_capturable(method.speed, method.device, method)
-        tensor_learning_rates(method)
+        make_capturable(method)
         self.method = method
         self.warmup = warmup
         self.eager_steps = 0
@@ -94,5 +96,7 @@ class CapturedStep:
         self.static_batch = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         torch.cuda.synchronize(self.method.device)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: the data loader's pin-memory thread and the checkpoint writer go on
+        # calling CUDA (pinned allocations) during the capture, which "global" would forbid.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.static_out = self.method.guarded_step(self.static_batch)
