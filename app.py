@@ -177,10 +177,9 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             message = f"Could not add {entry.label}: {e}. The models above still work."
             return gr.update(), gr.update(), gr.update(), message, gr.update()
         shelf.refresh()
-        info = shelf.find(str(path))
         radio, card = directions_for(str(path))
         status = f"Added **{entry.label}** ({entry.method}) to {checkpoint_dir}/ and selected it above."
-        return (gr.Dropdown(choices=shelf.choices(), value=str(path)), radio, card if info else "", status,
+        return (gr.Dropdown(choices=shelf.choices(), value=str(path)), radio, card, status,
                 gr.Button(value=published_button_label(entry, True), interactive=False))
 
     # Gradio's cached copies of uploads and outputs: checked hourly, removed after a day.
