@@ -18,9 +18,9 @@ from img2img.models.discriminators import MultiscaleDiscriminator, PatchDiscrimi
 from conftest import TINY_PIX2PIX
 
 
-def small_pix2pix(**method_settings):
+def small_pix2pix(norm="batch", **method_settings):
     torch.manual_seed(0)
-    cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8, n_layers_d=2,
+    cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8, n_layers_d=2, norm=norm,
                                                             netD=method_settings.pop("netD", "patch")))
     cfg = dataclasses.replace(cfg, method_config=Pix2PixConfig(**method_settings))
     return build_method(cfg, torch.device("cpu"))
@@ -42,6 +42,15 @@ def test_ema_moves_each_weight_by_one_minus_decay_towards_the_generator():
     running = [k for k in after if k.endswith("running_mean")]
     assert running and all(torch.equal(after[k], generator[k]) for k in running)
     assert method.generator("AtoB") is method.netG_ema
+
+
+def test_ema_of_a_generator_without_buffers_trains():
+    method = small_pix2pix(norm="instance", ema=0.9)
+    assert not list(method.netG.buffers())
+    before = {k: v.clone() for k, v in method.netG_ema.state_dict().items()}
+    method.training_step(batch())
+    after = method.netG_ema.state_dict()
+    assert all(not torch.equal(after[k], before[k]) for k in before)
 
 
 def test_multiscale_discriminator_judges_each_scale_of_an_average_pooled_input():

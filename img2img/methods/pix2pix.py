@@ -114,7 +114,9 @@ class Pix2Pix(TrainingMethod):
         """ema <- decay * ema + (1 - decay) * G for the weights; BatchNorm statistics copied."""
         # One multi-tensor kernel each, rather than a launch per parameter.
         torch._foreach_lerp_(list(self.netG_ema.parameters()), list(self.netG.parameters()), 1.0 - self.cfg.ema)
-        torch._foreach_copy_(list(self.netG_ema.buffers()), list(self.netG.buffers()))
+        buffers = list(self.netG_ema.buffers())
+        if buffers:  # instance norm has none, and the foreach kernels refuse an empty list
+            torch._foreach_copy_(buffers, list(self.netG.buffers()))
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
