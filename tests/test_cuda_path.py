@@ -1,5 +1,6 @@
 """The CUDA-only features, tested for what the CPU can show: CUDA graphs' preconditions and
 refusals, and what `--deterministic` switches on (its padding included)."""
+import dataclasses
 import os
 
 import pytest
@@ -118,10 +119,16 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 def cuda_method(method: str, **speed):
     torch.manual_seed(0)
-    cfg = RunConfig.for_method(method, train=TrainConfig(device="cuda", speed=SpeedConfig(**speed)))
-    cfg.model.netG = "unet_32" if method == "pix2pix" else "resnet_6blocks"
+    improved = method == "pix2pix-improved"
+    cfg = RunConfig.for_method("pix2pix" if improved else method,
+                               train=TrainConfig(device="cuda", speed=SpeedConfig(**speed)))
+    cfg.model.netG = "resnet_6blocks" if method == "cyclegan" else "unet_32"
     cfg.model.ngf = cfg.model.ndf = 8
     cfg.model.dropout = False
+    if improved:  # the bundled model's recipe: every ingredient that adds state or steps to capture
+        cfg.model.netD, cfg.model.num_d, cfg.model.n_layers_d = "multiscale", 2, 2
+        cfg.model.spectral_norm, cfg.model.norm = True, "instance"
+        cfg = dataclasses.replace(cfg, method_config=dataclasses.replace(cfg.method_config, ema=0.99, lambda_feat=10.0))
     return build_method(cfg, CUDA)
 
 
@@ -131,17 +138,34 @@ def cuda_batches(n: int, size: int = 2):
 
 
 @needs_cuda
-@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
-def test_cuda_graph_steps_train_as_the_eager_steps(method):
+@pytest.mark.parametrize("method,amp", [("pix2pix", False), ("cyclegan", False), ("pix2pix-improved", True)])
+def test_cuda_graph_steps_train_as_the_eager_steps(method, amp):
     from img2img.training.cuda_graph import CapturedStep
 
     runs = []
     for graphs in (False, True):
-        m = cuda_method(method, amp=False, cuda_graphs=graphs)
+        m = cuda_method(method, amp=amp, cuda_graphs=graphs)
         step = CapturedStep(m) if graphs else m.guarded_step
         runs.append([{k: v.item() for k, v in step(b)[0].items()} for b in cuda_batches(7)])
+        if method == "pix2pix-improved":
+            runs[-1].append({f"ema{i}": p.sum().item() for i, p in enumerate(m.netG_ema.parameters())})
+    # bf16 rounding differs with the order of atomics in cuDNN's backward, hence the looser bound.
     for eager, replayed in zip(*runs):
-        assert replayed == pytest.approx(eager, rel=1e-3)
+        assert replayed == pytest.approx(eager, rel=2e-2 if amp else 1e-3, abs=1e-4 if amp else 0)
+
+
+@needs_cuda
+def test_a_cuda_graph_run_trains_samples_saves_and_resumes(paired_dir, tmp_path):
+    args = [*TINY_PIX2PIX[:-2], "--device", "cuda", "--batch-size", "2", "--cuda-graphs", "--amp", "--norm", "instance",
+            "--ema", "0.99", "--netD", "multiscale", "--num-d", "2", "--n-layers-d", "2", "--lambda-feat", "10",
+            "--spectral-norm", "--sample-every", "3"]
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "8", *args]) == 0
+    assert main(["train", "--data", str(paired_dir), "--out", str(out), "--resume", "auto", "--max-steps", "14",
+                 *args]) == 0
+    state = load_checkpoint(out / "checkpoints" / "latest.pt")
+    assert state["progress"]["step"] == 14 and list((out / "samples").glob("*.png"))
+    assert all(torch.isfinite(v).all() for v in state["method"]["networks"]["G_ema"].values())
 
 
 @needs_cuda
