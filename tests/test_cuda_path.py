@@ -149,9 +149,11 @@ def test_cuda_graph_steps_train_as_the_eager_steps(method, amp):
         runs.append([{k: v.item() for k, v in step(b)[0].items()} for b in cuda_batches(7)])
         if method == "pix2pix-improved":
             runs[-1].append({f"ema{i}": p.sum().item() for i, p in enumerate(m.netG_ema.parameters())})
-    # bf16 rounding differs with the order of atomics in cuDNN's backward, hence the looser bound.
+    # cuDNN may pick other algorithms under capture, and rounds differently: fp32 convolutions run
+    # in TF32 (10-bit mantissa) by default, bf16 (7 bits) under amp. An H100 differed by 1.04e-3
+    # after 7 CycleGAN steps in fp32.
     for eager, replayed in zip(*runs):
-        assert replayed == pytest.approx(eager, rel=2e-2 if amp else 1e-3, abs=1e-4 if amp else 0)
+        assert replayed == pytest.approx(eager, rel=2e-2 if amp else 5e-3, abs=1e-4 if amp else 0)
 
 
 @needs_cuda
