@@ -170,43 +170,50 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "img2img", *args], capture_output=True, text=True, timeout=120)
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+@pytest.fixture
+def assert_one_line_error(capsys):
+    """Runs the CLI in this process (a subprocess would spend seconds importing torch) and checks
+    that it fails with exit code 2 and one line naming the problem."""
+    def check(args, *fragments):
+        code = main(list(args))
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "Traceback" not in err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        for fragment in fragments:
+            assert fragment in lines[0], lines[0]
+    return check
 
 
-def test_missing_data_folder_gets_a_one_line_error(tmp_path):
+def test_missing_data_folder_gets_a_one_line_error(tmp_path, assert_one_line_error):
     missing = tmp_path / "nowhere"
-    assert_one_line_error(run_cli("train", "--data", str(missing), "--out", str(tmp_path / "o"), *TINY_PIX2PIX),
+    assert_one_line_error(("train", "--data", str(missing), "--out", str(tmp_path / "o"), *TINY_PIX2PIX),
                           str(missing), "does not exist")
 
 
-def test_empty_data_folder_gets_a_one_line_error(tmp_path):
+def test_empty_data_folder_gets_a_one_line_error(tmp_path, assert_one_line_error):
     (tmp_path / "empty" / "train").mkdir(parents=True)
-    assert_one_line_error(run_cli("train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+    assert_one_line_error(("train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
                                   *TINY_PIX2PIX), "empty", "holds no images")
 
 
-def test_odd_width_gets_a_one_line_error(tmp_path):
+def test_odd_width_gets_a_one_line_error(tmp_path, assert_one_line_error):
     from PIL import Image
 
     (tmp_path / "d" / "train").mkdir(parents=True)
     Image.new("RGB", (65, 32)).save(tmp_path / "d" / "train" / "odd.png")
-    assert_one_line_error(run_cli("train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
+    assert_one_line_error(("train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
                                   *TINY_PIX2PIX), "odd.png", "width 65 is odd")
 
 
-def test_mismatched_folder_names_get_a_one_line_error(tmp_path):
+def test_mismatched_folder_names_get_a_one_line_error(tmp_path, assert_one_line_error):
     from PIL import Image
 
     for sub, name in (("A", "one"), ("B", "two")):
         (tmp_path / "d" / "train" / sub).mkdir(parents=True)
         Image.new("RGB", (32, 32)).save(tmp_path / "d" / "train" / sub / f"{name}.png")
-    assert_one_line_error(run_cli("train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
+    assert_one_line_error(("train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"),
                                   *TINY_PIX2PIX), "names do not match", "one", "two")
 
 
