@@ -14,7 +14,7 @@
 #
 # $STAGE holds maps/{train,val} and fidw.xz.* (the converted Inception weights, xz-compressed and
 # split; rejoined here and checked against FID_SHA256). Rehearse on the CPU with a tiny copy of maps:
-#   DEVICE=cpu MAX_STEPS=4 FID_EVERY=1 STAGE=/tmp/rehearsal OUT=/tmp/rehearsal_out bash benchmarks/gpu_lease.sh
+#   DEVICE=cpu MAX_STEPS=4 FID_EVERY=1 CARD_LIMIT=500 STAGE=/tmp/rehearsal OUT=/tmp/rehearsal_out bash benchmarks/gpu_lease.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${STAGE:-/tmp/stage}
@@ -82,10 +82,9 @@ echo "[$(elapsed) s] --cuda-graphs: $GRAPHS; ngf 64 beside: $NGF64"
 # --- 2. train ----------------------------------------------------------------------------------
 # Batch 16 with or without graphs. Batch 32 (lr 5.66e-4) finished the schedule eagerly on an H100,
 # but scored below batch 16's 133 epochs on val L1 and FID (benchmarks/RESULTS.md, issue 31).
-BATCH=16; LR=4e-4
 train_command() {  # $1: ngf, $2: run folder; sets the array $command
     command=($PY -m img2img train --model pix2pix --recipe improved --data "$STAGE/maps" --direction AtoB
-        --ngf "$1" --norm instance --no-channels-last --batch-size "$BATCH" --lr "$LR" --epochs 100 --epochs-decay 100
+        --ngf "$1" --norm instance --no-channels-last --batch-size 16 --lr 4e-4 --epochs 100 --epochs-decay 100
         --num-workers 6 --fid-every "$FID_EVERY" --save-every 0 --keep 2 --sample-every 2000 --log-every 100
         --domain-a "aerial photo" --domain-b map --device "$DEVICE" --out "$2")
     [ "$GRAPHS" = 1 ] && command+=(--cuda-graphs)
