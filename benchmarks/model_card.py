@@ -82,7 +82,7 @@ def main() -> None:
     for name, translator in (("untrained", untrained), ("trained", trained)):
         l1, psnr, ssim, outputs = scores(translator, val)
         results[name] = outputs
-        line = f"{name:9s}  L1 {l1:.4f}  PSNR {psnr:.2f} dB  SSIM {ssim:.4f}"
+        line = f"{name:9s}  L1 {l1:.5f}  PSNR {psnr:.2f} dB  SSIM {ssim:.4f}"
         if extractor is not None:
             fake = extractor.from_tensors(torch.stack([to_tensor(o) for o in outputs]))
             kid_mean, kid_std = kid(fake, real)

@@ -50,9 +50,9 @@ def test_the_app_card_of_the_bundled_model_shows_no_number_its_card_or_checkpoin
     readme = (BUNDLED.parent / "README.md").read_text(encoding="utf-8")
     stored = str(load_checkpoint(BUNDLED, mmap=True)["config"]) + str(load_checkpoint(BUNDLED, mmap=True)["progress"])
     # The card's own validation row (its bold row), and its training command.
-    assert "| **this model** | **0.0620** | **26.42 dB** | **0.6954** | **277.3** | **0.245** |" in readme
+    assert "| **this model** | **0.06192** | **26.42 dB** | **0.6854** | **259.0** | **0.221** |" in readme
     assert [facts[f"val {k}"] for k in ("L1", "PSNR", "SSIM", "FID", "KID")] == [
-        "0.0620", "26.42 dB", "0.6954", "277.3", "0.245"]
+        "0.06192", "26.42 dB", "0.6854", "259.0", "0.221"]
     assert facts["training command"].startswith("`img2img train --model pix2pix --recipe improved")
     for number in re.findall(r"\d+(?:\.\d+)?", info.card()):
         assert number in readme or number in stored, number
