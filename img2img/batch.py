@@ -5,16 +5,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .data.images import DEFAULT_MAX_PIXELS, is_image_file, load_rgb
+from .data.images import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read_image, read_volume
+from .data.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
 from .errors import Img2ImgError, ImageReadError
 from .inference import Translator
-from .files import atomic_write
-
-FORMATS = {"png": ".png", "jpg": ".jpg", "same": None}
 
 
 @dataclass
@@ -35,29 +33,30 @@ class BatchReport:
         return "\n".join(lines)
 
 
-def plan_outputs(input_path: Path, output_path: Path, fmt: str = "png") -> tuple[list[tuple[Path, Path]], int]:
-    """(input, output) pairs mirroring INPUT's folder structure, and the count of non-image files."""
+def plan_outputs(input_path: Path, output_path: Path, fmt: str = "auto", dtype: str = "uint8",
+                 channels: int = 3) -> tuple[list[tuple[Path, Path]], int]:
+    """(input, output) pairs mirroring INPUT's folder structure, and the count of non-image files.
+    Each output's format follows `fmt` for outputs of `dtype` and `channels` (see data.writers)."""
     if fmt not in FORMATS:
-        raise Img2ImgError(f"--format {fmt}: choose png, jpg or same")
+        raise Img2ImgError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     if not input_path.exists():
         raise Img2ImgError(f"{input_path}: no such file or folder")
+
+    def target(src: Path, dst: Path) -> Path:
+        return with_suffix(dst, output_suffix(src, fmt, dtype, channels))
+
     if input_path.is_file():
         # OUTPUT is a folder unless it names a file with an extension.
         if output_path.suffix == "" or output_path.is_dir():
-            return [(input_path, _with_format(output_path / input_path.name, fmt))], 0
+            return [(input_path, target(input_path, output_path / input_path.name))], 0
         return [(input_path, output_path)], 0
     in_resolved, out_resolved = input_path.resolve(), output_path.resolve()
     if out_resolved == in_resolved or in_resolved in out_resolved.parents:
         raise Img2ImgError(f"{output_path}: output folder may not lie inside the input folder {input_path}")
     files = sorted(p for p in input_path.rglob("*") if p.is_file())
     images = [p for p in files if is_image_file(p)]
-    pairs = [(p, _with_format(output_path / p.relative_to(input_path), fmt)) for p in images]
+    pairs = [(p, target(p, output_path / p.relative_to(input_path))) for p in images]
     return pairs, len(files) - len(images)
-
-
-def _with_format(path: Path, fmt: str) -> Path:
-    suffix = FORMATS[fmt]
-    return path if suffix is None else path.with_suffix(suffix)
 
 
 class _ImageFiles(Dataset):
@@ -70,8 +69,10 @@ class _ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
+        if is_volume_file(self.paths[i]):
+            return i, None, None  # read whole in the main process (see translate_volume)
         try:
-            return i, load_rgb(self.paths[i], max_pixels=self.max_pixels), None
+            return i, read_image(self.paths[i], max_pixels=self.max_pixels).array, None
         except ImageReadError as e:
             return i, None, e.reason
 
@@ -84,7 +85,7 @@ def translate_files(
     direction: str = "AtoB",
     batch_size: int = 8,
     overwrite: bool = False,
-    fmt: str = "png",
+    fmt: str = "auto",
     size: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     num_workers: int = 2,
@@ -97,7 +98,8 @@ def translate_files(
     threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file.
     `tile`, `overlap`, `tile_statistics`: as `Translator.translate` (large images are tiled)."""
     translator.network(direction)  # fail early on a direction the model lacks
-    pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt)
+    target = translator.formats(direction).target
+    pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt, target.dtype, target.channels)
     rank, world_size = shard
     pairs = pairs[rank::world_size]
     report = BatchReport(ignored=ignored if rank == 0 else 0)
@@ -110,18 +112,37 @@ def translate_files(
         pending, saves = [], []
 
         def flush() -> None:
-            results = translator.translate([im for _, im in pending], direction=direction, size=size,
-                                           batch_size=batch_size, tile=tile, overlap=overlap,
-                                           tile_statistics=tile_statistics)
+            try:
+                results = translator.translate_pixels([im for _, im in pending], direction=direction, size=size,
+                                                      batch_size=batch_size, tile=tile, overlap=overlap,
+                                                      tile_statistics=tile_statistics)
+            except Img2ImgError:
+                # One input the model cannot take (e.g. its channel count): the others still go.
+                results = []
+                for i, image in pending:
+                    try:
+                        results.append(translator.translate_pixels(image, direction=direction, size=size, tile=tile,
+                                                                   overlap=overlap, tile_statistics=tile_statistics))
+                    except Img2ImgError as e:
+                        results.append(None)
+                        report.failures.append((str(todo[i][0]), str(e).split(": ", 1)[-1]))
             for (i, image), result in zip(pending, results):
-                if size is None and translator.tiling_for(*image.size, tile=tile, overlap=overlap):
+                if result is None:
+                    continue
+                height, width = image.shape[:2]
+                if size is None and translator.tiling_for(width, height, tile=tile, overlap=overlap):
                     report.tiled += 1
-                saves.append((i, saver.submit(_save, result, todo[i][1])))
+                saves.append((i, saver.submit(write_image, todo[i][1], result)))
             pending.clear()
 
         for i, image, error in loader:
             if error is not None:
                 report.failures.append((str(todo[i][0]), error))
+                bar.update(1)
+                continue
+            if image is None:  # a volume
+                saves.append((i, saver.submit(translate_volume, translator, todo[i][0], todo[i][1], direction,
+                                              batch_size)))
                 bar.update(1)
                 continue
             pending.append((i, image))
@@ -134,12 +155,20 @@ def translate_files(
             try:
                 future.result()
                 report.converted += 1
+            except ImageReadError as e:
+                report.failures.append((str(todo[i][0]), e.reason))
             except (OSError, ValueError, Img2ImgError) as e:
                 report.failures.append((str(todo[i][0]), f"cannot write {todo[i][1]}: {e}"))
     return report
 
 
-def _save(image, path: Path) -> None:
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-    atomic_write(path, lambda f: image.save(f, format=fmt, **kwargs))
+def translate_volume(translator: Translator, src: Path, dst: Path, direction: str = "AtoB",
+                     batch_size: int = 8) -> None:
+    """A NIfTI volume translated slice by slice along the model's slice axis and written as
+    NIfTI with the input's affine and header (several output channels become a 4th axis)."""
+    volume, image = read_volume(src)
+    axis = translator.cfg.data.slice_axis % 3
+    slices = [np.take(volume, k, axis=axis) for k in range(volume.shape[axis])]
+    out = translator.translate_pixels(slices, direction=direction, batch_size=batch_size)
+    result = np.stack(out, axis=axis)  # X x Y x Z x C
+    write_volume(dst, result[..., 0] if result.shape[-1] == 1 else result, image)

@@ -20,7 +20,8 @@ from .files import atomic_write
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
 #    are `method_config`, and the speed switches are `train.speed`.
 # 3: `data.resize` names the resizing filter; older runs resized with cv2's area filter.
-FORMAT_VERSION = 3
+# 4: the model's pixel formats (`model.in_dtype`, `in_range`, ...); older models are 8-bit, 0..255.
+FORMAT_VERSION = 4
 
 # Format 1 kept these in ModelConfig and TrainConfig.
 _V1_METHOD_FIELDS = ("gan_mode", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size")
@@ -51,6 +52,8 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
         state["config"] = upgrade_config_v1(state["config"])
     if version <= 2:
         state["config"] = upgrade_config_v2(state["config"])
+    if version <= 3:
+        state["config"] = upgrade_config_v3(state["config"])
     state["format_version"] = FORMAT_VERSION
     try:
         RunConfig.from_dict(state["config"])
@@ -77,6 +80,11 @@ def upgrade_config_v1(config: dict[str, Any]) -> dict[str, Any]:
 
 def upgrade_config_v2(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "data": {"resize": "area", **config.get("data", {})}}
+
+
+def upgrade_config_v3(config: dict[str, Any]) -> dict[str, Any]:
+    eight_bit = {"in_dtype": "uint8", "out_dtype": "uint8", "in_range": (0.0, 255.0), "out_range": (0.0, 255.0)}
+    return {**config, "model": {**eight_bit, **config.get("model", {})}}
 
 
 def checkpoint_config(state: dict[str, Any]) -> RunConfig:

@@ -12,6 +12,7 @@ import time
 import typing
 from pathlib import Path
 
+from .data.writers import FORMATS
 from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name
 from .errors import Img2ImgError
 from .inference import BATCH_NORM_MODES, ENGINES
@@ -50,8 +51,8 @@ def add_config_flags(parser, section: str, cls, defaults: dict[str, str] | None 
             if default is not None:
                 kwargs["help"] += f" (default {'on' if default else 'off'})"
         else:
-            kwargs.update(type=kind if kind in (int, float) else str, choices=choices,
-                          metavar=None if choices else f.name.upper())
+            parse = f.metadata.get("parse") or (kind if kind in (int, float) else str)
+            kwargs.update(type=parse, choices=choices, metavar=None if choices else f.name.upper())
         parser.add_argument(flag_name(f.name), **kwargs)
 
 
@@ -145,7 +146,10 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    p.add_argument("--format", default="png", choices=["png", "jpg", "same"])
+    p.add_argument("--format", default="auto", choices=FORMATS,
+                   help="auto (default): PNG for 8-bit outputs of 8-bit images, else same; same: the input's "
+                   "format where it can hold the output without loss (16-bit PNG, TIFF of any dtype and channel "
+                   "count, .npy, NIfTI volumes; DICOM becomes TIFF); png, jpg, tif or npy")
     p.add_argument("--size", type=int, help="resize to SIZE x SIZE for the network, then back")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (default 40 MP)")
     p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")

@@ -9,10 +9,13 @@ in its own file under `methods/`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Callable, Literal, NamedTuple, get_args
 
 import torch
+
+from .errors import Img2ImgError
 
 from .models.discriminators import DISCRIMINATORS
 from .models.generators import AUTO_UNET, GENERATOR_BUILDERS
@@ -22,14 +25,57 @@ Direction = Literal["AtoB", "BtoA"]
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 
 
+class Accepts(NamedTuple):
+    """What a numeric setting accepts: a test, and the words that say it."""
+
+    test: Callable[[float], bool]
+    text: str
+
+
+def at_least(low: float) -> Accepts:
+    return Accepts(lambda v: v >= low, f"a number of at least {low:g}")
+
+
+POSITIVE = Accepts(lambda v: v > 0, "a number above 0")
+IN_UNIT = Accepts(lambda v: 0 <= v < 1, "a number in [0, 1)")
+ANY_INTEGER = Accepts(lambda v: True, "an integer")
+
+
 def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True,
-            fixed: bool = False, factory=None):
+            fixed: bool = False, factory=None, accepts: Accepts | None = None, parse: Callable | None = None):
     """A config field. `fixed`: part of the trained model, so it cannot change on resume.
-    `cli=False`: not a flag of its own (set through another argument, or not by users)."""
-    metadata = {"help": help, "choices": choices, "cli": cli, "fixed": fixed}
+    `cli=False`: not a flag of its own (set through another argument, or not by users).
+    `accepts`: what a numeric setting may be (default: at least 0; `check_settings` applies it).
+    `parse`: how the flag's text becomes the value, where that is not int, float or str."""
+    metadata = {"help": help, "choices": choices, "cli": cli, "fixed": fixed, "accepts": accepts, "parse": parse}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def parse_size(text: str) -> int | tuple[int, int]:
+    """'256' (square) or 'WxH', e.g. '512x256'."""
+    import argparse
+
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise argparse.ArgumentTypeError(f"{text!r}: give N (square) or WxH, e.g. 512x256")
+
+
+def size_pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """(width, height) of a size setting."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def size_text(size: int | tuple[int, int]) -> str:
+    w, h = size_pair(size)
+    return str(w) if w == h else f"{w}x{h}"
 
 
 @dataclass
@@ -40,37 +86,115 @@ class ModelConfig:
     netG: str = setting(AUTO_UNET, "generator: unet (depth from --size), unet_N for N-pixel multiples, "
                         "resnet_Nblocks for multiples of 4", choices=(AUTO_UNET, *GENERATOR_BUILDERS), fixed=True)
     netD: str = setting("patch", "discriminator", choices=tuple(DISCRIMINATORS), fixed=True)
-    ngf: int = setting(64, "generator width", fixed=True)
-    ndf: int = setting(64, "discriminator width", fixed=True)
-    n_layers_d: int = setting(3, "PatchGAN depth (3 = 70x70 patches)", fixed=True)
-    num_d: int = setting(2, "multiscale discriminator: number of scales", fixed=True)
+    ngf: int = setting(64, "generator width", fixed=True, accepts=at_least(1))
+    ndf: int = setting(64, "discriminator width", fixed=True, accepts=at_least(1))
+    n_layers_d: int = setting(3, "PatchGAN depth (3 = 70x70 patches)", fixed=True, accepts=at_least(1))
+    num_d: int = setting(2, "multiscale discriminator: number of scales", fixed=True, accepts=at_least(1))
     spectral_norm: bool = setting(False, "spectral normalisation of the discriminator's convolutions", fixed=True)
     norm: str = setting("batch", "normalisation layers", choices=tuple(NORM_LAYERS), fixed=True)
     dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
     antialias: bool = setting(False, "ResNet generator: blurred (anti-aliased) down- and upsampling, as CUT's "
                               "reference code", fixed=True)
-    in_channels: int = setting(3, "input channels", cli=False, fixed=True)
-    out_channels: int = setting(3, "output channels", cli=False, fixed=True)
+    # The domains' pixels (img2img.pixel_format), read off the data when a run starts: domain A's
+    # (the input's) and domain B's channels, dtype and the range mapped onto [-1, 1]. A dtype of
+    # None means not read yet; checkpoints from before these fields are 8-bit RGB, 0..255.
+    in_channels: int = setting(3, "input channels", cli=False, fixed=True, accepts=at_least(1))
+    out_channels: int = setting(3, "output channels", cli=False, fixed=True, accepts=at_least(1))
+    in_dtype: str | None = setting(None, "input pixel type", cli=False, fixed=True)
+    out_dtype: str | None = setting(None, "output pixel type", cli=False, fixed=True)
+    in_range: tuple[float, float] | None = setting(None, "input values mapped onto [-1, 1]", cli=False, fixed=True)
+    out_range: tuple[float, float] | None = setting(None, "output values mapped onto [-1, 1]", cli=False, fixed=True)
+
+    def __post_init__(self) -> None:
+        # JSON (config.json, ONNX metadata) stores tuples as lists.
+        for name in ("in_range", "out_range"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, (float(value[0]), float(value[1])))
 
 
 RESIZE_FILTERS = ("bicubic", "area")
+# The canonical code's --preprocess modes (data/transforms.py says what each does).
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+
+def _parse_range(text: str):
+    from .pixel_format import parse_range
+
+    try:
+        return parse_range(text, "range")
+    except Img2ImgError as e:
+        import argparse
+
+        raise argparse.ArgumentTypeError(str(e).removeprefix("range ")) from None
+
+
+def _parse_channels(text: str):
+    from .pixel_format import parse_channels
+
+    try:
+        return parse_channels(text)
+    except Img2ImgError as e:
+        import argparse
+
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 @dataclass
 class DataConfig:
     root: str = setting("", "dataset folder", cli=False)
     direction: Direction = setting("AtoB", "which side is the input", choices=DIRECTIONS)
-    load_size: int = setting(286, "resize to this before cropping")
+    load_size: int | tuple[int, int] = setting(
+        286, "resize to this before cropping: N or WxH (N with a WxH crop scales the crop's shape to a shorter "
+        "side of N)", parse=parse_size, accepts=at_least(1))
     resize: str = setting("bicubic", "resizing filter: bicubic (PIL's, antialiased, as the canonical code) or area "
                           "(cv2's, what runs from before checkpoint format 3 used)", choices=RESIZE_FILTERS)
-    size: int = setting(256, "crop size: the networks' training resolution")
+    size: int | tuple[int, int] = setting(256, "crop size, the networks' training resolution: N (square) or WxH, "
+                                          "e.g. 512x256", parse=parse_size, accepts=at_least(1))
+    preprocess: str = setting("resize_and_crop", "resize_and_crop (to --load-size, then a random --size crop), "
+                              "crop (a --size crop of the original), scale_width (width to --load-size, keeping the "
+                              "aspect), scale_width_and_crop, or none (whole images, padded to the generator's "
+                              "multiple)", choices=PREPROCESS_MODES)
     flip: bool = setting(True, "random horizontal flips")
     serial_batches: bool = setting(False, "in-order data (unpaired: A[i] with B[i])")
-    batch_size: int = setting(1, "images per step (per rank under torchrun)")
+    batch_size: int = setting(1, "images per step (per rank under torchrun)", accepts=at_least(1))
     num_workers: int = setting(2, "data loading processes")
+    range_a: tuple[float, float] | str | None = setting(
+        None, "values of domain A mapped onto [-1, 1]: LO,HI (clipped; CT: -1024,3071) or auto (the 0.5/99.5 "
+        "percentiles of a sample of the train split). Default: 0,255 for 8-bit, 0,65535 for 16-bit, auto "
+        "otherwise", parse=_parse_range)
+    range_b: tuple[float, float] | str | None = setting(None, "values of domain B mapped onto [-1, 1], as --range-a",
+                                                        parse=_parse_range)
+    slice_axis: int = setting(-1, "NIfTI volumes: the axis along which they are read as 2D slices (-1: the last)",
+                              accepts=Accepts(lambda v: -3 <= v <= 2, "an axis of a 3D volume: -3 to 2"))
+    preview_channels: tuple[int, ...] | None = setting(
+        None, "data of more than 3 channels: the channels that previews (sample grids, the app, FID) show as "
+        "R,G,B, or one as grey (default: the first three)", parse=_parse_channels)
     val_dir: str | None = setting(None, "validation folder (default DIR/val or DIR/test; testA+testB unpaired)")
     domain_a: str = setting("A", "name of domain A, for people (e.g. horse)")
     domain_b: str = setting("B", "name of domain B, for people (e.g. zebra)")
+
+    def __post_init__(self) -> None:
+        # JSON (config.json, ONNX metadata) stores tuples as lists.
+        for name in ("size", "load_size", "range_a", "range_b", "preview_channels"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        """(width, height) of the training crops."""
+        return size_pair(self.size)
+
+    @property
+    def load_frame(self) -> tuple[int, int]:
+        """(width, height) images are resized to before cropping: --load-size WxH, or N scaling
+        the crop's shape so that its shorter side is N (N x N for square crops)."""
+        if not isinstance(self.load_size, int):
+            return size_pair(self.load_size)
+        w, h = self.crop_size
+        scale = self.load_size / min(w, h)
+        return round(w * scale), round(h * scale)
 
 
 @dataclass
@@ -122,10 +246,10 @@ class TrainConfig:
     out: str = setting("", "run folder", cli=False)
     epochs: int = setting(100, "epochs at constant learning rate")
     epochs_decay: int = setting(100, "epochs of linear decay to 0")
-    max_steps: int | None = setting(None, "stop after this many steps in all")
-    lr: float = setting(2e-4, "Adam learning rate")
-    beta1: float = setting(0.5, "Adam beta1")
-    beta2: float = setting(0.999, "Adam beta2")
+    max_steps: int | None = setting(None, "stop after this many steps in all", accepts=at_least(1))
+    lr: float = setting(2e-4, "Adam learning rate", accepts=POSITIVE)
+    beta1: float = setting(0.5, "Adam beta1", accepts=IN_UNIT)
+    beta2: float = setting(0.999, "Adam beta2", accepts=IN_UNIT)
     device: str = setting("auto", "auto, cpu or cuda")
     speed: SpeedConfig = setting(None, "fast-path switches", cli=False, factory=SpeedConfig)
     sync_bn: bool = setting(False, "under torchrun: BatchNorm statistics over all ranks' batches (CUDA only)")
@@ -149,7 +273,7 @@ class TrainConfig:
                                     "Inception weights and a validation split exist")
     fid_val: str | None = setting(None, "folder to compute FID on instead of the validation split")
     fid_weights: str | None = setting(None, "Inception weights for FID (see `img2img fid --help`)")
-    num_samples: int = setting(4, "images in each sample grid")
+    num_samples: int = setting(4, "images in each sample grid", accepts=at_least(1))
 
 
 @dataclass
@@ -214,3 +338,33 @@ def method_class(name: str):
         return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def check_settings(cfg: RunConfig) -> None:
+    """Every numeric setting against what it accepts (at least 0 unless its field says), and the
+    settings that must agree; an Img2ImgError names the flag and what it accepts."""
+    sections = (cfg.model, cfg.method_config, cfg.data, cfg.train, cfg.train.speed)
+    for section in sections:
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            accepts = f.metadata.get("accepts") or at_least(0)
+            values = value if isinstance(value, tuple) and f.name in ("size", "load_size") else (value,)
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                if not math.isfinite(v) or not accepts.test(v):
+                    raise Img2ImgError(f"{flag_name(f.name)} {size_text(value) if f.name in ('size', 'load_size') else value}:"
+                                       f" must be {accepts.text}")
+    t, data = cfg.train, cfg.data
+    if t.epochs + t.epochs_decay < 1:
+        raise Img2ImgError(f"--epochs {t.epochs} --epochs-decay {t.epochs_decay}: nothing to train; the two "
+                           "together must be at least 1")
+    if data.preprocess == "resize_and_crop":
+        (w, h), (lw, lh) = data.crop_size, data.load_frame
+        if w > lw or h > lh:
+            raise Img2ImgError(f"--size {size_text(data.size)} is larger than --load-size "
+                               f"{size_text(data.load_size)} ({lw}x{lh}): the crop must fit the resized image")
+    for name in ("range_a", "range_b"):
+        value = getattr(data, name)
+        if isinstance(value, tuple) and not value[0] < value[1]:
+            raise Img2ImgError(f"{flag_name(name)} {value[0]:g},{value[1]:g}: LO must be less than HI")

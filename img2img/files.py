@@ -5,24 +5,30 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable, IO
 
 from .errors import Img2ImgError
 
 
-@contextlib.contextmanager
-def atomic_open(path: Path | str, mode: str = "wb") -> "contextlib.Generator[IO, None, None]":
-    """Yield a temporary file in the target's folder; on success fsync it and rename it over `path`."""
-    path = Path(path)
+def _create_temporary(path: Path, suffix: str) -> tuple[int, Path]:
+    """A new file beside `path`, created with mode 0666 so that the umask gives it the
+    permissions of any new file (tempfile.mkstemp's 0600 would hide outputs from other users)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, tmp: Path) -> "contextlib.Generator[None, None, None]":
+    """Rename `tmp` over `path` if the block succeeds; remove it otherwise."""
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
@@ -30,6 +36,28 @@ def atomic_open(path: Path | str, mode: str = "wb") -> "contextlib.Generator[IO,
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             raise Img2ImgError(f"{path}: disk full while writing; the previous file is intact") from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path | str, mode: str = "wb") -> "contextlib.Generator[IO, None, None]":
+    """Yield a temporary file in the target's folder; on success fsync it and rename it over `path`."""
+    path = Path(path)
+    fd, tmp = _create_temporary(path, ".tmp")
+    with _replacing(path, tmp), os.fdopen(fd, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str, suffix: str = ".tmp") -> "contextlib.Generator[Path, None, None]":
+    """For writers that take a file name: yield a temporary path beside `path` (ending in
+    `suffix`, for writers that go by it), renamed over `path` once the block succeeds."""
+    path = Path(path)
+    fd, tmp = _create_temporary(path, suffix)
+    os.close(fd)
+    with _replacing(path, tmp):
+        yield tmp
 
 
 def atomic_write(path: Path | str, write: Callable[[IO], None], mode: str = "wb") -> None:

@@ -12,11 +12,12 @@ from PIL import Image
 
 from .checkpoint import checkpoint_config, load_checkpoint, load_generators
 from .config import Direction, RunConfig
-from .data.images import load_rgb, to_tensor, to_uint8
+from .data.images import read_image
 from .device import resolve_device
 from .errors import Img2ImgError
 from .log import logger
-from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Tiling, translate_tiled
+from .pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
+from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
 
 ImageInput = Image.Image | str | Path
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -53,6 +54,7 @@ class Translator:
         self.generators = generators
         self.device = device
         self.onnx = onnx or {}
+        self._noted: set[str] = set()  # conversions already noted (one line each)
         for g in generators.values():
             g.eval().to(device)
 
@@ -117,66 +119,113 @@ class Translator:
             return None
         return Tiling(tile, overlap, statistics if self.generators else "per-tile")
 
+    def formats(self, direction: Direction) -> Formats:
+        """The pixel formats `direction` maps between (the model's input and output, or reversed)."""
+        source, target = PixelFormat.of_model(self.cfg.model, "in"), PixelFormat.of_model(self.cfg.model, "out")
+        return Formats(source, target) if direction == "AtoB" else Formats(target, source)
+
+    def pixels_of(self, item: ImageInput | np.ndarray, direction: Direction) -> np.ndarray:
+        """An input as pixels of the direction's source format (H x W x C), read and converted
+        as needed; a conversion is noted in one line, once per kind of conversion."""
+        name = _name(item)
+        if isinstance(item, np.ndarray):
+            pixels = item[..., None] if item.ndim == 2 else item
+        elif isinstance(item, Image.Image):
+            pixels = pil_pixels(item)
+        else:
+            pixels = read_image(item).array
+        check_finite(pixels, name)
+        pixels, note = self.formats(direction).source.adapt(pixels, name)
+        if note is not None:
+            kind = note.split(": ", 1)[1]
+            if kind not in self._noted:
+                self._noted.add(kind)
+                logger.info(f"note: {note} (and so for any other such input)")
+        return pixels
+
     @torch.no_grad()
     def translate(
         self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB", size: int | None = None,
         batch_size: int = 8, tile: int | None = None, overlap: int = 64, tile_statistics: str = "pooled",
     ) -> Image.Image | list[Image.Image]:
-        """Translate one image or a list; returns PIL images of the inputs' sizes.
+        """Translate one image or a list; returns PIL images of the inputs' sizes: the output
+        itself for 8-bit models, else its 8-bit preview (`translate_pixels` keeps every bit).
+        Arguments as `translate_pixels`."""
+        single = not isinstance(images, (list, tuple))
+        out = self.translate_pixels([images] if single else list(images), direction, size, batch_size, tile,
+                                    overlap, tile_statistics)
+        target = self.formats(direction).target
+        pil = [to_pil(result, target) for result in out]
+        return pil[0] if single else pil
 
-        With `size`, images are resized to size x size first (the training scale) and the output
-        is resized back; otherwise the network runs on the image as it is, padded to a size
-        it accepts and cropped back. Images above AUTO_TILE_PIXELS, or that run out of memory
-        whole, are translated in `tile`-pixel tiles overlapping by `overlap` (see img2img.tiling);
-        `tile=0` never tiles.
+    @torch.no_grad()
+    def translate_pixels(
+        self, images: ImageInput | np.ndarray | Sequence[ImageInput | np.ndarray], direction: Direction = "AtoB",
+        size: int | None = None, batch_size: int = 8, tile: int | None = None, overlap: int = 64,
+        tile_statistics: str = "pooled",
+    ) -> np.ndarray | list[np.ndarray]:
+        """Translate one image or a list (PIL images, files of any format the readers know, or
+        H x W x C arrays); returns H x W x C arrays of the output format, at the inputs' sizes.
+
+        Inputs of another channel count or dtype than the model's are converted (see
+        `PixelFormat.adapt`). With `size`, images are resized to size x size first (the training
+        scale) and the output is resized back; otherwise the network runs on the image as it is,
+        padded to a size it accepts and cropped back. Images above AUTO_TILE_PIXELS, or that run
+        out of memory whole, are translated in `tile`-pixel tiles overlapping by `overlap` (see
+        img2img.tiling); `tile=0` never tiles.
         """
         self.network(direction)
+        formats = self.formats(direction)
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
-        pil = [im if isinstance(im, Image.Image) else load_rgb(im) for im in items]
-        pil = [im.convert("RGB") if im.mode != "RGB" else im for im in pil]
-        sizes = [im.size for im in pil]
+        pixels = [self.pixels_of(item, direction) for item in items]
+        sizes = [p.shape[:2] for p in pixels]
         if size is not None:
-            pil = [im.resize((size, size), Image.BICUBIC) for im in pil]
-        out: list[Image.Image | None] = [None] * len(pil)
+            pixels = [resize_pixels(p, size, size) for p in pixels]
+        out: list[np.ndarray | None] = [None] * len(pixels)
         whole: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(pil):
-            tiling = self.tiling_for(*im.size, tile=tile, overlap=overlap, statistics=tile_statistics)
+        for i, p in enumerate(pixels):
+            height, width = p.shape[:2]
+            tiling = self.tiling_for(width, height, tile=tile, overlap=overlap, statistics=tile_statistics)
             if tiling is None:
-                whole.setdefault(im.size, []).append(i)
+                whole.setdefault((width, height), []).append(i)
             else:
                 if tile is None:
-                    logger.info(f"{_name(items[i])}: {im.width}x{im.height} px; translating in {tiling.describe()}")
-                out[i] = self.translate_tiled(im, direction, tiling)
+                    logger.info(f"{_name(items[i])}: {width}x{height} px; translating in {tiling.describe()}")
+                out[i] = self.translate_tiled(p, direction, tiling)
         # Same-sized images go through the network together.
-        for idx in whole.values():
+        for (width, height), idx in whole.items():
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start : start + batch_size]
                 try:
-                    results = self.translate_tensor(torch.stack([to_tensor(np.asarray(pil[i])) for i in chunk]), direction)
-                    results = [Image.fromarray(to_uint8(t)) for t in results]
+                    results = self.translate_tensor(torch.stack([formats.source.encode(pixels[i]) for i in chunk]),
+                                                    direction)
+                    results = [formats.target.decode_tensor(t) for t in results]
                 except (torch.OutOfMemoryError, MemoryError) as e:
                     if tile == 0:
-                        raise Img2ImgError(f"out of memory translating {pil[chunk[0]].size} px images whole ({e}); "
+                        raise Img2ImgError(f"out of memory translating {width}x{height} px images whole ({e}); "
                                            "use tiles") from None
-                    tiling = self.tiling_for(*pil[chunk[0]].size, DEFAULT_TILE, overlap, tile_statistics)
+                    tiling = self.tiling_for(width, height, DEFAULT_TILE, overlap, tile_statistics)
                     logger.warning(f"out of memory for whole images; translating in {tiling.describe()}")
-                    results = [self.translate_tiled(pil[i], direction, tiling) for i in chunk]
+                    results = [self.translate_tiled(pixels[i], direction, tiling) for i in chunk]
                 for i, result in zip(chunk, results):
                     out[i] = result
         if size is not None:
-            out = [result.resize(original, Image.BICUBIC) for result, original in zip(out, sizes)]
+            out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
         return out[0] if single else out
 
     @torch.no_grad()
-    def translate_tiled(self, image: Image.Image, direction: Direction, tiling: Tiling) -> Image.Image:
+    def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:
         """One image in blended tiles (see img2img.tiling); memory is bounded by the tile size."""
+        if isinstance(pixels, Image.Image):
+            pixels = self.pixels_of(pixels, direction)
         net = self.generators.get(direction) or self.network(direction)
-        return translate_tiled(lambda x: self._run(net, x), image, tiling, net.size_multiple)
+        return translate_tiled(lambda x: self._run(net, x), pixels, tiling, net.size_multiple,
+                               formats=self.formats(direction))
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:
-        """[N, C, H, W] in [-1, 1] -> same shape, any H and W."""
+        """[N, C, H, W] in [-1, 1] -> [N, C', H, W], any H and W."""
         return self._run(self.network(direction), x)
 
     def _run(self, net: Network, x: torch.Tensor) -> torch.Tensor:
@@ -187,8 +236,26 @@ class Translator:
         return y[..., :h, :w].float().cpu()
 
 
-def _name(item: ImageInput) -> str:
-    return "image" if isinstance(item, Image.Image) else Path(item).name
+def _name(item) -> str:
+    return "image" if isinstance(item, (Image.Image, np.ndarray)) else Path(item).name
+
+
+def pil_pixels(image: Image.Image) -> np.ndarray:
+    """A PIL image's pixels: grey as one channel, 16-bit and float greyscale as they are, anything else as RGB."""
+    if image.mode in ("L", "I;16", "I;16L", "I;16B", "I", "F", "RGB", "RGBA"):
+        pixels = np.asarray(image)
+        if image.mode.startswith("I;16"):
+            pixels = pixels.astype(np.uint16)
+    else:
+        pixels = np.asarray(image.convert("RGB"))
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def to_pil(pixels: np.ndarray, fmt: PixelFormat) -> Image.Image:
+    """8-bit pixels as they are (grey or RGB); anything else as its preview, windowed by `fmt`'s range."""
+    if pixels.dtype == np.uint8 and pixels.shape[2] in (1, 3):
+        return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    return Image.fromarray(preview_uint8(fmt.encode(pixels).permute(1, 2, 0).numpy()))
 
 
 def _onnx_sessions(path, cfg, generators, batch_norm, device, required: bool) -> dict[Direction, Network]:

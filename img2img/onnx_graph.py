@@ -10,7 +10,6 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,10 +19,15 @@ import torch
 from .checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
 from .config import Direction, RunConfig
 from .errors import Img2ImgError
+from .files import atomic_path
+from .pixel_format import PixelFormat
 
 OPSET = 18
 META_CONFIG, META_DIRECTION, META_SIZE_MULTIPLE, META_BATCH_NORM = (
     "img2img.config", "img2img.direction", "img2img.size_multiple", "img2img.batch_norm")
+# What the graph's input and output tensors mean, for readers without img2img: channels, dtype
+# and the value range mapped onto [-1, 1], e.g. "1 channel int16 -1024..3071".
+META_INPUT, META_OUTPUT = "img2img.input_pixels", "img2img.output_pixels"
 
 
 def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Direction, out: Path | str,
@@ -35,7 +39,8 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
     # A sample whose every spatial size is above 1 at the bottleneck, with height != width and
     # batch 2, so that the exporter specialises none of them.
     height = multiple * max(2, -(-128 // multiple))
-    sample = torch.zeros(2, cfg.model.in_channels, height, height + multiple * max(1, -(-64 // multiple)))
+    channels = cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels
+    sample = torch.zeros(2, channels, height, height + multiple * max(1, -(-64 // multiple)))
     dynamic = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
     net = copy.deepcopy(generator).float().cpu().eval()
     with warnings.catch_warnings():
@@ -45,20 +50,19 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
                                         opset_version=OPSET, dynamo=True, dynamic_shapes=(dynamic,), verbose=False)
         except ImportError as e:
             raise Img2ImgError(f"ONNX export needs the onnx and onnxscript packages ({e})") from None
+    source, target = (PixelFormat.of_model(cfg.model, side) for side in ("in", "out"))
+    if direction == "BtoA":
+        source, target = target, source
     program.model.metadata_props.update({
         META_CONFIG: json.dumps(cfg.to_dict()),
+        META_INPUT: source.describe(),
+        META_OUTPUT: target.describe(),
         META_DIRECTION: direction,
         META_SIZE_MULTIPLE: str(multiple),
         META_BATCH_NORM: batch_norm,
     })
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        program.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(out, suffix=".onnx") as tmp:
+        program.save(str(tmp))
     return out
 
 

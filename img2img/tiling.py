@@ -1,8 +1,8 @@
 """Translating images of any size in overlapping tiles, at memory bounded by the tile size.
 
 Tiles are blended with a raised-cosine window across each overlap, so no seam shows. Tiles are
-processed one row at a time: only the input, the output (both 8-bit) and one row of float
-tiles are ever held, never a float copy of the whole image.
+processed one row at a time: only the input, the output (both at their own pixel formats) and
+one row of float tiles are ever held, never a float copy of the whole image.
 
 Per-image normalisation (pix2pix's BatchNorm at test time, CycleGAN's InstanceNorm) would give
 each tile its own statistics, and so its own tone. `TILE_STATISTICS` are the remedies; see
@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
-
-from .data.images import to_tensor
 from .errors import Img2ImgError
 from .models.norm import SharedStatistics, shared_statistics
+from .pixel_format import PixelFormat, resize_pixels
 
 # "pooled" (default): a first pass over all tiles pools their statistics, each pixel counted once;
 #   a second pass normalises every tile by them (2x the work). Closest to the whole translation
@@ -81,27 +79,34 @@ def blend_window(start: int, tile: int, length: int, overlap: int) -> np.ndarray
     return w
 
 
+@dataclass(frozen=True)
+class Formats:
+    """The pixel formats a network maps between (8-bit RGB both ways by default)."""
+
+    source: PixelFormat = PixelFormat()
+    target: PixelFormat = PixelFormat()
+
+
 @torch.no_grad()
-def translate_tiled(network: Network, image: Image.Image, tiling: Tiling, size_multiple: int,
-                    batch_size: int = 1) -> Image.Image:
-    """`network` maps [N, 3, h, w] in [-1, 1] to the same shape (padding as it needs).
-    One tile at a time measured both leaner and faster on the CPU than four (benchmarks/RESULTS.md)."""
+def translate_tiled(network: Network, pixels: np.ndarray, tiling: Tiling, size_multiple: int,
+                    batch_size: int = 1, formats: Formats = Formats()) -> np.ndarray:
+    """H x W x C pixels of `formats.source` -> pixels of `formats.target`. `network` maps
+    [N, C, h, w] in [-1, 1] to [N, C', h, w] (padding as it needs). One tile at a time measured
+    both leaner and faster on the CPU than four (benchmarks/RESULTS.md)."""
     tiling = tiling.validate(size_multiple)
-    pixels = np.asarray(image)
     statistics = SharedStatistics()
     if tiling.statistics == "downscaled":
         with shared_statistics(statistics):
-            network(to_tensor(np.asarray(_downscaled(image, tiling.tile, size_multiple)))[None])
+            network(formats.source.encode(_downscaled(pixels, tiling.tile, size_multiple))[None])
     elif tiling.statistics == "pooled":
         with shared_statistics(statistics):
-            _run_tiles(network, pixels, tiling, batch_size, None, statistics, size_multiple)
+            _run_tiles(network, pixels, tiling, batch_size, formats, None, statistics, size_multiple)
+    out = np.empty((*pixels.shape[:2], formats.target.channels), formats.target.dtype)
     if tiling.statistics == "per-tile":
-        return Image.fromarray(_run_tiles(network, pixels, tiling, batch_size, np.empty_like(pixels),
-                                          multiple=size_multiple))
+        return _run_tiles(network, pixels, tiling, batch_size, formats, out, multiple=size_multiple)
     statistics.freeze()
     with shared_statistics(statistics):
-        return Image.fromarray(_run_tiles(network, pixels, tiling, batch_size, np.empty_like(pixels),
-                                          multiple=size_multiple))
+        return _run_tiles(network, pixels, tiling, batch_size, formats, out, multiple=size_multiple)
 
 
 def padded_index(length: int, multiple: int, reflect: bool) -> np.ndarray:
@@ -115,17 +120,17 @@ def padded_index(length: int, multiple: int, reflect: bool) -> np.ndarray:
     return index
 
 
-def _downscaled(image: Image.Image, tile: int, size_multiple: int) -> Image.Image:
+def _downscaled(pixels: np.ndarray, tile: int, size_multiple: int) -> np.ndarray:
     """The image shrunk to about one tile's area, each side a multiple the network accepts."""
-    w, h = image.size
+    h, w = pixels.shape[:2]
     scale = min(1.0, tile / math.sqrt(w * h))
-    sides = [max(size_multiple, round(side * scale / size_multiple) * size_multiple) for side in (w, h)]
-    return image.resize(tuple(sides), Image.BICUBIC)
+    width, height = (max(size_multiple, round(side * scale / size_multiple) * size_multiple) for side in (w, h))
+    return resize_pixels(pixels, width, height)
 
 
-def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size: int, out: np.ndarray | None,
-               recording: SharedStatistics | None = None, multiple: int = 1) -> np.ndarray | None:
-    """Runs every tile, a row at a time; blends them into `out` (uint8, H x W x 3) if given.
+def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size: int, formats: Formats,
+               out: np.ndarray | None, recording: SharedStatistics | None = None, multiple: int = 1) -> np.ndarray | None:
+    """Runs every tile, a row at a time; blends them into `out` (H x W x C' of the target format) if given.
     Tiles cover the image padded at the bottom and right to `multiple` (`padded_index`), as the
     whole translation pads it; the padding is cropped off the output. While `recording`
     statistics, each tile's pixels are weighted by its share of the blend, so that every (padded)
@@ -150,7 +155,7 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
             col_total[x : x + tile_w] += window
     carry = carry_weight = None
     for r, y in enumerate(rows):
-        acc = np.zeros((tile_h, width, 3), dtype=np.float32)
+        acc = np.zeros((tile_h, width, formats.target.channels), dtype=np.float32)
         weight = np.zeros((tile_h, width, 1), dtype=np.float32)
         if carry is not None:
             acc[: len(carry)] = carry
@@ -158,7 +163,8 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
         row_window = blend_window(y, tiling.tile, height, tiling.overlap)
         for start in range(0, len(cols), batch_size):
             chunk = cols[start : start + batch_size]
-            batch = torch.stack([to_tensor(_tile(pixels, row_index, col_index, y, x, tile_h, tile_w)) for x in chunk])
+            batch = torch.stack([formats.source.encode(_tile(pixels, row_index, col_index, y, x, tile_h, tile_w))
+                                 for x in chunk])
             if recording is not None:
                 shares = [np.outer(row_window / row_total[y : y + tile_h], col_windows[start + k] / col_total[x : x + tile_w])
                           for k, x in enumerate(chunk)]
@@ -176,7 +182,7 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
         done = rows[r + 1] - y if r + 1 < len(rows) else tile_h
         kept = max(0, min(done, image_h - y))  # rows of padding are dropped
         blended = acc[:kept, :image_w] / weight[:kept, :image_w]
-        out[y : y + kept] = np.clip(np.rint((blended + 1) * 127.5), 0, 255).astype(np.uint8)
+        out[y : y + kept] = formats.target.decode(blended)
         carry, carry_weight = acc[done:], weight[done:]
     return out
 

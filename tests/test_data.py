@@ -10,6 +10,7 @@ from img2img.data.images import load_rgb
 from img2img.data.loader import EpochSampler
 from img2img.data.paired import PairedDataset
 from img2img.data.unpaired import UnpairedDataset
+from img2img.config import DataConfig
 from img2img.data.transforms import train_transform
 from img2img.errors import Img2ImgError, ImageReadError
 
@@ -26,7 +27,7 @@ def make_identical_pairs(folder: Path, n: int = 8) -> Path:
 
 
 def test_a_and_b_get_identical_crops_and_flips(tmp_path):
-    ds = PairedDataset(make_identical_pairs(tmp_path / "train"), train_transform(40, 24, flip=True))
+    ds = PairedDataset(make_identical_pairs(tmp_path / "train"), train_transform(DataConfig(load_size=40, size=24, flip=True)))
     crops = set()
     for epoch in range(4):
         for i in range(len(ds)):
@@ -38,7 +39,7 @@ def test_a_and_b_get_identical_crops_and_flips(tmp_path):
 
 
 def test_augmentation_is_a_function_of_seed_epoch_and_index(tmp_path):
-    ds = PairedDataset(make_identical_pairs(tmp_path / "train"), train_transform(40, 24, flip=True), seed=3)
+    ds = PairedDataset(make_identical_pairs(tmp_path / "train"), train_transform(DataConfig(load_size=40, size=24, flip=True)), seed=3)
     assert torch.equal(ds[(2, 5)]["A"], ds[(2, 5)]["A"])
     assert not torch.equal(ds[(2, 5)]["A"], ds[(3, 5)]["A"])
 
@@ -49,13 +50,13 @@ def test_flip_can_be_turned_off(tmp_path):
     a = np.zeros((8, 8, 3), np.uint8)
     a[:, :4] = 255  # left half white
     Image.fromarray(np.concatenate([a, a], axis=1)).save(folder / "x.png")
-    ds = PairedDataset(folder, train_transform(8, 8, flip=False))
+    ds = PairedDataset(folder, train_transform(DataConfig(load_size=8, size=8, flip=False)))
     for epoch in range(10):
         assert ds[(epoch, 0)]["A"][0, 0, 0] == 1.0  # still white on the left
 
 
 def test_outputs_are_normalised_to_minus_one_one(paired_dir):
-    ds = PairedDataset(paired_dir / "train", train_transform(36, 32, flip=True))
+    ds = PairedDataset(paired_dir / "train", train_transform(DataConfig(load_size=36, size=32, flip=True)))
     item = ds[0]
     assert item["A"].shape == (3, 32, 32)
     assert item["A"].min() >= -1 and item["A"].max() <= 1
@@ -63,7 +64,7 @@ def test_outputs_are_normalised_to_minus_one_one(paired_dir):
 
 
 def test_direction_btoa_swaps_a_and_b(paired_dir):
-    t = train_transform(32, 32, flip=False)
+    t = train_transform(DataConfig(load_size=32, size=32, flip=False))
     ab = PairedDataset(paired_dir / "train", t)[0]
     ba = PairedDataset(paired_dir / "train", t, direction="BtoA")[0]
     assert torch.equal(ab["A"], ba["B"]) and torch.equal(ab["B"], ba["A"])
@@ -75,7 +76,7 @@ def test_a_and_b_folders_with_matching_names(tmp_path):
         (tmp_path / "train" / sub).mkdir(parents=True)
         for name in ("x", "y"):
             random_image(rng, 32, 32).save(tmp_path / "train" / sub / f"{name}.png")
-    ds = PairedDataset(tmp_path / "train", train_transform(32, 32, flip=False))
+    ds = PairedDataset(tmp_path / "train", train_transform(DataConfig(load_size=32, size=32, flip=False)))
     assert len(ds) == 2 and ds[1]["A"].shape == (3, 32, 32)
 
 
@@ -85,18 +86,18 @@ def test_mismatched_a_and_b_names_are_refused(tmp_path):
         (tmp_path / "train" / sub).mkdir(parents=True)
         random_image(rng, 32, 32).save(tmp_path / "train" / sub / f"{name}.png")
     with pytest.raises(Img2ImgError, match="do not match.*x.*y"):
-        PairedDataset(tmp_path / "train", train_transform(32, 32, flip=False))
+        PairedDataset(tmp_path / "train", train_transform(DataConfig(load_size=32, size=32, flip=False)))
 
 
 def test_odd_width_pair_is_refused(tmp_path):
     (tmp_path / "train").mkdir()
     Image.new("RGB", (33, 16)).save(tmp_path / "train" / "odd.png")
     with pytest.raises(Img2ImgError, match="odd.png: width 33 is odd"):
-        PairedDataset(tmp_path / "train", train_transform(16, 16, flip=False))
+        PairedDataset(tmp_path / "train", train_transform(DataConfig(load_size=16, size=16, flip=False)))
 
 
 def test_unpaired_epoch_is_the_larger_domain_and_serial_pairs_in_order(unpaired_dir):
-    t = train_transform(32, 32, flip=False)
+    t = train_transform(DataConfig(load_size=32, size=32, flip=False))
     ds = UnpairedDataset(unpaired_dir / "trainA", unpaired_dir / "trainB", t, serial=True)
     assert len(ds) == 4
     b_paths = sorted((unpaired_dir / "trainB").iterdir())
@@ -105,7 +106,7 @@ def test_unpaired_epoch_is_the_larger_domain_and_serial_pairs_in_order(unpaired_
 
 
 def test_unpaired_random_b_varies_with_epoch(unpaired_dir):
-    t = train_transform(32, 32, flip=False)
+    t = train_transform(DataConfig(load_size=32, size=32, flip=False))
     ds = UnpairedDataset(unpaired_dir / "trainA", unpaired_dir / "trainB", t)
     partners = {ds[(epoch, 0)]["B"].sum().item() for epoch in range(12)}
     assert len(partners) > 1
@@ -164,7 +165,7 @@ def test_train_resize_is_pil_antialiased_bicubic_on_both_images():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (150, 150, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (150, 150, 3), dtype=np.uint8)
-    out = train_transform(37, 37, flip=False)(image=a, image_b=b)
+    out = train_transform(DataConfig(load_size=37, size=37, flip=False))(image=a, image_b=b)
     for source, resized in ((a, out["image"]), (b, out["image_b"])):
         expected = np.asarray(Image.fromarray(source).resize((37, 37), Image.BICUBIC))
         assert np.array_equal(resized, expected)
@@ -172,6 +173,6 @@ def test_train_resize_is_pil_antialiased_bicubic_on_both_images():
 
 def test_transforms_pickle_for_data_workers_started_by_spawn():
     for resize in ("bicubic", "area"):
-        t = pickle.loads(pickle.dumps(train_transform(36, 32, flip=True, resize=resize)))
+        t = pickle.loads(pickle.dumps(train_transform(DataConfig(load_size=36, size=32, flip=True, resize=resize))))
         t.set_random_seed(0)
         assert t(image=np.zeros((40, 40, 3), np.uint8))["image"].shape == (32, 32, 3)

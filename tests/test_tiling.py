@@ -28,7 +28,7 @@ def whole(net, image: Image.Image) -> np.ndarray:
 
 def tiled(net, image, tiling, multiple=1) -> np.ndarray:
     with torch.no_grad():
-        return np.asarray(translate_tiled(net, image, tiling, multiple), float)
+        return translate_tiled(net, np.asarray(image), tiling, multiple).astype(float)
 
 
 def local_network() -> nn.Module:

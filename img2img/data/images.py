@@ -1,8 +1,16 @@
-"""The one place images are read: every entry point handles EXIF, modes and broken files alike."""
+"""The one place images are read, by format: every entry point (training, translation, the app,
+FID, dataset tools) handles EXIF, modes, bit depths and broken files alike.
+
+Each reader returns `Pixels`: the pixels as an H x W x C array of the file's dtype (8-bit and
+16-bit integers, floats, CT in Hounsfield units), and the dtype the file stores. A volume
+(NIfTI) is read as its 2D slices along an axis, each one item, `(file, slice)`.
+"""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -10,12 +18,49 @@ from PIL import Image, ImageOps
 
 from ..errors import ImageReadError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+PIL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm"})
+TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+IMAGE_EXTENSIONS = PIL_EXTENSIONS | TIFF_EXTENSIONS | DICOM_EXTENSIONS | {".npy", ".nii", ".gz"}
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
+class Pixels(NamedTuple):
+    array: np.ndarray  # H x W x C
+    source_dtype: str  # as stored in the file (a DICOM's raw integers before rescaling)
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One trainable image: a file, or one slice of a volume file."""
+
+    path: Path
+    slice: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Matches A and B items: the file name without its extension, and the slice."""
+        stem = file_stem(self.path)
+        return stem if self.slice is None else f"{stem}#{self.slice}"
+
+    def __str__(self) -> str:
+        return str(self.path) if self.slice is None else f"{self.path} (slice {self.slice})"
+
+
+def file_stem(path: Path) -> str:
+    return path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+
+
+def is_volume_file(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
 def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return is_volume_file(path)
+    return suffix in IMAGE_EXTENSIONS
 
 
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
@@ -23,13 +68,150 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in Path(folder).glob(pattern) if p.is_file() and is_image_file(p))
 
 
+def list_items(files: list[Path], slice_axis: int = -1) -> list[ImageItem]:
+    """Files as items: a volume gives one item per slice along `slice_axis`."""
+    items = []
+    for path in files:
+        if is_volume_file(path):
+            shape = _nifti_shape(path)
+            items += [ImageItem(path, k) for k in range(shape[slice_axis])]
+        else:
+            items.append(ImageItem(path))
+    return items
+
+
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the header only, before EXIF rotation."""
+    """(width, height) from the header only (before EXIF rotation)."""
+    h, w, _ = image_shape(path)
+    return w, h
+
+
+def image_shape(path: Path, slice_axis: int = -1) -> tuple[int, int, int]:
+    """(height, width, channels) of a file (a volume's slice), from its header where the format has one."""
+    path = Path(path)
     try:
+        suffix = path.suffix.lower()
+        if is_volume_file(path):
+            shape = list(_nifti_shape(path))
+            del shape[slice_axis]
+            return shape[0], shape[1], 1
+        if suffix in TIFF_EXTENSIONS:
+            return _tiff_layout(path)[0]
+        if suffix == ".npy":
+            return _hwc_shape(np.load(path, mmap_mode="r").shape, path)
+        if suffix in DICOM_EXTENSIONS:
+            ds = _dicom(path, pixels=False)
+            return int(ds.Rows), int(ds.Columns), int(getattr(ds, "SamplesPerPixel", 1))
         with Image.open(path) as im:
-            return im.size
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(path, f"cannot read image ({e})") from None
+            channels = {"RGB": 3, "RGBA": 3, "P": 3, "CMYK": 3, "YCbCr": 3}.get(im.mode, 1)
+            return im.height, im.width, channels
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except Exception as e:  # each library raises its own types for broken files
+        raise ImageReadError(path, f"cannot read image ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def read_image(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS, slice_index: int | None = None,
+               slice_axis: int = -1) -> Pixels:
+    """A file's pixels (H x W x C, the file's dtype), or an ImageReadError naming the file and the
+    problem. `slice_index`: which slice of a volume (a volume needs one)."""
+    path = Path(path)
+    try:
+        if is_volume_file(path):
+            if slice_index is None:
+                raise ImageReadError(path, "is a volume; read it with read_volume, or name a slice")
+            return _read_nifti_slice(path, slice_index, slice_axis, max_pixels)
+        suffix = path.suffix.lower()
+        reader = {".npy": _read_npy}.get(suffix) or (_read_tiff if suffix in TIFF_EXTENSIONS else
+                                                      _read_dicom if suffix in DICOM_EXTENSIONS else _read_pil)
+        return reader(path, max_pixels)
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except MemoryError:
+        raise ImageReadError(path, "too large to hold in memory") from None
+    except Exception as e:  # each library raises its own types for broken files
+        raise ImageReadError(path, f"cannot read image ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def read_item(item: ImageItem, max_pixels: int | None = DEFAULT_MAX_PIXELS, slice_axis: int = -1) -> Pixels:
+    return read_image(item.path, max_pixels, item.slice, slice_axis)
+
+
+def _check_pixels(path: Path, height: int, width: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageReadError(path, f"{width}x{height} is {width * height / 1e6:.1f} MP, over the "
+                             f"{max_pixels / 1e6:.0f} MP limit (raise --max-pixels to allow it)")
+
+
+def _hwc_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
+    if len(shape) == 2:
+        return shape[0], shape[1], 1
+    if len(shape) == 3 and shape[2] <= 64:
+        return shape[0], shape[1], shape[2]
+    raise ImageReadError(path, f"array of shape {tuple(shape)}; expected H x W or H x W x C (C at most 64)")
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    array = array[..., None] if array.ndim == 2 else array
+    return array.astype(array.dtype.newbyteorder("="), copy=False)  # big-endian files become native
+
+
+# ---- PIL: 8-bit formats and 16-bit PNG ----------------------------------------------------------
+def _read_pil(path: Path, max_pixels: int | None) -> Pixels:
+    if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
+        return _read_png16_colour(path, max_pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            _check_pixels(path, im.height, im.width, max_pixels)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _pil_pixels(im)
+
+
+def _pil_pixels(im: Image.Image) -> Pixels:
+    if im.mode.startswith("I;16"):
+        return Pixels(np.asarray(im).astype(np.uint16)[..., None], "uint16")
+    if im.mode == "I":  # PIL opens some 16-bit greyscale PNGs as 32-bit
+        a = np.asarray(im)
+        if a.size and a.min() >= 0 and a.max() <= 65535:
+            return Pixels(a.astype(np.uint16)[..., None], "uint16")
+        return Pixels(a.astype(np.int32)[..., None], "int32")
+    if im.mode == "F":
+        return Pixels(np.asarray(im, dtype=np.float32)[..., None], "float32")
+    if im.mode in ("L", "1"):
+        return Pixels(np.asarray(im.convert("L"))[..., None], "uint8")
+    if im.mode in ("LA", "La"):
+        return Pixels(np.asarray(_on_white(im).convert("L"))[..., None], "uint8")
+    return Pixels(np.asarray(to_rgb(im)), "uint8")
+
+
+def _png_is_16bit_colour(path: Path) -> bool:
+    """From the IHDR chunk: bit depth 16 with colour type 2 (RGB) or 6 (RGBA), which PIL reduces to 8 bits."""
+    with open(path, "rb") as f:
+        header = f.read(26)
+    return len(header) == 26 and header[12:16] == b"IHDR" and header[24] == 16 and header[25] in (2, 6)
+
+
+def _read_png16_colour(path: Path, max_pixels: int | None) -> Pixels:
+    import cv2
+
+    with Image.open(path) as im:
+        _check_pixels(path, im.height, im.width, max_pixels)
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageReadError(path, "cannot read image (OpenCV could not decode this PNG)")
+    return Pixels(np.ascontiguousarray(array[..., 2::-1]), "uint16")  # BGR(A) -> RGB, alpha dropped
+
+
+def _on_white(im: Image.Image) -> Image.Image:
+    rgba = im.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -42,33 +224,169 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("RGBA", "LA", "PA"):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)
+        im = _on_white(im)
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Read an image as upright 8-bit RGB, or raise ImageReadError naming the file and problem."""
+# ---- TIFF (tifffile): 8/16/32-bit integers and floats, 1 to N channels ---------------------------
+def _tiff_layout(path: Path) -> tuple[tuple[int, int, int], bool]:
+    """((H, W, C), whether channels come first) of the first series."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        shape, axes = tuple(series.shape), series.axes
+    if len(shape) == 2:
+        return (shape[0], shape[1], 1), False
+    if len(shape) == 3 and axes[:2] == "YX":
+        return (shape[0], shape[1], shape[2]), False
+    if len(shape) == 3 and axes[-2:] == "YX":  # bands stored as planes or pages
+        return (shape[1], shape[2], shape[0]), True
+    raise ImageReadError(path, f"TIFF of shape {shape} (axes {axes}); expected one image of H x W x C")
+
+
+def _read_tiff(path: Path, max_pixels: int | None) -> Pixels:
+    import tifffile
+
+    (h, w, _), channels_first = _tiff_layout(path)
+    _check_pixels(path, h, w, max_pixels)
+    array = tifffile.imread(path, series=0)
+    if channels_first:
+        array = np.moveaxis(array, 0, -1)
+    array = _as_hwc(np.ascontiguousarray(array))
+    return Pixels(array, array.dtype.name)
+
+
+# ---- NumPy arrays -------------------------------------------------------------------------------
+def _read_npy(path: Path, max_pixels: int | None) -> Pixels:
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    h, w, _ = _hwc_shape(mapped.shape, path)
+    _check_pixels(path, h, w, max_pixels)
+    array = _as_hwc(np.array(mapped))
+    if array.dtype.kind not in "uifb":
+        raise ImageReadError(path, f"array of {array.dtype}; expected integers or floats")
+    return Pixels(array, array.dtype.name)
+
+
+# ---- DICOM (pydicom): rescale slope and intercept applied, so CT reads in HU ---------------------
+def _dicom(path: Path, pixels: bool):
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
+    if "Rows" not in ds or "Columns" not in ds:
+        raise ImageReadError(path, "DICOM without an image (no Rows/Columns)")
+    return ds
+
+
+def _read_dicom(path: Path, max_pixels: int | None) -> Pixels:
+    from pydicom.pixels import apply_rescale
+
+    ds = _dicom(path, pixels=True)
+    if "PixelData" not in ds:
+        raise ImageReadError(path, "DICOM without pixel data")
+    _check_pixels(path, int(ds.Rows), int(ds.Columns), max_pixels)
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        raise ImageReadError(path, f"multi-frame DICOM ({ds.NumberOfFrames} frames); save the frames as single files")
+    raw = ds.pixel_array
+    values = apply_rescale(raw, ds)
+    if values is not raw and values.dtype.kind == "f":
+        integral = np.array_equal(values, np.rint(values))
+        if integral and values.min() >= -32768 and values.max() <= 32767:
+            values = values.astype(np.int16)  # CT in whole HU
+        else:
+            values = values.astype(np.float32)
+    return Pixels(_as_hwc(np.ascontiguousarray(values)), raw.dtype.name)
+
+
+# ---- NIfTI (nibabel): a volume read as 2D slices ------------------------------------------------
+def _nifti(path: Path):
+    import nibabel
+
+    try:
+        return nibabel.load(path)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ImageReadError(path, f"cannot read NIfTI ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _nifti_shape(path: Path) -> tuple[int, ...]:
+    shape = tuple(_nifti(path).shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) not in (2, 3):
+        raise ImageReadError(path, f"{len(shape)}D NIfTI of shape {shape}; only 2D images and 3D volumes are read "
+                             "(split a 4D series into volumes first)")
+    return shape if len(shape) == 3 else (*shape, 1)
+
+
+def _read_nifti_slice(path: Path, index: int, axis: int, max_pixels: int | None) -> Pixels:
+    shape = _nifti_shape(path)
+    if not 0 <= index < shape[axis]:
+        raise ImageReadError(path, f"has {shape[axis]} slices along axis {axis}, not {index + 1}")
+    img = _nifti(path)
+    proxy = img.dataobj if len(img.shape) == 3 else img.dataobj[..., 0]
+    where = [slice(None)] * 3
+    where[axis] = index
+    values = np.asarray(proxy[tuple(where)])
+    _check_pixels(path, values.shape[0], values.shape[1], max_pixels)
+    return Pixels(_as_hwc(_nifti_values(values)), img.get_data_dtype().newbyteorder("=").name)
+
+
+def _nifti_values(values: np.ndarray) -> np.ndarray:
+    """Scaled values (nibabel applies scl_slope/scl_inter, as floats) stay floats, as float32."""
+    return values.astype(np.float32) if values.dtype.kind == "f" else values
+
+
+def read_volume(path: Path | str):
+    """(the volume as an X x Y x Z array, the nibabel image for its affine and header)."""
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if max_pixels is not None and im.width * im.height > max_pixels:
-                    raise ImageReadError(
-                        path, f"{im.width}x{im.height} is {im.width * im.height / 1e6:.1f} MP, over the "
-                        f"{max_pixels / 1e6:.0f} MP limit (raise --max-pixels to allow it)"
-                    )
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                return to_rgb(im)
+        _nifti_shape(path)
+        img = _nifti(path)
+        volume = np.asarray(img.dataobj)
+        volume = volume.reshape(volume.shape[:3]) if volume.ndim == 4 else volume
+        return _nifti_values(volume.astype(volume.dtype.newbyteorder("="), copy=False)), img
     except ImageReadError:
         raise
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageReadError(path, f"cannot read image ({e})") from None
+    except Exception as e:
+        raise ImageReadError(path, f"cannot read NIfTI ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read an image as upright 8-bit RGB (what people and Inception look at), or raise
+    ImageReadError naming the file and problem. 8-bit files convert as PIL converts them;
+    other data is windowed by its dtype's range (floats by their own minimum and maximum)."""
+    path = Path(path)
+    if path.suffix.lower() in PIL_EXTENSIONS - {".png"} or (path.suffix.lower() == ".png"
+                                                            and not _png_is_16bit_colour(path)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    _check_pixels(path, im.height, im.width, max_pixels)
+                    im.load()
+                    return to_rgb(ImageOps.exif_transpose(im))
+        except ImageReadError:
+            raise
+        except FileNotFoundError:
+            raise ImageReadError(path, "no such file") from None
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ImageReadError(path, f"cannot read image ({e})") from None
+    pixels = read_image(path, max_pixels, slice_index=0 if is_volume_file(path) else None).array
+    return Image.fromarray(preview_of_values(pixels))
+
+
+def preview_of_values(pixels: np.ndarray) -> np.ndarray:
+    """8-bit RGB of raw pixels: windowed by the dtype's range (floats and signed integers by
+    their own minimum and maximum), by the preview rule."""
+    from ..pixel_format import DTYPE_RANGES, preview_uint8
+
+    lo, hi = DTYPE_RANGES.get(pixels.dtype.name) or (float(np.nanmin(pixels)), float(np.nanmax(pixels)))
+    values = (pixels.astype(np.float32) - lo) / max(hi - lo, 1e-12) * 2 - 1
+    return preview_uint8(np.nan_to_num(values))
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -7,63 +7,102 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import Img2ImgError, ImageReadError
+from ..pixel_format import PixelFormat
+from .domain import DomainData
 from .folders import require_dir, require_images
-from .images import image_size, load_rgb, to_tensor
+from .images import ImageItem, image_shape, image_size, list_items, read_item
 from .transforms import sample_seed
 
 
-class PairedDataset(Dataset):
+class PairedDataset(DomainData, Dataset):
     """Paired images from one split folder, in either of the two pix2pix layouts:
 
     - `split/*.jpg`, each file A and B side by side (A left);
-    - `split/A/*` and `split/B/*` with matching file names.
+    - `split/A/*` and `split/B/*` with matching file names (volumes: matching slices).
 
     Items are looked up by `(epoch, index)`, which seeds the augmentation, so a sample is the
     same whichever worker loads it and whenever the run was resumed.
     """
 
-    def __init__(self, split_dir: Path | str, transform, direction: str = "AtoB", seed: int = 0) -> None:
+    def __init__(self, split_dir: Path | str, transform, direction: str = "AtoB", seed: int = 0,
+                 formats: tuple[PixelFormat, PixelFormat] | None = None, slice_axis: int = -1) -> None:
+        super().__init__(formats, slice_axis)
         self.split_dir = require_dir(Path(split_dir), "data")
         self.transform = transform
         self.swap = direction == "BtoA"
         self.seed = seed
         if (self.split_dir / "A").is_dir() or (self.split_dir / "B").is_dir():
-            self.pairs = _folder_pairs(self.split_dir)
+            self.pairs = _folder_pairs(self.split_dir, slice_axis)
         else:
-            self.pairs = [(p, None) for p in require_images(self.split_dir, "data")]
+            self.pairs = [(item, None) for item in list_items(require_images(self.split_dir, "data"), slice_axis)]
             _check_side_by_side(self.pairs)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        path_a, path_b = self.pairs[index]
-        if path_b is None:
-            ab = np.asarray(load_rgb(path_a))
+    def domain_length(self, side: int) -> int:
+        return len(self.pairs)
+
+    def raw_pixels(self, side: int, index: int) -> tuple[str, np.ndarray]:
+        a, b = self._load_raw(index)
+        item_a, item_b = self.pairs[index]
+        names = (str(item_a), str(item_b or item_a))
+        if self.swap:
+            names = names[::-1]
+        return names[side], (a, b)[side]
+
+    def item_name(self, side: int, index: int) -> str:
+        item_a, item_b = self.pairs[index]
+        names = (item_a, item_b or item_a)
+        return str(names[::-1][side] if self.swap else names[side])
+
+    def item_size(self, side: int, index: int) -> tuple[int, int]:
+        """(height, width) of one side's image, from its file's header."""
+        item_a, item_b = self.pairs[index]
+        height, width, _ = image_shape(item_a.path, self.slice_axis)
+        return (height, width // 2) if item_b is None else (height, width)
+
+    def _load_raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(input, output) pixels as read, after the direction's swap."""
+        item_a, item_b = self.pairs[index]
+        if item_b is None:
+            ab = read_item(item_a, slice_axis=self.slice_axis).array
             half = ab.shape[1] // 2
             a, b = ab[:, :half], ab[:, half:]
         else:
-            a, b = np.asarray(load_rgb(path_a)), np.asarray(load_rgb(path_b))
-            if a.shape != b.shape:
-                raise ImageReadError(path_b, f"size {b.shape[1]}x{b.shape[0]} differs from its A image {path_a.name}")
+            a = read_item(item_a, slice_axis=self.slice_axis).array
+            b = read_item(item_b, slice_axis=self.slice_axis).array
+            if a.shape[:2] != b.shape[:2]:
+                raise ImageReadError(item_b, f"size {b.shape[1]}x{b.shape[0]} differs from its A image {item_a.path.name}")
         return (b, a) if self.swap else (a, b)
+
+    def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(input, output) pixels of the domains' formats, or an ImageReadError."""
+        a, b = self._load_raw(index)
+        item_a, item_b = self.pairs[index]
+        names = (item_a, item_b or item_a)
+        if self.swap:
+            names = names[::-1]
+        return self.conform(0, a, names[0]), self.conform(1, b, names[1])
 
     def __getitem__(self, key):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         path = str(self.pairs[index][0])
         try:
             a, b = self.load_pair(index)
-        except ImageReadError as e:
+            self.transform.set_random_seed(sample_seed(self.seed, epoch, index))
+            out = self.transform(image=a, image_b=b)
+        except Img2ImgError as e:
             return {"error": str(e)}
-        self.transform.set_random_seed(sample_seed(self.seed, epoch, index))
-        out = self.transform(image=a, image_b=b)
-        return {"A": to_tensor(out["image"]), "B": to_tensor(out["image_b"]), "path": path}
+        except ValueError as e:  # albumentations: e.g. an image smaller than the crop
+            return {"error": f"{path}: {e}"}
+        return {"A": self.encode(0, out["image"]), "B": self.encode(1, out["image_b"]), "path": path}
 
 
-def _folder_pairs(split_dir: Path) -> list[tuple[Path, Path]]:
-    files_a = {p.stem: p for p in require_images(split_dir / "A", "A")}
-    files_b = {p.stem: p for p in require_images(split_dir / "B", "B")}
-    only_a, only_b = sorted(files_a.keys() - files_b), sorted(files_b.keys() - files_a)
+def _folder_pairs(split_dir: Path, slice_axis: int) -> list[tuple[ImageItem, ImageItem]]:
+    items_a = {it.key: it for it in list_items(require_images(split_dir / "A", "A"), slice_axis)}
+    items_b = {it.key: it for it in list_items(require_images(split_dir / "B", "B"), slice_axis)}
+    only_a, only_b = sorted(items_a.keys() - items_b), sorted(items_b.keys() - items_a)
     if only_a or only_b:
         parts = []
         if only_a:
@@ -71,14 +110,14 @@ def _folder_pairs(split_dir: Path) -> list[tuple[Path, Path]]:
         if only_b:
             parts.append(f"{len(only_b)} in B/ without a match in A/ (e.g. {only_b[0]})")
         raise Img2ImgError(f"{split_dir}: A and B file names do not match: " + "; ".join(parts))
-    return [(files_a[k], files_b[k]) for k in sorted(files_a)]
+    return [(items_a[k], items_b[k]) for k in sorted(items_a)]
 
 
-def _check_side_by_side(pairs: list[tuple[Path, None]]) -> None:
-    for path, _ in pairs:
+def _check_side_by_side(pairs: list[tuple[ImageItem, None]]) -> None:
+    for item, _ in pairs:
         try:
-            width, _height = image_size(path)
+            width, _height = image_size(item.path)
         except ImageReadError:
             continue  # a broken file is skipped and counted when training meets it
         if width % 2:
-            raise Img2ImgError(f"{path}: width {width} is odd, so it cannot be split into A|B halves")
+            raise Img2ImgError(f"{item.path}: width {width} is odd, so it cannot be split into A|B halves")

@@ -6,13 +6,15 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..errors import ImageReadError
+from ..errors import Img2ImgError
+from ..pixel_format import PixelFormat
+from .domain import DomainData
 from .folders import require_images
-from .images import load_rgb, to_tensor
+from .images import image_shape, list_items, read_item
 from .transforms import sample_seed
 
 
-class UnpairedDataset(Dataset):
+class UnpairedDataset(DomainData, Dataset):
     """Each A image with a random B image (or the B at the same position with `serial=True`).
 
     An epoch is max(|A|, |B|) samples. A and B get independently drawn augmentations.
@@ -26,10 +28,13 @@ class UnpairedDataset(Dataset):
         direction: str = "AtoB",
         serial: bool = False,
         seed: int = 0,
+        formats: tuple[PixelFormat, PixelFormat] | None = None,
+        slice_axis: int = -1,
     ) -> None:
-        files_a = require_images(Path(dir_a), "A")
-        files_b = require_images(Path(dir_b), "B")
-        self.files_a, self.files_b = (files_b, files_a) if direction == "BtoA" else (files_a, files_b)
+        super().__init__(formats, slice_axis)
+        items_a = list_items(require_images(Path(dir_a), "A"), slice_axis)
+        items_b = list_items(require_images(Path(dir_b), "B"), slice_axis)
+        self.files_a, self.files_b = (items_b, items_a) if direction == "BtoA" else (items_a, items_b)
         self.transform = transform
         self.serial = serial
         self.seed = seed
@@ -37,18 +42,36 @@ class UnpairedDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
 
+    def domain_length(self, side: int) -> int:
+        return len((self.files_a, self.files_b)[side])
+
+    def item_name(self, side: int, index: int) -> str:
+        return str((self.files_a, self.files_b)[side][index])
+
+    def item_size(self, side: int, index: int) -> tuple[int, int]:
+        """(height, width) from the file's header."""
+        item = (self.files_a, self.files_b)[side][index]
+        return image_shape(item.path, self.slice_axis)[:2]
+
+    def raw_pixels(self, side: int, index: int) -> tuple[str, np.ndarray]:
+        item = (self.files_a, self.files_b)[side][index]
+        return str(item), read_item(item, slice_axis=self.slice_axis).array
+
     def __getitem__(self, key):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
-        path_a = self.files_a[index % len(self.files_a)]
-        path_b = self.files_b[index % len(self.files_b) if self.serial else int(rng.integers(len(self.files_b)))]
-        try:
-            a, b = np.asarray(load_rgb(path_a)), np.asarray(load_rgb(path_b))
-        except ImageReadError as e:
-            return {"error": str(e)}
+        item_a = self.files_a[index % len(self.files_a)]
+        item_b = self.files_b[index % len(self.files_b) if self.serial else int(rng.integers(len(self.files_b)))]
         seed_a, seed_b = (int(s) for s in rng.integers(2**31, size=2))
-        self.transform.set_random_seed(seed_a)
-        a = self.transform(image=a, image_b=a)["image"]
-        self.transform.set_random_seed(seed_b)
-        b = self.transform(image=b, image_b=b)["image"]
-        return {"A": to_tensor(a), "B": to_tensor(b), "path": str(path_a)}
+        try:
+            a = self.conform(0, read_item(item_a, slice_axis=self.slice_axis).array, item_a)
+            b = self.conform(1, read_item(item_b, slice_axis=self.slice_axis).array, item_b)
+            self.transform.set_random_seed(seed_a)
+            a = self.transform(image=a, image_b=a)["image"]
+            self.transform.set_random_seed(seed_b)
+            b = self.transform(image=b, image_b=b)["image"]
+        except Img2ImgError as e:
+            return {"error": str(e)}
+        except ValueError as e:  # albumentations: e.g. an image smaller than the crop
+            return {"error": f"{item_a}: {e}"}
+        return {"A": self.encode(0, a), "B": self.encode(1, b), "path": str(item_a.path)}

@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
 from ..models import build_generator
+from ..pixel_format import preview_rgb
 
 DatasetKind = Literal["paired", "unpaired"]
 
@@ -80,6 +81,8 @@ class TrainingMethod:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.distributed: dict[str, DistributedDataParallel] = {}
         self.log_grad_norm = False
+        # Which channels sample grids show of data with more than three (--preview-channels).
+        self.preview_channels: tuple[int, ...] | None = None
 
     def adam(self, params, lr: float | None = None) -> torch.optim.Adam:
         t = self.train_cfg
@@ -170,8 +173,12 @@ class TrainingMethod:
         raise NotImplementedError
 
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Images for the sample grid, as [rows, columns, C, H, W] in [-1, 1]."""
+        """Images for the sample grid, as [rows, columns, 3, H, W] in [-1, 1] (`grid_columns`)."""
         raise NotImplementedError
+
+    def grid_columns(self, *columns: torch.Tensor) -> torch.Tensor:
+        """[N, C_i, H, W] columns of any channel counts -> [N, columns, 3, H, W] previews."""
+        return torch.stack([preview_rgb(c, self.preview_channels) for c in columns], dim=1)
 
     def generator(self, direction: Direction = "AtoB") -> nn.Module:
         if direction not in self.generator_keys:

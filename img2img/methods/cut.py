@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, setting
+from ..config import POSITIVE, ModelConfig, at_least, setting
 from ..errors import Img2ImgError
 from ..losses import GAN_MODES, GANLoss, patch_nce_loss
 from ..models import build_discriminator, init_weights
@@ -24,9 +24,9 @@ class CUTConfig:
     nce_layers: str = setting("", "indices of the ResNet layers whose features PatchNCE compares (default: the "
                               "padded input, the two downsampling convs, residual blocks 1 and 5; 0,4,8,12,16 "
                               "with --antialias, as in the reference)")
-    num_patches: int = setting(256, "patches sampled per layer and image")
-    nce_temperature: float = setting(0.07, "PatchNCE temperature")
-    nce_dim: int = setting(256, "width of the projection heads")
+    num_patches: int = setting(256, "patches sampled per layer and image", accepts=at_least(1))
+    nce_temperature: float = setting(0.07, "PatchNCE temperature", accepts=POSITIVE)
+    nce_dim: int = setting(256, "width of the projection heads", accepts=at_least(1))
     flip_equivariance: bool = setting(False, "flip the input at random; queries are flipped back")
 
 
@@ -165,7 +165,7 @@ class CUT(TrainingMethod):
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self._eval_forward(self.netG, real_a)
         idt_b = self._eval_forward(self.netG, real_b)
-        return torch.stack([real_a, fake_b, real_b, idt_b], dim=1)
+        return self.grid_columns(real_a, fake_b, real_b, idt_b)
 
 
 class FastCUT(CUT):

@@ -190,7 +190,7 @@ class CycleGAN(TrainingMethod):
         fake_a = self._eval_forward(self.netG_B, real_b)
         row_a = [real_a, fake_b, self._eval_forward(self.netG_B, fake_b), self._eval_forward(self.netG_B, real_a)]
         row_b = [real_b, fake_a, self._eval_forward(self.netG_A, fake_a), self._eval_forward(self.netG_A, real_b)]
-        rows = torch.stack([torch.stack(row_a, 1), torch.stack(row_b, 1)], dim=1)  # [N, 2, 4, C, H, W]
+        rows = torch.stack([self.grid_columns(*row_a), self.grid_columns(*row_b)], dim=1)  # [N, 2, 4, 3, H, W]
         return rows.flatten(0, 1)
 
     def extra_state(self):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import setting
+from ..config import IN_UNIT, setting
 from ..losses import GAN_MODES, GANLoss, feature_matching_loss
 from ..models import build_discriminator, init_weights
 from .base import TrainingMethod, set_requires_grad
@@ -19,7 +19,7 @@ class Pix2PixConfig:
     lambda_l1: float = setting(100.0, "weight of the L1 term")
     lambda_feat: float = setting(0.0, "weight of pix2pixHD's discriminator feature-matching loss (e.g. 10; 0: off)")
     ema: float = setting(0.0, "decay of a moving average of G's weights, which then samples and translates "
-                         "(e.g. 0.999; 0: off)", fixed=True)
+                         "(e.g. 0.999; 0: off)", fixed=True, accepts=IN_UNIT)
     lr_d: float = setting(0.0, "discriminator learning rate (two time-scale update; 0: --lr)")
     recipe: str = setting("paper", "preset of the settings above and the discriminator's: paper (Isola et al. "
                           "2017, the default) or improved (see README)", choices=("paper", "improved"), fixed=True)
@@ -121,7 +121,7 @@ class Pix2Pix(TrainingMethod):
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self._eval_forward(self.generator("AtoB"), real_a)
-        return torch.stack([real_a, fake_b, real_b], dim=1)
+        return self.grid_columns(real_a, fake_b, real_b)
 
 
 def _split_features(predictions):

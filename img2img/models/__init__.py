@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 from ..errors import Img2ImgError
 from .discriminators import DISCRIMINATORS, PatchDiscriminator, PixelDiscriminator, build_discriminator
@@ -15,26 +16,33 @@ from .init import init_weights
 from .norm import NORM_LAYERS, PerImageBatchNorm2d, norm_layer
 
 
-def fit_to_size(model, size: int):
-    """`model` (a ModelConfig) with its concrete generator for training crops of `size` (`unet`
-    picks its depth), after checking that both networks accept that size; an Img2ImgError
-    names what fits."""
+def fit_to_size(model, size: int | tuple[int, int]):
+    """`model` (a ModelConfig) with its concrete generator for training crops of `size` (N, or
+    (width, height)); `unet` picks the deepest U-Net that both sides fit. Both networks are
+    checked against both sides; an Img2ImgError names what fits."""
+    width, height = (size, size) if isinstance(size, int) else size
     try:
-        _check_discriminator_fits(model, size)
-        return dataclasses.replace(model, netG=_fitting_generator(model.netG, size))
+        _check_discriminator_fits(model, min(width, height))
+        return dataclasses.replace(model, netG=_fitting_generator(model.netG, width, height))
     except ValueError as e:
         raise Img2ImgError(str(e)) from None
 
 
-def _fitting_generator(netG: str, size: int) -> str:
+def _fitting_generator(netG: str, width: int, height: int) -> str:
+    shown = str(width) if width == height else f"{width}x{height}"
     if netG == AUTO_UNET:
-        netG = unet_for_size(size)
+        try:
+            netG = unet_for_size(math.gcd(width, height))
+        except ValueError:
+            fits = "x".join(str(max(32, side // 32 * 32)) for side in dict.fromkeys((width, height)))
+            raise ValueError(f"--size {shown}: a U-Net needs multiples of 32 (e.g. {fits}); or use --netG "
+                             "resnet_9blocks, which takes multiples of 4") from None
     multiple = generator_size_multiple(netG)
-    if size % multiple:
-        fits = f"--size {multiple}" if size < multiple else f"--size {size // multiple * multiple}"
+    if width % multiple or height % multiple:
+        fits = "x".join(str(max(multiple, side // multiple * multiple)) for side in dict.fromkeys((width, height)))
         hint = " or --netG unet (picks the depth)" if netG.startswith("unet_") else ""
-        raise ValueError(f"--size {size} does not fit --netG {netG}, which needs multiples of {multiple}: "
-                         f"use {fits}{hint}")
+        raise ValueError(f"--size {shown} does not fit --netG {netG}, which needs multiples of {multiple}: "
+                         f"use --size {fits}{hint}")
     return netG
 
 
@@ -73,6 +81,7 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "fit_to_size",
+    "generator_size_multiple",
     "init_weights",
     "norm_layer",
 ]

@@ -13,8 +13,9 @@ from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
 from ..checkpoint import checkpoint_config, generators_only, save_checkpoint
-from ..config import RunConfig
-from ..data.builders import build_datasets, build_val_dataset
+from ..config import RunConfig, check_settings
+from ..data.builders import build_datasets, build_val_dataset, check_batch_sizes
+from ..data.domain import resolve_formats, with_default_formats
 from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
 from ..device import seed_everything, use_deterministic_algorithms
 from ..errors import Img2ImgError
@@ -48,7 +49,9 @@ class Trainer:
     """
 
     def __init__(self, cfg: RunConfig, train_set: Dataset, val_set: Dataset | None = None) -> None:
-        cfg = dataclasses.replace(cfg, model=fit_to_size(cfg.model, cfg.data.size))
+        check_settings(cfg)
+        cfg = with_default_formats(cfg)
+        cfg = dataclasses.replace(cfg, model=fit_to_size(cfg.model, cfg.data.crop_size))
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         if cfg.train.deterministic:
@@ -64,6 +67,7 @@ class Trainer:
         self.train_set = train_set
         self.val_set = val_set
         self.method = build_method(cfg, self.device, self.speed)
+        self.method.preview_channels = cfg.data.preview_channels
         if self.ranks.enabled:
             self.method.distribute(sync_bn=cfg.train.sync_bn)
         check_capturable(self.speed, self.device, self.method)
@@ -106,8 +110,15 @@ class Trainer:
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Trainer":
-        """A Trainer on the datasets in the config's folders (its layout per the method)."""
-        return cls(cfg, *build_datasets(cfg))
+        """A Trainer on the datasets in the config's folders (its layout per the method), with
+        the domains' pixel formats read off the train split (a new run) or checked against it."""
+        check_settings(cfg)
+        train_set, val_set = build_datasets(cfg)
+        cfg = resolve_formats(cfg, train_set)
+        check_batch_sizes(cfg, train_set)
+        if val_set is not None:
+            val_set.formats = train_set.formats
+        return cls(cfg, train_set, val_set)
 
     def info(self, msg: str) -> None:
         """A message for people, from rank 0 only."""
