@@ -15,11 +15,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import gradio as gr
+import numpy as np
 from PIL import Image
 
+from img2img.batch import translate_volume
 from img2img.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
-from img2img.data.images import DEFAULT_MAX_PIXELS, list_images, load_rgb
+from img2img.data.images import DEFAULT_MAX_PIXELS, is_volume_file, list_images, read_image, read_volume
+from img2img.data.writers import output_suffix, with_suffix, write_image
 from img2img.errors import Img2ImgError
+from img2img.inference import to_pil
 from img2img.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 
 HOW_TO_GET_A_MODEL = """
@@ -37,6 +41,8 @@ Then restart the app, or add a published model below.
 
 # Requests translated at once; more wait in the queue (each has its own result either way).
 CONCURRENT_REQUESTS = 4
+# What the file upload takes: images of any bit depth and channel count, arrays, scans.
+FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".dcm", ".nii", ".gz"]
 
 
 def remove_stale_folders(parent: Path, pattern: str, max_age_s: float) -> None:
@@ -99,20 +105,31 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             raise gr.Error(f"Unknown model {key!r}; choose one of: {', '.join(m.name for m in shelf.models)}")
         return info
 
-    def run(image_path: str, info: ModelInfo, direction: str) -> tuple[Image.Image, str]:
-        """The translation and a line saying what made it."""
+    def check_direction(info: ModelInfo, direction: str) -> None:
         if direction not in info.directions:
             raise gr.Error(f"{info.name} translates {' and '.join(info.directions)} only, not {direction}.")
-        image = load_rgb(image_path, max_pixels=max_pixels)
+
+    def run_pixels(path: str, info: ModelInfo, direction: str):
+        """(input pixels, output pixels, translator, a line saying what made it) of an image file
+        of any format the readers know, converted to the model's input as needed."""
+        check_direction(info, direction)
         translator = cache.get(info.path)
-        tiling = translator.tiling_for(*image.size)
+        pixels = translator.pixels_of(read_image(path, max_pixels=max_pixels).array, direction)
+        height, width = pixels.shape[:2]
+        tiling = translator.tiling_for(width, height)
         start = time.perf_counter()
-        result = translator.translate(image, direction=direction)
+        result = translator.translate_pixels(pixels, direction=direction)
         seconds = time.perf_counter() - start
         how = f"in {tiling.describe()}" if tiling else "whole"
-        return result, (f"**{info.name}**, {info.direction_label(direction)} ({info.details}); "
-                        f"{image.width}×{image.height} px {how}, {translator.engine} on {translator.device}; "
-                        f"{seconds:.2f} s")
+        details = (f"**{info.name}**, {info.direction_label(direction)} ({info.details}); "
+                   f"{width}×{height} px {how}, {translator.engine} on {translator.device}; {seconds:.2f} s")
+        return pixels, result, translator, details
+
+    def run(image_path: str, info: ModelInfo, direction: str) -> tuple[Image.Image, str]:
+        """The translation as a picture (the output itself for 8-bit models, else its preview)
+        and a line saying what made it."""
+        _, result, translator, details = run_pixels(image_path, info, direction)
+        return to_pil(result, translator.formats(direction).target), details
 
     def translate(image: str | None, model: str | None = default_model, direction: str = "AtoB"):
         """The translation, the (input, output) pair for the slider, and what made it."""
@@ -125,6 +142,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         return result, (image, result), details
 
     def translate_many(files: list[str] | None, model: str | None, direction: str, progress=gr.Progress()):
+        """Each file translated and written without loss (16-bit PNG, TIFF, .npy, NIfTI as they
+        came), all of them in one zip; the gallery shows previews."""
         if not files:
             raise gr.Error("Upload one or more images first.")
         info = resolve(model)
@@ -137,19 +156,65 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             for f in progress.tqdm(files, desc="Translating", unit="image"):
                 name = Path(f).name
                 try:
-                    result, _ = run(f, info, direction)
+                    out, preview = translate_one(f, info, direction, out_dir)
                 except (Img2ImgError, gr.Error) as e:
                     problems.append(f"- {name}: {str(e).replace(str(f), name).split(': ', 1)[-1]}")
                     continue
-                out = out_dir / f"{Path(name).stem}.png"
-                result.save(out)
                 archive.write(out, out.name)
-                gallery.append((str(out), name))
+                gallery.append((str(preview), name))
         status = (f"Translated {len(gallery)} of {len(files)} images with **{info.name}**, "
                   f"{info.direction_label(direction)}, in {time.perf_counter() - start:.1f} s.")
         if problems:
             status += " Skipped:\n" + "\n".join(problems)
         return gallery, str(zip_path), status
+
+    def translate_one(path: str, info: ModelInfo, direction: str, out_dir: Path) -> tuple[Path, Path]:
+        """(the lossless output file, its preview PNG) of one uploaded file in `out_dir`."""
+        source = Path(path)
+        translator = cache.get(info.path)
+        target = translator.formats(direction).target
+        out = out_dir / with_suffix(source, output_suffix(source, "auto", target.dtype, target.channels)).name
+        preview = out_dir / f"{out.name}.preview.png"
+        if is_volume_file(source):
+            check_direction(info, direction)
+            translate_volume(translator, source, out, direction)
+            volume, _ = read_volume(out)
+            middle = volume.shape[translator.cfg.data.slice_axis % 3] // 2
+            result = np.take(volume, middle, axis=translator.cfg.data.slice_axis % 3)
+            to_pil(result[..., None] if result.ndim == 2 else result, target).save(preview)
+        else:
+            _, result, translator, _ = run_pixels(path, info, direction)
+            write_image(out, result)
+            to_pil(result, target).save(preview)
+        return out, preview
+
+    def translate_file(file: str | None, model: str | None = default_model, direction: str = "AtoB"):
+        """A scientific image (16-bit, float, multi-band, DICOM, NIfTI): (input preview, output
+        preview, the lossless output file, details)."""
+        if file is None:
+            raise gr.Error("Upload a file first.")
+        info = resolve(model)
+        remove_stale_folders(work, "file_*", max_age_s=600)
+        out_dir = Path(tempfile.mkdtemp(prefix="file_", dir=work))
+        try:
+            translator = cache.get(info.path)
+            formats = translator.formats(direction)
+            if is_volume_file(Path(file)):
+                out, preview = translate_one(file, info, direction, out_dir)
+                volume, _ = read_volume(file)
+                axis = translator.cfg.data.slice_axis % 3
+                middle = np.take(volume, volume.shape[axis] // 2, axis=axis)
+                shown_in = to_pil(translator.pixels_of(middle, direction), formats.source)
+                details = f"**{info.name}**, {info.direction_label(direction)}: a volume of {volume.shape[axis]} slices"
+                return shown_in, Image.open(preview), str(out), details
+            pixels, result, translator, details = run_pixels(file, info, direction)
+            out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "same", formats.target.dtype,
+                                                                   formats.target.channels)).name
+            write_image(out, result)
+        except Img2ImgError as e:
+            raise gr.Error(str(e).replace(str(Path(file).parent) + "/", "")) from None
+        details += f"; output {formats.target.describe()}, written as {out.suffix} without loss"
+        return to_pil(pixels, formats.source), to_pil(result, formats.target), str(out), details
 
     def direction_choices(info: ModelInfo | None) -> list[tuple[str, str]]:
         return [(info.direction_label(d), d) for d in info.directions] if info else [("A → B", "AtoB")]
@@ -227,8 +292,23 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
                 examples = model_card_examples(models, work / "examples")
             if examples:
                 gr.Examples([[str(p)] for p in examples[:8]], inputs=image_in)
+        with gr.Tab("Scientific file"):
+            gr.Markdown("16-bit and float images, several bands, CT and MRI (TIFF, PNG, .npy, DICOM, NIfTI): the "
+                        "result keeps every bit and comes back as a download; the pictures are previews (the "
+                        "stored range as window, one channel as grey).")
+            with gr.Row():
+                file_in = gr.File(file_types=FILE_TYPES, label="File")
+                file_out = gr.File(label="Result, without loss")
+            with gr.Row():
+                file_in_preview = gr.Image(type="pil", format="png", label="Input preview")
+                file_out_preview = gr.Image(type="pil", format="png", label="Output preview")
+            file_button = gr.Button("Translate file", variant="primary")
+            file_details = gr.Markdown(elem_id="file-details")
+            file_button.click(translate_file, inputs=[file_in, model, direction],
+                              outputs=[file_in_preview, file_out_preview, file_out, file_details],
+                              api_name="translate_file")
         with gr.Tab("Batch"):
-            files = gr.File(file_count="multiple", file_types=["image"], label="Images")
+            files = gr.File(file_count="multiple", file_types=["image", *FILE_TYPES], label="Images")
             batch_button = gr.Button("Translate all", variant="primary")
             status = gr.Markdown(elem_id="batch-status")
             gallery = gr.Gallery(label="Results", columns=4)

@@ -105,7 +105,7 @@ def translate_files(
     report = BatchReport(ignored=ignored if rank == 0 else 0)
     todo = [(src, dst) for src, dst in pairs if overwrite or not dst.exists()]
     report.skipped = len(pairs) - len(todo)
-    loader = DataLoader(_ImageFiles([src for src, _ in todo], max_pixels), batch_size=None,
+    loader = DataLoader(_ImageFiles([src for src, _ in todo], max_pixels), batch_size=None, collate_fn=_as_loaded,
                         num_workers=num_workers if len(todo) > 1 else 0)
     with tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True) as bar, \
             ThreadPoolExecutor(max_workers=2) as saver:
@@ -160,6 +160,11 @@ def translate_files(
             except (OSError, ValueError, Img2ImgError) as e:
                 report.failures.append((str(todo[i][0]), f"cannot write {todo[i][1]}: {e}"))
     return report
+
+
+def _as_loaded(item):
+    """Items as the workers loaded them (DataLoader would turn the arrays into tensors)."""
+    return item
 
 
 def translate_volume(translator: Translator, src: Path, dst: Path, direction: str = "AtoB",

@@ -277,7 +277,8 @@ def run_fid(args) -> int:
         results = checkpoint_fid(args.checkpoint, args.data, args.weights, resolve_device(args.device))
         print(f"Inception weights: {results.pop('inception_weights')}")
         for key, value in results.items():
-            print(f"{key.replace('_', ' ', 1).replace('fid', 'FID').replace('kid', 'KID')} {value:.4f}")
+            shown = value if isinstance(value, str) else f"{value:.4f}"
+            print(f"{key.replace('_', ' ', 1).replace('fid', 'FID').replace('kid', 'KID')} {shown}")
         return 0
     result = fid_between(args.paths, args.weights, resolve_device(args.device), args.batch_size,
                          with_kid=args.kid, save_stats=args.save_stats)

@@ -16,7 +16,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .images import ImageReadError, is_image_file, list_images, load_rgb
+from ..pixel_format import resize_pixels
+from .images import ImageReadError, file_stem, is_image_file, list_images, load_rgb, read_image
+from .writers import png_holds, write_image
 from ..download import download
 from ..errors import Img2ImgError
 from ..files import atomic_write
@@ -227,9 +229,11 @@ def make_edges_dataset(photos: Path | str, output: Path | str, size: int = 256, 
 
 
 def combine_folders(dir_a: Path | str, dir_b: Path | str, output: Path | str, resize_b: bool = False) -> FolderReport:
-    """OUTPUT/NAME.png = A|B for each file name (without extension) found in both folders."""
-    files_a = {p.stem: p for p in list_images(Path(dir_a))}
-    files_b = {p.stem: p for p in list_images(Path(dir_b))}
+    """OUTPUT/NAME.png = A|B for each file name (without extension) found in both folders, at the
+    images' own dtype and channel count (16-bit pairs stay 16-bit; a pair PNG cannot hold goes
+    to NAME.tif)."""
+    files_a = {file_stem(p): p for p in list_images(Path(dir_a))}
+    files_b = {file_stem(p): p for p in list_images(Path(dir_b))}
     if not files_a or not files_b:
         raise Img2ImgError(f"{dir_a if not files_a else dir_b}: no images found")
     report = FolderReport()
@@ -239,19 +243,24 @@ def combine_folders(dir_a: Path | str, dir_b: Path | str, output: Path | str, re
         report.problems.append(f"unmatched {files_b[stem]}: no {stem}.* in {dir_a}")
     for stem in tqdm(sorted(files_a.keys() & files_b.keys()), desc="combine", unit="pair"):
         try:
-            a, b = load_rgb(files_a[stem]), load_rgb(files_b[stem])
+            a, b = read_image(files_a[stem]).array, read_image(files_b[stem]).array
         except ImageReadError as e:
             report.problems.append(f"skipped {e}")
             continue
-        if b.size != a.size:
+        if a.dtype == b.dtype == np.uint8 and {a.shape[2], b.shape[2]} == {1, 3}:
+            a, b = (np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x for x in (a, b))  # 8-bit grey beside RGB
+        if (a.dtype, a.shape[2]) != (b.dtype, b.shape[2]):
+            report.problems.append(f"skipped {files_b[stem]}: {b.shape[2]}-channel {b.dtype} beside A's {a.shape[2]}-"
+                                   f"channel {a.dtype}; keep such pairs in train/A and train/B folders instead")
+            continue
+        if b.shape[:2] != a.shape[:2]:
             if not resize_b:
-                report.problems.append(f"skipped {files_b[stem]}: size {b.width}x{b.height} differs from A's "
-                                       f"{a.width}x{a.height} (use --resize-b)")
+                report.problems.append(f"skipped {files_b[stem]}: size {b.shape[1]}x{b.shape[0]} differs from A's "
+                                       f"{a.shape[1]}x{a.shape[0]} (use --resize-b)")
                 continue
-            b = b.resize(a.size, Image.BICUBIC)
-        pair = Image.new("RGB", (a.width * 2, a.height))
-        pair.paste(a, (0, 0))
-        pair.paste(b, (a.width, 0))
-        atomic_write(Path(output) / f"{stem}.png", lambda f: pair.save(f, format="PNG"))
+            b = resize_pixels(b, a.shape[1], a.shape[0])
+        pair = np.concatenate([a, b], axis=1)
+        suffix = ".png" if png_holds(pair.dtype.name, pair.shape[2]) else ".tif"
+        write_image(Path(output) / f"{stem}{suffix}", pair)
         report.written += 1
     return report

@@ -69,8 +69,8 @@ def write_image(path: Path | str, pixels: np.ndarray, quality: int = 95) -> None
 
         photometric = "rgb" if channels == 3 and dtype in ("uint8", "uint16") else "minisblack"
         data = pixels[..., 0] if channels == 1 else pixels
-        atomic_write(path, lambda f: tifffile.imwrite(f, data, photometric=photometric,
-                                                      planarconfig="contig" if channels > 1 else None))
+        with atomic_path(path, suffix=suffix) as tmp:  # tifffile writes by file name
+            tifffile.imwrite(tmp, data, photometric=photometric, planarconfig="contig" if channels > 1 else None)
     elif suffix == ".npy":
         atomic_write(path, lambda f: np.save(f, pixels[..., 0] if channels == 1 else pixels))
     elif suffix == ".png" and dtype == "uint16":

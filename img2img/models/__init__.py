@@ -35,7 +35,8 @@ def _fitting_generator(netG: str, width: int, height: int) -> str:
             netG = unet_for_size(math.gcd(width, height))
         except ValueError:
             fits = "x".join(str(max(32, side // 32 * 32)) for side in dict.fromkeys((width, height)))
-            raise ValueError(f"--size {shown}: a U-Net needs multiples of 32 (e.g. {fits}); or use --netG "
+            needs = "a multiple" if width == height else "multiples"
+            raise ValueError(f"--size {shown}: a U-Net needs {needs} of 32 (e.g. {fits}); or use --netG "
                              "resnet_9blocks, which takes multiples of 4") from None
     multiple = generator_size_multiple(netG)
     if width % multiple or height % multiple:

@@ -8,6 +8,7 @@ import torch
 
 from ..files import atomic_write
 from ..log import logger
+from ..pixel_format import PixelFormat, describe_preview, preview_rgb
 from ..metrics import (
     InceptionFeatures,
     Statistics,
@@ -31,9 +32,22 @@ def domain_images(val_set) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(a), torch.stack(b)
 
 
+def native_metrics(fakes: torch.Tensor, targets: torch.Tensor, fmt: PixelFormat) -> dict[str, float]:
+    """L1 and PSNR of translations against their targets in the domain's own units (HU, 16-bit
+    levels, ...): both in [-1, 1], mapped back onto the format's range."""
+    half = (fmt.hi - fmt.lo) / 2
+    diff = (fakes.double().clamp(-1, 1) - targets.double().clamp(-1, 1)) * half
+    mse = diff.pow(2).mean().item()
+    psnr = 10 * np.log10((fmt.hi - fmt.lo) ** 2 / mse) if mse > 0 else float("inf")
+    return {"val_l1": diff.abs().mean().item(), "val_psnr": float(psnr)}
+
+
 class FIDTracker:
     """Translates the validation inputs with the current generators and compares their Inception
-    features with the real targets' statistics, which are computed once and cached in the run."""
+    features with the real targets' statistics, which are computed once and cached in the run.
+    Inception sees 8-bit RGB previews (pixel_format's preview rule: one channel repeated, more
+    than three through the preview channels), and each row says which. For paired data it also
+    gives the val L1 and PSNR in the output's own units, with or without Inception weights."""
 
     def __init__(self, out: Path, val_set, method, weights: str | None, device: torch.device,
                  required: bool = True) -> None:
@@ -47,8 +61,23 @@ class FIDTracker:
         self.disabled_reason: str | None = None
         self.inputs_a, self.inputs_b = domain_images(val_set)
 
-    def evaluate(self) -> dict[str, float] | None:
-        """{fid_AtoB, kid_AtoB, ...} or None when FID cannot be computed (warned once)."""
+    def evaluate(self) -> dict[str, float | str] | None:
+        """{val_l1, val_psnr (paired data), fid_AtoB, kid_AtoB, fid_channels_AtoB, ...}, or None
+        when there is nothing to report (FID unavailable is warned once)."""
+        results = self._native_metrics() if self.method.dataset_kind == "paired" else {}
+        results.update(self._fid() or {})
+        return results or None
+
+    def _native_metrics(self) -> dict[str, float]:
+        generator = self.method.generator("AtoB")
+        fakes = self._translate(generator, self.inputs_a)
+        return native_metrics(fakes, self.inputs_b, PixelFormat.of_model(self.method.model_cfg, "out"))
+
+    def _translate(self, generator, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.method._eval_forward(generator, inputs[i : i + 16].to(self.device)).cpu()
+                          for i in range(0, len(inputs), 16)])
+
+    def _fid(self) -> dict[str, float | str] | None:
         if self.disabled_reason is not None:
             return None
         if self.extractor is None:
@@ -62,12 +91,11 @@ class FIDTracker:
                     logger.info(f"FID is skipped for this run: {e}")
                 return None
         results: dict[str, float | str] = {}
+        chosen = self.method.preview_channels
         for direction in self.method.generator_keys:
             inputs, targets = (self.inputs_a, self.inputs_b) if direction == "AtoB" else (self.inputs_b, self.inputs_a)
-            real = self._real_statistics(direction, targets)
-            generator = self.method.generator(direction)
-            fakes = torch.cat([self.method._eval_forward(generator, inputs[i : i + 16].to(self.device))
-                               for i in range(0, len(inputs), 16)])
+            real = self._real_statistics(direction, preview_rgb(targets, chosen))
+            fakes = preview_rgb(self._translate(self.method.generator(direction), inputs), chosen)
             fake = Statistics.of(self.extractor.from_tensors(fakes), self.extractor.source)
             try:
                 results[f"fid_{direction}"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
@@ -75,6 +103,7 @@ class FIDTracker:
                 logger.warning(f"warning: FID {direction} not computed this time: {e}")
                 return None
             results[f"kid_{direction}"] = kid(fake.features, real.features, subsets=50)[0]
+            results[f"fid_channels_{direction}"] = describe_preview(targets.shape[1], chosen)
         results["inception_weights"] = self.extractor.source.label
         return results
 
@@ -98,7 +127,7 @@ def plot_fid(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    keys = sorted({k for r in rows for k in r if k.startswith("fid_")})
+    keys = sorted({k for r in rows for k in r if k.startswith(("fid_AtoB", "fid_BtoA")) and "channels" not in k})
     for key in keys:
         points = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
         if points:
@@ -113,7 +142,7 @@ def plot_fid(rows: list[dict], path: Path) -> None:
 
 
 def mean_fid(results: dict[str, float | str]) -> float:
-    return float(np.mean([v for k, v in results.items() if k.startswith("fid_")]))
+    return float(np.mean([v for k, v in results.items() if k in ("fid_AtoB", "fid_BtoA")]))
 
 
 def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str | None = None,
@@ -140,8 +169,10 @@ def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str
     for direction in translator.directions:
         inputs, targets = (inputs_a, inputs_b) if direction == "AtoB" else (inputs_b, inputs_a)
         fakes = torch.cat([translator.translate_tensor(inputs[i : i + 16], direction) for i in range(0, len(inputs), 16)])
-        fake, real = extractor.from_tensors(fakes), extractor.from_tensors(targets)
+        chosen = cfg.data.preview_channels
+        fake, real = (extractor.from_tensors(preview_rgb(x, chosen)) for x in (fakes, targets))
         results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), *feature_statistics(real))
         results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
+        results[f"fid_channels_{direction}"] = describe_preview(targets.shape[1], chosen)
     results["inception_weights"] = extractor.source.label
     return results

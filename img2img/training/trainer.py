@@ -367,7 +367,8 @@ class Trainer:
         if self.fid_every and p.epoch % self.fid_every == 0:
             results = self._evaluate_fid() if self.ranks.is_main else None
             distributed.barrier(self.ranks)  # FID runs on rank 0; the others wait here
-        is_best = results is not None and (p.best_fid is None or mean_fid(results) < p.best_fid)
+        has_fid = results is not None and any(k.startswith(("fid_AtoB", "fid_BtoA")) for k in results)
+        is_best = has_fid and (p.best_fid is None or mean_fid(results) < p.best_fid)
         if is_best:
             p.best_fid, p.best_epoch = mean_fid(results), p.epoch
         best = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results} if is_best else None
@@ -392,10 +393,12 @@ class Trainer:
         results["seconds_fid"] = round(time.perf_counter() - started, 2)
         p = self.progress
         self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
-        plot_fid(self.metrics.rows, self.out / "fid.png")
-        self.info(f"epoch {p.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()
-                                                  if k.startswith(("fid_A", "fid_B", "kid_")))
-                  + f" ({results['inception_weights']}; {results['seconds_fid']:.1f} s)")
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items()
+                          if k.startswith(("fid_AtoB", "fid_BtoA", "kid_", "val_")))
+        if "inception_weights" in results:
+            plot_fid(self.metrics.rows, self.out / "fid.png")
+            shown += f" ({results['inception_weights']}; {results['seconds_fid']:.1f} s)"
+        self.info(f"epoch {p.epoch}: {shown}")
         return results
 
     def _lr(self) -> float:
