@@ -441,8 +441,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Flags whose value may start with a minus sign (CT: --range-a -1024,3071), which argparse would
+# otherwise take for another flag.
+SIGNED_VALUE_FLAGS = ("--range-a", "--range-b")
+
+
+def join_signed_values(argv: list[str]) -> list[str]:
+    """`--range-a -1024,3071` as `--range-a=-1024,3071`."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in SIGNED_VALUE_FLAGS and i + 1 < len(argv) and argv[i + 1][:2].replace(".", "").startswith("-") \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_signed_values(sys.argv[1:] if argv is None else argv))
     log_to_console()
     try:
         return args.run(args)

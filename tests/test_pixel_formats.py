@@ -383,3 +383,20 @@ def test_an_8bit_rgb_run_keeps_todays_default_formats(paired_dir, tmp_path):
     model = checkpoint_config(load_checkpoint(tmp_path / "run/checkpoints/latest.pt")).model
     assert PixelFormat.of_model(model, "in") == PixelFormat() == PixelFormat.of_model(model, "out")
     assert RunConfig().data.preprocess == DataConfig().preprocess == "resize_and_crop"
+
+
+@pytest.mark.slow
+def test_the_readme_medical_section_runs_as_written(tmp_path):
+    import subprocess
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- medical-example -->\n```bash\n")[1].split("```\n<!-- /medical-example -->")[0]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "domain A (A): 1 channel int16 -1024..3071 (from --range-a)" in done.stdout
+    assert read_image(tmp_path / "ct_out" / "slice_000.tif").array.dtype == np.int16
+    import nibabel
+
+    assert nibabel.load(tmp_path / "ct_out" / "volume.nii.gz").shape == (128, 128, 8)
