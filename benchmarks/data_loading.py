@@ -8,7 +8,7 @@ With --formats, it makes the same number of unpaired 256x256 images in each of s
 in a temporary folder (16-bit one-channel TIFFs, 16-bit one-channel PNGs, and 8-bit RGB JPEGs as
 the reference) and measures each:
 
-    python benchmarks/data_loading.py --formats --images 200 --workers 0 2 --batches 20
+    python benchmarks/data_loading.py --formats --images 400 --workers 0 2 --batches 20
 """
 from __future__ import annotations
 

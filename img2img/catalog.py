@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from .checkpoint import checkpoint_config, load_checkpoint, stored_directions
+from .config import size_text
 from .errors import Img2ImgError
 from .inference import Translator
 
@@ -18,7 +19,7 @@ class ModelInfo:
     path: Path
     method: str
     directions: tuple[str, ...]
-    size: int
+    size: str  # the training crop: "256", or "512x256"
     data: str
     # The AtoB generator's input and output domains (the data's B and A if it was trained BtoA).
     domains: tuple[str, str] = ("A", "B")
@@ -61,7 +62,7 @@ def describe_checkpoint(path: Path) -> ModelInfo:
     state = load_checkpoint(path, mmap=True)
     cfg = checkpoint_config(state)
     domains = (cfg.data.domain_a, cfg.data.domain_b)
-    return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=cfg.data.size,
+    return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=size_text(cfg.data.size),
                      data=cfg.data.root, domains=domains if cfg.data.direction == "AtoB" else domains[::-1],
                      facts=tuple(checkpoint_facts(path, state, cfg)))
 
@@ -82,7 +83,7 @@ def checkpoint_facts(path: Path, state: dict, cfg) -> list[tuple[str, str]]:
             facts.append(("sha256 of the published file", state["sha256"]))
     else:
         facts.append(("training data", Path(cfg.data.root).name or "not recorded"))
-    facts.append(("resolution", f"trained at {cfg.data.size} px"))
+    facts.append(("resolution", f"trained at {size_text(cfg.data.size)} px"))
     progress = state.get("progress") or {}
     if progress.get("step"):
         steps, epochs = progress["step"], progress.get("epoch", 0)

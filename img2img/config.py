@@ -38,7 +38,6 @@ def at_least(low: float) -> Accepts:
 
 POSITIVE = Accepts(lambda v: v > 0, "a number above 0")
 IN_UNIT = Accepts(lambda v: 0 <= v < 1, "a number in [0, 1)")
-ANY_INTEGER = Accepts(lambda v: True, "an integer")
 
 
 def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True,

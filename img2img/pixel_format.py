@@ -69,10 +69,6 @@ class PixelFormat:
         return cls(getattr(model, f"{side}_channels"), dtype, float(lo), float(hi))
 
     @property
-    def is_8bit_rgb(self) -> bool:
-        return self == PixelFormat()
-
-    @property
     def is_integer(self) -> bool:
         return np.dtype(self.dtype).kind in "iu"
 

@@ -16,7 +16,7 @@ from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.config import DataConfig, RunConfig
 from img2img.data.builders import build_datasets
-from img2img.data.images import list_items, read_image, read_volume
+from img2img.data.images import list_items, read_image
 from img2img.data.writers import write_image
 from img2img.errors import Img2ImgError, ImageReadError
 from img2img.inference import Translator
@@ -400,3 +400,66 @@ def test_the_readme_medical_section_runs_as_written(tmp_path):
     import nibabel
 
     assert nibabel.load(tmp_path / "ct_out" / "volume.nii.gz").shape == (128, 128, 8)
+
+
+@pytest.fixture(scope="module")
+def format_models(tmp_path_factory):
+    """pix2pix and CycleGAN on one-channel 16-bit and on 4-band 16-bit data, in one folder."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("format_models")
+    (root / "models").mkdir()
+    for method, maker, flags in (("pix2pix", make_format_pairs, TINY_P2P), ("cyclegan", make_format_unpaired, TINY_CYC)):
+        for kind in ("gray16", "bands4"):
+            name = f"{method}_{kind}"
+            data = maker(root / name, kind)
+            main(["train", "--data", str(data), "--out", str(root / f"run_{name}"), "--max-steps", "1", *flags])
+            shutil.copy(root / f"run_{name}" / "checkpoints" / "latest.pt", root / "models" / f"{name}.pt")
+    return root
+
+
+def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_loss(format_models, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from test_app import launch
+
+    app, url = launch(format_models / "models", tmp_path)
+    try:
+        client = Client(url, verbose=False)
+        for name, source, channels in (("pix2pix_gray16", "val/A/0.png", 1), ("pix2pix_bands4", "val/A/0.tif", 4),
+                                       ("cyclegan_gray16", "testA/0.png", 1), ("cyclegan_bands4", "testA/0.tif", 4)):
+            source = format_models / name / source
+            model = str(format_models / "models" / f"{name}.pt")
+            _, shown_out, result, details = client.predict(handle_file(str(source)), model, "AtoB",
+                                                                  api_name="/translate_file")
+            pixels = read_image(result).array
+            assert pixels.dtype == np.uint16 and pixels.shape == (40, 40, channels)
+            expected = Translator.from_checkpoint(model, device="cpu").translate_pixels(source)
+            assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= 40
+            assert Image.open(shown_out).mode == "RGB" and "written as" in details
+        # A one-channel model takes a colour picture in the image tab, as its luminance.
+        Image.fromarray(np.full((24, 40, 3), 128, np.uint8)).save(tmp_path / "colour.png")
+        output, _, _ = client.predict(handle_file(str(tmp_path / "colour.png")),
+                                      str(format_models / "models" / "pix2pix_gray16.pt"), "AtoB",
+                                      api_name="/translate")
+        assert Image.open(output).size == (40, 24)
+    finally:
+        app.close()
+
+
+def test_tiled_translation_keeps_the_models_pixel_format(format_models, tmp_path):
+    translator = Translator.from_checkpoint(format_models / "models" / "pix2pix_gray16.pt", device="cpu",
+                                            engine="torch")
+    image = smooth(np.random.default_rng(3), 100, 90, 1, 65535).astype(np.uint16)
+    tiled = translator.translate_pixels(image, tile=64, overlap=16)
+    whole = translator.translate_pixels(image, tile=0)
+    assert tiled.dtype == np.uint16 and tiled.shape == (100, 90, 1)
+    assert np.abs(tiled.astype(float) - whole).mean() < 0.02 * 65535
+
+
+def test_checkpoints_from_before_pixel_formats_are_8bit_rgb():
+    from test_checkpoint_format import FIXTURES
+
+    for path in sorted(FIXTURES.glob("*.pt")):
+        model = checkpoint_config(load_checkpoint(path)).model
+        assert (model.in_dtype, model.in_range, model.out_range) == ("uint8", (0.0, 255.0), (0.0, 255.0)), path

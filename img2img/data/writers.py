@@ -94,14 +94,6 @@ def write_image(path: Path | str, pixels: np.ndarray, quality: int = 95) -> None
         atomic_write(path, lambda f: image.save(f, format=fmt, **kwargs))
 
 
-def write_pil(path: Path | str, image: Image.Image, quality: int = 95) -> None:
-    """An 8-bit PIL image, by the suffix (PNG where it names none PIL knows)."""
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    kwargs = {"quality": quality} if fmt == "JPEG" else {}
-    atomic_write(path, lambda f: image.save(f, format=fmt, **kwargs))
-
-
 def write_volume(path: Path | str, volume: np.ndarray, like) -> None:
     """An X x Y x Z (x C) volume as NIfTI, with the affine and header of `like` (a nibabel image),
     stored at the volume's dtype with no scaling."""
