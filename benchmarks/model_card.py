@@ -97,7 +97,7 @@ def main() -> None:
             row = np.concatenate([to_uint8(item["A"]), results["trained"][i], to_uint8(item["B"])], axis=1)
             path = folder / f"sample_{n}.jpg"
             Image.fromarray(row).save(path, quality=85)
-            print(f"{path}: {Path(val.pairs[i][0]).name}, {path.stat().st_size / 1e3:.0f} KB")
+            print(f"{path}: {val.pairs[i][0].path.name}, {path.stat().st_size / 1e3:.0f} KB")
 
 
 if __name__ == "__main__":

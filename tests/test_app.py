@@ -199,14 +199,14 @@ def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir,
 
     # The fake camera's 1920x1440 photo is then tiled.
     monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 1_000_000)
-    translate = inference.Translator.translate
+    translate = inference.Translator.translate_pixels
     slow = {"seconds": 0.0}
 
     def slowed(self, *args, **kwargs):  # the batch's progress bar has time to show
         time.sleep(slow["seconds"])
         return translate(self, *args, **kwargs)
 
-    monkeypatch.setattr(inference.Translator, "translate", slowed)
+    monkeypatch.setattr(inference.Translator, "translate_pixels", slowed)
     app, server = launch(models_dir, tmp_path, max_pixels=4_000_000)
     shots = screenshot_dir(tmp_path)
     rng = np.random.default_rng(0)

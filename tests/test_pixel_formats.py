@@ -463,3 +463,15 @@ def test_checkpoints_from_before_pixel_formats_are_8bit_rgb():
     for path in sorted(FIXTURES.glob("*.pt")):
         model = checkpoint_config(load_checkpoint(path)).model
         assert (model.in_dtype, model.in_range, model.out_range) == ("uint8", (0.0, 255.0), (0.0, 255.0)), path
+
+
+def test_cut_trains_on_four_bands_with_rgb_sample_grids_and_translates(tmp_path):
+    data = make_format_unpaired(tmp_path / "data", "bands4")
+    run = tmp_path / "run"
+    assert main(["train", "--model", "cut", "--data", str(data), "--out", str(run), "--max-steps", "2",
+                 "--preview-channels", "3,2,1", *TINY_CYC[2:]]) == 0
+    grid = Image.open(next((run / "samples").glob("*.png")))
+    assert grid.mode == "RGB"
+    assert main(["translate", "--checkpoint", str(run / "checkpoints/latest.pt"), str(data / "testA"),
+                 str(tmp_path / "out")]) == 0
+    assert read_image(tmp_path / "out" / "0.tif").array.shape == (40, 40, 4)
