@@ -161,16 +161,20 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
 
 
 # ---- PIL: 8-bit formats and 16-bit PNG ----------------------------------------------------------
-def _read_pil(path: Path, max_pixels: int | None) -> Pixels:
-    if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
-        return _read_png16_colour(path, max_pixels)
+def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+    """The decoded image, upright (EXIF orientation applied)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
             _check_pixels(path, im.height, im.width, max_pixels)
             im.load()
-            im = ImageOps.exif_transpose(im)
-            return _pil_pixels(im)
+            return ImageOps.exif_transpose(im)
+
+
+def _read_pil(path: Path, max_pixels: int | None) -> Pixels:
+    if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
+        return _read_png16_colour(path, max_pixels)
+    return _pil_pixels(_open_pil(path, max_pixels))
 
 
 def _pil_pixels(im: Image.Image) -> Pixels:
@@ -360,21 +364,16 @@ def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> I
     ImageReadError naming the file and problem. 8-bit files convert as PIL converts them;
     other data is windowed by its dtype's range (floats by their own minimum and maximum)."""
     path = Path(path)
-    if path.suffix.lower() in PIL_EXTENSIONS - {".png"} or (path.suffix.lower() == ".png"
-                                                            and not _png_is_16bit_colour(path)):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as im:
-                    _check_pixels(path, im.height, im.width, max_pixels)
-                    im.load()
-                    return to_rgb(ImageOps.exif_transpose(im))
-        except ImageReadError:
-            raise
-        except FileNotFoundError:
-            raise ImageReadError(path, "no such file") from None
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ImageReadError(path, f"cannot read image ({e})") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PIL_EXTENSIONS and not (suffix == ".png" and _png_is_16bit_colour(path)):
+            return to_rgb(_open_pil(path, max_pixels))
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageReadError(path, f"cannot read image ({e})") from None
     pixels = read_image(path, max_pixels, slice_index=0 if is_volume_file(path) else None).array
     return Image.fromarray(preview_of_values(pixels))
 
