@@ -13,6 +13,7 @@ from .data.images import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read
 from .data.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
 from .errors import Img2ImgError, ImageReadError
 from .inference import Translator
+from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file, translate_video
 
 
 @dataclass
@@ -22,10 +23,12 @@ class BatchReport:
     skipped: int = 0
     ignored: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    videos: list[VideoReport] = field(default_factory=list)
 
     def summary(self) -> str:
         tiled = f" ({self.tiled} of them in tiles)" if self.tiled else ""
-        lines = [
+        lines = [video.summary() for video in self.videos]
+        lines += [
             f"converted {self.converted}{tiled}, skipped {self.skipped} (already done), failed {len(self.failures)}, "
             f"ignored {self.ignored} non-image files"
         ]
@@ -43,7 +46,7 @@ def plan_outputs(input_path: Path, output_path: Path, fmt: str = "auto", dtype: 
         raise Img2ImgError(f"{input_path}: no such file or folder")
 
     def target(src: Path, dst: Path) -> Path:
-        return with_suffix(dst, output_suffix(src, fmt, dtype, channels))
+        return dst if is_video_file(src) else with_suffix(dst, output_suffix(src, fmt, dtype, channels))
 
     if input_path.is_file():
         # OUTPUT is a folder unless it names a file with an extension.
@@ -54,7 +57,7 @@ def plan_outputs(input_path: Path, output_path: Path, fmt: str = "auto", dtype: 
     if out_resolved == in_resolved or in_resolved in out_resolved.parents:
         raise Img2ImgError(f"{output_path}: output folder may not lie inside the input folder {input_path}")
     files = sorted(p for p in input_path.rglob("*") if p.is_file())
-    images = [p for p in files if is_image_file(p)]
+    images = [p for p in files if is_image_file(p) or is_video_file(p)]
     pairs = [(p, target(p, output_path / p.relative_to(input_path))) for p in images]
     return pairs, len(files) - len(images)
 
@@ -93,10 +96,15 @@ def translate_files(
     tile: int | None = None,
     overlap: int = 64,
     tile_statistics: str = "pooled",
+    temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
+    crf: int = DEFAULT_CRF,
+    codec: str | None = None,
 ) -> BatchReport:
-    """Translate a file or a folder tree. Decoding runs in `num_workers` processes and saving in
-    threads, overlapping the network; `shard=(rank, world_size)` takes every world_size-th file.
-    `tile`, `overlap`, `tile_statistics`: as `Translator.translate` (large images are tiled)."""
+    """Translate a file or a folder tree of images and videos. Image decoding runs in
+    `num_workers` processes and saving in threads, overlapping the network; `shard=(rank,
+    world_size)` takes every world_size-th file. `tile`, `overlap`, `tile_statistics`: as
+    `Translator.translate` (large images are tiled). Videos follow the images, one at a time
+    (see img2img.video, for `temporal_statistics`, `crf` and `codec`)."""
     translator.network(direction)  # fail early on a direction the model lacks
     target = translator.formats(direction).target
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt, target.dtype, target.channels)
@@ -105,6 +113,8 @@ def translate_files(
     report = BatchReport(ignored=ignored if rank == 0 else 0)
     todo = [(src, dst) for src, dst in pairs if overwrite or not dst.exists()]
     report.skipped = len(pairs) - len(todo)
+    videos = [(src, dst) for src, dst in todo if is_video_file(src)]
+    todo = [(src, dst) for src, dst in todo if not is_video_file(src)]
     loader = DataLoader(_ImageFiles([src for src, _ in todo], max_pixels), batch_size=None, collate_fn=_as_loaded,
                         num_workers=num_workers if len(todo) > 1 else 0)
     with tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True) as bar, \
@@ -159,6 +169,14 @@ def translate_files(
                 report.failures.append((str(todo[i][0]), e.reason))
             except (OSError, ValueError, Img2ImgError) as e:
                 report.failures.append((str(todo[i][0]), f"cannot write {todo[i][1]}: {e}"))
+    for src, dst in videos:
+        try:
+            report.videos.append(translate_video(translator, src, dst, direction=direction, batch_size=batch_size,
+                                                 temporal_statistics=temporal_statistics, crf=crf, codec=codec,
+                                                 overwrite=True, tile=tile))
+            report.converted += 1
+        except Img2ImgError as e:
+            report.failures.append((str(src), str(e).removeprefix(f"{src}: ")))
     return report
 
 

@@ -17,6 +17,7 @@ from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfi
 from .errors import Img2ImgError
 from .inference import BATCH_NORM_MODES, ENGINES
 from .tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
+from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS
 from .log import log_to_console
 from .methods import METHODS
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
@@ -194,6 +195,14 @@ def add_translate_parser(sub) -> None:
                    help="how tiles share normalisation statistics (default: pooled over all tiles, a second pass)")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="auto (default): onnxruntime on the CPU, PyTorch on a GPU")
+    video = p.add_argument_group("videos (.mp4, .mov, .mkv, .webm, .avi): same frame rate, frame count and size; "
+                                 "audio copied where the container allows")
+    video.add_argument("--temporal-statistics", type=int_at_least(1), default=DEFAULT_TEMPORAL_STATISTICS,
+                       metavar="N", help="normalise each frame by statistics pooled over the last N frames, against "
+                       f"flicker (1: each frame its own; default {DEFAULT_TEMPORAL_STATISTICS})")
+    video.add_argument("--crf", type=int_at_least(0), default=DEFAULT_CRF,
+                       help=f"constant rate factor: lower is better and larger (default {DEFAULT_CRF})")
+    video.add_argument("--codec", help="video encoder (default libx264, H.264; libvpx-vp9 for .webm)")
     p.set_defaults(run=run_translate)
 
 
@@ -213,13 +222,16 @@ def run_translate(args) -> int:
         translator, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
         overwrite=args.overwrite, fmt=args.format, size=args.size, max_pixels=args.max_pixels,
         num_workers=args.num_workers, shard=(rank, world_size), tile=args.tile, overlap=args.overlap,
-        tile_statistics=args.tile_statistics,
+        tile_statistics=args.tile_statistics, temporal_statistics=args.temporal_statistics, crf=args.crf,
+        codec=args.codec,
     )
     elapsed = time.perf_counter() - start
     prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
     print(prefix + report.summary().replace("\n", "\n" + prefix))
-    if report.converted:
-        print(f"{prefix}{report.converted / elapsed:.2f} images/s on {translator.device} ({translator.engine})")
+    images = report.converted - len(report.videos)
+    if images:
+        seconds = elapsed - sum(video.seconds for video in report.videos)
+        print(f"{prefix}{images / seconds:.2f} images/s on {translator.device} ({translator.engine})")
     return 1 if report.failures else 0
 
 

@@ -16,6 +16,7 @@ from .data.images import read_image
 from .device import resolve_device
 from .errors import Img2ImgError
 from .log import logger
+from .models.norm import FrameStatistics, shared_statistics
 from .pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
 
@@ -55,6 +56,7 @@ class Translator:
         self.device = device
         self.onnx = onnx or {}
         self._noted: set[str] = set()  # conversions already noted (one line each)
+        self._noted_tiled_frames = False
         for g in generators.values():
             g.eval().to(device)
 
@@ -213,6 +215,32 @@ class Translator:
         if size is not None:
             out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
         return out[0] if single else out
+
+    @torch.no_grad()
+    def translate_frames(self, frames: Sequence[np.ndarray], direction: Direction = "AtoB", batch_size: int = 8,
+                         statistics: FrameStatistics | None = None, tile: int | None = None) -> list[np.ndarray]:
+        """Consecutive video frames (H x W x C arrays of one size). Without `statistics` each frame
+        is translated as `translate_pixels` would; with them, by statistics pooled over the frames
+        before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
+        to tile are tiled as images are, each by its own pooled tile statistics."""
+        height, width = frames[0].shape[:2]
+        if statistics is None or self.tiling_for(width, height, tile=tile) is not None:
+            if statistics is not None and not self._noted_tiled_frames:
+                self._noted_tiled_frames = True
+                logger.info(f"frames of {width}x{height} px are tiled: each is normalised by its own tiles' statistics")
+            return self.translate_pixels(list(frames), direction=direction, batch_size=batch_size, tile=tile)
+        formats = self.formats(direction)
+        net = self.generator(direction)
+        out = []
+        for start in range(0, len(frames), batch_size):
+            x = torch.stack([formats.source.encode(self.pixels_of(f, direction)) for f in frames[start:start + batch_size]])
+            with shared_statistics(statistics):
+                statistics.record(len(x))
+                self._run(net, x)
+                statistics.pool()
+                y = self._run(net, x)
+            out += [formats.target.decode_tensor(t) for t in y]
+        return out
 
     @torch.no_grad()
     def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:

@@ -62,11 +62,64 @@ class SharedStatistics:
         self._sums[id(layer)] = sums if previous is None else tuple(a + b for a, b in zip(previous, sums))
 
 
-_shared: ContextVar[SharedStatistics | None] = ContextVar("img2img_shared_norm_statistics", default=None)
+class FrameStatistics:
+    """Normalisation statistics of consecutive video frames, pooled over a trailing window, so
+    that a frame's tone follows its neighbours' instead of jumping with its own content.
+
+    Frames go through the network twice per batch (see `Translator.translate_frames`). While
+    `recording`, each per-image norm layer normalises each frame by its own statistics and keeps
+    them per frame, in order; then `pool()` turns recording off, and every layer normalises each
+    frame of the batch by the statistics of the `window` frames up to it, each frame weighted
+    equally. Records older than the window are dropped as frames go by.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.recording = True
+        self.first = 0  # the index of the batch's first frame
+        self.frames = 0  # frames recorded so far
+        # Per layer: the frame index of the first kept record, and the (sum, sum of squares,
+        # pixel count) of each frame from there, per channel.
+        self._records: dict[int, tuple[int, list[tuple[torch.Tensor, torch.Tensor, int]]]] = {}
+
+    def record(self, frames: int) -> None:
+        """The next pass records the next `frames` frames."""
+        self.recording, self.first = True, self.frames
+        self.frames += frames
+
+    def pool(self) -> None:
+        """The next pass normalises the recorded batch's frames by their windows."""
+        self.recording = False
+
+    def normalise(self, layer: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
+        x32 = x.float()
+        if self.recording:
+            start, records = self._records.setdefault(id(layer), (0, []))
+            count = x32.shape[2] * x32.shape[3]
+            records.extend(zip(x32.sum((2, 3)), x32.square().sum((2, 3)), [count] * len(x32)))
+            mean = x32.mean((2, 3), keepdim=True)
+            var = x32.var((2, 3), unbiased=False, keepdim=True)
+        else:
+            start, records = self._records[id(layer)]
+            means, variances = [], []
+            for frame in range(self.first, self.first + len(x32)):
+                window = records[max(frame - self.window + 1, start) - start : frame - start + 1]
+                total = sum(n for _, _, n in window)
+                mean = sum(s for s, _, _ in window) / total
+                means.append(mean)
+                variances.append((sum(q for _, q, _ in window) / total - mean.square()).clamp_min(0))
+            mean, var = torch.stack(means)[..., None, None], torch.stack(variances)[..., None, None]
+            # Frames before the next batch's first window are no longer needed.
+            keep_from = max(self.first + len(x32) - self.window + 1, start)
+            self._records[id(layer)] = (keep_from, records[keep_from - start :])
+        return ((x32 - mean) * torch.rsqrt(var + eps)).to(x.dtype)
+
+
+_shared: ContextVar[SharedStatistics | FrameStatistics | None] = ContextVar("img2img_shared_norm_statistics", default=None)
 
 
 @contextmanager
-def shared_statistics(statistics: SharedStatistics) -> Iterator[SharedStatistics]:
+def shared_statistics(statistics: SharedStatistics | FrameStatistics) -> Iterator[SharedStatistics | FrameStatistics]:
     """Per-image norm layers in eval mode use `statistics` (recording or frozen) inside the
     block. The setting is per thread (a context variable), so concurrent callers of one network
     do not see each other's statistics."""
