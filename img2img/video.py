@@ -228,8 +228,10 @@ def translate_video(translator, src: Path | str, dst: Path | str, *, direction: 
         if audio_mode == "copy":
             audio_out = output.add_stream_from_template(audio_in)
         elif audio_mode == "encode":
-            audio_out = output.add_stream(AUDIO_REENCODE.get(container_format, "aac"),
-                                          rate=audio_in.codec_context.sample_rate)
+            encoder_name = AUDIO_REENCODE.get(container_format, "aac")
+            # Opus encodes at 48 kHz only; PyAV resamples the decoded audio to what the encoder takes.
+            audio_out = output.add_stream(encoder_name, rate=48000 if encoder_name == "libopus"
+                                          else audio_in.codec_context.sample_rate)
         written = {"frames": 0}
 
         def mux_audio() -> None:
@@ -295,10 +297,8 @@ def translate_video(translator, src: Path | str, dst: Path | str, *, direction: 
             _put(writes, _END, encoder)
             encoder.join()
         finally:
-            stop.set()
             bar.close()
-            _drain(frames)
-            decoder.join(timeout=30)
+            _stop_decoder(decoder, stop, frames)
             if encoder.is_alive():
                 _drain(writes)
                 writes.put(_END)
@@ -327,7 +327,16 @@ def translate_video(translator, src: Path | str, dst: Path | str, *, direction: 
             raise Img2ImgError(f"{src}: video translation failed ({_reason(e)}); nothing was left at {dst}") from None
         raise
     finally:
+        if "decoder" in locals():
+            _stop_decoder(decoder, stop, frames)  # before the input closes under it
         source.close()
+
+
+def _stop_decoder(decoder: _Worker, stop: threading.Event, frames: queue.Queue) -> None:
+    stop.set()
+    while decoder.is_alive():
+        _drain(frames)  # it may be waiting to hand over a frame
+        decoder.join(timeout=0.1)
 
 
 def _put(writes: queue.Queue, item, encoder: _Worker) -> None:
