@@ -24,6 +24,8 @@ from img2img.data.images import DEFAULT_MAX_PIXELS, is_volume_file, list_images,
 from img2img.data.writers import output_suffix, with_suffix, write_image
 from img2img.errors import Img2ImgError
 from img2img.inference import to_pil
+from img2img.pixel_format import resize_pixels
+from img2img.video import DEFAULT_TEMPORAL_STATISTICS, translate_video
 from img2img.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 
 HOW_TO_GET_A_MODEL = """
@@ -41,6 +43,11 @@ Then restart the app, or add a published model below.
 
 # Requests translated at once; more wait in the queue (each has its own result either way).
 CONCURRENT_REQUESTS = 4
+# Live tab: webcam frames are sent every LIVE_INTERVAL_S and scaled to LIVE_SIDE px (longer side)
+# before translation, so that a CPU keeps up; a stream stops after LIVE_TIME_LIMIT_S.
+LIVE_SIDE = 256
+LIVE_INTERVAL_S = 0.1
+LIVE_TIME_LIMIT_S = 600
 # What the file upload takes: images of any bit depth and channel count, arrays, scans.
 FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".dcm", ".nii", ".gz"]
 
@@ -132,14 +139,62 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         return to_pil(result, translator.formats(direction).target), details
 
     def translate(image: str | None, model: str | None = default_model, direction: str = "AtoB"):
-        """The translation, the (input, output) pair for the slider, and what made it."""
+        """The translation (a PNG file) and what made it."""
         if image is None:
             raise gr.Error("Upload an image, or take one with the webcam, first.")
         try:
             result, details = run(image, resolve(model), direction)
         except Img2ImgError as e:
             raise gr.Error(str(e).replace(str(Path(image).parent) + "/", "")) from None
-        return result, (image, result), details
+        # Returned as a file of its own: Gradio writes returned PIL images to a path named by
+        # their content, and rewrote it while another request for the same picture was still
+        # downloading it (truncated responses under concurrent load); a file it copies once,
+        # atomically.
+        remove_stale_folders(work, "result_*", max_age_s=600)
+        out = Path(tempfile.mkdtemp(prefix="result_", dir=work)) / "translated.png"
+        result.save(out, format="PNG")
+        return str(out), details
+
+    def translate_video_file(video: str | None, model: str | None = default_model, direction: str = "AtoB",
+                             temporal_statistics: float = DEFAULT_TEMPORAL_STATISTICS, progress=gr.Progress()):
+        """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
+        if video is None:
+            raise gr.Error("Upload a video first.")
+        info = resolve(model)
+        check_direction(info, direction)
+        translator = cache.get(info.path)
+        remove_stale_folders(work, "video_*", max_age_s=3600)
+        out = Path(tempfile.mkdtemp(prefix="video_", dir=work)) / f"{Path(video).stem}_translated.mp4"
+
+        def report(done: int, total: int | None) -> None:
+            progress(done / total if total else None, desc=f"{done}{f' of {total}' if total else ''} frames")
+
+        try:
+            result = translate_video(translator, video, out, direction=direction, show_bar=False,
+                                     temporal_statistics=int(temporal_statistics), progress=report)
+        except Img2ImgError as e:
+            raise gr.Error(str(e).replace(str(Path(video).parent) + "/", "")) from None
+        summary = result.summary().split(": ", 1)[1]
+        return str(out), (f"**{info.name}**, {info.direction_label(direction)} ({info.details}): {summary}, "
+                          f"{translator.engine} on {translator.device}")
+
+    def translate_live(frame, model: str | None, direction: str, side: float, times: list[float] | None):
+        """One webcam frame, scaled so that its longer side is `side`, translated; with the frames/s
+        reached over the last 20 frames of this stream."""
+        if frame is None:
+            return None, "", times
+        info = resolve(model)
+        check_direction(info, direction)
+        translator = cache.get(info.path)
+        height, width = frame.shape[:2]
+        scale = min(1.0, side / max(height, width))
+        small = resize_pixels(frame, max(1, round(width * scale)), max(1, round(height * scale)))
+        result = translator.translate_pixels(small, direction=direction)
+        times = [*(times or [])[-19:], time.perf_counter()]
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        return (np.asarray(to_pil(result, translator.formats(direction).target).convert("RGB")),
+                f"{rate:.1f} frames/s translated, {width}×{height} → {small.shape[1]}×{small.shape[0]} px "
+                f"({translator.engine} on {translator.device})", times)
 
     def translate_many(files: list[str] | None, model: str | None, direction: str, progress=gr.Progress()):
         """Each file translated and written without loss (16-bit PNG, TIFF, .npy, NIfTI as they
@@ -252,46 +307,59 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         gr.Markdown("# img2img\nImage-to-image translation with pix2pix, CycleGAN and CUT models.")
         if not models:
             gr.Markdown(HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
-        if shelf.skipped:
-            gr.Markdown("Skipped files: " + "; ".join(shelf.skipped))
+        # The translator first: model, direction, then what to translate.
         with gr.Row():
             model = gr.Dropdown(choices=choices, value=default_model, label="Model", scale=3)
             first = direction_choices(models[0] if models else None)
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
-        model_card = gr.Markdown(models[0].card() if models else "", elem_id="model-card")
-        model.change(directions_for, inputs=model, outputs=[direction, model_card], api_visibility="private")
-        with gr.Accordion("Published models: one click adds one", open=True, elem_id="published-models"):
-            server = urlparse(published_url or next(iter(PRETRAINED.values())).url).netloc
-            gr.Markdown(f"The generators published by the pix2pix and CycleGAN authors, from {server}, with the "
-                        f"size of their download. A click downloads one (resuming an interrupted download), converts "
-                        f"it into `{checkpoint_dir}/` and selects it.")
-            published_status = gr.Markdown(elem_id="published-status")
-            entries = list(PRETRAINED.values())
-            for start in range(0, len(entries), 4):
-                with gr.Row():
-                    for entry in entries[start:start + 4]:
-                        added = (checkpoint_dir / entry.file_name).is_file()
-                        button = gr.Button(published_button_label(entry, added), size="sm", interactive=not added)
-                        button.click(functools.partial(add_published, entry.name), outputs=[
-                            model, direction, model_card, published_status, button], api_visibility="private")
-        with gr.Tab("Single image"):
-            gr.Markdown(f"Upload, paste or take a photo. Images up to {max_pixels / 1e6:g} MP; large ones are "
-                        "translated in blended tiles.")
+        with gr.Tab("Image"):
             with gr.Row():
                 image_in = gr.Image(type="filepath", label="Input", sources=["upload", "webcam", "clipboard"])
-                image_out = gr.Image(type="pil", format="png", label="Output", buttons=["download"])
+                image_out = gr.Image(type="filepath", format="png", label="Output", buttons=["download"])
             button = gr.Button("Translate", variant="primary")
             details = gr.Markdown(elem_id="translation-details")
-            slider = gr.ImageSlider(type="pil", format="png", label="Before / after (drag the handle)",
+            gr.Markdown(f"Upload, paste or take a photo. Images up to {max_pixels / 1e6:g} MP; large ones are "
+                        "translated in blended tiles.")
+            slider = gr.ImageSlider(type="filepath", format="png", label="Before / after (drag the handle)",
                                     elem_id="before-after")
-            button.click(translate, inputs=[image_in, model, direction], outputs=[image_out, slider, details],
-                         api_name="translate")
+            # The slider is filled after the translation, in the page's own event: every file an API
+            # response carries is another download for each client (the slider's two made /translate
+            # 1.5x slower under load, benchmarks/RESULTS.md).
+            button.click(translate, inputs=[image_in, model, direction], outputs=[image_out, details],
+                         api_name="translate").success(lambda before, after: (before, after), inputs=[image_in, image_out],
+                                                       outputs=slider, api_visibility="private")
             if examples_dir and Path(examples_dir).is_dir():
                 examples = list_images(Path(examples_dir))
             else:
                 examples = model_card_examples(models, work / "examples")
             if examples:
                 gr.Examples([[str(p)] for p in examples[:8]], inputs=image_in)
+        with gr.Tab("Video"):
+            gr.Markdown("A video file (MP4, MOV, MKV, WebM, AVI), translated frame by frame with its frame rate, "
+                        "size and sound kept.")
+            with gr.Row():
+                video_in = gr.Video(sources=["upload"], label="Video", include_audio=True)
+                video_out = gr.Video(label="Translated video", buttons=["download"], elem_id="video-result")
+            with gr.Row():
+                temporal = gr.Slider(1, 16, value=DEFAULT_TEMPORAL_STATISTICS, step=1,
+                                     label="Normalisation statistics pooled over frames (1: each frame its own)")
+            video_button = gr.Button("Translate video", variant="primary")
+            video_details = gr.Markdown(elem_id="video-details")
+            video_button.click(translate_video_file, inputs=[video_in, model, direction, temporal],
+                               outputs=[video_out, video_details], api_name="translate_video")
+        with gr.Tab("Live"):
+            gr.Markdown("Your webcam, translated as it streams (frames scaled to the side below first, so that a "
+                        "CPU keeps up).")
+            with gr.Row():
+                live_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
+                                   elem_id="live-input")
+                live_out = gr.Image(type="numpy", label="Translated", elem_id="live-output")
+            live_side = gr.Slider(64, 512, value=LIVE_SIDE, step=32, label="Translate at (pixels, longer side)")
+            live_rate = gr.Markdown(elem_id="live-rate")
+            live_state = gr.State(None)
+            live_in.stream(translate_live, inputs=[live_in, model, direction, live_side, live_state],
+                           outputs=[live_out, live_rate, live_state], stream_every=LIVE_INTERVAL_S,
+                           concurrency_limit=None, time_limit=LIVE_TIME_LIMIT_S, api_visibility="private")
         with gr.Tab("Scientific file"):
             gr.Markdown("16-bit and float images, several bands, CT and MRI (TIFF, PNG, .npy, DICOM, NIfTI): the "
                         "result keeps every bit and comes back as a download; the pictures are previews (the "
@@ -315,6 +383,28 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             archive = gr.File(label="All results (zip)")
             batch_button.click(translate_many, inputs=[files, model, direction], outputs=[gallery, archive, status],
                                api_name="translate_batch")
+        # Below the translator: what the model is, and more models.
+        with gr.Accordion("Model card", open=True):
+            model_card = gr.Markdown(models[0].card() if models else "", elem_id="model-card")
+            if shelf.skipped:
+                gr.Markdown("Skipped files: " + "; ".join(shelf.skipped))
+        model.change(directions_for, inputs=model, outputs=[direction, model_card], api_visibility="private")
+        with gr.Accordion("Published models: one click adds one", open=True, elem_id="published-models"):
+            server = urlparse(published_url or next(iter(PRETRAINED.values())).url).netloc
+            gr.Markdown(f"The generators published by the pix2pix and CycleGAN authors, from {server}, with the "
+                        f"size of their download. A click downloads one (resuming an interrupted download), converts "
+                        f"it into `{checkpoint_dir}/` and selects it.")
+            published_status = gr.Markdown(elem_id="published-status")
+            entries = list(PRETRAINED.values())
+            for start in range(0, len(entries), 4):
+                with gr.Row():
+                    for entry in entries[start:start + 4]:
+                        added = (checkpoint_dir / entry.file_name).is_file()
+                        published_button = gr.Button(published_button_label(entry, added), size="sm",
+                                                     interactive=not added)
+                        published_button.click(functools.partial(add_published, entry.name), outputs=[
+                            model, direction, model_card, published_status, published_button],
+                            api_visibility="private")
     app.queue(default_concurrency_limit=CONCURRENT_REQUESTS)
     app.workdir = workdir  # its lifetime is the app's
     # Loading a model (and, on the CPU, exporting it to ONNX once) takes seconds: `main` does

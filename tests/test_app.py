@@ -59,7 +59,7 @@ def client(server):
 def call(client, path):
     from gradio_client import handle_file
 
-    output, _, _ = client.predict(handle_file(str(path)), api_name="/translate")
+    output, _ = client.predict(handle_file(str(path)), api_name="/translate")
     return Image.open(output)
 
 
@@ -85,7 +85,7 @@ def test_concurrent_users_get_their_own_results(server, models_dir, tmp_path):
     expected = Translator.from_checkpoint(models_dir / "tiny.pt", device="cpu").translate(paths)
 
     def one_user(i: int) -> tuple[np.ndarray, str]:
-        output, _, details = Client(server, verbose=False).predict(handle_file(str(paths[i])), api_name="/translate")
+        output, details = Client(server, verbose=False).predict(handle_file(str(paths[i])), api_name="/translate")
         return np.asarray(Image.open(output).convert("RGB"), int), details
 
     with ThreadPoolExecutor(len(paths)) as pool:
@@ -99,8 +99,8 @@ def test_translation_details_name_the_model_settings_and_time(client, tmp_path):
     from gradio_client import handle_file
 
     random_image(np.random.default_rng(0), 50, 30).save(tmp_path / "in.png")
-    _, (before, after), details = client.predict(handle_file(str(tmp_path / "in.png")), api_name="/translate")
-    assert Image.open(before).size == Image.open(after).size == (50, 30)
+    after, details = client.predict(handle_file(str(tmp_path / "in.png")), api_name="/translate")
+    assert Image.open(after).size == (50, 30)
     assert details.startswith("**tiny**, A → B (pix2pix, trained at 32 px on data); 50×30 px whole, ")
     assert details.endswith(" s") and "on cpu" in details
 
@@ -114,8 +114,8 @@ def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):
     app, url = launch(models_dir, tmp_path)
     try:
         random_image(np.random.default_rng(0), 300, 200).save(tmp_path / "wide.png")
-        output, _, details = Client(url, verbose=False).predict(handle_file(str(tmp_path / "wide.png")),
-                                                                 api_name="/translate")
+        output, details = Client(url, verbose=False).predict(handle_file(str(tmp_path / "wide.png")),
+                                                              api_name="/translate")
         assert Image.open(output).size == (300, 200)
         assert "300×200 px in 512 px tiles, overlap 64" in details
     finally:
@@ -359,3 +359,17 @@ def test_browser_adds_a_published_model_in_one_click_and_translates_with_it(mode
             published.httpd.shutdown()
     assert (checkpoints / "horse2zebra.pt").is_file()
     assert [path for path, _ in published.requests] == ["/horse2zebra.pth", "/horse2zebra.pth"]
+
+
+def test_translate_video_endpoint_returns_the_video_with_its_sound(client, tmp_path):
+    from gradio_client import handle_file
+
+    from img2img.video import video_info
+    from test_video import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
+    video, details = client.predict({"video": handle_file(str(clip))}, api_name="/translate_video")
+    path = video["video"] if isinstance(video, dict) else video
+    info = video_info(path)
+    assert info["frames"] == 12 and info["sizes"] == {(64, 48)} and info["audio"] == "aac"
+    assert "12 frames 64x48 at 24.000 fps" in details and "audio copied (aac)" in details

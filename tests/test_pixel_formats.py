@@ -446,7 +446,7 @@ def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_los
             assert Image.open(shown_out).mode == "RGB" and "written as" in details
         # A one-channel model takes a colour picture in the image tab, as its luminance.
         Image.fromarray(np.full((24, 40, 3), 128, np.uint8)).save(tmp_path / "colour.png")
-        output, _, _ = client.predict(handle_file(str(tmp_path / "colour.png")),
+        output, _ = client.predict(handle_file(str(tmp_path / "colour.png")),
                                       str(format_models / "models" / "pix2pix_gray16.pt"), "AtoB",
                                       api_name="/translate")
         assert Image.open(output).size == (40, 24)
