@@ -368,7 +368,7 @@ def test_translate_video_endpoint_returns_the_video_with_its_sound(client, tmp_p
     from test_video import make_video
 
     clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
-    video, details = client.predict({"video": handle_file(str(clip))}, api_name="/translate_video")
+    video, details = client.predict(handle_file(str(clip)), api_name="/translate_video")
     path = video["video"] if isinstance(video, dict) else video
     info = video_info(path)
     assert info["frames"] == 12 and info["sizes"] == {(64, 48)} and info["audio"] == "aac"
