@@ -46,7 +46,7 @@ CONCURRENT_REQUESTS = 4
 # Live tab: webcam frames are sent every LIVE_INTERVAL_S and scaled to LIVE_SIDE px (longer side)
 # before translation, so that a CPU keeps up; a stream stops after LIVE_TIME_LIMIT_S.
 LIVE_SIDE = 256
-LIVE_INTERVAL_S = 0.1
+LIVE_INTERVAL_S = 0.05
 LIVE_TIME_LIMIT_S = 600
 # What the file upload takes: images of any bit depth and channel count, arrays, scans.
 FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".dcm", ".nii", ".gz"]
@@ -315,7 +315,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         with gr.Tab("Image"):
             with gr.Row():
                 image_in = gr.Image(type="filepath", label="Input", sources=["upload", "webcam", "clipboard"])
-                image_out = gr.Image(type="filepath", format="png", label="Output", buttons=["download"])
+                image_out = gr.Image(type="filepath", format="png", label="Output", buttons=["download"], interactive=False)
             button = gr.Button("Translate", variant="primary")
             details = gr.Markdown(elem_id="translation-details")
             gr.Markdown(f"Upload, paste or take a photo. Images up to {max_pixels / 1e6:g} MP; large ones are "
@@ -338,7 +338,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             gr.Markdown("A video file (MP4, MOV, MKV, WebM, AVI), translated frame by frame with its frame rate, "
                         "size and sound kept.")
             with gr.Row():
-                video_in = gr.Video(sources=["upload"], label="Video", include_audio=True)
+                video_in = gr.Video(sources=["upload"], label="Video", include_audio=True, elem_id="video-input")
                 video_out = gr.Video(label="Translated video", buttons=["download"], elem_id="video-result")
             with gr.Row():
                 temporal = gr.Slider(1, 16, value=DEFAULT_TEMPORAL_STATISTICS, step=1,

@@ -373,3 +373,52 @@ def test_translate_video_endpoint_returns_the_video_with_its_sound(client, tmp_p
     info = video_info(path)
     assert info["frames"] == 12 and info["sizes"] == {(64, 48)} and info["audio"] == "aac"
     assert "12 frames 64x48 at 24.000 fps" in details and "audio copied (aac)" in details
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
+def test_browser_shows_the_translator_first_and_translates_a_video_and_the_live_webcam(models_dir, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from test_video import make_video
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from app_live import BROWSER_ARGS
+
+    clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
+    app, server = launch(models_dir, tmp_path)
+    shots = screenshot_dir(tmp_path)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium_path(), headless=True,
+            viewport={"width": 1280, "height": 900}, permissions=["camera"], args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            translate = page.get_by_role("button", name="Translate", exact=True)
+            translate.wait_for(timeout=30_000)
+            # The translator is on the first screen; the card and the published models come after it.
+            page.screenshot(path=str(shots / "first_screen.png"))
+            assert translate.bounding_box()["y"] + translate.bounding_box()["height"] < 900
+            assert page.locator("#model-card").bounding_box()["y"] > translate.bounding_box()["y"]
+            assert page.locator("#published-models").bounding_box()["y"] > translate.bounding_box()["y"]
+            # Video: upload, translate with a progress bar, then the result plays in the page.
+            page.get_by_role("tab", name="Video").click()
+            page.locator("#video-input input[type=file]").set_input_files(str(clip))
+            page.get_by_role("button", name="Translate video").click()
+            page.locator("#video-details").get_by_text("12 frames 64x48").wait_for(timeout=60_000)
+            assert "audio copied (aac)" in page.locator("#video-details").inner_text()
+            assert page.locator("#video-result video").get_attribute("src")
+            page.screenshot(path=str(shots / "video.png"), full_page=True)
+            # Live: the fake camera streams, each frame is translated and the rate is shown.
+            page.get_by_role("tab", name="Live").click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.locator("#live-input button[aria-label='capture photo']").click()
+            rate = page.locator("#live-rate")
+            rate.get_by_text("frames/s translated").wait_for(timeout=60_000)
+            page.wait_for_timeout(3000)
+            assert float(rate.inner_text().split()[0]) > 0
+            assert page.locator("#live-output img").count() == 1
+            page.screenshot(path=str(shots / "live.png"), full_page=True)
+        finally:
+            browser.close()
+            app.close()
