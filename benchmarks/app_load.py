@@ -1,6 +1,6 @@
 """The app under concurrent load: throughput, latency and failures of its named /translate endpoint.
 
-    python benchmarks/app_load.py [--clients 1 4 12] [--requests 6] [--checkpoints checkpoints]
+    python benchmarks/app_load.py [--clients 1 4 12] [--requests 6] [--checkpoints checkpoints] [--app app.py]
 
 Starts the app in its own process on 127.0.0.1 (`python app.py`, as `make demo` does, with the
 bundled model), so that the clients do not share its interpreter, then for
@@ -62,7 +62,7 @@ def run_clients(url: str, image: Path, expected: np.ndarray, clients: int, reque
         for _ in range(requests):
             start = time.perf_counter()
             try:
-                output, _ = client.predict(handle_file(str(image)), api_name="/translate")
+                output = client.predict(handle_file(str(image)), api_name="/translate")[0]
                 result = np.asarray(Image.open(output).convert("RGB"), int)
                 if result.shape != expected.shape or np.abs(result - expected).max() > 1:
                     failures.append("wrong result")
@@ -81,9 +81,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 12])
     parser.add_argument("--requests", type=int, default=6)
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
+    parser.add_argument("--app", default=str(ROOT / "app.py"), help="the app to start (e.g. an older checkout's)")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoints", args.checkpoints, "--port",
+    server = subprocess.Popen([sys.executable, args.app, "--checkpoints", args.checkpoints, "--port",
                                str(port), "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}/"

@@ -242,6 +242,14 @@ class Translator:
             out += [formats.target.decode_tensor(t) for t in y]
         return out
 
+    def translate_video(self, src: str | Path, dst: str | Path, direction: Direction = "AtoB", **options):
+        """A video file translated into `dst`, with its frame rate, frame count, size and sound;
+        returns its `VideoReport`. `options`: those of `img2img.video.translate_video`
+        (batch_size, temporal_statistics, crf, codec, overwrite, tile, progress, show_bar)."""
+        from .video import translate_video
+
+        return translate_video(self, src, dst, direction=direction, **options)
+
     @torch.no_grad()
     def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:
         """One image in blended tiles (see img2img.tiling); memory is bounded by the tile size."""

@@ -163,6 +163,8 @@ def translate_video(translator, src: Path | str, dst: Path | str, *, direction: 
     started = time.perf_counter()
     try:
         video_in = source.streams.video[0]
+        if video_in.codec_context is None:
+            raise Img2ImgError(f"{src}: its video codec ({video_in.codec_tag or 'unknown'}) cannot be decoded here")
         video_in.thread_type = "AUTO"
         audio_in = source.streams.audio[0] if source.streams.audio else None
         rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)

@@ -81,7 +81,7 @@ def translator(video_checkpoint):
 @pytest.mark.parametrize("size", [(64, 48), (65, 41)], ids=["even", "odd"])
 def test_a_video_keeps_its_frame_rate_count_size_and_audio(translator, tmp_path, size):
     src = make_video(tmp_path / "clip.mp4", frames=30, size=size, fps=Fraction(30000, 1001))
-    report = translate_video(translator, src, tmp_path / "out.mp4", show_bar=False)
+    report = translator.translate_video(src, tmp_path / "out.mp4", show_bar=False)
     before, after = video_info(src), video_info(tmp_path / "out.mp4")
     assert after["frames"] == before["frames"] == report.frames == 30
     assert after["fps"] == before["fps"] == Fraction(30000, 1001)
@@ -214,3 +214,20 @@ def test_an_interrupted_run_leaves_nothing_at_the_output(translator, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         translate_video(translator, clip, tmp_path / "out.mp4", batch_size=4, show_bar=False)
     assert not list(tmp_path.glob("out.mp4*"))
+
+
+def test_huge_frames_are_tiled(translator, tmp_path, monkeypatch):
+    from img2img import inference
+
+    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 32 * 32)
+    tiled_frames = []
+    real = Translator.translate_tiled
+
+    def counting(self, pixels, direction, tiling):
+        tiled_frames.append(tiling.tile)
+        return real(self, pixels, direction, tiling)
+
+    monkeypatch.setattr(Translator, "translate_tiled", counting)
+    clip = make_video(tmp_path / "clip.mp4", frames=4, size=(64, 48))
+    report = translate_video(translator, clip, tmp_path / "out.mp4", show_bar=False)
+    assert report.frames == 4 and len(tiled_frames) == 4
