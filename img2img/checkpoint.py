@@ -20,7 +20,8 @@ from .files import atomic_write
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
 #    are `method_config`, and the speed switches are `train.speed`.
 # 3: `data.resize` names the resizing filter; older runs resized with cv2's area filter.
-# 4: the model's pixel formats (`model.in_dtype`, `in_range`, ...); older models are 8-bit, 0..255.
+# 4: the model's pixel formats (`model.in_dtype`, `in_range`, ...); older models are 8-bit, 0..255;
+#    `model.init_type` and `init_gain`, as each method initialised before.
 FORMAT_VERSION = 4
 
 # Format 1 kept these in ModelConfig and TrainConfig.
@@ -84,7 +85,9 @@ def upgrade_config_v2(config: dict[str, Any]) -> dict[str, Any]:
 
 def upgrade_config_v3(config: dict[str, Any]) -> dict[str, Any]:
     eight_bit = {"in_dtype": "uint8", "out_dtype": "uint8", "in_range": (0.0, 255.0), "out_range": (0.0, 255.0)}
-    return {**config, "model": {**eight_bit, **config.get("model", {})}}
+    # The initialisation each method used before it was a setting.
+    init = {"init_type": "xavier" if config.get("method") in ("cut", "fastcut") else "normal", "init_gain": 0.02}
+    return {**config, "model": {**eight_bit, **init, **config.get("model", {})}}
 
 
 def checkpoint_config(state: dict[str, Any]) -> RunConfig:

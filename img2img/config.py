@@ -19,6 +19,7 @@ from .errors import Img2ImgError
 
 from .models.discriminators import DISCRIMINATORS
 from .models.generators import AUTO_UNET, GENERATOR_BUILDERS
+from .models.init import INIT_TYPES
 from .models.norm import NORM_LAYERS
 
 Direction = Literal["AtoB", "BtoA"]
@@ -94,6 +95,10 @@ class ModelConfig:
     dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
     antialias: bool = setting(False, "ResNet generator: blurred (anti-aliased) down- and upsampling, as CUT's "
                               "reference code", fixed=True)
+    init_type: str = setting("normal", "weight initialisation: normal (N(0, gain)), xavier, kaiming or orthogonal",
+                             choices=INIT_TYPES, fixed=True)
+    init_gain: float = setting(0.02, "scale of the initialisation (normal's std; xavier's and orthogonal's gain)",
+                               fixed=True, accepts=POSITIVE)
     # The domains' pixels (img2img.pixel_format), read off the data when a run starts: domain A's
     # (the input's) and domain B's channels, dtype and the range mapped onto [-1, 1]. A dtype of
     # None means not read yet; checkpoints from before these fields are 8-bit RGB, 0..255.
@@ -157,6 +162,8 @@ class DataConfig:
     flip: bool = setting(True, "random horizontal flips")
     serial_batches: bool = setting(False, "in-order data (unpaired: A[i] with B[i])")
     batch_size: int = setting(1, "images per step (per rank under torchrun)", accepts=at_least(1))
+    max_dataset_size: int | None = setting(None, "train on a fixed subset of N images of each domain, drawn once by "
+                                           "--seed (the validation split is whole)", accepts=at_least(1))
     num_workers: int = setting(2, "data loading processes")
     range_a: tuple[float, float] | str | None = setting(
         None, "values of domain A mapped onto [-1, 1]: LO,HI (clipped; CT: -1024,3071) or auto (the 0.5/99.5 "

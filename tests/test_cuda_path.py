@@ -13,7 +13,7 @@ from img2img.config import RunConfig, SpeedConfig, TrainConfig
 from img2img.methods import build_method
 from img2img.models.padding import pad2d
 from img2img.training.cuda_graph import check_capturable, make_capturable
-from img2img.training.progress import lr_factor
+from img2img.training.schedule import lr_factor
 
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
 

@@ -10,7 +10,7 @@ from img2img.config import ModelConfig, RunConfig
 from img2img.inference import Translator
 from img2img.methods import build_method
 from img2img.checkpoint import load_checkpoint
-from img2img.training.progress import lr_factor
+from img2img.training.schedule import lr_factor
 
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
 from test_cut import TINY_CUT

@@ -31,7 +31,8 @@ def build_train_dataset(cfg: RunConfig) -> Dataset:
     data = cfg.data
     transform = train_transform(data, size_multiple(cfg))
     root = require_dir(Path(data.root), "data")
-    common = dict(direction=data.direction, seed=cfg.train.seed, formats=formats_of(cfg), slice_axis=data.slice_axis)
+    common = dict(direction=data.direction, seed=cfg.train.seed, formats=formats_of(cfg), slice_axis=data.slice_axis,
+                  max_size=data.max_dataset_size)
     if method_class(cfg.method).dataset_kind == "unpaired":
         return UnpairedDataset(_domain_dir(root, "trainA"), _domain_dir(root, "trainB"), transform,
                                serial=data.serial_batches, **common)

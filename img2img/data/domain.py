@@ -58,6 +58,14 @@ class DomainData:
         return self.formats[side].encode(pixels)
 
 
+def seeded_subset(items: list, size: int | None, seed: int) -> list:
+    """`size` of `items`, drawn once by `seed` and kept in their order (all of them if fewer)."""
+    if size is None or size >= len(items):
+        return items
+    keep = np.random.default_rng([seed, len(items)]).choice(len(items), size, replace=False)
+    return [items[i] for i in sorted(keep)]
+
+
 def resolve_formats(cfg: RunConfig, train_set: DomainData) -> RunConfig:
     """`cfg` with the model's input and output formats read off `train_set` where not yet known
     (a new run), each said in one line; where known (a resumed run), the data is checked against

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from ..errors import Img2ImgError, ImageReadError
 from ..pixel_format import PixelFormat
-from .domain import DomainData
+from .domain import DomainData, seeded_subset
 from .folders import require_dir, require_images
 from .images import ImageItem, image_shape, image_size, list_items, read_item
 from .transforms import sample_seed
@@ -25,7 +25,8 @@ class PairedDataset(DomainData, Dataset):
     """
 
     def __init__(self, split_dir: Path | str, transform, direction: str = "AtoB", seed: int = 0,
-                 formats: tuple[PixelFormat, PixelFormat] | None = None, slice_axis: int = -1) -> None:
+                 formats: tuple[PixelFormat, PixelFormat] | None = None, slice_axis: int = -1,
+                 max_size: int | None = None) -> None:
         super().__init__(formats, slice_axis)
         self.split_dir = require_dir(Path(split_dir), "data")
         self.transform = transform
@@ -36,6 +37,7 @@ class PairedDataset(DomainData, Dataset):
         else:
             self.pairs = [(item, None) for item in list_items(require_images(self.split_dir, "data"), slice_axis)]
             _check_side_by_side(self.pairs)
+        self.pairs = seeded_subset(self.pairs, max_size, seed)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from ..errors import Img2ImgError
 from ..pixel_format import PixelFormat
-from .domain import DomainData
+from .domain import DomainData, seeded_subset
 from .folders import require_images
 from .images import image_shape, list_items, read_item
 from .transforms import sample_seed
@@ -30,10 +30,11 @@ class UnpairedDataset(DomainData, Dataset):
         seed: int = 0,
         formats: tuple[PixelFormat, PixelFormat] | None = None,
         slice_axis: int = -1,
+        max_size: int | None = None,
     ) -> None:
         super().__init__(formats, slice_axis)
-        items_a = list_items(require_images(Path(dir_a), "A"), slice_axis)
-        items_b = list_items(require_images(Path(dir_b), "B"), slice_axis)
+        items_a = seeded_subset(list_items(require_images(Path(dir_a), "A"), slice_axis), max_size, seed)
+        items_b = seeded_subset(list_items(require_images(Path(dir_b), "B"), slice_axis), max_size, seed + 1)
         self.files_a, self.files_b = (items_b, items_a) if direction == "BtoA" else (items_a, items_b)
         self.transform = transform
         self.serial = serial

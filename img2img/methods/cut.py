@@ -66,18 +66,19 @@ class CUT(TrainingMethod):
 
     @classmethod
     def default_model(cls) -> ModelConfig:
-        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True)
+        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True, init_type="xavier")
 
     def __init__(self, model, config, train, device, speed) -> None:
         super().__init__(model, config, train, device, speed)
         if not model.netG.startswith("resnet"):
             raise Img2ImgError(f"{type(self).__name__} takes its features from a ResNet generator, not "
                                f"--netG {model.netG}: use resnet_9blocks or resnet_6blocks")
-        self.netG = init_weights(self.build_generator(model, "AtoB"), kind="xavier").to(device)
+        self.netG = init_weights(self.build_generator(model, "AtoB"), model.init_gain, model.init_type).to(device)
         self.layers = ([int(i) for i in config.nce_layers.split(",")] if config.nce_layers
                        else self.netG.encoder_layers)
-        self.netD = init_weights(build_discriminator(model, model.out_channels), kind="xavier").to(device)
-        self.netF = init_weights(PatchProjection(self._feature_widths(), config.nce_dim), kind="xavier").to(device)
+        self.netD = init_weights(build_discriminator(model, model.out_channels), model.init_gain, model.init_type).to(device)
+        self.netF = init_weights(PatchProjection(self._feature_widths(), config.nce_dim), model.init_gain,
+                                 model.init_type).to(device)
         self.networks.update({"G": self.netG, "D": self.netD, "F": self.netF})
         # One Adam over G and the heads: per-parameter, so the same as the reference's two.
         self.optimizers = {"G": self.adam(list(self.netG.parameters()) + list(self.netF.parameters())),

@@ -116,10 +116,11 @@ class CycleGAN(TrainingMethod):
 
     def __init__(self, model, config, train, device, speed) -> None:
         super().__init__(model, config, train, device, speed)
-        self.netG_A = init_weights(self.build_generator(model, "AtoB")).to(device)
-        self.netG_B = init_weights(self.build_generator(model, "BtoA")).to(device)
-        self.netD_A = init_weights(build_discriminator(model, model.out_channels)).to(device)
-        self.netD_B = init_weights(build_discriminator(model, model.in_channels)).to(device)
+        init = dict(std=model.init_gain, kind=model.init_type)
+        self.netG_A = init_weights(self.build_generator(model, "AtoB"), **init).to(device)
+        self.netG_B = init_weights(self.build_generator(model, "BtoA"), **init).to(device)
+        self.netD_A = init_weights(build_discriminator(model, model.out_channels), **init).to(device)
+        self.netD_B = init_weights(build_discriminator(model, model.in_channels), **init).to(device)
         self.networks.update({"G_A": self.netG_A, "G_B": self.netG_B, "D_A": self.netD_A, "D_B": self.netD_B})
         self.optimizers = {
             "G": self.adam(list(self.netG_A.parameters()) + list(self.netG_B.parameters())),

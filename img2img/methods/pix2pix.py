@@ -44,9 +44,10 @@ class Pix2Pix(TrainingMethod):
         super().__init__(model, config, train, device, speed)
         if not 0.0 <= config.ema < 1.0:
             raise ValueError(f"--ema {config.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
-        self.netG = init_weights(self.build_generator(model, "AtoB")).to(device)
+        self.netG = init_weights(self.build_generator(model, "AtoB"), model.init_gain, model.init_type).to(device)
         # D is conditioned on the input: it sees concat(input, output).
-        self.netD = init_weights(build_discriminator(model, model.in_channels + model.out_channels)).to(device)
+        self.netD = init_weights(build_discriminator(model, model.in_channels + model.out_channels), model.init_gain,
+                                 model.init_type).to(device)
         self.networks.update({"G": self.netG, "D": self.netD})
         if config.ema:
             self.netG_ema = copy.deepcopy(self.netG).requires_grad_(False)

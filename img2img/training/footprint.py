@@ -4,15 +4,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 
+from ..config import TrainConfig
 from ..errors import Img2ImgError
 from ..log import logger
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .schedule import Schedule
 
 
 def _size(n: float) -> str:
@@ -32,8 +29,8 @@ class Footprint:
     warned: bool = False
 
     @classmethod
-    def of(cls, trainer: "Trainer") -> "Footprint":
-        method, tc = trainer.method, trainer.cfg.train
+    def of(cls, method, tc: TrainConfig, schedule: Schedule, snapshot_every: int) -> "Footprint":
+        """Of a run of `method` (a TrainingMethod with its networks and optimizers built)."""
         networks = sum(_bytes(t) for net in method.networks.values() for t in net.state_dict().values())
         # Adam's moments are created at the first step: count them from the parameters.
         moments = sum(2 * _bytes(p) for opt in method.optimizers.values() for g in opt.param_groups for p in g["params"])
@@ -42,9 +39,9 @@ class Footprint:
         if tc.keep:
             full_files = tc.keep + 2  # best.pt, and the one being written before the oldest is pruned
         else:
-            by_steps = trainer.total_steps // tc.save_every if tc.save_every else 0
-            full_files = trainer.total_epochs + by_steps + 2
-        every, epochs = trainer.snapshot_every, trainer.total_epochs
+            by_steps = schedule.total_steps // tc.save_every if tc.save_every else 0
+            full_files = schedule.total_epochs + by_steps + 2
+        every, epochs = snapshot_every, schedule.total_epochs
         snapshots = epochs // every + (epochs % every > 0) if every else 0
         return cls(networks + moments, snapshot, full_files, snapshots)
 

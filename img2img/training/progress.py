@@ -23,11 +23,6 @@ class Progress:
     best_epoch: int = 0
 
 
-def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
-    """Constant for `epochs`, then linear decay to 0 over `epochs_decay` (the canonical schedule)."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
-
-
 class LossWindow:
     """Losses summed on the device between metrics rows and read back once per row, so a
     training step never waits for the device. Steps whose losses were not finite are counted,

@@ -29,7 +29,8 @@ from .footprint import Footprint
 from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .cuda_graph import CapturedStep, check_capturable
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
-from .progress import LossWindow, Progress, lr_factor
+from .progress import LossWindow, Progress
+from .schedule import Schedule, lr_factor
 from .rng import capture_rng_state, restore_rng_state
 from .signals import StopRequest, ignore_stop_signals
 
@@ -99,7 +100,7 @@ class Trainer:
         self.fid_every = self._fid_interval()
         every = cfg.train.snapshot_every
         self.snapshot_every = max(1, round(self.total_epochs / SNAPSHOTS_PER_RUN)) if every is None else every
-        self.footprint = Footprint.of(self)
+        self.footprint = Footprint.of(self.method, cfg.train, self.schedule, self.snapshot_every)
         self.fid: FIDTracker | None = None
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
@@ -241,17 +242,21 @@ class Trainer:
 
     # ---- loop ------------------------------------------------------------------------------
     @property
+    def schedule(self) -> Schedule:
+        t = self.cfg.train
+        return Schedule(t.epochs, t.epochs_decay, self.sampler.per_replica, self.cfg.data.batch_size, t.max_steps)
+
+    @property
     def total_epochs(self) -> int:
-        return self.cfg.train.epochs + self.cfg.train.epochs_decay
+        return self.schedule.total_epochs
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-self.sampler.per_replica // self.cfg.data.batch_size)
+        return self.schedule.steps_per_epoch
 
     @property
     def total_steps(self) -> int:
-        steps = self.steps_per_epoch * self.total_epochs
-        return min(steps, self.cfg.train.max_steps) if self.cfg.train.max_steps else steps
+        return self.schedule.total_steps
 
     def fit(self) -> Path:
         """Train until the schedule ends, `max_steps`, or a stop signal; returns the last checkpoint."""
