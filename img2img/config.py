@@ -118,6 +118,7 @@ class ModelConfig:
 
 
 RESIZE_FILTERS = ("bicubic", "area")
+LR_POLICIES = ("linear", "step", "cosine", "plateau")
 # The canonical code's --preprocess modes (data/transforms.py says what each does).
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -252,6 +253,11 @@ class TrainConfig:
     out: str = setting("", "run folder", cli=False)
     epochs: int = setting(100, "epochs at constant learning rate")
     epochs_decay: int = setting(100, "epochs of linear decay to 0")
+    lr_policy: str = setting("linear", "learning-rate schedule: linear (constant for --epochs, then linear decay to 0 "
+                             "over --epochs-decay), step (x0.1 every --lr-decay-epochs), cosine (to 0 over all "
+                             "epochs) or plateau (x0.2 after 5 evaluations without a 1%% better val FID, or val L1 "
+                             "for paired data without FID; at each --fid-every)", choices=LR_POLICIES)
+    lr_decay_epochs: int = setting(50, "--lr-policy step: epochs between the x0.1 steps", accepts=at_least(1))
     max_steps: int | None = setting(None, "stop after this many steps in all", accepts=at_least(1))
     lr: float = setting(2e-4, "Adam learning rate", accepts=POSITIVE)
     beta1: float = setting(0.5, "Adam beta1", accepts=IN_UNIT)

@@ -1,6 +1,7 @@
 """The canonical code's remaining training options: initialisations and dataset size."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint
@@ -60,3 +61,49 @@ def test_max_dataset_size_trains_on_a_fixed_seeded_subset(tmp_path):
     assert subset(0) == first and subset(1) != first
     assert main(["train", "--data", str(make_paired(tmp_path / "p", n_train=5)), "--out", str(tmp_path / "r"),
                  "--max-dataset-size", "0", *TINY_PIX2PIX]) == 2
+
+
+def _optimizer(lr):
+    return torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def test_each_lr_policy_follows_its_schedule_and_fills_a_tensor_lr_in_place():
+    from img2img.config import TrainConfig
+    from img2img.training.schedule import lr_scheduler
+
+    train = TrainConfig(epochs=2, epochs_decay=2, lr=1.0, lr_decay_epochs=2)
+    expected = {"linear": [1.0, 1.0, 2 / 3, 1 / 3], "step": [1.0, 1.0, 0.1, 0.1], "cosine": [1.0, 0.8536, 0.5, 0.1464]}
+    for policy, lrs in expected.items():
+        opt = _optimizer(1.0)
+        # As a captured CUDA graph holds it (training/cuda_graph.py): one tensor, updated in place.
+        opt.param_groups[0]["lr"] = lr = torch.tensor(1.0)
+        scheduler = lr_scheduler(opt, TrainConfig(**{**vars(train), "lr_policy": policy}))
+        seen = []
+        for _ in range(4):
+            seen.append(round(float(opt.param_groups[0]["lr"]), 4))
+            scheduler.step()
+        assert seen == [round(v, 4) for v in lrs], policy
+        assert opt.param_groups[0]["lr"] is lr
+    opt = _optimizer(1.0)
+    plateau = lr_scheduler(opt, TrainConfig(lr_policy="plateau"))
+    for _ in range(7):
+        plateau.step(5.0)  # no improvement
+    assert opt.param_groups[0]["lr"] == 0.2
+
+
+@pytest.mark.parametrize("policy", ["linear", "step", "cosine", "plateau"])
+def test_every_lr_policy_resumes_bit_for_bit(policy, tmp_path, capsys):
+    from test_training import compare_states
+
+    data = make_paired(tmp_path / "data")
+    common = ["--data", str(data), *TINY_PIX2PIX, "--lr-policy", policy, "--epochs", "3", "--epochs-decay", "3",
+              "--lr-decay-epochs", "2", "--fid-every", "1", "--fid-weights", str(tmp_path / "none.pth")]
+    main(["train", *common, "--out", str(tmp_path / "straight"), "--max-steps", "14"])
+    main(["train", *common, "--out", str(tmp_path / "resumed"), "--max-steps", "6"])
+    main(["train", "--resume", "auto", "--out", str(tmp_path / "resumed"), "--max-steps", "14"])
+    states = [load_checkpoint(tmp_path / run / "checkpoints/latest.pt") for run in ("straight", "resumed")]
+    for state in states:
+        del state["config"]["train"]["out"], state["config"]["train"]["max_steps"]
+    assert compare_states(*states) > 20 and states[1]["config"]["train"]["lr_policy"] == policy
+    if policy == "plateau":
+        assert "--lr-policy plateau watches the val L1" in capsys.readouterr().out

@@ -44,3 +44,10 @@ def gather_to_main(obj, ranks: Ranks) -> list | None:
 def barrier(ranks: Ranks) -> None:
     if ranks.enabled:
         dist.barrier()
+
+
+def broadcast_from_main(obj):
+    """Rank 0's `obj` on every rank (a collective)."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -30,7 +30,7 @@ from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .cuda_graph import CapturedStep, check_capturable
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .progress import LossWindow, Progress
-from .schedule import Schedule, lr_factor
+from .schedule import Schedule, lr_scheduler, plateau_metric
 from .rng import capture_rng_state, restore_rng_state
 from .signals import StopRequest, ignore_stop_signals
 
@@ -72,12 +72,8 @@ class Trainer:
         if self.ranks.enabled:
             self.method.distribute(sync_bn=cfg.train.sync_bn)
         check_capturable(self.speed, self.device, self.method)
-        self.schedulers = {
-            name: torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda e: lr_factor(e, cfg.train.epochs, cfg.train.epochs_decay)
-            )
-            for name, opt in self.method.optimizers.items()
-        }
+        self.schedulers = {name: lr_scheduler(opt, cfg.train) for name, opt in self.method.optimizers.items()}
+        self._plateau_watching: str | None = None  # what --lr-policy plateau watches, once said
         self.progress = Progress()
         self._saved_step: int | None = None  # the last step whose checkpoint is written
         self._last_save_step = 0  # the last step a checkpoint was asked for
@@ -366,12 +362,16 @@ class Trainer:
         p = self.progress
         p.epoch += 1
         p.position = 0
-        for s in self.schedulers.values():
-            s.step()
+        plateau = self.cfg.train.lr_policy == "plateau"
+        if not plateau:
+            for s in self.schedulers.values():
+                s.step()
         results = None
         if self.fid_every and p.epoch % self.fid_every == 0:
             results = self._evaluate_fid() if self.ranks.is_main else None
             distributed.barrier(self.ranks)  # FID runs on rank 0; the others wait here
+            if plateau:
+                self._step_plateau(results)
         has_fid = results is not None and any(k.startswith(("fid_AtoB", "fid_BtoA")) for k in results)
         is_best = has_fid and (p.best_fid is None or mean_fid(results) < p.best_fid)
         if is_best:
@@ -387,6 +387,20 @@ class Trainer:
             self.save(checkpoint_name(p.step, epoch=p.epoch), background=True, best=best, snapshot=snapshot)
         elif snapshot is not None:
             self.save_snapshot(snapshot)
+
+    def _step_plateau(self, results: dict | None) -> None:
+        """--lr-policy plateau: every rank steps with rank 0's metric, so all keep one lr."""
+        watched = plateau_metric(results) if self.ranks.is_main else None
+        if self.ranks.enabled:
+            watched = distributed.broadcast_from_main(watched)
+        if watched is None:
+            return
+        name, value = watched
+        if self._plateau_watching != name:
+            self._plateau_watching = name
+            self.info(f"--lr-policy plateau watches the {name}")
+        for s in self.schedulers.values():
+            s.step(value)
 
     def _evaluate_fid(self) -> dict[str, float | str] | None:
         started = time.perf_counter()
