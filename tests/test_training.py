@@ -109,6 +109,20 @@ def compare_states(a, b, path=""):
     return 0
 
 
+def assert_resume_is_bitwise(flags: list[str], tmp_path, stop: int, end: int, tensors: int = 10) -> dict:
+    """Trains straight to step `end`, and to `stop` then resumed to `end`; the two checkpoints
+    must hold bitwise-equal state (more than `tensors` tensors). Returns the resumed one."""
+    main(["train", *flags, "--out", str(tmp_path / "straight"), "--max-steps", str(end)])
+    main(["train", *flags, "--out", str(tmp_path / "resumed"), "--max-steps", str(stop)])
+    main(["train", "--resume", "auto", "--out", str(tmp_path / "resumed"), "--max-steps", str(end)])
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/latest.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/latest.pt")
+    for state in (straight, resumed):
+        del state["config"]["train"]["out"], state["config"]["train"]["max_steps"]
+    assert compare_states(straight, resumed) > tensors
+    return resumed
+
+
 # Every pix2pix ingredient beyond the paper's: EMA of G, 2-scale D with feature matching,
 # spectral norm, a separate D learning rate. Their state must resume bitwise too.
 PIX2PIX_IMPROVED = [*TINY_PIX2PIX, "--ema", "0.99", "--netD", "multiscale", "--num-d", "2", "--n-layers-d", "2",
@@ -122,14 +136,7 @@ def test_resume_is_bitwise_identical_to_a_straight_run(flags, data_fixture, requ
     data = request.getfixturevalue(data_fixture)
     # Two workers, mid-epoch stop (4 samples/epoch): worker seeding and data position must be restored.
     common = ["--data", str(data), "--batch-size", "1", *flags, "--num-workers", "2"]
-    main(["train", *common, "--out", str(tmp_path / "straight"), "--max-steps", "7"])
-    main(["train", *common, "--out", str(tmp_path / "resumed"), "--max-steps", "3"])
-    main(["train", "--resume", "auto", "--out", str(tmp_path / "resumed"), "--max-steps", "7"])
-    straight = load_checkpoint(tmp_path / "straight/checkpoints/latest.pt")
-    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/latest.pt")
-    for state in (straight, resumed):
-        del state["config"]["train"]["out"], state["config"]["train"]["max_steps"]
-    assert compare_states(straight, resumed) > 20
+    resumed = assert_resume_is_bitwise(common, tmp_path, stop=3, end=7, tensors=20)
     assert resumed["progress"]["step"] == 7
 
 
