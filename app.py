@@ -359,7 +359,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             live_state = gr.State(None)
             live_in.stream(translate_live, inputs=[live_in, model, direction, live_side, live_state],
                            outputs=[live_out, live_rate, live_state], stream_every=LIVE_INTERVAL_S,
-                           concurrency_limit=None, time_limit=LIVE_TIME_LIMIT_S, api_visibility="private")
+                           concurrency_limit=None, time_limit=LIVE_TIME_LIMIT_S, show_progress="hidden",
+                           api_visibility="private")
         with gr.Tab("Scientific file"):
             gr.Markdown("16-bit and float images, several bands, CT and MRI (TIFF, PNG, .npy, DICOM, NIfTI): the "
                         "result keeps every bit and comes back as a download; the pictures are previews (the "
