@@ -208,7 +208,7 @@ class DataConfig:
 class SpeedConfig:
     """The fast path: switches that change how fast a step runs, never what it computes (up to
     bf16 rounding). None means the measured default for the device, batch size and generator
-    (`resolve`; the measurements are in README's speed section)."""
+    (`resolve`; the measurements are in docs/speed.md)."""
 
     amp: bool | None = setting(None, "bf16 autocast; losses stay fp32 (default: on for CUDA at batch > 1, "
                                "else off)")

@@ -386,10 +386,10 @@ def test_an_8bit_rgb_run_keeps_todays_default_formats(paired_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_readme_medical_section_runs_as_written(tmp_path):
+def test_the_medical_images_sequence_of_the_docs_runs_as_written(tmp_path):
     import subprocess
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
     block = readme.split("<!-- medical-example -->\n```bash\n")[1].split("```\n<!-- /medical-example -->")[0]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,

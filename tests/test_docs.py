@@ -1,0 +1,83 @@
+"""The README and docs/: every relative link resolves, and every img2img command in a code
+block names a subcommand and flags that exist (parsed with the CLI's own parser)."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from img2img.cli import build_parser, join_signed_values
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def code_blocks(text: str) -> list[str]:
+    """The shell blocks of a Markdown page: ```bash, ```sh, ```console and unlabelled ones."""
+    blocks, lines, shell, inside = [], [], False, False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if inside and shell:
+                blocks.append("\n".join(lines) + "\n")
+            inside, shell, lines = not inside, line[3:].strip() in ("bash", "sh", "console", ""), []
+        elif inside:
+            lines.append(line)
+    return blocks
+
+
+def commands(block: str) -> list[list[str]]:
+    """The img2img invocations of a shell block: continuation lines joined, comments dropped,
+    `torchrun ... -m img2img` and `python -m img2img` included; here-documents skipped."""
+    found, heredoc = [], None
+    for line in block.replace("\\\n", " ").splitlines():
+        if heredoc:
+            heredoc = None if line.strip() == heredoc else heredoc
+            continue
+        if "<<" in line:
+            heredoc = line.split("<<", 1)[1].strip().strip("'\"")
+            continue
+        if not re.search(r"(^|\s)img2img(\s|$)", line):
+            continue
+        words = shlex.split(line, comments=True)
+        if "img2img" in words:
+            start = words.index("img2img")
+            if start == 0 or words[start - 1] == "-m":
+                found.append(words[start + 1 :])
+    return found
+
+
+def test_the_readme_is_a_front_page_of_at_most_about_200_lines():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 210
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_relative_link_and_image_resolves(page):
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        assert (page.parent / target.split("#")[0]).exists(), f"{page.name}: {target}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_command_names_a_subcommand_and_flags_that_exist(page):
+    parser = build_parser()
+    seen = 0
+    for block in code_blocks(page.read_text()):
+        for words in commands(block):
+            try:
+                parser.parse_args(join_signed_values(words))
+            except SystemExit:
+                pytest.fail(f"{page.name}: img2img {' '.join(words)}")
+            seen += 1
+    if page.name in ("README.md", "training.md", "translate.md"):
+        assert seen > 0, f"{page.name}: no img2img command found"
+
+
+def test_the_command_check_catches_a_flag_that_does_not_exist():
+    parser = build_parser()
+    (words,) = commands("img2img train --data x --no-such-flag 3\n")
+    with pytest.raises(SystemExit):
+        parser.parse_args(words)
