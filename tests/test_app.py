@@ -237,6 +237,7 @@ def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir,
             page.get_by_role("button", name="Translate", exact=True).click()
             details = page.locator("#translation-details")
             details.get_by_text("64×48 px whole").wait_for(timeout=60_000)
+            page.locator("#before-after img").nth(1).wait_for(timeout=30_000)  # filled by a follow-up event
             assert page.locator("#before-after img").count() == 2
             served = "img[src*='gradio_api/file=']"
             assert page.locator(served).count() >= 4  # input, output, and the slider's two
