@@ -5,11 +5,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GAN_MODES = ("vanilla", "lsgan", "hinge")
+GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
 
 
 class GANLoss(nn.Module):
-    """`vanilla` is the original GAN (BCE on logits), `lsgan` least squares, `hinge` the hinge loss.
+    """`vanilla` is the original GAN (BCE on logits), `lsgan` least squares, `hinge` the hinge loss,
+    `wgangp` the Wasserstein critic's mean (its gradient penalty is `gradient_penalty`).
 
     Call as `loss(logits, real)` where `real` says which label the logits should have. The
     generator's loss is `loss(logits, True, for_discriminator=False)`: it differs from the
@@ -29,9 +30,41 @@ class GANLoss(nn.Module):
             return F.binary_cross_entropy_with_logits(logits, target)
         if self.mode == "lsgan":
             return F.mse_loss(logits, torch.full_like(logits, 1.0 if real else 0.0))
+        if self.mode == "wgangp":
+            return -logits.mean() if real else logits.mean()
         if not for_discriminator:
             return -logits.mean()
         return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
+
+
+def _critic_sum(predictions) -> torch.Tensor:
+    """The sum of a discriminator's logits, over a multiscale one's scales too."""
+    if isinstance(predictions, torch.Tensor):
+        return predictions.float().sum()
+    return sum(p.float().sum() for p in predictions)
+
+
+def input_gradient(discriminator: nn.Module, x: torch.Tensor, autocast) -> torch.Tensor:
+    """dD(x)/dx, kept in the graph (create_graph), so that a penalty on it trains D: the double
+    backward that WGAN-GP and R1 need."""
+    x = x.detach().requires_grad_(True)
+    with autocast():
+        predictions = discriminator(x)
+    (gradient,) = torch.autograd.grad(_critic_sum(predictions), x, create_graph=True)
+    return gradient.float().flatten(1)
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, autocast) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(||dD(x)/dx|| - 1)^2] at random points between real
+    and fake inputs."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    between = alpha * real.detach() + (1 - alpha) * fake.detach()
+    return (input_gradient(discriminator, between, autocast).norm(2, dim=1) - 1).square().mean()
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor, autocast) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[||dD(x)/dx||^2] on real inputs (weighted gamma / 2 by the caller)."""
+    return input_gradient(discriminator, real, autocast).square().sum(1).mean()
 
 
 def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> torch.Tensor:

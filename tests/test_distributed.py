@@ -79,3 +79,16 @@ def test_a_rank_whose_batch_is_unreadable_stays_in_step_with_the_others(tmp_path
     rank0, rank1 = (torch.load(out / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == 4
+
+
+def test_wgangp_and_r1_train_two_ranks_to_identical_weights(tmp_path):
+    """Their double backward goes through D's DistributedDataParallel wrapper."""
+    data = make_paired(tmp_path / "data", n_train=6)
+    out = tmp_path / "run"
+    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "3", "--gan-mode", "wgangp",
+                 "--r1-gamma", "10", *TINY_PIX2PIX)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rank0, rank1 = (torch.load(out / f"rank{i}.pt", weights_only=True) for i in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    state = load_checkpoint(out / "checkpoints" / "latest.pt")
+    assert (state["config"]["method_config"]["gan_mode"], state["progress"]["step"]) == ("wgangp", 3)

@@ -102,3 +102,67 @@ def test_every_lr_policy_resumes_bit_for_bit(policy, tmp_path, capsys):
     assert resumed["config"]["train"]["lr_policy"] == policy
     if policy == "plateau":
         assert "--lr-policy plateau watches the val L1" in capsys.readouterr().out
+
+
+def _penalised(method: str, **speed):
+    from img2img.config import SpeedConfig, TrainConfig
+    from img2img.methods import build_method
+
+    torch.manual_seed(0)
+    cfg = RunConfig.for_method(method, train=TrainConfig(speed=SpeedConfig(**speed)))
+    cfg.model.netG = "unet_32" if method == "pix2pix" else "resnet_6blocks"
+    cfg.model.ngf = cfg.model.ndf = 8
+    cfg.method_config.gan_mode, cfg.method_config.r1_gamma = "wgangp", 10.0
+    if method in ("cut", "fastcut"):
+        cfg.method_config.num_patches, cfg.method_config.nce_dim = 32, 16
+    return build_method(cfg, torch.device("cpu"))
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    return {k: torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for k in "AB"}
+
+
+def test_the_gradient_penalties_of_a_linear_critic_are_exact():
+    import contextlib
+
+    from img2img.losses import gradient_penalty, r1_penalty
+
+    critic = torch.nn.Conv2d(3, 1, 32, bias=False)  # D(x) = <w, x>: its input gradient is w everywhere
+    torch.nn.init.normal_(critic.weight, 0.0, 0.1)
+    norm = critic.weight.norm().item()
+    x, y = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    assert gradient_penalty(critic, x, y, contextlib.nullcontext).item() == pytest.approx((norm - 1) ** 2, rel=1e-5)
+    assert r1_penalty(critic, x, contextlib.nullcontext).item() == pytest.approx(norm ** 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan", "cut"])
+def test_wgangp_and_r1_train_every_method_under_bf16(method):
+    m = _penalised(method, amp=True)
+    before = {k: v.clone() for k, v in m.networks.state_dict().items() if k.startswith("D")}
+    losses, bad = m.guarded_step(_batch())
+    assert not bad and all(torch.isfinite(v) for v in losses.values())
+    assert any(k.endswith("_gp") for k in losses) and any(k.endswith("_r1") for k in losses)
+    after = m.networks.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_penalised_step_never_reads_a_tensor_on_the_host(monkeypatch):
+    m = _penalised("pix2pix")
+    m.guarded_step(_batch())  # the first step creates the optimizer state
+
+    def forbidden(*_):
+        raise AssertionError("a tensor was read on the host during the step")
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    m.guarded_step(_batch())
+
+
+def test_cuda_graphs_refuse_the_double_backward_in_one_line():
+    from img2img.config import SpeedConfig
+    from img2img.errors import Img2ImgError
+    from img2img.training.cuda_graph import check_capturable
+
+    with pytest.raises(Img2ImgError, match="--cuda-graphs does not capture the double backward through D"):
+        check_capturable(SpeedConfig(cuda_graphs=True), torch.device("cuda"), _penalised("cyclegan"))

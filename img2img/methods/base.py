@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
+from ..losses import gradient_penalty, r1_penalty
 from ..models import build_generator
 from ..pixel_format import preview_rgb
 
@@ -163,6 +164,22 @@ class TrainingMethod:
         buffers = dict(self.networks.named_buffers())
         for name, saved in snapshot.items():
             buffers[name].copy_(torch.where(bad, saved, buffers[name]))
+
+    @property
+    def double_backward(self) -> bool:
+        """Whether the discriminator step differentiates D's input gradient (WGAN-GP, R1)."""
+        return getattr(self.cfg, "gan_mode", None) == "wgangp" or getattr(self.cfg, "r1_gamma", 0.0) > 0
+
+    def discriminator_penalties(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The gradient penalties the settings ask of discriminator `name`: WGAN-GP's (weight
+        --lambda-gp) for --gan-mode wgangp, and R1's (gamma / 2) for --r1-gamma above 0."""
+        penalties = {}
+        net = self.updating(name)
+        if self.cfg.gan_mode == "wgangp":
+            penalties[f"{name}_gp"] = self.cfg.lambda_gp * gradient_penalty(net, real, fake, self.autocast)
+        if self.cfg.r1_gamma > 0:
+            penalties[f"{name}_r1"] = 0.5 * self.cfg.r1_gamma * r1_penalty(net, real, self.autocast)
+        return penalties
 
     def autocast(self):
         if not self.speed.amp:

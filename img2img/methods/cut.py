@@ -17,7 +17,11 @@ from .base import TrainingMethod, set_requires_grad
 
 @dataclass
 class CUTConfig:
-    gan_mode: str = setting("lsgan", "adversarial loss", choices=GAN_MODES)
+    gan_mode: str = setting("lsgan", "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)", choices=GAN_MODES)
+    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
+    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
+                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
+                              "refused together")
     lambda_gan: float = setting(1.0, "weight of the adversarial term")
     lambda_nce: float = setting(1.0, "weight of the PatchNCE terms")
     nce_idt: bool = setting(True, "also PatchNCE on (B, G(B)), averaged with (A, G(A))")
@@ -119,8 +123,10 @@ class CUT(TrainingMethod):
             pred_real = self.updating("D")(real_b)
         loss_fake = self.gan_loss(pred_fake, False)
         loss_real = self.gan_loss(pred_real, True)
-        logs = self.optimize("D", 0.5 * (loss_fake + loss_real))
-        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(), **logs}
+        penalties = self.discriminator_penalties("D", real_b, fake_b)
+        logs = self.optimize("D", 0.5 * (loss_fake + loss_real) + sum(penalties.values()))
+        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(),
+                **{k: v.detach() for k, v in penalties.items()}, **logs}
 
     def generator_step(self, real_a, real_b, fake_b, idt_b, flipped: bool) -> dict[str, torch.Tensor]:
         cfg = self.cfg

@@ -16,7 +16,11 @@ from .base import TrainingMethod, set_requires_grad
 
 @dataclass
 class CycleGANConfig:
-    gan_mode: str = setting("lsgan", "adversarial loss", choices=GAN_MODES)
+    gan_mode: str = setting("lsgan", "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)", choices=GAN_MODES)
+    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
+    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
+                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
+                              "refused together")
     lambda_cycle: float = setting(10.0, "weight of the cycle-consistency terms")
     # A fraction of lambda_cycle, as in the CycleGAN code.
     lambda_identity: float = setting(0.5, "weight of the identity terms, times --lambda-cycle (0 = off)")
@@ -174,10 +178,14 @@ class CycleGAN(TrainingMethod):
         set_requires_grad(self.netD_A, True)
         set_requires_grad(self.netD_B, True)
         self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_d_a = self._discriminator_loss(self.updating("D_A"), real_b, self.pool_fake_b.query(fake_b))
-        loss_d_b = self._discriminator_loss(self.updating("D_B"), real_a, self.pool_fake_a.query(fake_a))
-        logs = self.optimize("D", loss_d_a + loss_d_b)
-        return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach(), **logs}
+        pooled_b, pooled_a = self.pool_fake_b.query(fake_b), self.pool_fake_a.query(fake_a)
+        loss_d_a = self._discriminator_loss(self.updating("D_A"), real_b, pooled_b)
+        loss_d_b = self._discriminator_loss(self.updating("D_B"), real_a, pooled_a)
+        penalties = {**self.discriminator_penalties("D_A", real_b, pooled_b),
+                     **self.discriminator_penalties("D_B", real_a, pooled_a)}
+        logs = self.optimize("D", loss_d_a + loss_d_b + sum(penalties.values()))
+        return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach(), **{k: v.detach() for k, v in penalties.items()},
+                **logs}
 
     def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with self.autocast():

@@ -15,7 +15,11 @@ from .base import TrainingMethod, set_requires_grad
 
 @dataclass
 class Pix2PixConfig:
-    gan_mode: str = setting("vanilla", "adversarial loss", choices=GAN_MODES)
+    gan_mode: str = setting("vanilla", "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)", choices=GAN_MODES)
+    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
+    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
+                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
+                              "refused together")
     lambda_l1: float = setting(100.0, "weight of the L1 term")
     lambda_feat: float = setting(0.0, "weight of pix2pixHD's discriminator feature-matching loss (e.g. 10; 0: off)")
     ema: float = setting(0.0, "decay of a moving average of G's weights, which then samples and translates "
@@ -80,9 +84,12 @@ class Pix2Pix(TrainingMethod):
             pred_real = self.updating("D")(torch.cat([real_a, real_b], 1))
         loss_fake = self.adversarial_loss(pred_fake, False)
         loss_real = self.adversarial_loss(pred_real, True)
+        penalties = self.discriminator_penalties("D", torch.cat([real_a, real_b], 1),
+                                                 torch.cat([real_a, fake_b.detach()], 1))
         # Halved, as in the paper, to slow D relative to G.
-        logs = self.optimize("D", 0.5 * (loss_fake + loss_real))
-        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(), **logs}
+        logs = self.optimize("D", 0.5 * (loss_fake + loss_real) + sum(penalties.values()))
+        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(),
+                **{k: v.detach() for k, v in penalties.items()}, **logs}
 
     def generator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
         # D's gradients are not needed while G updates.

@@ -29,6 +29,9 @@ def check_capturable(speed: SpeedConfig, device: torch.device, method: TrainingM
         return
     if method.distributed:
         raise Img2ImgError("--cuda-graphs runs in one process: leave it off under torchrun")
+    if method.double_backward:
+        raise Img2ImgError("--cuda-graphs does not capture the double backward through D that --gan-mode wgangp and "
+                           "--r1-gamma take (not measured on GPU): leave --cuda-graphs off, or train without them")
     if method.host_draws:
         raise Img2ImgError(f"--cuda-graphs: {type(method).__name__} {method.host_draws}, which a captured graph "
                            "would freeze; leave --cuda-graphs off")
