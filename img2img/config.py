@@ -307,6 +307,8 @@ class RunConfig:
         """A new run of `method` with its defaults; `sections` replace whole sections."""
         cls_ = method_class(method)
         epochs, epochs_decay = cls_.default_schedule
+        domain_a, domain_b = cls_.default_domains
+        sections.setdefault("data", DataConfig(domain_a=domain_a, domain_b=domain_b))
         return cls(method=method, model=sections.pop("model", cls_.default_model()),
                    method_config=sections.pop("method_config", cls_.Config()),
                    train=sections.pop("train", TrainConfig(epochs=epochs, epochs_decay=epochs_decay)), **sections)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import checkpoint_config, load_checkpoint, load_generators
-from .config import Direction, RunConfig
+from .config import Direction, RunConfig, method_class
 from .data.images import read_image
 from .device import resolve_device
 from .errors import Img2ImgError
@@ -121,8 +121,18 @@ class Translator:
             return None
         return Tiling(tile, overlap, statistics if self.generators else "per-tile")
 
+    @property
+    def method(self):
+        return method_class(self.cfg.method)
+
     def formats(self, direction: Direction) -> Formats:
-        """The pixel formats `direction` maps between (the model's input and output, or reversed)."""
+        """The pixel formats users give and get in `direction`: the generator's (the model's input
+        and output, or reversed), unless the method converts them (colourisation: 8-bit RGB)."""
+        user = self.method.user_formats(direction)
+        return Formats(*user) if user else self.network_formats(direction)
+
+    def network_formats(self, direction: Direction) -> Formats:
+        """The pixel formats the generator itself maps between."""
         source, target = PixelFormat.of_model(self.cfg.model, "in"), PixelFormat.of_model(self.cfg.model, "out")
         return Formats(source, target) if direction == "AtoB" else Formats(target, source)
 
@@ -177,10 +187,11 @@ class Translator:
         img2img.tiling); `tile=0` never tiles.
         """
         self.network(direction)
-        formats = self.formats(direction)
+        formats = self.network_formats(direction)
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
-        pixels = [self.pixels_of(item, direction) for item in items]
+        given = [self.pixels_of(item, direction) for item in items]
+        pixels = [self.method.to_network(p) for p in given]
         sizes = [p.shape[:2] for p in pixels]
         if size is not None:
             pixels = [resize_pixels(p, size, size) for p in pixels]
@@ -214,6 +225,7 @@ class Translator:
                     out[i] = result
         if size is not None:
             out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
+        out = [self.method.from_network(source, result) for source, result in zip(given, out)]
         return out[0] if single else out
 
     @torch.no_grad()
@@ -224,6 +236,8 @@ class Translator:
         before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
         to tile are tiled as images are, each by its own pooled tile statistics."""
         height, width = frames[0].shape[:2]
+        if statistics is not None and self.method.user_formats(direction):
+            statistics = None  # the method converts frames on their way in and out: per frame
         if statistics is None or self.tiling_for(width, height, tile=tile) is not None:
             if statistics is not None and not self._noted_tiled_frames:
                 self._noted_tiled_frames = True
@@ -254,10 +268,10 @@ class Translator:
     def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:
         """One image in blended tiles (see img2img.tiling); memory is bounded by the tile size."""
         if isinstance(pixels, Image.Image):
-            pixels = self.pixels_of(pixels, direction)
+            pixels = self.method.to_network(self.pixels_of(pixels, direction))
         net = self.generators.get(direction) or self.network(direction)
         return translate_tiled(lambda x: self._run(net, x), pixels, tiling, net.size_multiple,
-                               formats=self.formats(direction))
+                               formats=self.network_formats(direction))
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from ..config import RunConfig, method_class
 from ..errors import Img2ImgError
 from ..models import fit_to_size, generator_size_multiple
+from .colour import ColourPhotos
 from .domain import formats_of
 from .folders import require_dir, val_split_dir
 from .paired import PairedDataset
@@ -31,9 +32,14 @@ def build_train_dataset(cfg: RunConfig) -> Dataset:
     data = cfg.data
     transform = train_transform(data, size_multiple(cfg))
     root = require_dir(Path(data.root), "data")
+    kind = method_class(cfg.method).dataset_kind
+    if kind == "colour":
+        split = root / "train" if (root / "train").is_dir() else root
+        return ColourPhotos(split, transform, seed=cfg.train.seed, formats=formats_of(cfg),
+                            max_size=data.max_dataset_size)
     common = dict(direction=data.direction, seed=cfg.train.seed, formats=formats_of(cfg), slice_axis=data.slice_axis,
                   max_size=data.max_dataset_size)
-    if method_class(cfg.method).dataset_kind == "unpaired":
+    if kind == "unpaired":
         return UnpairedDataset(_domain_dir(root, "trainA"), _domain_dir(root, "trainB"), transform,
                                serial=data.serial_batches, **common)
     # Accept DIR (with DIR/train) or the split folder itself.
@@ -48,8 +54,12 @@ def build_val_dataset(cfg: RunConfig, val_dir: str | None = None) -> Dataset | N
     transform = eval_transform(data, size_multiple(cfg))
     root = Path(data.root)
     val_dir = val_dir or data.val_dir
+    kind = method_class(cfg.method).dataset_kind
+    if kind == "colour":
+        split = Path(val_dir) if val_dir else val_split_dir(root)
+        return ColourPhotos(split, transform, formats=formats_of(cfg)) if split else None
     common = dict(direction=data.direction, formats=formats_of(cfg), slice_axis=data.slice_axis)
-    if method_class(cfg.method).dataset_kind == "unpaired":
+    if kind == "unpaired":
         base = Path(val_dir) if val_dir else root
         for a, b in (("testA", "testB"), ("valA", "valB")):
             if (base / a).is_dir() and (base / b).is_dir():

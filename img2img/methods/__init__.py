@@ -5,6 +5,7 @@ import torch
 
 from ..config import RunConfig, SpeedConfig
 from .base import TrainingMethod
+from .colorization import Colorization
 from .cut import CUT, FastCUT
 from .cyclegan import CycleGAN, CycleGANConfig, ImagePool
 from .pix2pix import Pix2Pix, Pix2PixConfig
@@ -14,6 +15,7 @@ METHODS: dict[str, type[TrainingMethod]] = {
     "cyclegan": CycleGAN,
     "cut": CUT,
     "fastcut": FastCUT,
+    "colorization": Colorization,
 }
 
 
@@ -25,5 +27,5 @@ def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig 
     return METHODS[cfg.method](cfg.model, cfg.method_config, cfg.train, device, speed)
 
 
-__all__ = ["CUT", "METHODS", "CycleGAN", "FastCUT", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig", "TrainingMethod",
+__all__ = ["CUT", "METHODS", "Colorization", "CycleGAN", "FastCUT", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig", "TrainingMethod",
            "build_method"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -12,9 +13,9 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
 from ..losses import gradient_penalty, r1_penalty
 from ..models import build_generator
-from ..pixel_format import preview_rgb
+from ..pixel_format import PixelFormat, preview_rgb
 
-DatasetKind = Literal["paired", "unpaired"]
+DatasetKind = Literal["paired", "unpaired", "colour"]
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -60,9 +61,29 @@ class TrainingMethod:
     # applied unless that setting is given explicitly.
     recipes: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
+    # What a new run names its domains, for people (the app's menu), unless --domain-a/-b say.
+    default_domains: ClassVar[tuple[str, str]] = ("A", "B")
+
     @classmethod
     def default_model(cls) -> ModelConfig:
         return ModelConfig()
+
+    # Where the pictures users give and get differ from what the generator takes and gives
+    # (colourisation: RGB outside, Lab's L and ab inside), the method converts them.
+    @classmethod
+    def user_formats(cls, direction: Direction) -> tuple[PixelFormat, PixelFormat] | None:
+        """(what users give, what they get) in `direction`; None: the generator's own formats."""
+        return None
+
+    @classmethod
+    def to_network(cls, pixels: np.ndarray) -> np.ndarray:
+        """A user's picture as the generator's input."""
+        return pixels
+
+    @classmethod
+    def from_network(cls, source: np.ndarray, result: np.ndarray) -> np.ndarray:
+        """The picture a user gets from `source` (theirs) and the generator's `result`."""
+        return result
 
     @classmethod
     def build_generator(cls, model: ModelConfig, direction: Direction, batch_statistics: str = "image") -> nn.Module:
