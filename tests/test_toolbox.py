@@ -166,3 +166,58 @@ def test_cuda_graphs_refuse_the_double_backward_in_one_line():
 
     with pytest.raises(Img2ImgError, match="--cuda-graphs does not capture the double backward through D"):
         check_capturable(SpeedConfig(cuda_graphs=True), torch.device("cuda"), _penalised("cyclegan"))
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Colour photos (smooth random blobs) in one folder, and two more in val/."""
+    from conftest import random_image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for folder, count in ((tmp_path / "photos", 4), (tmp_path / "photos" / "val", 2)):
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            random_image(rng, 40, 40).save(folder / f"{i}.png")
+    return tmp_path / "photos"
+
+
+TINY_COLOUR = ["--model", "colorization", "--netG", "unet_32", "--ngf", "8", "--ndf", "8", "--size", "32",
+               "--load-size", "36", "--num-workers", "0", "--device", "cpu"]
+
+
+def test_colourisation_trains_on_a_folder_of_photos_and_resumes_bit_for_bit(photos, tmp_path):
+    from PIL import Image
+
+    from test_training import assert_resume_is_bitwise
+
+    resumed = assert_resume_is_bitwise(["--data", str(photos), *TINY_COLOUR], tmp_path, stop=2, end=5)
+    model = checkpoint_config(resumed).model
+    assert (model.in_channels, model.out_channels, model.in_range, model.out_range) == (1, 2, (0.0, 100.0),
+                                                                                        (-110.0, 110.0))
+    grid = Image.open(sorted((tmp_path / "straight" / "samples").glob("*.png"))[-1])
+    assert grid.mode == "RGB" and grid.width > 3 * 32  # grey input | output | original
+
+
+def test_a_grey_photo_comes_back_in_colour_with_its_own_lightness(photos, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from img2img.catalog import describe_checkpoint
+    from img2img.data.colour import rgb_to_lab
+    from img2img.inference import Translator
+
+    main(["train", "--data", str(photos), "--out", str(tmp_path / "run"), "--max-steps", "3", *TINY_COLOUR])
+    checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
+    grey = Image.open(photos / "val" / "0.png").convert("L").resize((70, 45))  # any size, one channel
+    pixels = np.repeat(np.asarray(grey)[..., None], 3, axis=2)
+    main(["export", str(checkpoint), str(tmp_path / "colour.onnx"), "--format", "onnx"])
+    outputs = []
+    for model in (checkpoint, tmp_path / "colour.onnx"):
+        out = Translator.from_checkpoint(model, device="cpu").translate_pixels(grey)
+        assert out.shape == (45, 70, 3) and out.dtype == np.uint8
+        assert np.abs(rgb_to_lab(out)[..., 0] - rgb_to_lab(pixels)[..., 0]).max() <= 0.5  # 8-bit rounding only
+        assert np.abs(rgb_to_lab(out)[..., 1:]).mean() > 0.1  # colour was added
+        outputs.append(out.astype(int))
+    assert np.abs(outputs[0] - outputs[1]).max() <= 2
+    assert describe_checkpoint(checkpoint).label == "latest: black-and-white photo → colour"
