@@ -81,7 +81,7 @@ echo "[$(elapsed) s] --cuda-graphs: $GRAPHS; ngf 64 beside: $NGF64"
 
 # --- 2. train ----------------------------------------------------------------------------------
 # Batch 16 with or without graphs. Batch 32 (lr 5.66e-4) finished the schedule eagerly on an H100,
-# but scored below batch 16's 133 epochs on val L1 and FID (benchmarks/RESULTS.md, issue 31).
+# but scored below batch 16's 133 epochs on val L1 and FID (benchmarks/LOG.md, issue 31).
 train_command() {  # $1: ngf, $2: run folder; sets the array $command
     command=($PY -m img2img train --model pix2pix --recipe improved --data "$STAGE/maps" --direction AtoB
         --ngf "$1" --norm instance --no-channels-last --batch-size 16 --lr 4e-4 --epochs 100 --epochs-decay 100

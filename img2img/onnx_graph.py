@@ -1,5 +1,5 @@
 """ONNX: generators exported with torch.onnx (dynamic batch, height and width) and run with
-onnxruntime, which translates 1.7-3x faster than PyTorch eager on the CPU (benchmarks/RESULTS.md).
+onnxruntime, which translates U-Nets 1.4-1.8x as fast as PyTorch eager on the CPU (benchmarks/RESULTS.md).
 
 Each file holds one direction's generator, with the checkpoint's config and the input size
 multiple as metadata, so that a .onnx file alone is enough to translate.

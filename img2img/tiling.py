@@ -92,7 +92,7 @@ def translate_tiled(network: Network, pixels: np.ndarray, tiling: Tiling, size_m
                     batch_size: int = 1, formats: Formats = Formats()) -> np.ndarray:
     """H x W x C pixels of `formats.source` -> pixels of `formats.target`. `network` maps
     [N, C, h, w] in [-1, 1] to [N, C', h, w] (padding as it needs). One tile at a time measured
-    both leaner and faster on the CPU than four (benchmarks/RESULTS.md)."""
+    both leaner and faster on the CPU than four (benchmarks/LOG.md, "Tiled translation")."""
     tiling = tiling.validate(size_multiple)
     statistics = SharedStatistics()
     if tiling.statistics == "downscaled":
