@@ -221,3 +221,15 @@ def test_a_grey_photo_comes_back_in_colour_with_its_own_lightness(photos, tmp_pa
         outputs.append(out.astype(int))
     assert np.abs(outputs[0] - outputs[1]).max() <= 2
     assert describe_checkpoint(checkpoint).label == "latest: black-and-white photo → colour"
+
+
+def test_lambda_gp_and_r1_gamma_weight_their_penalties():
+    weighted = {}
+    for lambda_gp, r1_gamma in ((10.0, 10.0), (20.0, 5.0)):
+        m = _penalised("pix2pix")
+        m.cfg.lambda_gp, m.cfg.r1_gamma = lambda_gp, r1_gamma
+        torch.manual_seed(5)  # the same interpolation points
+        losses, _ = m.guarded_step(_batch())
+        weighted[lambda_gp] = (losses["D_gp"].item(), losses["D_r1"].item())
+    assert weighted[20.0][0] == pytest.approx(2 * weighted[10.0][0], rel=1e-4)
+    assert weighted[20.0][1] == pytest.approx(0.5 * weighted[10.0][1], rel=1e-4)
