@@ -25,9 +25,11 @@ def tiny(method: str, dropout: bool = True, **train) -> object:
     return build_method(cfg, torch.device(device))
 
 
-def batches(n: int, device: str = "cpu", size: int = 32):
+def batches(n: int, device: str = "cpu", size: int = 32, channels: tuple[int, int] = (3, 3)):
+    """`n` batches of 2 random A and B images in [-1, 1], of the model's (input, output) channels."""
     g = torch.Generator().manual_seed(1)
-    return [{k: (torch.rand(2, 3, size, size, generator=g) * 2 - 1).to(device) for k in "AB"} for _ in range(n)]
+    return [{k: (torch.rand(2, c, size, size, generator=g) * 2 - 1).to(device) for k, c in zip("AB", channels)}
+            for _ in range(n)]
 
 
 def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -51,7 +53,7 @@ def test_every_method_trains_under_every_speed_switch(method, amp, channels_last
             if isinstance(out, torch.Tensor):
                 dtypes.append(out.dtype)
         generator.register_forward_hook(record)
-        steps = [m.guarded_step(b)[0] for b in batches(2)]
+        steps = [m.guarded_step(b)[0] for b in batches(2, channels=(m.model_cfg.in_channels, m.model_cfg.out_channels))]
         assert {torch.bfloat16 if amp else torch.float32} == set(dtypes)
         for losses in steps:
             assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values()), losses
