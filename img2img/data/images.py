@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import ImageReadError
+from ..pixel_format import DTYPE_RANGES, PixelFormat, preview_uint8
 
 PIL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm"})
 TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
@@ -381,18 +382,16 @@ def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> I
 def preview_of_values(pixels: np.ndarray) -> np.ndarray:
     """8-bit RGB of raw pixels: windowed by the dtype's range (floats and signed integers by
     their own minimum and maximum), by the preview rule."""
-    from ..pixel_format import DTYPE_RANGES, preview_uint8
-
     lo, hi = DTYPE_RANGES.get(pixels.dtype.name) or (float(np.nanmin(pixels)), float(np.nanmax(pixels)))
     values = (pixels.astype(np.float32) - lo) / max(hi - lo, 1e-12) * 2 - 1
     return preview_uint8(np.nan_to_num(values))
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HWC uint8 -> CHW float in [-1, 1]."""
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    """HWC uint8 -> CHW float in [-1, 1] (the 8-bit RGB pixel format's mapping)."""
+    return PixelFormat().encode(np.asarray(image))
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
     """CHW in [-1, 1] -> HWC uint8."""
-    return t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return PixelFormat().decode_tensor(t)
