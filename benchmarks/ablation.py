@@ -35,8 +35,8 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from img2img.data.images import list_images, to_tensor
-from img2img.inference import Translator
+from img2img.io.readers import list_images, to_tensor
+from img2img.translate.translator import Translator
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 
 ROOT = Path(__file__).resolve().parents[1]

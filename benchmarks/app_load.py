@@ -28,7 +28,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from img2img.inference import Translator  # noqa: E402
+from img2img.translate.translator import Translator  # noqa: E402
 
 
 def free_port() -> int:

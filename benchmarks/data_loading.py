@@ -25,7 +25,7 @@ from img2img.config import DataConfig, RunConfig
 from img2img.data.builders import build_train_dataset
 from img2img.data.domain import resolve_formats
 from img2img.data.loader import EpochSampler, collate_skipping_errors
-from img2img.data.writers import write_image
+from img2img.io.writers import write_image
 from img2img.log import log_to_console
 from img2img.methods import METHODS
 
@@ -48,7 +48,7 @@ def make_images(root: Path, suffix: str, channels: int, dtype, count: int, size:
 
 
 def measure(cfg: RunConfig, workers: list[int], batch_size: int, batches: int) -> list[float]:
-    dataset = build_train_dataset(cfg)
+    dataset = build_train_dataset(cfg, METHODS[cfg.method].dataset_kind)
     resolve_formats(cfg, dataset)
     rates = []
     for n in workers:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from profile_step import our_step, profile_step  # noqa: E402
 
-from img2img.bench import BenchSettings, run_benchmark  # noqa: E402
+from img2img.training.bench import BenchSettings, run_benchmark  # noqa: E402
 from img2img.checkpoint import load_checkpoint  # noqa: E402
 from img2img.cli import main as img2img  # noqa: E402
 from img2img.config import SpeedConfig  # noqa: E402

@@ -24,12 +24,13 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from img2img.data.builders import build_val_dataset
-from img2img.data.images import to_uint8
-from img2img.inference import BATCH_NORM_MODES, Translator
+from img2img.io.readers import to_uint8
+from img2img.translate.translator import BATCH_NORM_MODES, Translator
 from img2img.checkpoint import checkpoint_config, load_checkpoint
-from img2img.config import RESIZE_FILTERS, method_class
+from img2img.config import RESIZE_FILTERS
+from img2img.methods import method_class
 from img2img.device import seed_everything
-from img2img.data.images import to_tensor
+from img2img.io.readers import to_tensor
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 from img2img.models import init_weights
 
@@ -66,7 +67,7 @@ def main() -> None:
     if args.data:
         cfg.data.root = args.data
     cfg.data.resize = args.resize
-    val = build_val_dataset(cfg)
+    val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
     trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm, engine="torch")
     seed_everything(cfg.train.seed)  # the initialisation the run started from
     # Built and initialised as the run's G was (it is the first network a method builds).

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from img2img.data.images import list_images, load_rgb
+from img2img.io.readers import list_images, load_rgb
 
 CODECS = {
     "WebP q90": ("WEBP", {"quality": 90, "method": 6}),

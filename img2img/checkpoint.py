@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import DIRECTIONS, Direction, RunConfig, method_class
+from .config import DIRECTIONS, Direction, RunConfig
+from .methods import method_class
 from .errors import Img2ImgError
 from .files import atomic_write
 

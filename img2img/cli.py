@@ -12,12 +12,12 @@ import time
 import typing
 from pathlib import Path
 
-from .data.writers import FORMATS
+from .io.writers import FORMATS
 from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name
 from .errors import Img2ImgError
-from .inference import BATCH_NORM_MODES, ENGINES
-from .tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
-from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS
+from .translate.translator import BATCH_NORM_MODES, ENGINES
+from .translate.tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
+from .translate.video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS
 from .log import log_to_console
 from .methods import METHODS
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
@@ -207,9 +207,9 @@ def add_translate_parser(sub) -> None:
 
 
 def run_translate(args) -> int:
-    from .batch import translate_files
+    from .translate.batch import translate_files
     from .device import Ranks
-    from .inference import Translator
+    from .translate.translator import Translator
 
     # Under torchrun each process takes its share of the files (and its own GPU).
     ranks = Ranks.from_env()
@@ -256,7 +256,7 @@ def add_bench_parser(sub) -> None:
 def run_bench(args) -> int:
     import json
 
-    from .bench import BenchSettings, run_benchmark
+    from .training.bench import BenchSettings, run_benchmark
 
     plain = {f.name: getattr(args, f.name) for f in dataclasses.fields(BenchSettings)
              if f.name not in ("speed", "architecture")}
@@ -413,21 +413,21 @@ def add_pretrained_parser(sub) -> None:
 
 
 def run_pretrained_download(args) -> int:
-    from .pretrained import download_pretrained
+    from .translate.pretrained import download_pretrained
 
     download_pretrained(args.name, args.dir, args.url)
     return 0
 
 
 def run_pretrained_convert(args) -> int:
-    from .pretrained import convert
+    from .translate.pretrained import convert
 
     convert(args.src, args.dst, netG=args.netG, norm=args.norm)
     return 0
 
 
 def run_pretrained_list(args) -> int:
-    from .pretrained import PRETRAINED
+    from .translate.pretrained import PRETRAINED
 
     for m in PRETRAINED.values():
         print(f"{m.name:28s} {m.method:8s} {m.domains[0]} -> {m.domains[1]:10s} {m.url}")
@@ -451,7 +451,7 @@ def add_export_parser(sub) -> None:
 
 def run_export(args) -> int:
     if args.format == "onnx":
-        from .onnx_graph import OPSET, export_checkpoint
+        from .translate.onnx_graph import OPSET, export_checkpoint
 
         if args.domain_a or args.domain_b:
             raise Img2ImgError("--domain-a/--domain-b name the domains in a .pt export; an ONNX graph has no config")

@@ -99,7 +99,7 @@ class ModelConfig:
                              choices=INIT_TYPES, fixed=True)
     init_gain: float = setting(0.02, "scale of the initialisation (normal's std; xavier's and orthogonal's gain)",
                                fixed=True, accepts=POSITIVE)
-    # The domains' pixels (img2img.pixel_format), read off the data when a run starts: domain A's
+    # The domains' pixels (img2img.io.pixel_format), read off the data when a run starts: domain A's
     # (the input's) and domain B's channels, dtype and the range mapped onto [-1, 1]. A dtype of
     # None means not read yet; checkpoints from before these fields are 8-bit RGB, 0..255.
     in_channels: int = setting(3, "input channels", cli=False, fixed=True, accepts=at_least(1))
@@ -124,7 +124,7 @@ PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_c
 
 
 def _parse_range(text: str):
-    from .pixel_format import parse_range
+    from .io.pixel_format import parse_range
 
     try:
         return parse_range(text, "range")
@@ -135,7 +135,7 @@ def _parse_range(text: str):
 
 
 def _parse_channels(text: str):
-    from .pixel_format import parse_channels
+    from .io.pixel_format import parse_channels
 
     try:
         return parse_channels(text)
@@ -288,6 +288,12 @@ class TrainConfig:
     num_samples: int = setting(4, "images in each sample grid", accepts=at_least(1))
 
 
+# Training methods by name. `img2img.methods` fills it (it is `methods.METHODS`) when the package
+# is imported: a config names its method and finds its settings class and defaults here, while
+# this module imports nothing from methods/ (methods are built on the configs, not the reverse).
+METHOD_TABLE: dict[str, Any] = {}
+
+
 @dataclass
 class RunConfig:
     """Everything a run is. `method_config` is the method's own dataclass (e.g. Pix2PixConfig)."""
@@ -300,12 +306,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.method_config is None:
-            self.method_config = method_class(self.method).Config()
+            self.method_config = registered_method(self.method).Config()
 
     @classmethod
     def for_method(cls, method: str, **sections: Any) -> "RunConfig":
         """A new run of `method` with its defaults; `sections` replace whole sections."""
-        cls_ = method_class(method)
+        cls_ = registered_method(method)
         epochs, epochs_decay = cls_.default_schedule
         domain_a, domain_b = cls_.default_domains
         sections.setdefault("data", DataConfig(domain_a=domain_a, domain_b=domain_b))
@@ -325,7 +331,7 @@ class RunConfig:
         return cls(
             method=method,
             model=from_dict(ModelConfig, d.get("model", {})),
-            method_config=from_dict(method_class(method).Config, d.get("method_config", {})),
+            method_config=from_dict(registered_method(method).Config, d.get("method_config", {})),
             data=from_dict(DataConfig, d.get("data", {})),
             train=dataclasses.replace(from_dict(TrainConfig, train), speed=speed),
         )
@@ -344,14 +350,12 @@ def from_dict(cls, d: dict[str, Any]):
     return cls(**d)
 
 
-def method_class(name: str):
-    """The registered TrainingMethod class called `name`."""
-    from .methods import METHODS  # methods import this module
-
+def registered_method(name: str):
+    """The training method registered as `name` (see METHOD_TABLE)."""
     try:
-        return METHODS[name]
+        return METHOD_TABLE[name]
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHOD_TABLE)}") from None
 
 
 def check_settings(cfg: RunConfig) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .batch import translate_files
+from .translate.batch import translate_files
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .files import atomic_write
-from .inference import Translator
+from .translate.translator import Translator
 from .log import logger
 from .training import Trainer
 

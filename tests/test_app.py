@@ -74,7 +74,7 @@ def test_concurrent_users_get_their_own_results(server, models_dir, tmp_path):
 
     from gradio_client import Client, handle_file
 
-    from img2img.inference import Translator
+    from img2img.translate.translator import Translator
 
     rng = np.random.default_rng(5)
     sizes = [(40 + 8 * i, 64 - 4 * i) for i in range(6)]
@@ -365,7 +365,7 @@ def test_browser_adds_a_published_model_in_one_click_and_translates_with_it(mode
 def test_translate_video_endpoint_returns_the_video_with_its_sound(client, tmp_path):
     from gradio_client import handle_file
 
-    from img2img.video import video_info
+    from img2img.translate.video import video_info
     from test_video import make_video
 
     clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))

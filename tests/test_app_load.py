@@ -19,7 +19,7 @@ def test_twelve_concurrent_clients_get_every_response_whole_and_correct(models_d
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    from img2img.inference import Translator
+    from img2img.translate.translator import Translator
 
     image = tmp_path / "same.png"
     random_image(np.random.default_rng(3), 96, 64).save(image)

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
-from img2img.catalog import discover_checkpoints, model_card_examples
-from img2img.inference import Translator
+from img2img.translate.catalog import discover_checkpoints, model_card_examples
+from img2img.translate.translator import Translator
 
 from conftest import random_image
 
@@ -42,7 +42,7 @@ def test_bundled_files_stay_small():
 def test_the_app_card_of_the_bundled_model_shows_no_number_its_card_or_checkpoint_lacks():
     import re
 
-    from img2img.catalog import describe_checkpoint
+    from img2img.translate.catalog import describe_checkpoint
     from img2img.checkpoint import load_checkpoint
 
     info = describe_checkpoint(BUNDLED)

@@ -16,7 +16,7 @@ from img2img.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint,
 from img2img.cli import main
 from img2img.config import RunConfig
 from img2img.errors import Img2ImgError
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 
 from conftest import make_paired
 

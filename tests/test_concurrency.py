@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from img2img.cli import main
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 
 from conftest import TINY_PIX2PIX
 

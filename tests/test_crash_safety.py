@@ -102,7 +102,7 @@ def test_too_many_nan_steps_in_a_row_stop_the_run(paired_dir, tmp_path, monkeypa
 def test_truncated_jpeg_is_a_clear_error(tmp_path):
     from PIL import Image
 
-    from img2img.data.images import load_rgb
+    from img2img.io.readers import load_rgb
     from img2img.errors import ImageReadError
 
     Image.new("RGB", (64, 64), "red").save(tmp_path / "t.jpg")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from img2img.cli import main
 from img2img.config import RunConfig
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 from img2img.losses import patch_nce_loss
 from img2img.methods import CUT, FastCUT, build_method
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from img2img.data.images import load_rgb
+from img2img.io.readers import load_rgb
 from img2img.data.loader import EpochSampler
 from img2img.data.paired import PairedDataset
 from img2img.data.unpaired import UnpairedDataset

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from img2img.catalog import discover_checkpoints
+from img2img.translate.catalog import discover_checkpoints
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 from img2img.training import Trainer, config_for_run
 from img2img.training import footprint as footprint_module
 

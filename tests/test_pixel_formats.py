@@ -16,11 +16,12 @@ from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.config import DataConfig, RunConfig
 from img2img.data.builders import build_datasets
-from img2img.data.images import list_items, read_image
-from img2img.data.writers import write_image
+from img2img.methods import METHODS
+from img2img.io.readers import list_items, read_image
+from img2img.io.writers import write_image
 from img2img.errors import Img2ImgError, ImageReadError
-from img2img.inference import Translator
-from img2img.pixel_format import PixelFormat, describe_preview, preview_rgb
+from img2img.translate.translator import Translator
+from img2img.io.pixel_format import PixelFormat, describe_preview, preview_rgb
 
 from test_training import assert_resume_is_bitwise
 
@@ -239,7 +240,7 @@ def test_size_wxh_and_every_preprocess_mode_on_rectangular_images(tmp_path, prep
     flags = ["--preprocess", preprocess, "--size", size, "--load-size", "48", "--netG", "unet_32", *TINY]
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "1", *flags]) == 0
     cfg = checkpoint_config(load_checkpoint(tmp_path / "run/checkpoints/latest.pt"))
-    train, val = build_datasets(cfg)
+    train, val = build_datasets(cfg, METHODS[cfg.method].dataset_kind)
     assert train[0]["A"].shape[1:] == expected and train[0]["B"].shape[1:] == expected
     assert val[0]["A"].shape[1:] == (expected if preprocess != "resize_and_crop" else (32, 64))
 
@@ -281,7 +282,7 @@ def test_translate_flags_are_checked_with_one_line(tmp_path, capsys):
 
 
 def test_range_lo_not_below_hi_is_refused_in_one_line():
-    from img2img.pixel_format import parse_range
+    from img2img.io.pixel_format import parse_range
 
     with pytest.raises(Img2ImgError, match="--range-a 3071,-1024: LO must be less than HI"):
         parse_range("3071,-1024", "--range-a")
@@ -298,7 +299,7 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_file(tmp_path):
     del ds.PixelData
     ds.save_as(tmp_path / "empty.dcm")
     nibabel.save(nibabel.Nifti1Image(np.zeros((4, 4, 4, 3), np.int16), np.eye(4)), tmp_path / "series.nii.gz")
-    from img2img.pixel_format import check_finite
+    from img2img.io.pixel_format import check_finite
 
     with pytest.raises(Img2ImgError, match="nan.npy: holds 1 NaN or infinite values"):
         check_finite(read_image(tmp_path / "nan.npy").array, str(tmp_path / "nan.npy"))

@@ -14,8 +14,8 @@ from PIL import Image
 from torch import nn
 
 from img2img.cli import main
-from img2img.inference import Translator
-from img2img.pretrained import convert, infer_architecture
+from img2img.translate.translator import Translator
+from img2img.translate.pretrained import convert, infer_architecture
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "canonical_state_dicts.txt"
 
@@ -149,7 +149,7 @@ def test_mismatched_weights_are_refused_with_a_clear_error(tmp_path, capsys):
 def test_pretrained_download_converts_for_translate_and_the_app(tmp_path):
     from test_datasets import Server
 
-    from img2img.catalog import describe_checkpoint
+    from img2img.translate.catalog import describe_checkpoint
 
     server = Server()
     try:
@@ -215,7 +215,7 @@ def published(tmp_path):
 def test_two_callers_asking_for_one_model_at_once_cause_one_download(published, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from img2img.pretrained import download_pretrained
+    from img2img.translate.pretrained import download_pretrained
 
     published.chunk_delay = 0.05  # the first download is still running when the second asks
     url = published.url("/horse2zebra.pth")
@@ -226,9 +226,9 @@ def test_two_callers_asking_for_one_model_at_once_cause_one_download(published, 
 
 
 def test_an_interrupted_download_resumes_and_reports_its_progress(published, tmp_path):
-    from img2img.catalog import discover_checkpoints
+    from img2img.translate.catalog import discover_checkpoints
     from img2img.errors import Img2ImgError
-    from img2img.pretrained import download_pretrained
+    from img2img.translate.pretrained import download_pretrained
 
     url, folder = published.url("/horse2zebra.pth"), tmp_path / "ck"
     published.cut_next = True
@@ -245,9 +245,9 @@ def test_an_interrupted_download_resumes_and_reports_its_progress(published, tmp
 
 
 def test_a_corrupt_download_is_refused_removed_and_fetched_afresh(published, tmp_path):
-    from img2img.catalog import discover_checkpoints
+    from img2img.translate.catalog import discover_checkpoints
     from img2img.errors import Img2ImgError
-    from img2img.pretrained import download_pretrained
+    from img2img.translate.pretrained import download_pretrained
 
     good = published.files["/horse2zebra.pth"]
     published.files["/horse2zebra.pth"] = b"\x00garbage" * 1000
@@ -262,8 +262,8 @@ def test_a_corrupt_download_is_refused_removed_and_fetched_afresh(published, tmp
 def test_a_published_model_card_gives_its_origin_licence_and_digest(published, tmp_path):
     import hashlib
 
-    from img2img.catalog import describe_checkpoint
-    from img2img.pretrained import download_pretrained
+    from img2img.translate.catalog import describe_checkpoint
+    from img2img.translate.pretrained import download_pretrained
 
     url = published.url("/horse2zebra.pth")
     facts = dict(describe_checkpoint(download_pretrained("horse2zebra", tmp_path / "ck", url=url)).facts)
@@ -275,7 +275,7 @@ def test_a_published_model_card_gives_its_origin_licence_and_digest(published, t
 
 
 def test_published_models_are_named_by_what_they_do():
-    from img2img.pretrained import PRETRAINED
+    from img2img.translate.pretrained import PRETRAINED
 
     assert PRETRAINED["horse2zebra"].label == "horse → zebra"
     assert PRETRAINED["style_monet"].label == "photo → Monet painting"

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from img2img.bench import peak_precision
+from img2img.training.bench import peak_precision
 from img2img.cli import main
 from img2img.config import RunConfig, SpeedConfig, TrainConfig
 from img2img.methods import METHODS, build_method

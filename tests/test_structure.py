@@ -19,7 +19,7 @@ from conftest import TINY_PIX2PIX
 
 
 def test_importing_inference_loads_no_trainer_data_pipeline_or_metrics():
-    code = ("import sys, img2img.inference; heavy = ('img2img.training', 'albumentations', 'cv2', 'pytorch_fid', "
+    code = ("import sys, img2img.translate.translator; heavy = ('img2img.training', 'albumentations', 'cv2', 'pytorch_fid', "
             "'scipy', 'img2img.metrics'); print([m for m in heavy if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

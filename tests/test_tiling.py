@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from img2img.data.images import to_tensor, to_uint8
+from img2img.io.readers import to_tensor, to_uint8
 from img2img.errors import Img2ImgError
-from img2img.inference import pad_to_multiple
+from img2img.translate.translator import pad_to_multiple
 from img2img.models.norm import PerImageBatchNorm2d, PerImageInstanceNorm2d, SharedStatistics, shared_statistics
-from img2img.tiling import Tiling, blend_window, tile_starts, translate_tiled
+from img2img.translate.tiling import Tiling, blend_window, tile_starts, translate_tiled
 
 from conftest import random_image
 
@@ -133,7 +133,7 @@ def test_bad_tiling_settings_are_one_line_errors(tile, overlap):
 
 def test_translator_tiles_large_images_automatically_and_says_so(monkeypatch, caplog):
     from img2img import inference
-    from img2img.inference import Translator
+    from img2img.translate.translator import Translator
 
     translator = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")
     monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 300 * 300)
@@ -150,7 +150,7 @@ PEAK_MEMORY_SCRIPT = """
 import json, resource, sys
 import numpy as np
 from PIL import Image
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 translator = Translator.from_checkpoint(sys.argv[1], device="cpu", engine="torch")
 image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (4096, 4096, 3), dtype=np.uint8))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -175,7 +175,7 @@ def test_tiled_translation_of_a_4096_image_stays_under_the_memory_bound():
 
 
 def test_an_image_that_runs_out_of_memory_whole_is_retried_in_tiles(monkeypatch, caplog):
-    from img2img.inference import Translator
+    from img2img.translate.translator import Translator
 
     translator = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")
 

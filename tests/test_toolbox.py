@@ -53,7 +53,7 @@ def test_max_dataset_size_trains_on_a_fixed_seeded_subset(tmp_path):
 
     def subset(seed):
         cfg.train.seed = seed
-        ds = build_train_dataset(cfg)
+        ds = build_train_dataset(cfg, METHODS[cfg.method].dataset_kind)
         return [str(i) for i in ds.files_a], [str(i) for i in ds.files_b]
 
     first = subset(0)
@@ -203,9 +203,9 @@ def test_a_grey_photo_comes_back_in_colour_with_its_own_lightness(photos, tmp_pa
     import numpy as np
     from PIL import Image
 
-    from img2img.catalog import describe_checkpoint
-    from img2img.data.colour import rgb_to_lab
-    from img2img.inference import Translator
+    from img2img.translate.catalog import describe_checkpoint
+    from img2img.io.lab import rgb_to_lab
+    from img2img.translate.translator import Translator
 
     main(["train", "--data", str(photos), "--out", str(tmp_path / "run"), "--max-steps", "3", *TINY_COLOUR])
     checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"

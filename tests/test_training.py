@@ -7,7 +7,7 @@ import torch
 
 from img2img.cli import main
 from img2img.config import ModelConfig, RunConfig
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 from img2img.methods import build_method
 from img2img.checkpoint import load_checkpoint
 from img2img.training.schedule import lr_factor

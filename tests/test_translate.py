@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from img2img.batch import translate_files
+from img2img.translate.batch import translate_files
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
-from img2img.inference import Translator, pad_to_multiple
+from img2img.translate.translator import Translator, pad_to_multiple
 
 from conftest import TINY_PIX2PIX, make_paired, random_image
 

@@ -13,9 +13,9 @@ import pytest
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
-from img2img.inference import Translator
+from img2img.translate.translator import Translator
 from img2img.models.norm import FrameStatistics
-from img2img.video import translate_video, video_info
+from img2img.translate.video import translate_video, video_info
 
 from conftest import TINY_CYCLEGAN, make_unpaired
 

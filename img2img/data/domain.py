@@ -15,7 +15,7 @@ import torch
 from ..config import RunConfig, flag_name
 from ..errors import Img2ImgError, ImageReadError
 from ..log import logger
-from ..pixel_format import DTYPE_RANGES, PixelFormat, auto_range, canonical_dtype, check_finite
+from ..io.pixel_format import DTYPE_RANGES, PixelFormat, auto_range, canonical_dtype, check_finite
 
 # Images read for an "auto" range: spread evenly over the train split.
 AUTO_RANGE_SAMPLES = 16

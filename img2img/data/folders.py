@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import Img2ImgError
-from .images import list_images
+from ..io.readers import list_images
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -7,10 +7,12 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import Img2ImgError, ImageReadError
-from ..pixel_format import PixelFormat
-from .domain import DomainData, seeded_subset
-from .folders import require_dir, require_images
-from .images import ImageItem, image_shape, image_size, list_items, read_item
+from ..io.pixel_format import PixelFormat
+from ..config import RunConfig
+from .domain import DomainData, formats_of, seeded_subset
+from .folders import require_dir, require_images, val_split_dir
+from .layout import Layout, split_or_root
+from ..io.readers import ImageItem, image_shape, image_size, list_items, read_item
 from .transforms import sample_seed
 
 
@@ -123,3 +125,20 @@ def _check_side_by_side(pairs: list[tuple[ImageItem, None]]) -> None:
             continue  # a broken file is skipped and counted when training meets it
         if width % 2:
             raise Img2ImgError(f"{item.path}: width {width} is odd, so it cannot be split into A|B halves")
+
+
+def _train_split(cfg: RunConfig, transform) -> PairedDataset:
+    data = cfg.data
+    root = require_dir(Path(data.root), "data")
+    return PairedDataset(split_or_root(root), transform, direction=data.direction, seed=cfg.train.seed,
+                         formats=formats_of(cfg), slice_axis=data.slice_axis, max_size=data.max_dataset_size)
+
+
+def _val_split(cfg: RunConfig, transform, val_dir: Path | None) -> PairedDataset | None:
+    split = val_dir or val_split_dir(Path(cfg.data.root))
+    return PairedDataset(split, transform, direction=cfg.data.direction, formats=formats_of(cfg),
+                         slice_axis=cfg.data.slice_axis) if split else None
+
+
+# DIR/train (or DIR itself) and DIR/val or DIR/test: A|B files or A/ + B/ folders.
+PAIRED = Layout(_train_split, _val_split)

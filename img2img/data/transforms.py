@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..config import DataConfig
-from ..pixel_format import pad_pixels, resize_pixels
+from ..io.pixel_format import pad_pixels, resize_pixels
 
 
 def _resize_to(image: np.ndarray, width: int, height: int, **_) -> np.ndarray:

@@ -7,10 +7,12 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import Img2ImgError
-from ..pixel_format import PixelFormat
-from .domain import DomainData, seeded_subset
-from .folders import require_images
-from .images import image_shape, list_items, read_item
+from ..io.pixel_format import PixelFormat
+from ..config import RunConfig
+from .domain import DomainData, formats_of, seeded_subset
+from .folders import require_dir, require_images
+from .layout import Layout
+from ..io.readers import image_shape, list_items, read_item
 from .transforms import sample_seed
 
 
@@ -76,3 +78,31 @@ class UnpairedDataset(DomainData, Dataset):
         except ValueError as e:  # albumentations: e.g. an image smaller than the crop
             return {"error": f"{item_a}: {e}"}
         return {"A": self.encode(0, a), "B": self.encode(1, b), "path": str(item_a.path)}
+
+
+def _domain_dir(root: Path, name: str) -> Path:
+    path = root / name
+    if not path.is_dir():
+        raise Img2ImgError(f"{path}: missing; unpaired data needs {root}/trainA and {root}/trainB folders")
+    return path
+
+
+def _train_split(cfg: RunConfig, transform) -> UnpairedDataset:
+    data = cfg.data
+    root = require_dir(Path(data.root), "data")
+    return UnpairedDataset(_domain_dir(root, "trainA"), _domain_dir(root, "trainB"), transform,
+                           serial=data.serial_batches, direction=data.direction, seed=cfg.train.seed,
+                           formats=formats_of(cfg), slice_axis=data.slice_axis, max_size=data.max_dataset_size)
+
+
+def _val_split(cfg: RunConfig, transform, val_dir: Path | None) -> UnpairedDataset | None:
+    base = val_dir or Path(cfg.data.root)
+    for a, b in (("testA", "testB"), ("valA", "valB")):
+        if (base / a).is_dir() and (base / b).is_dir():
+            return UnpairedDataset(base / a, base / b, transform, serial=True, direction=cfg.data.direction,
+                                   formats=formats_of(cfg), slice_axis=cfg.data.slice_axis)
+    return None
+
+
+# DIR/trainA + DIR/trainB, and DIR/testA + testB (or valA + valB).
+UNPAIRED = Layout(_train_split, _val_split, shared_pool=True)

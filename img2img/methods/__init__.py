@@ -3,20 +3,30 @@ from __future__ import annotations
 
 import torch
 
-from ..config import RunConfig, SpeedConfig
+from ..config import METHOD_TABLE, RunConfig, SpeedConfig
 from .base import TrainingMethod
 from .colorization import Colorization
 from .cut import CUT, FastCUT
 from .cyclegan import CycleGAN, CycleGANConfig, ImagePool
 from .pix2pix import Pix2Pix, Pix2PixConfig
 
-METHODS: dict[str, type[TrainingMethod]] = {
+# The same dict as config.METHOD_TABLE, through which a config finds its method by name.
+METHODS: dict[str, type[TrainingMethod]] = METHOD_TABLE
+METHODS.update({
     "pix2pix": Pix2Pix,
     "cyclegan": CycleGAN,
     "cut": CUT,
     "fastcut": FastCUT,
     "colorization": Colorization,
-}
+})
+
+
+def method_class(name: str) -> type[TrainingMethod]:
+    """The registered TrainingMethod class called `name`."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
 def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig | None = None) -> TrainingMethod:
@@ -27,5 +37,5 @@ def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig 
     return METHODS[cfg.method](cfg.model, cfg.method_config, cfg.train, device, speed)
 
 
-__all__ = ["CUT", "METHODS", "Colorization", "CycleGAN", "FastCUT", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig", "TrainingMethod",
-           "build_method"]
+__all__ = ["CUT", "METHODS", "Colorization", "CycleGAN", "FastCUT", "CycleGANConfig", "ImagePool", "Pix2Pix",
+           "Pix2PixConfig", "TrainingMethod", "build_method", "method_class"]

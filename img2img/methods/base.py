@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
 from ..losses import gradient_penalty, r1_penalty
 from ..models import build_generator
-from ..pixel_format import PixelFormat, preview_rgb
+from ..io.pixel_format import PixelFormat, preview_rgb
 
 DatasetKind = Literal["paired", "unpaired", "colour"]
 

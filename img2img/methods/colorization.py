@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ..config import Direction, ModelConfig
-from ..data.colour import AB_RANGE, L_RANGE, as_rgb, lab_to_rgb, lab_to_rgb_keeping_lightness, rgb_to_lab
-from ..pixel_format import PixelFormat
+from ..io.lab import AB_RANGE, L_RANGE, as_rgb, lab_to_rgb, lab_to_rgb_keeping_lightness, rgb_to_lab
+from ..io.pixel_format import PixelFormat
 from .pix2pix import Pix2Pix
 
 RGB = PixelFormat(3, "uint8", 0.0, 255.0)

@@ -19,7 +19,7 @@ from pytorch_fid import inception as pf_inception
 from pytorch_fid.fid_score import calculate_frechet_distance
 from tqdm import tqdm
 
-from ..data.images import ImageReadError, list_images, load_rgb
+from ..io.readers import ImageReadError, list_images, load_rgb
 from ..download import download as download_url
 from ..errors import Img2ImgError
 from ..files import atomic_write, sha256_of

@@ -8,7 +8,7 @@ import torch
 
 from ..files import atomic_write
 from ..log import logger
-from ..pixel_format import PixelFormat, describe_preview, preview_rgb
+from ..io.pixel_format import PixelFormat, describe_preview, preview_rgb
 from ..metrics import (
     InceptionFeatures,
     Statistics,
@@ -152,13 +152,14 @@ def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str
     their outputs are compared with the split's real targets, as FID tracking does in training."""
     from ..checkpoint import checkpoint_config, load_checkpoint
     from ..data.builders import build_val_dataset
+    from ..methods import method_class
     from ..errors import Img2ImgError
-    from ..inference import Translator
+    from ..translate.translator import Translator
 
     cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))
     if data:
         cfg.data.root = str(data)
-    val = build_val_dataset(cfg)
+    val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
     if val is None:
         raise Img2ImgError(f"{cfg.data.root}: no validation split (val/, test/, testA+testB) to compute FID on; "
                            "point --data at a dataset folder that has one")

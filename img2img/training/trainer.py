@@ -21,7 +21,7 @@ from ..device import seed_everything, use_deterministic_algorithms
 from ..errors import Img2ImgError
 from ..files import atomic_write, atomic_write_text
 from ..log import MetricsLog, logger
-from ..methods import build_method
+from ..methods import build_method, method_class
 from ..models import fit_to_size
 from . import distributed
 from .background_writer import BackgroundWriter, to_host
@@ -110,9 +110,10 @@ class Trainer:
         """A Trainer on the datasets in the config's folders (its layout per the method), with
         the domains' pixel formats read off the train split (a new run) or checked against it."""
         check_settings(cfg)
-        train_set, val_set = build_datasets(cfg)
+        kind = method_class(cfg.method).dataset_kind
+        train_set, val_set = build_datasets(cfg, kind)
         cfg = resolve_formats(cfg, train_set)
-        check_batch_sizes(cfg, train_set)
+        check_batch_sizes(cfg, kind, train_set)
         if val_set is not None:
             val_set.formats = train_set.formats
         return cls(cfg, train_set, val_set)
@@ -135,7 +136,7 @@ class Trainer:
 
     def _fid_tracker(self) -> FIDTracker | None:
         cfg = self.cfg
-        val = build_val_dataset(cfg, cfg.train.fid_val) if cfg.train.fid_val else self.val_set
+        val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind, cfg.train.fid_val) if cfg.train.fid_val else self.val_set
         asked = cfg.train.fid_every is not None
         if val is None:
             (self.warning if asked else self.info)(

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
-from .config import Direction, RunConfig
-from .errors import Img2ImgError
-from .files import atomic_path
-from .pixel_format import PixelFormat
+from ..checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
+from ..config import Direction, RunConfig
+from ..errors import Img2ImgError
+from ..files import atomic_path
+from ..io.pixel_format import PixelFormat
 
 OPSET = 18
 META_CONFIG, META_DIRECTION, META_SIZE_MULTIPLE, META_BATCH_NORM = (

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..errors import Img2ImgError
 from ..files import atomic_path, atomic_write
-from .images import DICOM_EXTENSIONS, TIFF_EXTENSIONS, file_stem, is_volume_file
+from .readers import DICOM_EXTENSIONS, TIFF_EXTENSIONS, file_stem, is_volume_file
 
 FORMATS = ("auto", "same", "png", "jpg", "tif", "npy")
 _SUFFIXES = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "npy": ".npy"}

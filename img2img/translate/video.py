@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import Img2ImgError
+from ..errors import Img2ImgError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
@@ -274,7 +274,7 @@ def translate_video(translator, src: Path | str, dst: Path | str, *, direction: 
         bar = tqdm(total=total, desc=f"video {src.name}", unit="frame", dynamic_ncols=True, disable=not show_bar)
         statistics = None
         if temporal_statistics > 1:
-            from .models.norm import FrameStatistics
+            from ..models.norm import FrameStatistics
 
             statistics = FrameStatistics(temporal_statistics)
         done, pending, ended = 0, [first], False

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from .checkpoint import checkpoint_config, load_checkpoint, stored_directions
-from .config import size_text
-from .errors import Img2ImgError
-from .inference import Translator
+from ..checkpoint import checkpoint_config, load_checkpoint, stored_directions
+from ..config import size_text
+from ..errors import Img2ImgError
+from .translator import Translator
 
 
 @dataclass(frozen=True)

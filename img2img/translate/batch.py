@@ -9,10 +9,10 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .data.images import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read_image, read_volume
-from .data.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
-from .errors import Img2ImgError, ImageReadError
-from .inference import Translator
+from ..io.readers import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read_image, read_volume
+from ..io.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
+from ..errors import Img2ImgError, ImageReadError
+from .translator import Translator
 from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file, translate_video
 
 
@@ -104,7 +104,7 @@ def translate_files(
     `num_workers` processes and saving in threads, overlapping the network; `shard=(rank,
     world_size)` takes every world_size-th file. `tile`, `overlap`, `tile_statistics`: as
     `Translator.translate` (large images are tiled). Videos follow the images, one at a time
-    (see img2img.video, for `temporal_statistics`, `crf` and `codec`)."""
+    (see img2img.translate.video, for `temporal_statistics`, `crf` and `codec`)."""
     translator.network(direction)  # fail early on a direction the model lacks
     target = translator.formats(direction).target
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt, target.dtype, target.channels)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import RunConfig, SpeedConfig, TrainConfig
-from .device import resolve_device
-from .methods import build_method
-from .models import fit_to_size
-from .training.cuda_graph import WARMUP_STEPS, CapturedStep, check_capturable
-from .training.resume import apply_overrides, apply_recipe
+from ..config import RunConfig, SpeedConfig, TrainConfig
+from ..device import resolve_device
+from ..methods import build_method
+from ..models import fit_to_size
+from .cuda_graph import WARMUP_STEPS, CapturedStep, check_capturable
+from .resume import apply_overrides, apply_recipe
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import ImageReadError
-from ..pixel_format import DTYPE_RANGES, PixelFormat, preview_uint8
+from .pixel_format import DTYPE_RANGES, PixelFormat, preview_uint8
 
 PIL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm"})
 TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})

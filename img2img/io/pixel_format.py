@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import Img2ImgError
+from ..errors import Img2ImgError
 
 # Ranges that follow from the dtype; other dtypes (float, signed or wide integers) default to
 # "auto": percentiles of the training data.

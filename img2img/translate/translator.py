@@ -1,0 +1,334 @@
+"""Translator: a trained generator, rebuilt from a checkpoint (or an ONNX export), applied to
+images of any size: whole, or in blended tiles when they are large."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..checkpoint import checkpoint_config, load_checkpoint, load_generators
+from ..config import Direction, RunConfig
+from ..methods import method_class
+from ..io.readers import read_image
+from ..device import resolve_device
+from ..errors import Img2ImgError
+from ..log import logger
+from ..models.norm import FrameStatistics, shared_statistics
+from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
+from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
+
+ImageInput = Image.Image | str | Path
+Network = Callable[[torch.Tensor], torch.Tensor]
+
+BATCH_NORM_MODES = ("image", "running")
+# "auto": onnxruntime for U-Net generators on the CPU, PyTorch otherwise. On 2 CPU cores
+# onnxruntime ran the U-Net 1.4-1.8x as fast as PyTorch eager at 256 and 1024 px, but the ResNet
+# generators only 1.05-1.24x at 256 px, short of the 1.3x that would justify the export
+# (benchmarks/RESULTS.md).
+ENGINES = ("auto", "torch", "onnxruntime")
+
+
+def onnxruntime_is_faster(cfg: RunConfig, device: torch.device) -> bool:
+    return device.type == "cpu" and cfg.model.netG.startswith("unet")
+
+
+class Translator:
+    """Applies a checkpoint's generator(s).
+
+    Dropout is off, so a translation is deterministic. BatchNorm layers (pix2pix's default norm)
+    normalise with each image's own statistics (`batch_norm="image"`), which is what the
+    canonical pix2pix test does at batch size 1 and measured better on maps than the running
+    statistics (`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md. The choice
+    is made once, in the generators' layers, so one Translator serves concurrent calls.
+
+    Whole images run on `engine`; tiles run in PyTorch, whose norm layers can share one set of
+    statistics across the tiles of an image (an ONNX graph fixes its normalisation, so a
+    Translator made from a .onnx file alone normalises each tile by its own).
+    """
+
+    def __init__(self, cfg: RunConfig, generators: dict[Direction, torch.nn.Module], device: torch.device,
+                 onnx: dict[Direction, Network] | None = None) -> None:
+        self.cfg = cfg
+        self.generators = generators
+        self.device = device
+        self.onnx = onnx or {}
+        self._noted: set[str] = set()  # conversions already noted (one line each)
+        self._noted_tiled_frames = False
+        for g in generators.values():
+            g.eval().to(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image",
+                        engine: str = "auto") -> "Translator":
+        """`path`: an img2img checkpoint (.pt), or an ONNX file from `img2img export --format onnx`."""
+        if Path(path).suffix == ".onnx":
+            return cls.from_onnx(path, device)
+        if batch_norm not in BATCH_NORM_MODES:
+            raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
+        if engine not in ENGINES:
+            raise Img2ImgError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        dev = resolve_device(device)
+        state = load_checkpoint(path)
+        cfg = checkpoint_config(state)
+        generators = load_generators(state, batch_norm)
+        translator = cls(cfg, generators, dev)
+        if engine == "onnxruntime" or (engine == "auto" and onnxruntime_is_faster(cfg, dev)):
+            translator.onnx = _onnx_sessions(path, cfg, generators, batch_norm, dev, required=engine == "onnxruntime")
+        return translator
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, device: str = "auto") -> "Translator":
+        from .onnx_graph import OnnxGenerator
+
+        graph = OnnxGenerator(path, resolve_device(device))
+        return cls(graph.cfg, {}, resolve_device(device), onnx={graph.direction: graph})
+
+    @property
+    def directions(self) -> list[str]:
+        return list(self.generators or self.onnx)
+
+    @property
+    def engine(self) -> str:
+        return "onnxruntime" if self.onnx else "torch"
+
+    def network(self, direction: Direction) -> Network:
+        """What translates whole images in `direction`: the onnxruntime session or the module."""
+        net = self.onnx.get(direction) or self.generators.get(direction)
+        if net is None:
+            raise Img2ImgError(
+                f"this {self.cfg.method} model translates {' and '.join(self.directions)} only, not {direction}"
+            )
+        return net
+
+    def generator(self, direction: Direction) -> torch.nn.Module:
+        """The PyTorch generator (absent from a Translator made from a .onnx file alone)."""
+        self.network(direction)
+        if direction not in self.generators:
+            raise Img2ImgError("this model was loaded from an ONNX file; its PyTorch generator is not available")
+        return self.generators[direction]
+
+    def tiling_for(self, width: int, height: int, tile: int | None = None, overlap: int = 64,
+                   statistics: str = "pooled") -> Tiling | None:
+        """The tiling an image of this size gets: `tile=None` tiles (DEFAULT_TILE px) only above
+        AUTO_TILE_PIXELS, `tile=0` never. A Translator made from a .onnx file alone cannot share
+        statistics between tiles, so each tile is normalised by its own."""
+        if tile is None:
+            tile = DEFAULT_TILE if width * height > AUTO_TILE_PIXELS else 0
+        if not tile:
+            return None
+        return Tiling(tile, overlap, statistics if self.generators else "per-tile")
+
+    @property
+    def method(self):
+        return method_class(self.cfg.method)
+
+    def formats(self, direction: Direction) -> Formats:
+        """The pixel formats users give and get in `direction`: the generator's (the model's input
+        and output, or reversed), unless the method converts them (colourisation: 8-bit RGB)."""
+        user = self.method.user_formats(direction)
+        return Formats(*user) if user else self.network_formats(direction)
+
+    def network_formats(self, direction: Direction) -> Formats:
+        """The pixel formats the generator itself maps between."""
+        source, target = PixelFormat.of_model(self.cfg.model, "in"), PixelFormat.of_model(self.cfg.model, "out")
+        return Formats(source, target) if direction == "AtoB" else Formats(target, source)
+
+    def pixels_of(self, item: ImageInput | np.ndarray, direction: Direction) -> np.ndarray:
+        """An input as pixels of the direction's source format (H x W x C), read and converted
+        as needed; a conversion is noted in one line, once per kind of conversion."""
+        name = _name(item)
+        if isinstance(item, np.ndarray):
+            pixels = item[..., None] if item.ndim == 2 else item
+        elif isinstance(item, Image.Image):
+            pixels = pil_pixels(item)
+        else:
+            pixels = read_image(item).array
+        check_finite(pixels, name)
+        pixels, note = self.formats(direction).source.adapt(pixels, name)
+        if note is not None:
+            kind = note.split(": ", 1)[1]
+            if kind not in self._noted:
+                self._noted.add(kind)
+                logger.info(f"note: {note} (and so for any other such input)")
+        return pixels
+
+    @torch.no_grad()
+    def translate(
+        self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB", size: int | None = None,
+        batch_size: int = 8, tile: int | None = None, overlap: int = 64, tile_statistics: str = "pooled",
+    ) -> Image.Image | list[Image.Image]:
+        """Translate one image or a list; returns PIL images of the inputs' sizes: the output
+        itself for 8-bit models, else its 8-bit preview (`translate_pixels` keeps every bit).
+        Arguments as `translate_pixels`."""
+        single = not isinstance(images, (list, tuple))
+        out = self.translate_pixels([images] if single else list(images), direction, size, batch_size, tile,
+                                    overlap, tile_statistics)
+        target = self.formats(direction).target
+        pil = [to_pil(result, target) for result in out]
+        return pil[0] if single else pil
+
+    @torch.no_grad()
+    def translate_pixels(
+        self, images: ImageInput | np.ndarray | Sequence[ImageInput | np.ndarray], direction: Direction = "AtoB",
+        size: int | None = None, batch_size: int = 8, tile: int | None = None, overlap: int = 64,
+        tile_statistics: str = "pooled",
+    ) -> np.ndarray | list[np.ndarray]:
+        """Translate one image or a list (PIL images, files of any format the readers know, or
+        H x W x C arrays); returns H x W x C arrays of the output format, at the inputs' sizes.
+
+        Inputs of another channel count or dtype than the model's are converted (see
+        `PixelFormat.adapt`). With `size`, images are resized to size x size first (the training
+        scale) and the output is resized back; otherwise the network runs on the image as it is,
+        padded to a size it accepts and cropped back. Images above AUTO_TILE_PIXELS, or that run
+        out of memory whole, are translated in `tile`-pixel tiles overlapping by `overlap` (see
+        img2img.translate.tiling); `tile=0` never tiles.
+        """
+        self.network(direction)
+        formats = self.network_formats(direction)
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        given = [self.pixels_of(item, direction) for item in items]
+        pixels = [self.method.to_network(p) for p in given]
+        sizes = [p.shape[:2] for p in pixels]
+        if size is not None:
+            pixels = [resize_pixels(p, size, size) for p in pixels]
+        out: list[np.ndarray | None] = [None] * len(pixels)
+        whole: dict[tuple[int, int], list[int]] = {}
+        for i, p in enumerate(pixels):
+            height, width = p.shape[:2]
+            tiling = self.tiling_for(width, height, tile=tile, overlap=overlap, statistics=tile_statistics)
+            if tiling is None:
+                whole.setdefault((width, height), []).append(i)
+            else:
+                if tile is None:
+                    logger.info(f"{_name(items[i])}: {width}x{height} px; translating in {tiling.describe()}")
+                out[i] = self.translate_tiled(p, direction, tiling)
+        # Same-sized images go through the network together.
+        for (width, height), idx in whole.items():
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                try:
+                    results = self.translate_tensor(torch.stack([formats.source.encode(pixels[i]) for i in chunk]),
+                                                    direction)
+                    results = [formats.target.decode_tensor(t) for t in results]
+                except (torch.OutOfMemoryError, MemoryError) as e:
+                    if tile == 0:
+                        raise Img2ImgError(f"out of memory translating {width}x{height} px images whole ({e}); "
+                                           "use tiles") from None
+                    tiling = self.tiling_for(width, height, DEFAULT_TILE, overlap, tile_statistics)
+                    logger.warning(f"out of memory for whole images; translating in {tiling.describe()}")
+                    results = [self.translate_tiled(pixels[i], direction, tiling) for i in chunk]
+                for i, result in zip(chunk, results):
+                    out[i] = result
+        if size is not None:
+            out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
+        out = [self.method.from_network(source, result) for source, result in zip(given, out)]
+        return out[0] if single else out
+
+    @torch.no_grad()
+    def translate_frames(self, frames: Sequence[np.ndarray], direction: Direction = "AtoB", batch_size: int = 8,
+                         statistics: FrameStatistics | None = None, tile: int | None = None) -> list[np.ndarray]:
+        """Consecutive video frames (H x W x C arrays of one size). Without `statistics` each frame
+        is translated as `translate_pixels` would; with them, by statistics pooled over the frames
+        before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
+        to tile are tiled as images are, each by its own pooled tile statistics."""
+        height, width = frames[0].shape[:2]
+        if statistics is not None and self.method.user_formats(direction):
+            statistics = None  # the method converts frames on their way in and out: per frame
+        if statistics is None or self.tiling_for(width, height, tile=tile) is not None:
+            if statistics is not None and not self._noted_tiled_frames:
+                self._noted_tiled_frames = True
+                logger.info(f"frames of {width}x{height} px are tiled: each is normalised by its own tiles' statistics")
+            return self.translate_pixels(list(frames), direction=direction, batch_size=batch_size, tile=tile)
+        formats = self.formats(direction)
+        net = self.generator(direction)
+        out = []
+        for start in range(0, len(frames), batch_size):
+            x = torch.stack([formats.source.encode(self.pixels_of(f, direction)) for f in frames[start:start + batch_size]])
+            with shared_statistics(statistics):
+                statistics.record(len(x))
+                self._run(net, x)
+                statistics.pool()
+                y = self._run(net, x)
+            out += [formats.target.decode_tensor(t) for t in y]
+        return out
+
+    def translate_video(self, src: str | Path, dst: str | Path, direction: Direction = "AtoB", **options):
+        """A video file translated into `dst`, with its frame rate, frame count, size and sound;
+        returns its `VideoReport`. `options`: those of `img2img.translate.video.translate_video`
+        (batch_size, temporal_statistics, crf, codec, overwrite, tile, progress, show_bar)."""
+        from .video import translate_video
+
+        return translate_video(self, src, dst, direction=direction, **options)
+
+    @torch.no_grad()
+    def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:
+        """One image in blended tiles (see img2img.translate.tiling); memory is bounded by the tile size."""
+        if isinstance(pixels, Image.Image):
+            pixels = self.method.to_network(self.pixels_of(pixels, direction))
+        net = self.generators.get(direction) or self.network(direction)
+        return translate_tiled(lambda x: self._run(net, x), pixels, tiling, net.size_multiple,
+                               formats=self.network_formats(direction))
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:
+        """[N, C, H, W] in [-1, 1] -> [N, C', H, W], any H and W."""
+        return self._run(self.network(direction), x)
+
+    def _run(self, net: Network, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        padded = pad_to_multiple(x.to(self.device), net.size_multiple)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            y = net(padded)
+        return y[..., :h, :w].float().cpu()
+
+
+def _name(item) -> str:
+    return "image" if isinstance(item, (Image.Image, np.ndarray)) else Path(item).name
+
+
+def pil_pixels(image: Image.Image) -> np.ndarray:
+    """A PIL image's pixels: grey as one channel, 16-bit and float greyscale as they are, anything else as RGB."""
+    if image.mode in ("L", "I;16", "I;16L", "I;16B", "I", "F", "RGB", "RGBA"):
+        pixels = np.asarray(image)
+        if image.mode.startswith("I;16"):
+            pixels = pixels.astype(np.uint16)
+    else:
+        pixels = np.asarray(image.convert("RGB"))
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def to_pil(pixels: np.ndarray, fmt: PixelFormat) -> Image.Image:
+    """8-bit pixels as they are (grey or RGB); anything else as its preview, windowed by `fmt`'s range."""
+    if pixels.dtype == np.uint8 and pixels.shape[2] in (1, 3):
+        return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    return Image.fromarray(preview_uint8(fmt.encode(pixels).permute(1, 2, 0).numpy()))
+
+
+def _onnx_sessions(path, cfg, generators, batch_norm, device, required: bool) -> dict[Direction, Network]:
+    """onnxruntime sessions for the checkpoint's generators, exported once into the user's
+    cache. Unless onnxruntime was asked for, a failure falls back to PyTorch with a warning."""
+    try:
+        from .onnx_graph import OnnxGenerator, cached_export
+
+        return {d: OnnxGenerator(cached_export(path, g, cfg, d, batch_norm), device) for d, g in generators.items()}
+    except Exception as e:
+        if required:
+            raise Img2ImgError(f"{path}: cannot run with onnxruntime ({e})") from None
+        logger.warning(f"{Path(path).name}: translating with PyTorch; the ONNX export failed ({e})")
+        return {}
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad bottom/right to a multiple: by reflection, or by edge replication where the image is
+    too small to reflect."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
