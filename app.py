@@ -18,15 +18,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from img2img.translate.batch import translate_volume
-from img2img.translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
+from img2img.errors import Img2ImgError
+from img2img.io.pixel_format import resize_pixels
 from img2img.io.readers import DEFAULT_MAX_PIXELS, is_volume_file, list_images, read_image, read_volume
 from img2img.io.writers import output_suffix, with_suffix, write_image
-from img2img.errors import Img2ImgError
-from img2img.translate.translator import to_pil
-from img2img.io.pixel_format import resize_pixels
-from img2img.translate.video import DEFAULT_TEMPORAL_STATISTICS, translate_video
+from img2img.translate.batch import translate_volume
+from img2img.translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
 from img2img.translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
+from img2img.translate.translator import to_pil
+from img2img.translate.video import DEFAULT_TEMPORAL_STATISTICS, translate_video
 
 HOW_TO_GET_A_MODEL = """
 ### No model yet

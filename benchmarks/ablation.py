@@ -36,8 +36,8 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from img2img.io.readers import list_images, to_tensor
-from img2img.translate.translator import Translator
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
+from img2img.translate.translator import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "benchmarks" / "ablation.md"

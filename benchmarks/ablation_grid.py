@@ -9,9 +9,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-
 from ablation import GRID_IMAGES, ROOT, val_pairs
+from PIL import Image, ImageDraw
 
 GRIDS = ROOT / "benchmarks" / "figures" / "ablation"
 LABEL_WIDTH = 150

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from img2img.checkpoint import generators_only, save_checkpoint
 from img2img.config import RunConfig
 from img2img.training import Trainer
+from img2img.training.guard import guarded_step
 
 SCHEDULES = {"maps": 1096, "facades": 400}
 
@@ -36,7 +37,7 @@ def real_sizes(trainer: Trainer, folder: Path) -> tuple[int, int]:
     """Bytes of a full checkpoint after one step (Adam's moments exist then) and of a snapshot."""
     trainer.method.train()
     batch = {k: v[None] for k, v in RandomPairs(1)[0].items()}
-    trainer.method.guarded_step(batch)
+    guarded_step(trainer.method, batch)
     state = trainer.state_dict()
     save_checkpoint(folder / "full.pt", state)
     save_checkpoint(folder / "snapshot.pt", generators_only(state, half=True))

@@ -23,16 +23,15 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from img2img.data.builders import build_val_dataset
-from img2img.io.readers import to_uint8
-from img2img.translate.translator import BATCH_NORM_MODES, Translator
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.config import RESIZE_FILTERS
-from img2img.methods import method_class
+from img2img.data.builders import build_val_dataset
 from img2img.device import seed_everything
-from img2img.io.readers import to_tensor
+from img2img.io.readers import to_tensor, to_uint8
+from img2img.methods import method_class
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 from img2img.models import init_weights
+from img2img.translate.translator import BATCH_NORM_MODES, Translator
 
 SAMPLE_INDICES = (3, 42, 77)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from img2img.translate.translator import Translator
 from img2img.translate.tiling import TILE_STATISTICS, Tiling, tile_starts
+from img2img.translate.translator import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"

@@ -24,8 +24,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from img2img.translate.translator import Translator
 from img2img.models.norm import FrameStatistics
+from img2img.translate.translator import Translator
 from img2img.translate.video import translate_video
 
 ROOT = Path(__file__).resolve().parents[1]

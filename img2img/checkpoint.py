@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from .config import DIRECTIONS, Direction, RunConfig
-from .methods import method_class
 from .errors import Img2ImgError
 from .files import atomic_write
+from .methods import method_class
 
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
 #    are `method_config`, and the speed switches are `train.speed`.

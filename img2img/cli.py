@@ -12,15 +12,16 @@ import time
 import typing
 from pathlib import Path
 
-from .io.writers import FORMATS
 from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name
 from .errors import Img2ImgError
-from .translate.translator import BATCH_NORM_MODES, ENGINES
-from .translate.tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
-from .translate.video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS
+from .io.writers import FORMATS
 from .log import log_to_console
 from .methods import METHODS
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
+from .translate.tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
+from .translate.translator import BATCH_NORM_MODES, ENGINES
+from .translate.video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS
+
 
 class OneLineParser(argparse.ArgumentParser):
     """A refused argument is one line (`--help` shows the usage)."""
@@ -207,8 +208,8 @@ def add_translate_parser(sub) -> None:
 
 
 def run_translate(args) -> int:
-    from .translate.batch import translate_files
     from .device import Ranks
+    from .translate.batch import translate_files
     from .translate.translator import Translator
 
     # Under torchrun each process takes its share of the files (and its own GPU).

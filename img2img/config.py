@@ -16,7 +16,6 @@ from typing import Any, Callable, Literal, NamedTuple, get_args
 import torch
 
 from .errors import Img2ImgError
-
 from .models.discriminators import DISCRIMINATORS
 from .models.generators import AUTO_UNET, GENERATOR_BUILDERS
 from .models.init import INIT_TYPES

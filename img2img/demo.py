@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .translate.batch import translate_files
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .files import atomic_write
-from .translate.translator import Translator
 from .log import logger
 from .training import Trainer
+from .translate.batch import translate_files
+from .translate.translator import Translator
 
 CIRCLE_COLOUR, SQUARE_COLOUR = (220, 60, 50), (40, 120, 220)
 

@@ -7,7 +7,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO, Callable
 
 from .errors import Img2ImgError
 

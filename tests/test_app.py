@@ -8,11 +8,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from conftest import TINY_PIX2PIX, make_paired, random_image
 from PIL import Image
 
 from img2img.cli import main as cli
-
-from conftest import TINY_PIX2PIX, make_paired, random_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import app as app_module  # noqa: E402
@@ -364,9 +363,9 @@ def test_browser_adds_a_published_model_in_one_click_and_translates_with_it(mode
 
 def test_translate_video_endpoint_returns_the_video_with_its_sound(client, tmp_path):
     from gradio_client import handle_file
+    from test_video import make_video
 
     from img2img.translate.video import video_info
-    from test_video import make_video
 
     clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
     video, details = client.predict(handle_file(str(clip)), api_name="/translate_video")

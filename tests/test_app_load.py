@@ -4,7 +4,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
 from conftest import random_image
 from test_app import launch, models_dir  # noqa: F401 (the fixture)
 

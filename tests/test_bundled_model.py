@@ -2,11 +2,10 @@
 from pathlib import Path
 
 import numpy as np
+from conftest import random_image
 
 from img2img.translate.catalog import discover_checkpoints, model_card_examples
 from img2img.translate.translator import Translator
-
-from conftest import random_image
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
@@ -42,8 +41,8 @@ def test_bundled_files_stay_small():
 def test_the_app_card_of_the_bundled_model_shows_no_number_its_card_or_checkpoint_lacks():
     import re
 
-    from img2img.translate.catalog import describe_checkpoint
     from img2img.checkpoint import load_checkpoint
+    from img2img.translate.catalog import describe_checkpoint
 
     info = describe_checkpoint(BUNDLED)
     facts = dict(info.facts)

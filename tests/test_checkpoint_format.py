@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_paired
 
 from img2img.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, upgrade_config_v1
 from img2img.cli import main
 from img2img.config import RunConfig
 from img2img.errors import Img2ImgError
 from img2img.translate.translator import Translator
-
-from conftest import make_paired
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format_2b02544"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

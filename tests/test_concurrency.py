@@ -2,11 +2,10 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from conftest import TINY_PIX2PIX
 
 from img2img.cli import main
 from img2img.translate.translator import Translator
-
-from conftest import TINY_PIX2PIX
 
 
 def test_concurrent_translations_through_one_translator_equal_serial_ones(paired_dir, tmp_path):

@@ -7,13 +7,12 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_PIX2PIX
 
+from img2img.checkpoint import load_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.errors import Img2ImgError
-from img2img.checkpoint import load_checkpoint, save_checkpoint
 from img2img.training.checkpoint_files import load_newest_valid
-
-from conftest import TINY_PIX2PIX
 
 
 def test_keep_prunes_old_numbered_checkpoints_but_not_latest(paired_dir, tmp_path):
@@ -102,8 +101,8 @@ def test_too_many_nan_steps_in_a_row_stop_the_run(paired_dir, tmp_path, monkeypa
 def test_truncated_jpeg_is_a_clear_error(tmp_path):
     from PIL import Image
 
-    from img2img.io.readers import load_rgb
     from img2img.errors import ImageReadError
+    from img2img.io.readers import load_rgb
 
     Image.new("RGB", (64, 64), "red").save(tmp_path / "t.jpg")
     data = (tmp_path / "t.jpg").read_bytes()

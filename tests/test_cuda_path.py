@@ -1,11 +1,13 @@
 """The CUDA-only features, tested for what the CPU can show: CUDA graphs' preconditions and
 refusals, and what `--deterministic` switches on (its padding included)."""
 import dataclasses
+import functools
 import os
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
 
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
@@ -13,9 +15,8 @@ from img2img.config import RunConfig, SpeedConfig, TrainConfig
 from img2img.methods import build_method
 from img2img.models.padding import pad2d
 from img2img.training.cuda_graph import check_capturable, make_capturable
+from img2img.training.guard import guarded_step
 from img2img.training.schedule import lr_factor
-
-from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
 
 CUDA = torch.device("cuda")
 
@@ -73,13 +74,13 @@ def test_a_decayed_learning_rate_reaches_the_tensor_a_captured_step_reads():
     # Epochs 0 and 1 of a 1 + 1 schedule: factor 1, then 0.5; after the decay, 0.
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, 1, 1))
     batch = {k: torch.rand(1, 3, 32, 32) * 2 - 1 for k in "AB"}
-    m.guarded_step(batch)
+    guarded_step(m, batch)
     scheduler.step()
     assert opt.param_groups[0]["lr"] is captured and captured.item() == pytest.approx(1e-4)
     scheduler.step()
     assert opt.param_groups[0]["lr"] is captured and captured.item() == 0.0
     before = {k: v.clone() for k, v in m.netG.state_dict().items()}
-    m.guarded_step(batch)
+    guarded_step(m, batch)
     weights = [k for k, _ in m.netG.named_parameters()]
     assert all(torch.equal(before[k], m.netG.state_dict()[k]) for k in weights)
     # Checkpoints keep plain floats, which every optimizer accepts.
@@ -145,7 +146,7 @@ def test_cuda_graph_steps_train_as_the_eager_steps(method, amp):
     runs = []
     for graphs in (False, True):
         m = cuda_method(method, amp=amp, cuda_graphs=graphs)
-        step = CapturedStep(m) if graphs else m.guarded_step
+        step = CapturedStep(m) if graphs else functools.partial(guarded_step, m)
         runs.append([{k: v.item() for k, v in step(b)[0].items()} for b in cuda_batches(7)])
         if method == "pix2pix-improved":
             runs[-1].append({f"ema{i}": p.sum().item() for i, p in enumerate(m.netG_ema.parameters())})

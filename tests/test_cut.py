@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from img2img.cli import main
 from img2img.config import RunConfig
-from img2img.translate.translator import Translator
 from img2img.losses import patch_nce_loss
 from img2img.methods import CUT, FastCUT, build_method
+from img2img.training.guard import guarded_step
+from img2img.translate.translator import Translator
 
 # Also used by test_training's exact-resume test.
 TINY_CUT = ["--model", "cut", "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--size", "32",
@@ -127,10 +128,10 @@ def test_blurred_resampling_keeps_constants_and_shapes(h, w):
 def test_a_non_finite_cut_step_changes_no_weight_and_no_optimizer_state():
     m = tiny()
     good = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
-    m.guarded_step(good)
+    guarded_step(m, good)
     before = {k: v.clone() for k, v in m.networks.state_dict().items()}
     steps = [s["step"].clone() for s in m.optimizers["G"].state.values()]
-    _, bad = m.guarded_step({**good, "A": torch.full_like(good["A"], float("nan"))})
+    _, bad = guarded_step(m, {**good, "A": torch.full_like(good["A"], float("nan"))})
     assert bool(bad)
     assert all(torch.equal(v, before[k]) for k, v in m.networks.state_dict().items())
     assert all(torch.equal(s["step"], old) for s, old in zip(m.optimizers["G"].state.values(), steps))

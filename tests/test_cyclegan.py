@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CYCLEGAN, random_image
 from PIL import Image
 
+from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.config import ModelConfig, RunConfig
 from img2img.methods import CycleGAN, ImagePool, build_method
-from img2img.checkpoint import load_checkpoint
-
-from conftest import TINY_CYCLEGAN, random_image
 
 
 def tiny_cyclegan(**overrides) -> CycleGAN:

@@ -4,17 +4,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import random_image
 from PIL import Image
 
-from img2img.io.readers import load_rgb
+from img2img.config import DataConfig
 from img2img.data.loader import EpochSampler
 from img2img.data.paired import PairedDataset
-from img2img.data.unpaired import UnpairedDataset
-from img2img.config import DataConfig
 from img2img.data.transforms import train_transform
-from img2img.errors import Img2ImgError, ImageReadError
-
-from conftest import random_image
+from img2img.data.unpaired import UnpairedDataset
+from img2img.errors import ImageReadError, Img2ImgError
+from img2img.io.readers import load_rgb
 
 
 def make_identical_pairs(folder: Path, n: int = 8) -> Path:

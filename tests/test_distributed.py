@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_CYCLEGAN, TINY_PIX2PIX, make_paired, make_unpaired
 
 from img2img.checkpoint import load_checkpoint
-
-from conftest import TINY_CYCLEGAN, TINY_PIX2PIX, make_paired, make_unpaired
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 

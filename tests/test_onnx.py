@@ -5,16 +5,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import random_image
 
 from img2img.checkpoint import generator_only_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.config import RunConfig
-from img2img.methods import method_class
 from img2img.errors import Img2ImgError
-from img2img.translate.translator import Translator
+from img2img.methods import method_class
 from img2img.translate.onnx_graph import META_CONFIG, OPSET
-
-from conftest import random_image
+from img2img.translate.translator import Translator
 
 # Small versions of each method's generator: the paper architectures' layers, fewer channels.
 SMALL_MODELS = {

@@ -5,17 +5,16 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_PIX2PIX
 
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.config import ModelConfig, RunConfig
-from img2img.translate.translator import Translator
 from img2img.losses import feature_matching_loss
 from img2img.methods import build_method
 from img2img.methods.pix2pix import Pix2PixConfig
 from img2img.models.discriminators import MultiscaleDiscriminator, PatchDiscriminator
-
-from conftest import TINY_PIX2PIX
+from img2img.translate.translator import Translator
 
 
 def small_pix2pix(norm="batch", **method_settings):

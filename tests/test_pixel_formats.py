@@ -11,19 +11,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_training import assert_resume_is_bitwise
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.config import DataConfig, RunConfig
 from img2img.data.builders import build_datasets
-from img2img.methods import METHODS
+from img2img.errors import ImageReadError, Img2ImgError
+from img2img.io.pixel_format import PixelFormat, describe_preview, preview_rgb
 from img2img.io.readers import list_items, read_image
 from img2img.io.writers import write_image
-from img2img.errors import Img2ImgError, ImageReadError
+from img2img.methods import METHODS
 from img2img.translate.translator import Translator
-from img2img.io.pixel_format import PixelFormat, describe_preview, preview_rgb
-
-from test_training import assert_resume_is_bitwise
 
 TINY = ["--ngf", "8", "--ndf", "8", "--num-workers", "0", "--log-every", "1", "--device", "cpu"]
 TINY_P2P = ["--netG", "unet_32", "--size", "32", "--load-size", "36", *TINY]
@@ -421,7 +420,6 @@ def format_models(tmp_path_factory):
 
 def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_loss(format_models, tmp_path):
     from gradio_client import Client, handle_file
-
     from test_app import launch
 
     app, url = launch(format_models / "models", tmp_path)

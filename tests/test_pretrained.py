@@ -14,8 +14,8 @@ from PIL import Image
 from torch import nn
 
 from img2img.cli import main
-from img2img.translate.translator import Translator
 from img2img.translate.pretrained import convert, infer_architecture
+from img2img.translate.translator import Translator
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "canonical_state_dicts.txt"
 
@@ -226,8 +226,8 @@ def test_two_callers_asking_for_one_model_at_once_cause_one_download(published, 
 
 
 def test_an_interrupted_download_resumes_and_reports_its_progress(published, tmp_path):
-    from img2img.translate.catalog import discover_checkpoints
     from img2img.errors import Img2ImgError
+    from img2img.translate.catalog import discover_checkpoints
     from img2img.translate.pretrained import download_pretrained
 
     url, folder = published.url("/horse2zebra.pth"), tmp_path / "ck"
@@ -245,8 +245,8 @@ def test_an_interrupted_download_resumes_and_reports_its_progress(published, tmp
 
 
 def test_a_corrupt_download_is_refused_removed_and_fetched_afresh(published, tmp_path):
-    from img2img.translate.catalog import discover_checkpoints
     from img2img.errors import Img2ImgError
+    from img2img.translate.catalog import discover_checkpoints
     from img2img.translate.pretrained import download_pretrained
 
     good = published.files["/horse2zebra.pth"]

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from conftest import TINY_PIX2PIX
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from img2img.cli import main
@@ -12,8 +13,6 @@ from img2img.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from img2img.log import MetricsLog
 from img2img.training import Trainer
 from img2img.training.checkpoint_files import numbered_checkpoints
-
-from conftest import TINY_PIX2PIX
 
 
 def latest_config(out):

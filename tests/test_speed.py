@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from img2img.training.bench import peak_precision
 from img2img.cli import main
 from img2img.config import RunConfig, SpeedConfig, TrainConfig
 from img2img.methods import METHODS, build_method
+from img2img.training.bench import peak_precision
+from img2img.training.guard import guarded_step
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -53,7 +54,7 @@ def test_every_method_trains_under_every_speed_switch(method, amp, channels_last
             if isinstance(out, torch.Tensor):
                 dtypes.append(out.dtype)
         generator.register_forward_hook(record)
-        steps = [m.guarded_step(b)[0] for b in batches(2, channels=(m.model_cfg.in_channels, m.model_cfg.out_channels))]
+        steps = [guarded_step(m, b)[0] for b in batches(2, channels=(m.model_cfg.in_channels, m.model_cfg.out_channels))]
         assert {torch.bfloat16 if amp else torch.float32} == set(dtypes)
         for losses in steps:
             assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values()), losses
@@ -65,10 +66,10 @@ def test_every_method_trains_under_every_speed_switch(method, amp, channels_last
 def test_a_non_finite_step_changes_no_weight_optimizer_state_or_batchnorm_statistic(fused):
     m = tiny("pix2pix", fused_adam=fused)
     good, nan = batches(2)
-    m.guarded_step(good)
+    guarded_step(m, good)
     before = {k: v.clone() for k, v in m.networks.state_dict().items()}
     opt_before = [s["step"].clone() for s in m.optimizers["G"].state.values()]
-    _, bad = m.guarded_step({**nan, "B": torch.full_like(nan["B"], float("nan"))})
+    _, bad = guarded_step(m, {**nan, "B": torch.full_like(nan["B"], float("nan"))})
     assert bad
     after = m.networks.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -77,10 +78,10 @@ def test_a_non_finite_step_changes_no_weight_optimizer_state_or_batchnorm_statis
 
 def test_a_non_finite_cyclegan_step_leaves_no_nan_in_the_image_pools():
     m = tiny("cyclegan")
-    m.guarded_step(batches(1)[0])
+    guarded_step(m, batches(1)[0])
     kept = m.pool_fake_a.stored().clone()
     nan = {k: torch.full((2, 3, 32, 32), float("nan")) for k in "AB"}
-    _, bad = m.guarded_step(nan)
+    _, bad = guarded_step(m, nan)
     assert bad
     assert torch.isfinite(m.pool_fake_a.images).all()
     assert torch.equal(m.pool_fake_a.stored(), kept)
@@ -102,18 +103,18 @@ def host_reads_forbidden(monkeypatch):
 def test_a_fused_training_step_never_reads_a_tensor_on_the_host(method, host_reads_forbidden):
     m = tiny(method)
     b = batches(1)[0]
-    m.guarded_step(b)  # the first step creates the optimizer state
+    guarded_step(m, b)  # the first step creates the optimizer state
     host_reads_forbidden()
-    m.guarded_step(b)
+    guarded_step(m, b)
 
 
 def test_the_unfused_fallback_reads_the_loss_on_the_host(host_reads_forbidden):
     m = tiny("pix2pix", fused_adam=False)
     b = batches(1)[0]
-    m.guarded_step(b)
+    guarded_step(m, b)
     host_reads_forbidden()
     with pytest.raises(AssertionError, match="read on the host"):
-        m.guarded_step(b)
+        guarded_step(m, b)
 
 
 def test_device_defaults_are_the_measured_ones():
@@ -133,10 +134,10 @@ def test_device_defaults_are_the_measured_ones():
 def test_channels_last_training_gives_the_contiguous_losses():
     # Without dropout: its random mask follows the memory layout, so it would differ.
     m = tiny("pix2pix", dropout=False)
-    plain = [{k: v.item() for k, v in m.guarded_step(b)[0].items()} for b in batches(2)]
+    plain = [{k: v.item() for k, v in guarded_step(m, b)[0].items()} for b in batches(2)]
     m = tiny("pix2pix", dropout=False, channels_last=True)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in m.netG.parameters() if p.dim() == 4)
-    fast = [{k: v.item() for k, v in m.guarded_step(b)[0].items()} for b in batches(2)]
+    fast = [{k: v.item() for k, v in guarded_step(m, b)[0].items()} for b in batches(2)]
     for p, f in zip(plain, fast):
         assert f == pytest.approx(p, rel=1e-4)
 

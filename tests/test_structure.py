@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+from conftest import TINY_PIX2PIX
 
 from img2img import methods
 from img2img.cli import build_parser, main
@@ -14,8 +15,6 @@ from img2img.losses import GAN_MODES
 from img2img.methods import METHODS, Pix2Pix
 from img2img.methods.pix2pix import Pix2PixConfig
 from img2img.models import NORM_LAYERS
-
-from conftest import TINY_PIX2PIX
 
 
 def test_importing_inference_loads_no_trainer_data_pipeline_or_metrics():

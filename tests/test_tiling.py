@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import random_image
 from PIL import Image
 from torch import nn
 
-from img2img.io.readers import to_tensor, to_uint8
 from img2img.errors import Img2ImgError
-from img2img.translate.translator import pad_to_multiple
+from img2img.io.readers import to_tensor, to_uint8
 from img2img.models.norm import PerImageBatchNorm2d, PerImageInstanceNorm2d, SharedStatistics, shared_statistics
 from img2img.translate.tiling import Tiling, blend_window, tile_starts, translate_tiled
-
-from conftest import random_image
+from img2img.translate.translator import pad_to_multiple
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "maps_aerial2map" / "model.pt"
 

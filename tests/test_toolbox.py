@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TINY_PIX2PIX, make_paired, make_unpaired
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.config import ModelConfig, RunConfig
 from img2img.methods import METHODS
 from img2img.models import build_discriminator, init_weights
-
-from conftest import TINY_PIX2PIX, make_paired, make_unpaired
+from img2img.training.guard import guarded_step
 
 
 def test_each_init_type_draws_its_own_weights_and_keeps_the_gain():
@@ -140,7 +140,7 @@ def test_the_gradient_penalties_of_a_linear_critic_are_exact():
 def test_wgangp_and_r1_train_every_method_under_bf16(method):
     m = _penalised(method, amp=True)
     before = {k: v.clone() for k, v in m.networks.state_dict().items() if k.startswith("D")}
-    losses, bad = m.guarded_step(_batch())
+    losses, bad = guarded_step(m, _batch())
     assert not bad and all(torch.isfinite(v) for v in losses.values())
     assert any(k.endswith("_gp") for k in losses) and any(k.endswith("_r1") for k in losses)
     after = m.networks.state_dict()
@@ -149,14 +149,14 @@ def test_wgangp_and_r1_train_every_method_under_bf16(method):
 
 def test_the_penalised_step_never_reads_a_tensor_on_the_host(monkeypatch):
     m = _penalised("pix2pix")
-    m.guarded_step(_batch())  # the first step creates the optimizer state
+    guarded_step(m, _batch())  # the first step creates the optimizer state
 
     def forbidden(*_):
         raise AssertionError("a tensor was read on the host during the step")
 
     for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
-    m.guarded_step(_batch())
+    guarded_step(m, _batch())
 
 
 def test_cuda_graphs_refuse_the_double_backward_in_one_line():
@@ -171,8 +171,8 @@ def test_cuda_graphs_refuse_the_double_backward_in_one_line():
 @pytest.fixture
 def photos(tmp_path):
     """Colour photos (smooth random blobs) in one folder, and two more in val/."""
-    from conftest import random_image
     import numpy as np
+    from conftest import random_image
 
     rng = np.random.default_rng(0)
     for folder, count in ((tmp_path / "photos", 4), (tmp_path / "photos" / "val", 2)):
@@ -188,7 +188,6 @@ TINY_COLOUR = ["--model", "colorization", "--netG", "unet_32", "--ngf", "8", "--
 
 def test_colourisation_trains_on_a_folder_of_photos_and_resumes_bit_for_bit(photos, tmp_path):
     from PIL import Image
-
     from test_training import assert_resume_is_bitwise
 
     resumed = assert_resume_is_bitwise(["--data", str(photos), *TINY_COLOUR], tmp_path, stop=2, end=5)
@@ -203,8 +202,8 @@ def test_a_grey_photo_comes_back_in_colour_with_its_own_lightness(photos, tmp_pa
     import numpy as np
     from PIL import Image
 
-    from img2img.translate.catalog import describe_checkpoint
     from img2img.io.lab import rgb_to_lab
+    from img2img.translate.catalog import describe_checkpoint
     from img2img.translate.translator import Translator
 
     main(["train", "--data", str(photos), "--out", str(tmp_path / "run"), "--max-steps", "3", *TINY_COLOUR])
@@ -229,7 +228,7 @@ def test_lambda_gp_and_r1_gamma_weight_their_penalties():
         m = _penalised("pix2pix")
         m.cfg.lambda_gp, m.cfg.r1_gamma = lambda_gp, r1_gamma
         torch.manual_seed(5)  # the same interpolation points
-        losses, _ = m.guarded_step(_batch())
+        losses, _ = guarded_step(m, _batch())
         weighted[lambda_gp] = (losses["D_gp"].item(), losses["D_r1"].item())
     assert weighted[20.0][0] == pytest.approx(2 * weighted[10.0][0], rel=1e-4)
     assert weighted[20.0][1] == pytest.approx(0.5 * weighted[10.0][1], rel=1e-4)

@@ -4,16 +4,15 @@ import sys
 
 import pytest
 import torch
-
-from img2img.cli import main
-from img2img.config import ModelConfig, RunConfig
-from img2img.translate.translator import Translator
-from img2img.methods import build_method
-from img2img.checkpoint import load_checkpoint
-from img2img.training.schedule import lr_factor
-
 from conftest import TINY_CYCLEGAN, TINY_PIX2PIX
 from test_cut import TINY_CUT
+
+from img2img.checkpoint import load_checkpoint
+from img2img.cli import main
+from img2img.config import ModelConfig, RunConfig
+from img2img.methods import build_method
+from img2img.training.schedule import lr_factor
+from img2img.translate.translator import Translator
 
 
 def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tmp_path):

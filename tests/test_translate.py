@@ -3,14 +3,13 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_PIX2PIX, make_paired, random_image
 from PIL import Image
 
-from img2img.translate.batch import translate_files
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
+from img2img.translate.batch import translate_files
 from img2img.translate.translator import Translator, pad_to_multiple
-
-from conftest import TINY_PIX2PIX, make_paired, random_image
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import TINY_CYCLEGAN, make_unpaired
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
-from img2img.translate.translator import Translator
 from img2img.models.norm import FrameStatistics
+from img2img.translate.translator import Translator
 from img2img.translate.video import translate_video, video_info
-
-from conftest import TINY_CYCLEGAN, make_unpaired
 
 
 def make_video(path, frames=24, size=(64, 48), fps=Fraction(24), audio=True, rotate90=False, codec="libx264"):

@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..errors import Img2ImgError
-from ..io.pixel_format import PixelFormat
 from ..config import RunConfig
+from ..errors import Img2ImgError
+from ..io.lab import as_rgb, rgb_to_lab
+from ..io.pixel_format import PixelFormat
+from ..io.readers import image_shape, list_items, read_item
 from .domain import DomainData, formats_of, seeded_subset
 from .folders import require_dir, require_images, val_split_dir
 from .layout import Layout, split_or_root
-from ..io.lab import as_rgb, rgb_to_lab
-from ..io.readers import image_shape, list_items, read_item
 from .transforms import sample_seed
+
 
 class ColourPhotos(DomainData, Dataset):
     """The photos of one folder (walked flat), as (L, ab) samples; a photo's augmentation is

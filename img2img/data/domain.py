@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..config import RunConfig, flag_name
-from ..errors import Img2ImgError, ImageReadError
-from ..log import logger
+from ..errors import ImageReadError, Img2ImgError
 from ..io.pixel_format import DTYPE_RANGES, PixelFormat, auto_range, canonical_dtype, check_finite
+from ..log import logger
 
 # Images read for an "auto" range: spread evenly over the train split.
 AUTO_RANGE_SAMPLES = 16

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..errors import Img2ImgError, ImageReadError
-from ..io.pixel_format import PixelFormat
 from ..config import RunConfig
+from ..errors import ImageReadError, Img2ImgError
+from ..io.pixel_format import PixelFormat
+from ..io.readers import ImageItem, image_shape, image_size, list_items, read_item
 from .domain import DomainData, formats_of, seeded_subset
 from .folders import require_dir, require_images, val_split_dir
 from .layout import Layout, split_or_root
-from ..io.readers import ImageItem, image_shape, image_size, list_items, read_item
 from .transforms import sample_seed
 
 

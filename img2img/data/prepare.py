@@ -16,12 +16,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..io.pixel_format import resize_pixels
-from ..io.readers import ImageReadError, file_stem, is_image_file, list_images, load_rgb, read_image
-from ..io.writers import png_holds, write_image
 from ..download import download
 from ..errors import Img2ImgError
 from ..files import atomic_write
+from ..io.pixel_format import resize_pixels
+from ..io.readers import ImageReadError, file_stem, is_image_file, list_images, load_rgb, read_image
+from ..io.writers import png_holds, write_image
 from ..log import logger
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"

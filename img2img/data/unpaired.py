@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..config import RunConfig
 from ..errors import Img2ImgError
 from ..io.pixel_format import PixelFormat
-from ..config import RunConfig
+from ..io.readers import image_shape, list_items, read_item
 from .domain import DomainData, formats_of, seeded_subset
 from .folders import require_dir, require_images
 from .layout import Layout
-from ..io.readers import image_shape, list_items, read_item
 from .transforms import sample_seed
 
 

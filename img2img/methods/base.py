@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
-from ..losses import gradient_penalty, r1_penalty
-from ..models import build_generator
+from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig, setting
 from ..io.pixel_format import PixelFormat, preview_rgb
+from ..losses import GAN_MODES, GANLoss, gradient_penalty, r1_penalty
+from ..models import build_generator
 
 DatasetKind = Literal["paired", "unpaired", "colour"]
 
@@ -21,6 +21,24 @@ DatasetKind = Literal["paired", "unpaired", "colour"]
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
+
+
+def gan_mode_setting(default: str):
+    """The adversarial loss setting, with the method's default."""
+    return setting(default, "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)",
+                   choices=GAN_MODES)
+
+
+@dataclass
+class AdversarialConfig:
+    """The settings every GAN method shares; a method's Config extends it (and may give
+    `gan_mode` its own default with `gan_mode_setting`)."""
+
+    gan_mode: str = gan_mode_setting("lsgan")
+    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
+    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
+                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
+                              "refused together")
 
 
 class TrainingMethod:
@@ -34,8 +52,9 @@ class TrainingMethod:
     never waits for the device; the Trainer reads them every `log_every` steps.
 
     A network whose own weights a loss updates is called through `self.updating(name)`: under
-    torchrun that is its DistributedDataParallel wrapper, which averages the gradients across
-    ranks. A network only passed through (D in the generator update) is called directly.
+    torchrun that is its DistributedDataParallel wrapper (`training.distributed.distribute` fills
+    `self.distributed`), which averages the gradients across ranks. A network only passed through
+    (D in the generator update) is called directly.
     """
 
     # The method's own settings: a dataclass of `config.setting` fields.
@@ -101,10 +120,13 @@ class TrainingMethod:
         self.speed = speed
         self.networks = nn.ModuleDict()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.distributed: dict[str, DistributedDataParallel] = {}
+        # DistributedDataParallel wrappers by network name, under torchrun (training.distributed).
+        self.distributed: dict[str, nn.Module] = {}
         self.log_grad_norm = False
         # Which channels sample grids show of data with more than three (--preview-channels).
         self.preview_channels: tuple[int, ...] | None = None
+        if isinstance(config, AdversarialConfig):
+            self.gan_loss = GANLoss(config.gan_mode)
 
     def adam(self, params, lr: float | None = None) -> torch.optim.Adam:
         t = self.train_cfg
@@ -121,23 +143,6 @@ class TrainingMethod:
         # In place (nn.Module.compile), so state_dict keys and optimizer references are unchanged.
         for net in self.networks.values():
             net.compile()
-
-    def distribute(self, sync_bn: bool = False) -> None:
-        """Wrap every network in DistributedDataParallel (the process group must exist)."""
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        for name, net in self.networks.items():
-            if not any(p.requires_grad for p in net.parameters()):
-                continue  # not trained by gradients (a moving average): nothing for DDP to reduce
-            if sync_bn:
-                # Converts the BatchNorm layers in place, reusing their parameters and buffers.
-                nn.SyncBatchNorm.convert_sync_batchnorm(net)
-            self.distributed[name] = DistributedDataParallel(net, device_ids=device_ids)
-
-    def broadcast_buffers(self) -> None:
-        """Give every rank rank 0's BatchNorm statistics, as DDP does at each forward, so that
-        after a step all ranks hold the same networks (and the checkpoint is every rank's)."""
-        for buf in self.networks.buffers():
-            dist.broadcast(buf, src=0)
 
     def updating(self, name: str) -> nn.Module:
         return self.distributed.get(name) or self.networks[name]
@@ -160,21 +165,6 @@ class TrainingMethod:
             opt.step()
         return logs
 
-    def guarded_step(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """One training step, undone outside the optimizers if any loss was not finite.
-
-        Returns the losses and a device bool `bad`; nothing here waits for the device.
-        """
-        snapshot = self.snapshot()
-        losses = self.training_step(batch)
-        bad = ~torch.isfinite(torch.stack([v.float() for v in losses.values()])).all()
-        if self.distributed:
-            bad_any = bad.float()
-            dist.all_reduce(bad_any, op=dist.ReduceOp.MAX)
-            bad = bad_any.bool()
-        self.undo_if(bad, snapshot)
-        return losses, bad
-
     def snapshot(self) -> Any:
         """State a forward pass changes outside the optimizers (BatchNorm statistics, pools), to
         undo a step whose loss was not finite. Cheap: buffers are small and pools are lists."""
@@ -186,10 +176,43 @@ class TrainingMethod:
         for name, saved in snapshot.items():
             buffers[name].copy_(torch.where(bad, saved, buffers[name]))
 
-    @property
-    def double_backward(self) -> bool:
-        """Whether the discriminator step differentiates D's input gradient (WGAN-GP, R1)."""
-        return getattr(self.cfg, "gan_mode", None) == "wgangp" or getattr(self.cfg, "r1_gamma", 0.0) > 0
+    def adversarial_loss(self, predictions, real: bool, for_discriminator: bool = True) -> torch.Tensor:
+        """The GAN loss (`self.gan_loss`), averaged over a multiscale discriminator's scales (so
+        that its weight against other terms is a single PatchGAN's)."""
+        if isinstance(predictions, torch.Tensor):
+            return self.gan_loss(predictions, real, for_discriminator)
+        return sum(self.gan_loss(p, real, for_discriminator) for p in predictions) / len(predictions)
+
+    def update_discriminators(self, judged: dict[str, tuple[torch.Tensor, torch.Tensor]], optimizer: str = "D",
+                              real_first: bool = False) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict]:
+        """One step of optimizer `optimizer` for the discriminators in `judged`, {name: (real,
+        fake)}: each one's GAN loss, halved as in the papers to slow D relative to G, plus the
+        gradient penalties the settings ask for. `real_first`: D sees the real batch first (the
+        CycleGAN code's order; pix2pix's and CUT's see the fake first), which matters to batch
+        norm's running statistics. Returns ({name: (loss on real, loss on fake)}, the penalties
+        and gradient norms to log), all detached."""
+        self.optimizers[optimizer].zero_grad(set_to_none=True)
+        per_network, total = {}, 0
+        for name, (real, fake) in judged.items():
+            set_requires_grad(self.networks[name], True)
+            net = self.updating(name)
+            with self.autocast():
+                if real_first:
+                    pred_real, pred_fake = net(real), net(fake.detach())
+                else:
+                    pred_fake, pred_real = net(fake.detach()), net(real)
+            if real_first:
+                loss_real, loss_fake = self.adversarial_loss(pred_real, True), self.adversarial_loss(pred_fake, False)
+            else:
+                loss_fake, loss_real = self.adversarial_loss(pred_fake, False), self.adversarial_loss(pred_real, True)
+            per_network[name] = (loss_real, loss_fake)
+            total = total + 0.5 * (loss_fake + loss_real)
+        penalties = {}
+        for name, (real, fake) in judged.items():
+            penalties.update(self.discriminator_penalties(name, real, fake))
+        logs = self.optimize(optimizer, total + sum(penalties.values()))
+        detached = {name: (r.detach(), f.detach()) for name, (r, f) in per_network.items()}
+        return detached, {**{k: v.detach() for k, v in penalties.items()}, **logs}
 
     def discriminator_penalties(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """The gradient penalties the settings ask of discriminator `name`: WGAN-GP's (weight
@@ -253,10 +276,16 @@ class TrainingMethod:
         self.load_extra_state(state.get("extra", {}))
 
     @torch.no_grad()
-    def _eval_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The forward inference uses (see Translator): eval mode, so BatchNorm uses each image's
-        statistics and training state (running statistics, RNG) is untouched. `net.forward`
-        bypasses a compiled wrapper, which would otherwise recompile for eval mode."""
+    def translate(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:
+        """`x` translated in `direction` as inference translates (see Translator), for samples and
+        FID during training."""
+        return self.eval_forward(self.generator(direction), x)
+
+    @torch.no_grad()
+    def eval_forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The forward inference uses: eval mode, so BatchNorm uses each image's statistics and
+        training state (running statistics, RNG) is untouched. `net.forward` bypasses a compiled
+        wrapper, which would otherwise recompile for eval mode."""
         was_training = net.training
         net.eval()
         try:

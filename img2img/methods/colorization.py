@@ -43,7 +43,7 @@ class Colorization(Pix2Pix):
     def sample(self, batch):
         """Per photo: grey input | output | original."""
         lightness, colour = batch["A"], batch["B"]
-        predicted = self._eval_forward(self.generator("AtoB"), lightness)
+        predicted = self.translate(lightness)
         return self.grid_columns(lightness, self._rgb(lightness, predicted), self._rgb(lightness, colour))
 
     def _rgb(self, lightness: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:

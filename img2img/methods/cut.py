@@ -10,18 +10,13 @@ from torch import nn
 
 from ..config import POSITIVE, ModelConfig, at_least, setting
 from ..errors import Img2ImgError
-from ..losses import GAN_MODES, GANLoss, patch_nce_loss
+from ..losses import patch_nce_loss
 from ..models import build_discriminator, init_weights
-from .base import TrainingMethod, set_requires_grad
+from .base import AdversarialConfig, TrainingMethod, set_requires_grad
 
 
 @dataclass
-class CUTConfig:
-    gan_mode: str = setting("lsgan", "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)", choices=GAN_MODES)
-    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
-    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
-                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
-                              "refused together")
+class CUTConfig(AdversarialConfig):
     lambda_gan: float = setting(1.0, "weight of the adversarial term")
     lambda_nce: float = setting(1.0, "weight of the PatchNCE terms")
     nce_idt: bool = setting(True, "also PatchNCE on (B, G(B)), averaged with (A, G(A))")
@@ -88,7 +83,6 @@ class CUT(TrainingMethod):
         self.optimizers = {"G": self.adam(list(self.netG.parameters()) + list(self.netF.parameters())),
                            "D": self.adam(self.netD.parameters())}
         self.prepare_networks()
-        self.gan_loss = GANLoss(config.gan_mode)
 
     def _feature_widths(self) -> list[int]:
         """Channels of the NCE layers, from one small forward of the untrained generator."""
@@ -116,17 +110,9 @@ class CUT(TrainingMethod):
         return losses
 
     def discriminator_step(self, real_b, fake_b) -> dict[str, torch.Tensor]:
-        set_requires_grad(self.netD, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with self.autocast():
-            pred_fake = self.updating("D")(fake_b.detach())
-            pred_real = self.updating("D")(real_b)
-        loss_fake = self.gan_loss(pred_fake, False)
-        loss_real = self.gan_loss(pred_real, True)
-        penalties = self.discriminator_penalties("D", real_b, fake_b)
-        logs = self.optimize("D", 0.5 * (loss_fake + loss_real) + sum(penalties.values()))
-        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(),
-                **{k: v.detach() for k, v in penalties.items()}, **logs}
+        losses, logs = self.update_discriminators({"D": (real_b, fake_b)})
+        loss_real, loss_fake = losses["D"]
+        return {"D_real": loss_real, "D_fake": loss_fake, **logs}
 
     def generator_step(self, real_a, real_b, fake_b, idt_b, flipped: bool) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -170,8 +156,8 @@ class CUT(TrainingMethod):
     def sample(self, batch):
         """Per image: A | G(A) | B | G(B) (the last shows how close to identity G stays on B)."""
         real_a, real_b = batch["A"], batch["B"]
-        fake_b = self._eval_forward(self.netG, real_a)
-        idt_b = self._eval_forward(self.netG, real_b)
+        fake_b = self.eval_forward(self.netG, real_a)
+        idt_b = self.eval_forward(self.netG, real_b)
         return self.grid_columns(real_a, fake_b, real_b, idt_b)
 
 

@@ -6,21 +6,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..config import ModelConfig, setting
-from ..losses import GAN_MODES, GANLoss
 from ..models import build_discriminator, init_weights
-from .base import TrainingMethod, set_requires_grad
+from .base import AdversarialConfig, TrainingMethod, set_requires_grad
 
 
 @dataclass
-class CycleGANConfig:
-    gan_mode: str = setting("lsgan", "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)", choices=GAN_MODES)
-    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
-    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
-                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
-                              "refused together")
+class CycleGANConfig(AdversarialConfig):
     lambda_cycle: float = setting(10.0, "weight of the cycle-consistency terms")
     # A fraction of lambda_cycle, as in the CycleGAN code.
     lambda_identity: float = setting(0.5, "weight of the identity terms, times --lambda-cycle (0 = off)")
@@ -133,7 +126,6 @@ class CycleGAN(TrainingMethod):
         self.prepare_networks()
         self.pool_fake_a = ImagePool(config.pool_size)
         self.pool_fake_b = ImagePool(config.pool_size)
-        self.gan_loss = GANLoss(config.gan_mode)
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]
@@ -175,30 +167,18 @@ class CycleGAN(TrainingMethod):
         return fake_a.detach(), fake_b.detach(), {**{k: v.detach() for k, v in losses.items()}, **logs}
 
     def discriminator_step(self, real_a, real_b, fake_a, fake_b) -> dict[str, torch.Tensor]:
-        set_requires_grad(self.netD_A, True)
-        set_requires_grad(self.netD_B, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
+        """D_A judges real B against pooled fakes B; D_B real A against pooled fakes A."""
         pooled_b, pooled_a = self.pool_fake_b.query(fake_b), self.pool_fake_a.query(fake_a)
-        loss_d_a = self._discriminator_loss(self.updating("D_A"), real_b, pooled_b)
-        loss_d_b = self._discriminator_loss(self.updating("D_B"), real_a, pooled_a)
-        penalties = {**self.discriminator_penalties("D_A", real_b, pooled_b),
-                     **self.discriminator_penalties("D_B", real_a, pooled_a)}
-        logs = self.optimize("D", loss_d_a + loss_d_b + sum(penalties.values()))
-        return {"D_A": loss_d_a.detach(), "D_B": loss_d_b.detach(), **{k: v.detach() for k, v in penalties.items()},
-                **logs}
-
-    def _discriminator_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        with self.autocast():
-            pred_real, pred_fake = net(real), net(fake.detach())
-        # Halved, as in the paper, to slow D relative to G.
-        return 0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False))
+        losses, logs = self.update_discriminators({"D_A": (real_b, pooled_b), "D_B": (real_a, pooled_a)},
+                                                  real_first=True)
+        return {name: 0.5 * (loss_real + loss_fake) for name, (loss_real, loss_fake) in losses.items()} | logs
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
-        fake_b = self._eval_forward(self.netG_A, real_a)
-        fake_a = self._eval_forward(self.netG_B, real_b)
-        row_a = [real_a, fake_b, self._eval_forward(self.netG_B, fake_b), self._eval_forward(self.netG_B, real_a)]
-        row_b = [real_b, fake_a, self._eval_forward(self.netG_A, fake_a), self._eval_forward(self.netG_A, real_b)]
+        fake_b = self.eval_forward(self.netG_A, real_a)
+        fake_a = self.eval_forward(self.netG_B, real_b)
+        row_a = [real_a, fake_b, self.eval_forward(self.netG_B, fake_b), self.eval_forward(self.netG_B, real_a)]
+        row_b = [real_b, fake_a, self.eval_forward(self.netG_A, fake_a), self.eval_forward(self.netG_A, real_b)]
         rows = torch.stack([self.grid_columns(*row_a), self.grid_columns(*row_b)], dim=1)  # [N, 2, 4, 3, H, W]
         return rows.flatten(0, 1)
 

@@ -8,18 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from ..config import IN_UNIT, setting
-from ..losses import GAN_MODES, GANLoss, feature_matching_loss
+from ..losses import feature_matching_loss
 from ..models import build_discriminator, init_weights
-from .base import TrainingMethod, set_requires_grad
+from .base import AdversarialConfig, TrainingMethod, gan_mode_setting, set_requires_grad
 
 
 @dataclass
-class Pix2PixConfig:
-    gan_mode: str = setting("vanilla", "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)", choices=GAN_MODES)
-    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
-    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
-                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
-                              "refused together")
+class Pix2PixConfig(AdversarialConfig):
+    gan_mode: str = gan_mode_setting("vanilla")
     lambda_l1: float = setting(100.0, "weight of the L1 term")
     lambda_feat: float = setting(0.0, "weight of pix2pixHD's discriminator feature-matching loss (e.g. 10; 0: off)")
     ema: float = setting(0.0, "decay of a moving average of G's weights, which then samples and translates "
@@ -59,14 +55,6 @@ class Pix2Pix(TrainingMethod):
         self.optimizers = {"G": self.adam(self.netG.parameters()),
                            "D": self.adam(self.netD.parameters(), lr=config.lr_d or None)}
         self.prepare_networks()
-        self.gan_loss = GANLoss(config.gan_mode)
-
-    def adversarial_loss(self, predictions, real: bool, for_discriminator: bool = True) -> torch.Tensor:
-        """The GAN loss, averaged over a multiscale discriminator's scales (so that its weight
-        against L1 is the single PatchGAN's)."""
-        if isinstance(predictions, torch.Tensor):
-            return self.gan_loss(predictions, real, for_discriminator)
-        return sum(self.gan_loss(p, real, for_discriminator) for p in predictions) / len(predictions)
 
     def training_step(self, batch):
         real_a, real_b = batch["A"], batch["B"]
@@ -77,19 +65,11 @@ class Pix2Pix(TrainingMethod):
         return losses
 
     def discriminator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
-        set_requires_grad(self.netD, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with self.autocast():
-            pred_fake = self.updating("D")(torch.cat([real_a, fake_b.detach()], 1))
-            pred_real = self.updating("D")(torch.cat([real_a, real_b], 1))
-        loss_fake = self.adversarial_loss(pred_fake, False)
-        loss_real = self.adversarial_loss(pred_real, True)
-        penalties = self.discriminator_penalties("D", torch.cat([real_a, real_b], 1),
-                                                 torch.cat([real_a, fake_b.detach()], 1))
-        # Halved, as in the paper, to slow D relative to G.
-        logs = self.optimize("D", 0.5 * (loss_fake + loss_real) + sum(penalties.values()))
-        return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(),
-                **{k: v.detach() for k, v in penalties.items()}, **logs}
+        # D is conditioned on the input: it judges (input, output) pairs.
+        judged = {"D": (torch.cat([real_a, real_b], 1), torch.cat([real_a, fake_b.detach()], 1))}
+        losses, logs = self.update_discriminators(judged)
+        loss_real, loss_fake = losses["D"]
+        return {"D_real": loss_real, "D_fake": loss_fake, **logs}
 
     def generator_step(self, real_a, real_b, fake_b) -> dict[str, torch.Tensor]:
         # D's gradients are not needed while G updates.
@@ -128,7 +108,7 @@ class Pix2Pix(TrainingMethod):
 
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
-        fake_b = self._eval_forward(self.generator("AtoB"), real_a)
+        fake_b = self.translate(real_a)
         return self.grid_columns(real_a, fake_b, real_b)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,10 +19,10 @@ from pytorch_fid import inception as pf_inception
 from pytorch_fid.fid_score import calculate_frechet_distance
 from tqdm import tqdm
 
-from ..io.readers import ImageReadError, list_images, load_rgb
 from ..download import download as download_url
 from ..errors import Img2ImgError
 from ..files import atomic_write, sha256_of
+from ..io.readers import ImageReadError, list_images, load_rgb
 from .inception_conversion import PACKAGE, convert_installed_weights, torchscript_path
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"

@@ -7,6 +7,7 @@ product measured on the same device in the step's precision, the ceiling the ste
 from __future__ import annotations
 
 import dataclasses
+import functools
 import resource
 import statistics
 import time
@@ -21,6 +22,7 @@ from ..device import resolve_device
 from ..methods import build_method
 from ..models import fit_to_size
 from .cuda_graph import WARMUP_STEPS, CapturedStep, check_capturable
+from .guard import guarded_step
 from .resume import apply_overrides, apply_recipe
 
 
@@ -112,13 +114,13 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
              for k in ("A", "B")}
 
     with FlopCounterMode(display=False) as counter:
-        method.guarded_step(batch)
+        guarded_step(method, batch)
     flops = counter.get_total_flops()
     method.speed = speed
     if speed.compile:
         method.compile_networks()
 
-    step = CapturedStep(method) if speed.cuda_graphs else method.guarded_step
+    step = CapturedStep(method) if speed.cuda_graphs else functools.partial(guarded_step, method)
     # A captured graph's warm-up and capture stay out of the timed steps.
     warmup = max(s.warmup, WARMUP_STEPS + 1) if speed.cuda_graphs else s.warmup
     log(f"bench {s.model} {s.size}px batch {s.batch_size} on {device} ({speed.describe()}): "

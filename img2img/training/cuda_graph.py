@@ -8,6 +8,7 @@ import torch
 from ..config import SpeedConfig
 from ..errors import Img2ImgError
 from ..methods import TrainingMethod
+from .guard import guarded_step
 
 # Eager steps before the capture, as CUDA graphs need: they create the optimizer state and
 # let cuDNN choose its algorithms. They are real training steps, on a side stream.
@@ -29,12 +30,18 @@ def check_capturable(speed: SpeedConfig, device: torch.device, method: TrainingM
         return
     if method.distributed:
         raise Img2ImgError("--cuda-graphs runs in one process: leave it off under torchrun")
-    if method.double_backward:
+    if differentiates_input_gradient(method):
         raise Img2ImgError("--cuda-graphs does not capture the double backward through D that --gan-mode wgangp and "
                            "--r1-gamma take (not measured on GPU): leave --cuda-graphs off, or train without them")
     if method.host_draws:
         raise Img2ImgError(f"--cuda-graphs: {type(method).__name__} {method.host_draws}, which a captured graph "
                            "would freeze; leave --cuda-graphs off")
+
+
+def differentiates_input_gradient(method: TrainingMethod) -> bool:
+    """Whether the discriminator step differentiates D's input gradient (WGAN-GP, R1)."""
+    cfg = method.cfg
+    return getattr(cfg, "gan_mode", None) == "wgangp" or getattr(cfg, "r1_gamma", 0.0) > 0
 
 
 def make_capturable(method: TrainingMethod) -> None:
@@ -49,7 +56,7 @@ def make_capturable(method: TrainingMethod) -> None:
 
 
 class CapturedStep:
-    """Call as `method.guarded_step(batch)`. The batch is copied into static input buffers and
+    """Call as `guarded_step(method, batch)`. The batch is copied into static input buffers and
     the graph replayed; the losses come back in static tensors, valid until the next call.
 
     The capture holds because the step reads nothing on the host (tests/test_speed.py), draws
@@ -76,12 +83,12 @@ class CapturedStep:
 
     def __call__(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.graph is not None and self._layout(batch) != self.layout:
-            return self.method.guarded_step(batch)
+            return guarded_step(self.method, batch)
         if self.eager_steps < self.warmup:
             self.eager_steps += 1
             self.side_stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.side_stream):
-                out = self.method.guarded_step(batch)
+                out = guarded_step(self.method, batch)
             torch.cuda.current_stream().wait_stream(self.side_stream)
             return out
         if self.graph is None:
@@ -102,4 +109,4 @@ class CapturedStep:
         # thread_local: the data loader's pin-memory thread and the checkpoint writer go on
         # calling CUDA (pinned allocations) during the capture, which "global" would forbid.
         with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.static_out = self.method.guarded_step(self.static_batch)
+            self.static_out = guarded_step(self.method, self.static_batch)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import Img2ImgError
 from ..device import Ranks
+from ..errors import Img2ImgError
+from ..methods import TrainingMethod
 
 
 def setup(device_name: str, sync_bn: bool = False) -> tuple[Ranks, torch.device]:
@@ -51,3 +54,24 @@ def broadcast_from_main(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def distribute(method: TrainingMethod, sync_bn: bool = False) -> None:
+    """Wrap each of the method's trained networks in DistributedDataParallel, which the method
+    then calls through `updating(name)` (the process group must exist)."""
+    device = method.device
+    device_ids = [device.index] if device.type == "cuda" else None
+    for name, net in method.networks.items():
+        if not any(p.requires_grad for p in net.parameters()):
+            continue  # not trained by gradients (a moving average): nothing for DDP to reduce
+        if sync_bn:
+            # Converts the BatchNorm layers in place, reusing their parameters and buffers.
+            nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        method.distributed[name] = DistributedDataParallel(net, device_ids=device_ids)
+
+
+def broadcast_buffers(method: TrainingMethod) -> None:
+    """Give every rank rank 0's BatchNorm statistics, as DDP does at each forward, so that after
+    a step all ranks hold the same networks (and the checkpoint is every rank's)."""
+    for buf in method.networks.buffers():
+        dist.broadcast(buf, src=0)

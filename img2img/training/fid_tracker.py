@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
-from ..log import logger
 from ..io.pixel_format import PixelFormat, describe_preview, preview_rgb
+from ..log import logger
 from ..metrics import (
     InceptionFeatures,
     Statistics,
@@ -74,7 +74,7 @@ class FIDTracker:
         return native_metrics(fakes, self.inputs_b, PixelFormat.of_model(self.method.model_cfg, "out"))
 
     def _translate(self, generator, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.method._eval_forward(generator, inputs[i : i + 16].to(self.device)).cpu()
+        return torch.cat([self.method.eval_forward(generator, inputs[i : i + 16].to(self.device)).cpu()
                           for i in range(0, len(inputs), 16)])
 
     def _fid(self) -> dict[str, float | str] | None:
@@ -152,8 +152,8 @@ def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str
     their outputs are compared with the split's real targets, as FID tracking does in training."""
     from ..checkpoint import checkpoint_config, load_checkpoint
     from ..data.builders import build_val_dataset
-    from ..methods import method_class
     from ..errors import Img2ImgError
+    from ..methods import method_class
     from ..translate.translator import Translator
 
     cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))

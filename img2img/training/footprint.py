@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 
 from ..config import TrainConfig

@@ -9,9 +9,9 @@ from typing import Any
 
 from ..checkpoint import checkpoint_config, is_generators_only, load_checkpoint
 from ..config import RunConfig, flag_name
-from ..methods import method_class
 from ..errors import Img2ImgError
 from ..log import logger
+from ..methods import method_class
 from ..models import AUTO_UNET, fit_to_size
 from .checkpoint_files import load_newest_valid
 

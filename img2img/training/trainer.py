@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -25,15 +26,15 @@ from ..methods import build_method, method_class
 from ..models import fit_to_size
 from . import distributed
 from .background_writer import BackgroundWriter, to_host
-from .footprint import Footprint
 from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
 from .cuda_graph import CapturedStep, check_capturable
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
+from .footprint import Footprint
+from .guard import guarded_step
 from .progress import LossWindow, Progress
-from .schedule import Schedule, lr_scheduler, plateau_metric
 from .rng import capture_rng_state, restore_rng_state
+from .schedule import Schedule, lr_scheduler, plateau_metric
 from .signals import StopRequest, ignore_stop_signals
-
 
 # --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).
 AUTO_FID_STEPS = 1000
@@ -70,7 +71,7 @@ class Trainer:
         self.method = build_method(cfg, self.device, self.speed)
         self.method.preview_channels = cfg.data.preview_channels
         if self.ranks.enabled:
-            self.method.distribute(sync_bn=cfg.train.sync_bn)
+            distributed.distribute(self.method, sync_bn=cfg.train.sync_bn)
         check_capturable(self.speed, self.device, self.method)
         self.schedulers = {name: lr_scheduler(opt, cfg.train) for name, opt in self.method.optimizers.items()}
         self._plateau_watching: str | None = None  # what --lr-policy plateau watches, once said
@@ -190,7 +191,7 @@ class Trainer:
         copied to host memory first)."""
         self._flush_window()
         if self.ranks.enabled:
-            self.method.broadcast_buffers()
+            distributed.broadcast_buffers(self.method)
         state = self.state_dict()
         folder = self.out / "checkpoints"
         path = folder / name
@@ -271,7 +272,7 @@ class Trainer:
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
         # Made here, after any resume has loaded the optimizers' state.
-        step = CapturedStep(self.method) if self.speed.cuda_graphs else self.method.guarded_step
+        step = CapturedStep(self.method) if self.speed.cuda_graphs else functools.partial(guarded_step, self.method)
         last_batch = None
         # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
         self.bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,

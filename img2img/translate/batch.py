@@ -9,9 +9,9 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..errors import ImageReadError, Img2ImgError
 from ..io.readers import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read_image, read_volume
 from ..io.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
-from ..errors import Img2ImgError, ImageReadError
 from .translator import Translator
 from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file, translate_video
 

@@ -17,11 +17,11 @@ import torch
 
 from ..checkpoint import generator_only_checkpoint, save_checkpoint
 from ..config import DataConfig, RunConfig
-from ..methods import method_class
 from ..download import download
 from ..errors import Img2ImgError
 from ..files import sha256_of
 from ..log import logger
+from ..methods import method_class
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"

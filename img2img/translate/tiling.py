@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from ..errors import Img2ImgError
-from ..models.norm import SharedStatistics, shared_statistics
 from ..io.pixel_format import PixelFormat, resize_pixels
+from ..models.norm import SharedStatistics, shared_statistics
 
 # "pooled" (default): a first pass over all tiles pools their statistics, each pixel counted once;
 #   a second pass normalises every tile by them (2x the work). Closest to the whole translation

@@ -12,13 +12,13 @@ from PIL import Image
 
 from ..checkpoint import checkpoint_config, load_checkpoint, load_generators
 from ..config import Direction, RunConfig
-from ..methods import method_class
-from ..io.readers import read_image
 from ..device import resolve_device
 from ..errors import Img2ImgError
-from ..log import logger
-from ..models.norm import FrameStatistics, shared_statistics
 from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
+from ..io.readers import read_image
+from ..log import logger
+from ..methods import method_class
+from ..models.norm import FrameStatistics, shared_statistics
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
 
 ImageInput = Image.Image | str | Path
