@@ -107,7 +107,7 @@ def test_translation_details_name_the_model_settings_and_time(client, tmp_path):
 def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
 
-    from img2img import inference
+    from img2img.translate import translator as inference
 
     monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 200 * 200)
     app, url = launch(models_dir, tmp_path)
@@ -194,7 +194,7 @@ def screenshot_dir(tmp_path: Path) -> Path:
 @pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
 def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir, tmp_path, monkeypatch):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    from img2img import inference
+    from img2img.translate import translator as inference
 
     # The fake camera's 1920x1440 photo is then tiled.
     monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 1_000_000)

@@ -153,7 +153,7 @@ def test_a_background_checkpoint_holds_the_state_at_submission_not_later_updates
 
 def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint(paired_dir, tmp_path, monkeypatch,
                                                                                  capsys):
-    from img2img.training import trainer as trainer_module
+    from img2img.training import checkpointing as checkpointing_module
 
     out = tmp_path / "run"
     main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "2", *TINY_PIX2PIX])
@@ -162,7 +162,7 @@ def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint
     def full_disk(path, state):
         raise Img2ImgError(f"{path}: disk full while writing; the previous file is intact")
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", full_disk)
+    monkeypatch.setattr(checkpointing_module, "save_checkpoint", full_disk)
     # Step 4 ends the epoch: its write fails in the background; the final write is tried again
     # (not taken as done) and, failing too, ends the run with one line.
     assert main(["train", "--data", str(paired_dir), "--out", str(out), "--resume", "auto", "--max-steps", "4",
@@ -175,15 +175,15 @@ def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint
 
 
 def test_training_returns_only_after_its_pending_checkpoint_writes(paired_dir, tmp_path, monkeypatch):
-    from img2img.training import trainer as trainer_module
+    from img2img.training import checkpointing as checkpointing_module
 
-    slow_save = trainer_module.save_checkpoint
+    slow_save = checkpointing_module.save_checkpoint
 
     def save_slowly(path, state):
         time.sleep(0.3)
         slow_save(path, state)
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_slowly)
+    monkeypatch.setattr(checkpointing_module, "save_checkpoint", save_slowly)
     out = tmp_path / "run"
     # Epoch ends at steps 4 and 8 write in the background; a stop (max-steps) must wait for them.
     main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "9", "--save-every", "0", "--keep", "0",

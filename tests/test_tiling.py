@@ -131,7 +131,7 @@ def test_bad_tiling_settings_are_one_line_errors(tile, overlap):
 
 
 def test_translator_tiles_large_images_automatically_and_says_so(monkeypatch, caplog):
-    from img2img import inference
+    from img2img.translate import translator as inference
     from img2img.translate.translator import Translator
 
     translator = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")

@@ -216,7 +216,7 @@ def test_an_interrupted_run_leaves_nothing_at_the_output(translator, tmp_path, m
 
 
 def test_huge_frames_are_tiled(translator, tmp_path, monkeypatch):
-    from img2img import inference
+    from img2img.translate import translator as inference
 
     monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 32 * 32)
     tiled_frames = []

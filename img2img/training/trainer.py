@@ -10,50 +10,45 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
-from ..checkpoint import checkpoint_config, generators_only, save_checkpoint
-from ..config import RunConfig, check_settings
-from ..data.builders import build_datasets, build_val_dataset, check_batch_sizes
-from ..data.domain import resolve_formats, with_default_formats
+from ..checkpoint import checkpoint_config
+from ..config import RunConfig
 from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
 from ..device import seed_everything, use_deterministic_algorithms
 from ..errors import Img2ImgError
-from ..files import atomic_write, atomic_write_text
+from ..files import atomic_write_text
 from ..log import MetricsLog, logger
-from ..methods import build_method, method_class
-from ..models import fit_to_size
+from ..methods import build_method
 from . import distributed
-from .background_writer import BackgroundWriter, to_host
-from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
+from .checkpoint_files import checkpoint_name
+from .checkpointing import CheckpointWriter
 from .cuda_graph import CapturedStep, check_capturable
-from .fid_tracker import FIDTracker, mean_fid, plot_fid
+from .evaluation import Evaluation
 from .footprint import Footprint
 from .guard import guarded_step
 from .progress import LossWindow, Progress
 from .rng import capture_rng_state, restore_rng_state
-from .schedule import Schedule, lr_scheduler, plateau_metric
+from .run_config import prepare_run
+from .samples import fixed_sample_batch, save_sample_grid
+from .schedule import Schedule, lr_scheduler
 from .signals import StopRequest, ignore_stop_signals
 
-# --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).
-AUTO_FID_STEPS = 1000
 # --snapshot-every left unset: about this many generator snapshots over a run.
 SNAPSHOTS_PER_RUN = 20
 
 
 class Trainer:
-    """Trains `cfg.method` on `train_set` (items {"A", "B"} tensors in [-1, 1], or {"error"}).
-    `val_set` gives the sample grids and FID; without it, samples come from `train_set`.
+    """Trains `cfg.method` on `train_set` (items {"A", "B"} tensors in [-1, 1], or {"error"}),
+    by default the config's folders. `val_set` gives the sample grids and FID; without it,
+    samples come from `train_set`.
 
     Building one joins the torchrun process group when there is one and seeds the process's
     RNGs (weight init and dropout draw from them), so that a run is reproducible.
     """
 
-    def __init__(self, cfg: RunConfig, train_set: Dataset, val_set: Dataset | None = None) -> None:
-        check_settings(cfg)
-        cfg = with_default_formats(cfg)
-        cfg = dataclasses.replace(cfg, model=fit_to_size(cfg.model, cfg.data.crop_size))
+    def __init__(self, cfg: RunConfig, train_set: Dataset | None = None, val_set: Dataset | None = None) -> None:
+        cfg, train_set, val_set = prepare_run(cfg, train_set, val_set)
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         if cfg.train.deterministic:
@@ -74,11 +69,7 @@ class Trainer:
             distributed.distribute(self.method, sync_bn=cfg.train.sync_bn)
         check_capturable(self.speed, self.device, self.method)
         self.schedulers = {name: lr_scheduler(opt, cfg.train) for name, opt in self.method.optimizers.items()}
-        self._plateau_watching: str | None = None  # what --lr-policy plateau watches, once said
         self.progress = Progress()
-        self._saved_step: int | None = None  # the last step whose checkpoint is written
-        self._last_save_step = 0  # the last step a checkpoint was asked for
-        self.writer = BackgroundWriter()
         self.sampler = EpochSampler(len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed,
                                     rank=self.ranks.rank, num_replicas=self.ranks.world_size)
         self.batches = EpochBatches(self.sampler, cfg.data.batch_size, self.total_epochs)
@@ -93,12 +84,16 @@ class Trainer:
             # Its own generator, so creating an iterator never draws from the global RNG.
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        self._sample_batch = self._fixed_sample_batch() if self.ranks.is_main else None
-        self.fid_every = self._fid_interval()
+        samples_from = self.val_set if self.val_set is not None else self.train_set
+        self._sample_batch = (fixed_sample_batch(samples_from, cfg.train.num_samples, self._to_device)
+                              if self.ranks.is_main else None)
+        self.evaluation = Evaluation(cfg, self.ranks, self.method, val_set, self.steps_per_epoch, self.schedulers,
+                                     self.info, self.warning)
         every = cfg.train.snapshot_every
         self.snapshot_every = max(1, round(self.total_epochs / SNAPSHOTS_PER_RUN)) if every is None else every
         self.footprint = Footprint.of(self.method, cfg.train, self.schedule, self.snapshot_every)
-        self.fid: FIDTracker | None = None
+        self.checkpoints = CheckpointWriter(cfg, self.ranks, self.method, self.footprint, self.state_dict,
+                                            lambda: vars(self.progress).copy())
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
         self._stop: StopRequest | None = None
@@ -108,16 +103,13 @@ class Trainer:
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Trainer":
-        """A Trainer on the datasets in the config's folders (its layout per the method), with
-        the domains' pixel formats read off the train split (a new run) or checked against it."""
-        check_settings(cfg)
-        kind = method_class(cfg.method).dataset_kind
-        train_set, val_set = build_datasets(cfg, kind)
-        cfg = resolve_formats(cfg, train_set)
-        check_batch_sizes(cfg, kind, train_set)
-        if val_set is not None:
-            val_set.formats = train_set.formats
-        return cls(cfg, train_set, val_set)
+        """A Trainer on the datasets in the config's folders (the method's layout), with the
+        domains' pixel formats read off the train split (a new run) or checked against it."""
+        return cls(cfg)
+
+    @property
+    def fid_every(self) -> int:
+        return self.evaluation.every
 
     def info(self, msg: str) -> None:
         """A message for people, from rank 0 only."""
@@ -127,24 +119,6 @@ class Trainer:
     def warning(self, msg: str) -> None:
         if self.ranks.is_main:
             logger.warning(msg)
-
-    def _fid_interval(self) -> int:
-        """Epochs between FID evaluations: --fid-every, or, left unset, the fewest epochs that
-        hold AUTO_FID_STEPS steps, so FID costs little beside training (0 = never)."""
-        if self.cfg.train.fid_every is not None:
-            return self.cfg.train.fid_every
-        return max(1, -(-AUTO_FID_STEPS // self.steps_per_epoch))
-
-    def _fid_tracker(self) -> FIDTracker | None:
-        cfg = self.cfg
-        val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind, cfg.train.fid_val) if cfg.train.fid_val else self.val_set
-        asked = cfg.train.fid_every is not None
-        if val is None:
-            (self.warning if asked else self.info)(
-                f"{'warning: ' if asked else ''}no validation split in {cfg.data.root} (val/, test/, testA+testB): "
-                "FID is skipped; point --fid-val at one")
-            return None
-        return FIDTracker(self.out, val, self.method, cfg.train.fid_weights, self.device, required=asked)
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -185,57 +159,17 @@ class Trainer:
 
     def save(self, name: str, background: bool = False, best: dict | None = None,
              snapshot: Path | None = None) -> Path:
-        """Write a numbered checkpoint, point latest.pt (and, given a `best` record, best.pt) at it,
-        prune old numbered ones, and write the generators alone to `snapshot` where given. Every
-        rank calls it; rank 0 writes, on the background writer when `background` (the state is
-        copied to host memory first)."""
+        """Checkpoint the current step (see CheckpointWriter.save), with the losses read first and,
+        under torchrun, every rank holding rank 0's BatchNorm statistics."""
         self._flush_window()
         if self.ranks.enabled:
             distributed.broadcast_buffers(self.method)
-        state = self.state_dict()
-        folder = self.out / "checkpoints"
-        path = folder / name
-        step = self._last_save_step = self.progress.step
-        if self.ranks.is_main:
-            keep, half = self.cfg.train.keep, self.cfg.train.snapshot_half
-            self.footprint.warn_if_short(self.out)
-
-            def write(state=to_host(state) if background else state) -> None:
-                save_checkpoint(path, state)
-                if snapshot is not None:
-                    save_checkpoint(snapshot, generators_only(state, half))
-                link_latest(path, folder / "latest.pt")
-                if best is not None:
-                    link_latest(path, folder / "best.pt")
-                    atomic_write_text(self.out / "best.json", json.dumps(best, indent=2))
-                prune_checkpoints(folder, keep)
-                self._saved_step = step  # only once written: a failed write is redone at the end
-
-            if background:
-                self.writer.submit(write, f"checkpoint {path}")
-            else:
-                self.writer.wait()
-                write()
-        else:
-            self._saved_step = step
-        return path
-
-    def save_snapshot(self, path: Path) -> None:
-        """Write the generators alone (as `export` does) to `path`, on the background writer."""
-        if self.ranks.is_main:
-            networks, cls = self.method.networks, type(self.method)
-            translating = {cls.translating_key(d, networks) for d in cls.generator_keys}
-            state = to_host({"config": self.cfg.to_dict(), "progress": vars(self.progress).copy(),
-                             "method": {"networks": {k: networks[k].state_dict() for k in translating}}})
-            half = self.cfg.train.snapshot_half
-            self.writer.submit(lambda: save_checkpoint(path, generators_only(state, half)), f"snapshot {path}")
+        return self.checkpoints.save(self.progress.step, name, background, best, snapshot)
 
     def save_current(self) -> Path:
         """Checkpoint the current step unless that was just done (waiting for that write)."""
-        self.writer.wait()
-        latest = self.out / "checkpoints" / "latest.pt"
-        if self._saved_step == self.progress.step and (latest.is_file() or not self.ranks.is_main):
-            return latest
+        if self.checkpoints.is_current(self.progress.step):
+            return self.checkpoints.latest()
         return self.save(checkpoint_name(self.progress.step))
 
     # ---- loop ------------------------------------------------------------------------------
@@ -268,7 +202,7 @@ class Trainer:
             atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
             self.metrics = MetricsLog(self.out, after_step=p.step)
         self.window.reset(first_step=p.step + 1)
-        self._last_save_step = p.step
+        self.checkpoints.last_asked_step = p.step
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
         # Made here, after any resume has loaded the optimizers' state.
@@ -312,7 +246,7 @@ class Trainer:
                 self.save_samples()
                 final = self.save_current()
             finally:
-                self.writer.wait()
+                self.checkpoints.wait()
                 self.bar.close()
                 if self.metrics:
                     self.metrics.close()
@@ -364,63 +298,21 @@ class Trainer:
         p = self.progress
         p.epoch += 1
         p.position = 0
-        plateau = self.cfg.train.lr_policy == "plateau"
-        if not plateau:
+        if self.cfg.train.lr_policy != "plateau":
             for s in self.schedulers.values():
                 s.step()
-        results = None
-        if self.fid_every and p.epoch % self.fid_every == 0:
-            results = self._evaluate_fid() if self.ranks.is_main else None
-            distributed.barrier(self.ranks)  # FID runs on rank 0; the others wait here
-            if plateau:
-                self._step_plateau(results)
-        has_fid = results is not None and any(k.startswith(("fid_AtoB", "fid_BtoA")) for k in results)
-        is_best = has_fid and (p.best_fid is None or mean_fid(results) < p.best_fid)
-        if is_best:
-            p.best_fid, p.best_epoch = mean_fid(results), p.epoch
-        best = {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results} if is_best else None
+        best = self.evaluation.end_of_epoch(p, self.metrics)
         every, save_every = self.snapshot_every, self.cfg.train.save_every
         last = p.epoch == self.total_epochs
         snapshot = (self.out / "snapshots" / checkpoint_name(p.step, epoch=p.epoch)
                     if every and (p.epoch % every == 0 or last) else None)
         # Full checkpoints follow --save-every in steps, whatever the epochs' length: an epoch end
         # writes one only when that many steps passed since the last, for a new best.pt, or last.
-        if best is not None or last or not save_every or p.step - self._last_save_step >= save_every:
+        since_last = p.step - self.checkpoints.last_asked_step
+        if best is not None or last or not save_every or since_last >= save_every:
             self.save(checkpoint_name(p.step, epoch=p.epoch), background=True, best=best, snapshot=snapshot)
         elif snapshot is not None:
-            self.save_snapshot(snapshot)
-
-    def _step_plateau(self, results: dict | None) -> None:
-        """--lr-policy plateau: every rank steps with rank 0's metric, so all keep one lr."""
-        watched = plateau_metric(results) if self.ranks.is_main else None
-        if self.ranks.enabled:
-            watched = distributed.broadcast_from_main(watched)
-        if watched is None:
-            return
-        name, value = watched
-        if self._plateau_watching != name:
-            self._plateau_watching = name
-            self.info(f"--lr-policy plateau watches the {name}")
-        for s in self.schedulers.values():
-            s.step(value)
-
-    def _evaluate_fid(self) -> dict[str, float | str] | None:
-        started = time.perf_counter()
-        if self.fid is None:
-            self.fid = self._fid_tracker()
-        results = self.fid.evaluate() if self.fid is not None else None
-        if results is None:
-            return None
-        results["seconds_fid"] = round(time.perf_counter() - started, 2)
-        p = self.progress
-        self.metrics.write({"step": p.step, "epoch": p.epoch, **results})
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items()
-                          if k.startswith(("fid_AtoB", "fid_BtoA", "kid_", "val_")))
-        if "inception_weights" in results:
-            plot_fid(self.metrics.rows, self.out / "fid.png")
-            shown += f" ({results['inception_weights']}; {results['seconds_fid']:.1f} s)"
-        self.info(f"epoch {p.epoch}: {shown}")
-        return results
+            self.checkpoints.save_snapshot(snapshot)
 
     def _lr(self) -> float:
         # A device tensor under --cuda-graphs: read at log time only.
@@ -433,31 +325,11 @@ class Trainer:
             for k, v in batch.items()
         }
 
-    # ---- samples ---------------------------------------------------------------------------
-    def _fixed_sample_batch(self) -> dict | None:
-        """The first few validation images (training images if there is no val split)."""
-        source = self.val_set if self.val_set is not None else self.train_set
-        items = []
-        for i in range(len(source)):
-            item = source[i]
-            if "error" not in item:
-                items.append(item)
-            if len(items) == self.cfg.train.num_samples:
-                break
-        if not items:
-            return None
-        return self._to_device(collate_skipping_errors(items))
-
     def save_samples(self) -> Path | None:
         """Rank 0 writes a sample grid; other ranks do nothing."""
         if self._sample_batch is None:
             return None
-        grid = self.method.sample(self._sample_batch)  # [rows, cols, C, H, W]
-        rows, cols = grid.shape[:2]
-        image = make_grid(grid.flatten(0, 1).float().cpu(), nrow=cols, normalize=True, value_range=(-1, 1), padding=2)
-        path = self.out / "samples" / f"step_{self.progress.step:07d}.png"
-        atomic_write(path, lambda f: save_image(image, f, format="png"))
-        return path
+        return save_sample_grid(self.method, self._sample_batch, self.out, self.progress.step)
 
 
 def is_due(step: int, every: int) -> bool:

@@ -1,0 +1,94 @@
+"""Writing a run's checkpoints: numbered full checkpoints (on a background thread), latest.pt
+and best.pt links, pruning, and generator-only snapshots. Every rank calls in; rank 0 writes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from ..checkpoint import generators_only, save_checkpoint
+from ..config import RunConfig
+from ..device import Ranks
+from ..files import atomic_write_text
+from ..methods import TrainingMethod
+from .background_writer import BackgroundWriter, to_host
+from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
+from .footprint import Footprint
+
+
+class CheckpointWriter:
+    """`state()` gives the trainer's full state (a collective under torchrun); `progress()` the
+    step and epoch record that snapshots carry."""
+
+    def __init__(self, cfg: RunConfig, ranks: Ranks, method: TrainingMethod, footprint: Footprint,
+                 state: Callable[[], dict], progress: Callable[[], dict]) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.train.out)
+        self.folder = self.out / "checkpoints"
+        self.ranks = ranks
+        self.method = method
+        self.footprint = footprint
+        self.state = state
+        self.progress = progress
+        self.background = BackgroundWriter()
+        self.saved_step: int | None = None  # the last step whose checkpoint is written
+        self.last_asked_step = 0  # the last step a checkpoint was asked for
+
+    def save(self, step: int, name: str, background: bool = False, best: dict | None = None,
+             snapshot: Path | None = None) -> Path:
+        """Write a numbered checkpoint, point latest.pt (and, given a `best` record, best.pt) at it,
+        prune old numbered ones, and write the generators alone to `snapshot` where given. Every
+        rank calls it; rank 0 writes, on the background writer when `background` (the state is
+        copied to host memory first)."""
+        state = self.state()
+        path = self.folder / name
+        self.last_asked_step = step
+        if not self.ranks.is_main:
+            self.saved_step = step
+            return path
+        keep, half = self.cfg.train.keep, self.cfg.train.snapshot_half
+        self.footprint.warn_if_short(self.out)
+
+        def write(state=to_host(state) if background else state) -> None:
+            save_checkpoint(path, state)
+            if snapshot is not None:
+                save_checkpoint(snapshot, generators_only(state, half))
+            link_latest(path, self.folder / "latest.pt")
+            if best is not None:
+                link_latest(path, self.folder / "best.pt")
+                atomic_write_text(self.out / "best.json", json.dumps(best, indent=2))
+            prune_checkpoints(self.folder, keep)
+            self.saved_step = step  # only once written: a failed write is redone at the end
+
+        if background:
+            self.background.submit(write, f"checkpoint {path}")
+        else:
+            self.background.wait()
+            write()
+        return path
+
+    def save_snapshot(self, path: Path) -> None:
+        """Write the generators alone (as `export` does) to `path`, on the background writer."""
+        if not self.ranks.is_main:
+            return
+        networks, cls = self.method.networks, type(self.method)
+        translating = {cls.translating_key(d, networks) for d in cls.generator_keys}
+        state = to_host({"config": self.cfg.to_dict(), "progress": self.progress(),
+                         "method": {"networks": {k: networks[k].state_dict() for k in translating}}})
+        half = self.cfg.train.snapshot_half
+        self.background.submit(lambda: save_checkpoint(path, generators_only(state, half)), f"snapshot {path}")
+
+    def is_current(self, step: int) -> bool:
+        """Whether the checkpoint of `step` is written (waiting for a write in flight)."""
+        self.background.wait()
+        latest = self.folder / "latest.pt"
+        return self.saved_step == step and (latest.is_file() or not self.ranks.is_main)
+
+    def latest(self) -> Path:
+        return self.folder / "latest.pt"
+
+    def wait(self) -> None:
+        self.background.wait()
+
+
+__all__ = ["CheckpointWriter", "checkpoint_name"]
