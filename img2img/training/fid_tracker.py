@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -13,12 +14,14 @@ from ..metrics import (
     InceptionFeatures,
     Statistics,
     WeightsUnavailable,
-    feature_statistics,
     frechet_distance,
     kid,
     load_statistics,
     save_statistics,
 )
+
+# (inputs, direction) -> the generator's outputs, on the host.
+Translate = Callable[[torch.Tensor, str], torch.Tensor]
 
 
 def domain_images(val_set) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,13 +72,11 @@ class FIDTracker:
         return results or None
 
     def _native_metrics(self) -> dict[str, float]:
-        generator = self.method.generator("AtoB")
-        fakes = self._translate(generator, self.inputs_a)
+        fakes = translate_in_chunks(self._translate, self.inputs_a, "AtoB")
         return native_metrics(fakes, self.inputs_b, PixelFormat.of_model(self.method.model_cfg, "out"))
 
-    def _translate(self, generator, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.method.eval_forward(generator, inputs[i : i + 16].to(self.device)).cpu()
-                          for i in range(0, len(inputs), 16)])
+    def _translate(self, inputs: torch.Tensor, direction: str) -> torch.Tensor:
+        return self.method.translate(inputs.to(self.device), direction).cpu()
 
     def _fid(self) -> dict[str, float | str] | None:
         if self.disabled_reason is not None:
@@ -90,22 +91,12 @@ class FIDTracker:
                 else:
                     logger.info(f"FID is skipped for this run: {e}")
                 return None
-        results: dict[str, float | str] = {}
-        chosen = self.method.preview_channels
-        for direction in self.method.generator_keys:
-            inputs, targets = (self.inputs_a, self.inputs_b) if direction == "AtoB" else (self.inputs_b, self.inputs_a)
-            real = self._real_statistics(direction, preview_rgb(targets, chosen))
-            fakes = preview_rgb(self._translate(self.method.generator(direction), inputs), chosen)
-            fake = Statistics.of(self.extractor.from_tensors(fakes), self.extractor.source)
-            try:
-                results[f"fid_{direction}"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
-            except ValueError as e:  # pytorch-fid's fallback: sqrtm left a large imaginary part
-                logger.warning(f"warning: FID {direction} not computed this time: {e}")
-                return None
-            results[f"kid_{direction}"] = kid(fake.features, real.features, subsets=50)[0]
-            results[f"fid_channels_{direction}"] = describe_preview(targets.shape[1], chosen)
-        results["inception_weights"] = self.extractor.source.label
-        return results
+        try:
+            return generator_fid(self._translate, list(self.method.generator_keys), self.inputs_a, self.inputs_b,
+                                 self.extractor, self.method.preview_channels, self._real_statistics)
+        except ValueError as e:  # pytorch-fid's fallback: sqrtm left a large imaginary part
+            logger.warning(f"warning: FID not computed this time: {e}")
+            return None
 
     def _real_statistics(self, direction: str, targets: torch.Tensor) -> Statistics:
         """Cached in the run folder; recomputed if they were made with other Inception weights."""
@@ -166,14 +157,34 @@ def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str
     translator = Translator.from_checkpoint(checkpoint, device=str(device), engine="torch")
     extractor = InceptionFeatures(weights, device)
     inputs_a, inputs_b = domain_images(val)
+
+    def real_statistics(direction: str, targets: torch.Tensor) -> Statistics:
+        return Statistics.of(extractor.from_tensors(targets), extractor.source)
+
+    return generator_fid(translator.translate_tensor, translator.directions, inputs_a, inputs_b, extractor,
+                         cfg.data.preview_channels, real_statistics)
+
+
+def translate_in_chunks(translate: Translate, inputs: torch.Tensor, direction: str, chunk: int = 16) -> torch.Tensor:
+    return torch.cat([translate(inputs[i : i + chunk], direction) for i in range(0, len(inputs), chunk)])
+
+
+def generator_fid(translate: Translate, directions: list[str], inputs_a: torch.Tensor, inputs_b: torch.Tensor,
+                  extractor: InceptionFeatures, chosen: tuple[int, ...] | None,
+                  real_statistics: Callable[[str, torch.Tensor], Statistics]) -> dict[str, float | str]:
+    """The FID loop of training and `img2img fid --checkpoint`: {fid_D, kid_D, fid_channels_D}
+    per direction D, and the Inception weights' label. `translate(inputs, direction)` gives the
+    generator's outputs on the host; Inception sees 8-bit RGB previews of them (`chosen`: the
+    preview channels) against `real_statistics(direction, previews of the real targets)`. A
+    covariance that admits no FID raises ValueError."""
     results: dict[str, float | str] = {}
-    for direction in translator.directions:
+    for direction in directions:
         inputs, targets = (inputs_a, inputs_b) if direction == "AtoB" else (inputs_b, inputs_a)
-        fakes = torch.cat([translator.translate_tensor(inputs[i : i + 16], direction) for i in range(0, len(inputs), 16)])
-        chosen = cfg.data.preview_channels
-        fake, real = (extractor.from_tensors(preview_rgb(x, chosen)) for x in (fakes, targets))
-        results[f"fid_{direction}"] = frechet_distance(*feature_statistics(fake), *feature_statistics(real))
-        results[f"kid_{direction}"] = kid(fake, real, subsets=50)[0]
+        real = real_statistics(direction, preview_rgb(targets, chosen))
+        fakes = preview_rgb(translate_in_chunks(translate, inputs, direction), chosen)
+        fake = Statistics.of(extractor.from_tensors(fakes), extractor.source)
+        results[f"fid_{direction}"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
+        results[f"kid_{direction}"] = kid(fake.features, real.features, subsets=50)[0]
         results[f"fid_channels_{direction}"] = describe_preview(targets.shape[1], chosen)
     results["inception_weights"] = extractor.source.label
     return results
