@@ -1,0 +1,310 @@
+"""What the app does for each request, without the page: the models on offer, the request's
+model resolved, checked and loaded, the translation of an image, a webcam frame, a video, a
+scientific file or a batch, and the lines and previews that go back. Errors are `ServiceError`s
+whose text a visitor may see (server paths stripped); the page shows them as they are."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from ..errors import Img2ImgError
+from ..io.pixel_format import resize_pixels
+from ..io.readers import DEFAULT_MAX_PIXELS, is_volume_file, list_images, read_image, read_volume
+from ..io.writers import output_suffix, with_suffix, write_image
+from ..translate.batch import translate_volume
+from ..translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
+from ..translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
+from ..translate.translator import Translator, to_pil
+from ..translate.video import DEFAULT_TEMPORAL_STATISTICS, translate_video
+
+# What the file upload takes: images of any bit depth and channel count, arrays, scans.
+FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".dcm", ".nii", ".gz"]
+
+HOW_TO_GET_A_MODEL = """
+### No model yet
+No checkpoint was found in `{folder}`. To get one:
+
+- run `img2img demo --install-to {folder}`, which trains a small demo model in about two
+  minutes and puts it there, or
+- train your own: `img2img train --model pix2pix --data DATASET --out runs/mine`, then copy
+  `runs/mine/checkpoints/latest.pt` into `{folder}/` (or start the app with
+  `--checkpoints runs/mine/checkpoints`).
+
+Then restart the app, or add a published model below.
+"""
+
+# progress(fraction done or None, desc=what is happening), as Gradio's gr.Progress is called.
+Progress = Callable[..., None]
+
+
+class ServiceError(Img2ImgError):
+    """A request refused or failed, in words for the visitor."""
+
+
+def _no_progress(fraction: float | None, desc: str = "") -> None:
+    pass
+
+
+def visitor_message(error: Exception, path: str | Path) -> str:
+    """The error's text without the server's folder of the uploaded file."""
+    return str(error).replace(str(Path(path).parent) + "/", "")
+
+
+def remove_stale_folders(parent: Path, pattern: str, max_age_s: float) -> None:
+    """Batch results are copied into Gradio's cache when a request returns, so older request
+    folders are no longer read; ones younger than `max_age_s` may belong to a running request."""
+    now = time.time()
+    for folder in parent.glob(pattern):
+        if now - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class ModelShelf:
+    """The models the app offers: the checkpoints in its folder, listed again when one is added."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> None:
+        models, skipped = discover_checkpoints(self.folder)
+        with self._lock:
+            self.models, self.skipped = models, skipped
+            self.by_key: dict[str, ModelInfo] = {str(m.path): m for m in models}
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(m.label, str(m.path)) for m in self.models]
+
+    def find(self, key: str) -> ModelInfo | None:
+        return self.by_key.get(key) or next((m for m in self.models if key in (m.label, m.name, m.path.name)), None)
+
+
+def published_button_label(entry: PretrainedModel, added: bool) -> str:
+    return f"✓ {entry.label}, added" if added else f"{entry.label} · {entry.method} · {entry.approximate_mb} MB"
+
+
+def direction_choices(info: ModelInfo | None) -> list[tuple[str, str]]:
+    return [(info.direction_label(d), d) for d in info.directions] if info else [("A → B", "AtoB")]
+
+
+@dataclass
+class FileResult:
+    """A scientific file translated: previews of input and output, the lossless file, a line."""
+
+    input_preview: Image.Image
+    output_preview: Image.Image
+    path: Path
+    details: str
+
+
+class TranslationService:
+    """The app's library layer. `work` holds every file it writes (examples, results)."""
+
+    def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto",
+                 max_pixels: int = DEFAULT_MAX_PIXELS, published_url: str | None = None) -> None:
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.work = work
+        self.max_pixels = max_pixels
+        self.published_url = published_url
+        self.shelf = ModelShelf(self.checkpoint_dir)
+        self.cache = TranslatorCache(device)
+        choices = self.shelf.choices()
+        self.default_model = choices[0][1] if choices else None
+
+    # ---- the request's model ------------------------------------------------------------
+    def resolve(self, model: str | None) -> ModelInfo:
+        if not self.shelf.models:
+            raise ServiceError(f"No model is available: put a checkpoint in {self.checkpoint_dir}/ or add a published "
+                               "one (see the page).")
+        key = model or self.default_model
+        info = self.shelf.find(key)
+        if info is None:
+            raise ServiceError(f"Unknown model {key!r}; choose one of: {', '.join(m.name for m in self.shelf.models)}")
+        return info
+
+    def load(self, model: str | None, direction: str) -> tuple[ModelInfo, Translator]:
+        """The model asked for, checked to translate `direction`, and its (cached) Translator."""
+        info = self.resolve(model)
+        if direction not in info.directions:
+            raise ServiceError(f"{info.name} translates {' and '.join(info.directions)} only, not {direction}.")
+        return info, self.cache.get(info.path)
+
+    def preload(self) -> Translator | None:
+        """Load the default model (on the CPU, also its ONNX export) before the first request."""
+        return self.cache.get(self.default_model) if self.default_model else None
+
+    def examples(self, examples_dir: Path | str | None) -> list[Path]:
+        if examples_dir and Path(examples_dir).is_dir():
+            return list_images(Path(examples_dir))
+        return model_card_examples(self.shelf.models, self.work / "examples")
+
+    def request_folder(self, kind: str, max_age_s: float) -> Path:
+        """A new folder for one request's outputs; older ones of its kind are removed."""
+        remove_stale_folders(self.work, f"{kind}_*", max_age_s=max_age_s)
+        return Path(tempfile.mkdtemp(prefix=f"{kind}_", dir=self.work))
+
+    # ---- translations -------------------------------------------------------------------
+    def run_pixels(self, path: str, model: str | None, direction: str):
+        """(input pixels, output pixels, translator, a line saying what made it) of an image file
+        of any format the readers know, converted to the model's input as needed."""
+        info, translator = self.load(model, direction)
+        pixels = translator.pixels_of(read_image(path, max_pixels=self.max_pixels).array, direction)
+        height, width = pixels.shape[:2]
+        tiling = translator.tiling_for(width, height)
+        start = time.perf_counter()
+        result = translator.translate_pixels(pixels, direction=direction)
+        seconds = time.perf_counter() - start
+        how = f"in {tiling.describe()}" if tiling else "whole"
+        details = (f"**{info.name}**, {info.direction_label(direction)} ({info.details}); "
+                   f"{width}×{height} px {how}, {translator.engine} on {translator.device}; {seconds:.2f} s")
+        return pixels, result, translator, details
+
+    def translate_image(self, image: str, model: str | None, direction: str) -> tuple[Path, str]:
+        """The translation as a PNG file of its own (the output itself for 8-bit models, else its
+        preview) and a line saying what made it."""
+        try:
+            _, result, translator, details = self.run_pixels(image, model, direction)
+        except ServiceError:
+            raise
+        except Img2ImgError as e:
+            raise ServiceError(visitor_message(e, image)) from None
+        # A file of its own: Gradio writes returned PIL images to a path named by their content,
+        # and rewrote it while another request for the same picture was still downloading it
+        # (truncated responses under concurrent load); a file it copies once, atomically.
+        out = self.request_folder("result", max_age_s=600) / "translated.png"
+        to_pil(result, translator.formats(direction).target).save(out, format="PNG")
+        return out, details
+
+    def translate_video(self, video: str, model: str | None, direction: str,
+                        temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
+                        progress: Progress = _no_progress) -> tuple[Path, str]:
+        """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
+        info, translator = self.load(model, direction)
+        out = self.request_folder("video", max_age_s=3600) / f"{Path(video).stem}_translated.mp4"
+
+        def report(done: int, total: int | None) -> None:
+            progress(done / total if total else None, desc=f"{done}{f' of {total}' if total else ''} frames")
+
+        try:
+            result = translate_video(translator, video, out, direction=direction, show_bar=False,
+                                     temporal_statistics=int(temporal_statistics), progress=report)
+        except Img2ImgError as e:
+            raise ServiceError(visitor_message(e, video)) from None
+        summary = result.summary().split(": ", 1)[1]
+        return out, (f"**{info.name}**, {info.direction_label(direction)} ({info.details}): {summary}, "
+                     f"{translator.engine} on {translator.device}")
+
+    def translate_frame(self, frame: np.ndarray, model: str | None, direction: str, side: float,
+                        times: list[float] | None) -> tuple[np.ndarray, str, list[float]]:
+        """One webcam frame, scaled so that its longer side is `side`, translated; with the frames/s
+        reached over the last 20 frames of this stream (`times`, which it returns updated)."""
+        _, translator = self.load(model, direction)
+        height, width = frame.shape[:2]
+        scale = min(1.0, side / max(height, width))
+        small = resize_pixels(frame, max(1, round(width * scale)), max(1, round(height * scale)))
+        result = translator.translate_pixels(small, direction=direction)
+        times = [*(times or [])[-19:], time.perf_counter()]
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        return (np.asarray(to_pil(result, translator.formats(direction).target).convert("RGB")),
+                f"{rate:.1f} frames/s translated, {width}×{height} → {small.shape[1]}×{small.shape[0]} px "
+                f"({translator.engine} on {translator.device})", times)
+
+    def translate_one(self, path: str, model: str | None, direction: str, out_dir: Path) -> tuple[Path, Path]:
+        """(the lossless output file, its preview PNG) of one uploaded file in `out_dir`."""
+        source = Path(path)
+        info, translator = self.load(model, direction)
+        target = translator.formats(direction).target
+        out = out_dir / with_suffix(source, output_suffix(source, "auto", target.dtype, target.channels)).name
+        preview = out_dir / f"{out.name}.preview.png"
+        if is_volume_file(source):
+            translate_volume(translator, source, out, direction)
+            volume, _ = read_volume(out)
+            axis = translator.cfg.data.slice_axis % 3
+            result = np.take(volume, volume.shape[axis] // 2, axis=axis)
+            to_pil(result[..., None] if result.ndim == 2 else result, target).save(preview)
+        else:
+            _, result, translator, _ = self.run_pixels(path, model, direction)
+            write_image(out, result)
+            to_pil(result, target).save(preview)
+        return out, preview
+
+    def translate_many(self, files: list[str], model: str | None, direction: str,
+                       progress: Progress = _no_progress) -> tuple[list[tuple[str, str]], Path, str]:
+        """Each file translated and written without loss (16-bit PNG, TIFF, .npy, NIfTI as they
+        came), all of them in one zip: (gallery of previews, the zip, a status line). A file that
+        fails is skipped and named in the status."""
+        info = self.resolve(model)
+        gallery, problems = [], []
+        out_dir = self.request_folder("batch", max_age_s=600)
+        zip_path = out_dir / "translated.zip"
+        start = time.perf_counter()
+        with zipfile.ZipFile(zip_path, "w") as archive:
+            for done, f in enumerate(files):
+                progress(done / len(files), desc="Translating")
+                name = Path(f).name
+                try:
+                    out, preview = self.translate_one(f, model, direction, out_dir)
+                except Img2ImgError as e:
+                    problems.append(f"- {name}: {str(e).replace(str(f), name).split(': ', 1)[-1]}")
+                    continue
+                archive.write(out, out.name)
+                gallery.append((str(preview), name))
+        status = (f"Translated {len(gallery)} of {len(files)} images with **{info.name}**, "
+                  f"{info.direction_label(direction)}, in {time.perf_counter() - start:.1f} s.")
+        if problems:
+            status += " Skipped:\n" + "\n".join(problems)
+        return gallery, zip_path, status
+
+    def translate_file(self, file: str, model: str | None, direction: str) -> FileResult:
+        """A scientific image (16-bit, float, multi-band, DICOM, NIfTI), translated without loss."""
+        info = self.resolve(model)
+        out_dir = self.request_folder("file", max_age_s=600)
+        try:
+            translator = self.cache.get(info.path)
+            formats = translator.formats(direction)
+            if is_volume_file(Path(file)):
+                out, preview = self.translate_one(file, model, direction, out_dir)
+                volume, _ = read_volume(file)
+                axis = translator.cfg.data.slice_axis % 3
+                middle = np.take(volume, volume.shape[axis] // 2, axis=axis)
+                shown_in = to_pil(translator.pixels_of(middle, direction), formats.source)
+                details = f"**{info.name}**, {info.direction_label(direction)}: a volume of {volume.shape[axis]} slices"
+                return FileResult(shown_in, Image.open(preview), out, details)
+            pixels, result, translator, details = self.run_pixels(file, model, direction)
+            out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "same", formats.target.dtype,
+                                                                   formats.target.channels)).name
+            write_image(out, result)
+        except ServiceError:
+            raise
+        except Img2ImgError as e:
+            raise ServiceError(visitor_message(e, file)) from None
+        details += f"; output {formats.target.describe()}, written as {out.suffix} without loss"
+        return FileResult(to_pil(pixels, formats.source), to_pil(result, formats.target), out, details)
+
+    # ---- more models --------------------------------------------------------------------
+    def add_published(self, name: str, progress: Progress = _no_progress) -> Path:
+        """Download and convert a published model into the checkpoint folder, and list it."""
+        entry = PRETRAINED[name]
+
+        def report(done: int, total: int | None) -> None:
+            of = f" of {total / 1e6:.1f}" if total else ""
+            progress(done / total if total else None, desc=f"Downloading {entry.label}: {done / 1e6:.1f}{of} MB")
+
+        progress(0, desc=f"Downloading {entry.label}")
+        url = self.published_url.format(name=name) if self.published_url else None
+        path = download_pretrained(name, self.checkpoint_dir, url=url, progress=report)
+        self.shelf.refresh()
+        return path
+
+    def is_added(self, entry: PretrainedModel) -> bool:
+        return (self.checkpoint_dir / entry.file_name).is_file()
