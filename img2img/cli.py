@@ -209,7 +209,7 @@ def add_translate_parser(sub) -> None:
 
 def run_translate(args) -> int:
     from .device import Ranks
-    from .translate.batch import translate_files
+    from .translate.batch import BatchSettings, translate_files
     from .translate.translator import Translator
 
     # Under torchrun each process takes its share of the files (and its own GPU).
@@ -219,13 +219,13 @@ def run_translate(args) -> int:
     translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm,
                                             engine=args.engine)
     start = time.perf_counter()
-    report = translate_files(
-        translator, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
-        overwrite=args.overwrite, fmt=args.format, size=args.size, max_pixels=args.max_pixels,
-        num_workers=args.num_workers, shard=(rank, world_size), tile=args.tile, overlap=args.overlap,
-        tile_statistics=args.tile_statistics, temporal_statistics=args.temporal_statistics, crf=args.crf,
-        codec=args.codec,
+    settings = BatchSettings(
+        direction=args.direction, batch_size=args.batch_size, overwrite=args.overwrite, fmt=args.format,
+        size=args.size, max_pixels=args.max_pixels, num_workers=args.num_workers, shard=(rank, world_size),
+        tile=args.tile, overlap=args.overlap, tile_statistics=args.tile_statistics,
+        temporal_statistics=args.temporal_statistics, crf=args.crf, codec=args.codec,
     )
+    report = translate_files(translator, args.input, args.output, settings)
     elapsed = time.perf_counter() - start
     prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
     print(prefix + report.summary().replace("\n", "\n" + prefix))

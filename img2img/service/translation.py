@@ -24,7 +24,7 @@ from ..translate.batch import translate_volume
 from ..translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
 from ..translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 from ..translate.translator import Translator, to_pil
-from ..translate.video import DEFAULT_TEMPORAL_STATISTICS, translate_video
+from ..translate.video import DEFAULT_TEMPORAL_STATISTICS
 
 # What the file upload takes: images of any bit depth and channel count, arrays, scans.
 FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".dcm", ".nii", ".gz"]
@@ -196,7 +196,7 @@ class TranslationService:
             progress(done / total if total else None, desc=f"{done}{f' of {total}' if total else ''} frames")
 
         try:
-            result = translate_video(translator, video, out, direction=direction, show_bar=False,
+            result = translator.translate_video(video, out, direction=direction, show_bar=False,
                                      temporal_statistics=int(temporal_statistics), progress=report)
         except Img2ImgError as e:
             raise ServiceError(visitor_message(e, video)) from None

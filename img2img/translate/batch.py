@@ -1,6 +1,7 @@
 """Batch translation of files and folders: resumable, atomic, and never stopped by one bad file."""
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..errors import ImageReadError, Img2ImgError
 from ..io.readers import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read_image, read_volume
 from ..io.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
 from .translator import Translator
-from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file, translate_video
+from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file
 
 
 @dataclass
@@ -80,43 +81,47 @@ class _ImageFiles(Dataset):
             return i, None, e.reason
 
 
-def translate_files(
-    translator: Translator,
-    input_path: Path | str,
-    output_path: Path | str,
-    *,
-    direction: str = "AtoB",
-    batch_size: int = 8,
-    overwrite: bool = False,
-    fmt: str = "auto",
-    size: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    num_workers: int = 2,
-    shard: tuple[int, int] = (0, 1),
-    tile: int | None = None,
-    overlap: int = 64,
-    tile_statistics: str = "pooled",
-    temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
-    crf: int = DEFAULT_CRF,
-    codec: str | None = None,
-) -> BatchReport:
-    """Translate a file or a folder tree of images and videos. Image decoding runs in
-    `num_workers` processes and saving in threads, overlapping the network; `shard=(rank,
-    world_size)` takes every world_size-th file. `tile`, `overlap`, `tile_statistics`: as
-    `Translator.translate` (large images are tiled). Videos follow the images, one at a time
-    (see img2img.translate.video, for `temporal_statistics`, `crf` and `codec`)."""
+@dataclass(frozen=True)
+class BatchSettings:
+    """How a batch runs. `shard=(rank, world_size)` takes every world_size-th file; `tile`,
+    `overlap`, `tile_statistics`: as `Translator.translate` (large images are tiled);
+    `temporal_statistics`, `crf`, `codec`: videos (see img2img.translate.video)."""
+
+    direction: str = "AtoB"
+    batch_size: int = 8
+    overwrite: bool = False
+    fmt: str = "auto"
+    size: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    num_workers: int = 2
+    shard: tuple[int, int] = (0, 1)
+    tile: int | None = None
+    overlap: int = 64
+    tile_statistics: str = "pooled"
+    temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS
+    crf: int = DEFAULT_CRF
+    codec: str | None = None
+
+
+def translate_files(translator: Translator, input_path: Path | str, output_path: Path | str,
+                    settings: BatchSettings | None = None, **changes) -> BatchReport:
+    """Translate a file or a folder tree of images and videos, per `settings` (with `changes`,
+    fields of BatchSettings, applied). Image decoding runs in worker processes and saving in
+    threads, overlapping the network. Videos follow the images, one at a time."""
+    s = dataclasses.replace(settings or BatchSettings(), **changes)
+    direction, batch_size, size, tile, overlap = s.direction, s.batch_size, s.size, s.tile, s.overlap
     translator.network(direction)  # fail early on a direction the model lacks
     target = translator.formats(direction).target
-    pairs, ignored = plan_outputs(Path(input_path), Path(output_path), fmt, target.dtype, target.channels)
-    rank, world_size = shard
+    pairs, ignored = plan_outputs(Path(input_path), Path(output_path), s.fmt, target.dtype, target.channels)
+    rank, world_size = s.shard
     pairs = pairs[rank::world_size]
     report = BatchReport(ignored=ignored if rank == 0 else 0)
-    todo = [(src, dst) for src, dst in pairs if overwrite or not dst.exists()]
+    todo = [(src, dst) for src, dst in pairs if s.overwrite or not dst.exists()]
     report.skipped = len(pairs) - len(todo)
     videos = [(src, dst) for src, dst in todo if is_video_file(src)]
     todo = [(src, dst) for src, dst in todo if not is_video_file(src)]
-    loader = DataLoader(_ImageFiles([src for src, _ in todo], max_pixels), batch_size=None, collate_fn=_as_loaded,
-                        num_workers=num_workers if len(todo) > 1 else 0)
+    loader = DataLoader(_ImageFiles([src for src, _ in todo], s.max_pixels), batch_size=None, collate_fn=_as_loaded,
+                        num_workers=s.num_workers if len(todo) > 1 else 0)
     with tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True) as bar, \
             ThreadPoolExecutor(max_workers=2) as saver:
         pending, saves = [], []
@@ -125,14 +130,14 @@ def translate_files(
             try:
                 results = translator.translate_pixels([im for _, im in pending], direction=direction, size=size,
                                                       batch_size=batch_size, tile=tile, overlap=overlap,
-                                                      tile_statistics=tile_statistics)
+                                                      tile_statistics=s.tile_statistics)
             except Img2ImgError:
                 # One input the model cannot take (e.g. its channel count): the others still go.
                 results = []
                 for i, image in pending:
                     try:
                         results.append(translator.translate_pixels(image, direction=direction, size=size, tile=tile,
-                                                                   overlap=overlap, tile_statistics=tile_statistics))
+                                                                   overlap=overlap, tile_statistics=s.tile_statistics))
                     except Img2ImgError as e:
                         results.append(None)
                         report.failures.append((str(todo[i][0]), str(e).split(": ", 1)[-1]))
@@ -171,9 +176,9 @@ def translate_files(
                 report.failures.append((str(todo[i][0]), f"cannot write {todo[i][1]}: {e}"))
     for src, dst in videos:
         try:
-            report.videos.append(translate_video(translator, src, dst, direction=direction, batch_size=batch_size,
-                                                 temporal_statistics=temporal_statistics, crf=crf, codec=codec,
-                                                 overwrite=True, tile=tile))
+            report.videos.append(translator.translate_video(src, dst, direction=direction, batch_size=batch_size,
+                                                            temporal_statistics=s.temporal_statistics, crf=s.crf,
+                                                            codec=s.codec, overwrite=True, tile=tile))
             report.converted += 1
         except Img2ImgError as e:
             report.failures.append((str(src), str(e).removeprefix(f"{src}: ")))

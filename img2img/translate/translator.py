@@ -20,6 +20,7 @@ from ..log import logger
 from ..methods import method_class
 from ..models.norm import FrameStatistics, shared_statistics
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
+from .video import DEFAULT_TEMPORAL_STATISTICS, VideoReport, translate_video_frames
 
 ImageInput = Image.Image | str | Path
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -257,13 +258,27 @@ class Translator:
             out += [formats.target.decode_tensor(t) for t in y]
         return out
 
-    def translate_video(self, src: str | Path, dst: str | Path, direction: Direction = "AtoB", **options):
+    def translate_video(self, src: str | Path, dst: str | Path, direction: Direction = "AtoB", batch_size: int = 8,
+                        temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS, tile: int | None = None,
+                        **options) -> VideoReport:
         """A video file translated into `dst`, with its frame rate, frame count, size and sound;
-        returns its `VideoReport`. `options`: those of `img2img.translate.video.translate_video`
-        (batch_size, temporal_statistics, crf, codec, overwrite, tile, progress, show_bar)."""
-        from .video import translate_video
+        returns its `VideoReport`. Normalisation statistics are pooled over `temporal_statistics`
+        frames (1: each frame its own). `options`: those of `video.translate_video_frames` (crf,
+        codec, overwrite, progress, show_bar)."""
+        if temporal_statistics < 1:
+            raise Img2ImgError(f"--temporal-statistics {temporal_statistics}: a window of at least 1 frame")
+        self.network(direction)
+        target = self.formats(direction).target
+        if target.channels not in (1, 3) or target.dtype != "uint8":
+            raise Img2ImgError(f"this model writes {target.describe()} images; videos hold 8-bit grey or RGB")
+        statistics = FrameStatistics(temporal_statistics) if temporal_statistics > 1 else None
 
-        return translate_video(self, src, dst, direction=direction, **options)
+        def translate(frames: list[np.ndarray]) -> list[np.ndarray]:
+            return self.translate_frames(frames, direction=direction, batch_size=batch_size, statistics=statistics,
+                                         tile=tile)
+
+        return translate_video_frames(translate, src, dst, batch_size=batch_size,
+                                      temporal_statistics=temporal_statistics, **options)
 
     @torch.no_grad()
     def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:

@@ -138,190 +138,239 @@ class _Worker(threading.Thread):
 _END = object()
 
 
-def translate_video(translator, src: Path | str, dst: Path | str, *, direction: str = "AtoB", batch_size: int = 8,
-                    temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS, crf: int = DEFAULT_CRF,
-                    codec: str | None = None, overwrite: bool = False, tile: int | None = None,
-                    progress: Callable[[int, int | None], None] | None = None, show_bar: bool = True) -> VideoReport:
-    """Translate video `src` into `dst` (its container from the suffix). `progress(done, total)`
-    is called after each batch; `show_bar` draws a tqdm bar in frames with frames/s and ETA."""
+# A frames -> frames callable: consecutive H x W x C uint8 frames of one size in, the
+# translations (8-bit grey or RGB) out, one per frame.
+FramesFn = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def audio_mode(audio_in, container_format: str) -> str:
+    """How the input's audio reaches the output: "copy" (as it is), "encode" or "none"."""
+    if audio_in is None:
+        return "none"
+    copyable = AUDIO_COPYABLE[container_format]
+    return "copy" if copyable is None or audio_in.codec_context.name in copyable else "encode"
+
+
+class VideoSource:
+    """A video file decoded on its own thread: upright RGB frames from `frames()`, and the audio
+    (packets to copy, or frames to re-encode, per `audio`) queued for the sink."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+        self.container = _open_input(src)
+        self.video = self.container.streams.video[0]
+        if self.video.codec_context is None:
+            self.container.close()
+            raise Img2ImgError(f"{src}: its video codec ({self.video.codec_tag or 'unknown'}) cannot be decoded here")
+        self.video.thread_type = "AUTO"
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        self.rate = self.video.average_rate or self.video.guessed_rate or Fraction(25)
+        duration = self.video.duration
+        self.total = self.video.frames or (int(float(duration * self.video.time_base) * self.rate) if duration else None)
+        # Audio is small, and may come before the first video frame: never a reason to block.
+        self.audio_items: queue.Queue = queue.Queue()
+        self._frames: queue.Queue | None = None
+        self._stop = threading.Event()
+        self._decoder: _Worker | None = None
+
+    def start(self, audio: str, buffered: int) -> None:
+        """Start decoding, holding at most `buffered` frames ahead of the consumer."""
+        import av
+
+        self._frames = queue.Queue(maxsize=buffered)
+        streams = [self.video] + ([self.audio] if self.audio is not None else [])
+
+        def decode() -> None:
+            try:
+                for packet in self.container.demux(*streams):
+                    if self._stop.is_set():
+                        return
+                    if packet.stream.type == "audio":
+                        if audio == "copy" and packet.dts is not None:
+                            self.audio_items.put(packet)
+                        elif audio == "encode":
+                            for frame in packet.decode():
+                                self.audio_items.put(frame)
+                        continue
+                    for frame in packet.decode():
+                        self._frames.put(_upright(frame))
+            except av.error.FFmpegError as e:
+                raise Img2ImgError(f"{self.src}: cannot decode video ({_reason(e)})") from None
+            finally:
+                self._frames.put(_END)
+
+        self._decoder = _Worker(decode, "video-decode")
+        self._decoder.start()
+
+    def batches(self, size: int):
+        """Lists of up to `size` consecutive frames; an undecodable video raises its error."""
+        pending = []
+        while True:
+            item = self._frames.get()
+            if item is _END:
+                break
+            pending.append(item)
+            if len(pending) == size:
+                yield pending
+                pending = []
+        self._decoder.join()
+        if self._decoder.error is not None:
+            raise self._decoder.error
+        if pending:
+            yield pending
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            _stop_decoder(self._decoder, self._stop, self._frames)  # before the input closes under it
+        self.container.close()
+
+
+class VideoSink:
+    """A video file written on its own thread, to DST.part, renamed to DST by `finish`."""
+
+    def __init__(self, dst: Path, container_format: str, source: VideoSource, audio: str, width: int, height: int,
+                 crf: int, codec: str | None) -> None:
+        import av
+
+        self.dst, self.part = dst, dst.with_name(dst.name + ".part")
+        self.audio, self.source = audio, source
+        self.codec = codec or VIDEO_CODECS.get(container_format, "libx264")
+        self.pixel_format = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        self.rate = source.rate
+        self.output = av.open(str(self.part), "w", format=container_format)
+        try:
+            self.video = self.output.add_stream(self.codec, rate=self.rate, options={"crf": str(crf)}
+                                                if "x26" in self.codec or "vpx" in self.codec else {})
+        except (av.error.FFmpegError, ValueError) as e:
+            self.output.close()
+            self.part.unlink(missing_ok=True)
+            raise Img2ImgError(f"--codec {self.codec}: not available for {dst.suffix} ({_reason(e)})") from None
+        self.video.width, self.video.height, self.video.pix_fmt = width, height, self.pixel_format
+        if "vpx" in self.codec:
+            self.video.options = {**self.video.options, "b": "0"}  # constant quality (--crf) mode
+        self.audio_out = None
+        if audio == "copy":
+            self.audio_out = self.output.add_stream_from_template(source.audio)
+        elif audio == "encode":
+            encoder_name = AUDIO_REENCODE.get(container_format, "aac")
+            # Opus encodes at 48 kHz only; PyAV resamples the decoded audio to what the encoder takes.
+            self.audio_out = self.output.add_stream(encoder_name, rate=48000 if encoder_name == "libopus"
+                                                    else source.audio.codec_context.sample_rate)
+        self.frames_written = 0
+        self._writes: queue.Queue = queue.Queue(maxsize=8)
+        self._encoder = _Worker(self._encode, "video-encode")
+        self._encoder.start()
+
+    def _mux_audio(self) -> None:
+        while True:
+            try:
+                item = self.source.audio_items.get_nowait()
+            except queue.Empty:
+                return
+            if self.audio == "copy":
+                item.stream = self.audio_out
+                self.output.mux(item)
+            else:
+                item.pts = None
+                self.output.mux(self.audio_out.encode(item))
+
+    def _encode(self) -> None:
+        import av
+
+        while True:
+            item = self._writes.get()
+            self._mux_audio()
+            if item is _END:
+                break
+            for pixels in item:
+                frame = av.VideoFrame.from_ndarray(
+                    np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels, format="rgb24")
+                frame.pts = self.frames_written
+                frame.time_base = 1 / Fraction(self.rate)
+                self.output.mux(self.video.encode(frame))
+                self.frames_written += 1
+        self.output.mux(self.video.encode())
+        self._mux_audio()  # the decoder has finished: this is the rest
+        if self.audio == "encode":
+            self.output.mux(self.audio_out.encode())
+
+    def write(self, frames: list[np.ndarray]) -> None:
+        _put(self._writes, frames, self._encoder)
+
+    def finish(self) -> None:
+        """Write what is left, close the file and move it into place."""
+        _put(self._writes, _END, self._encoder)
+        self._encoder.join()
+        if self._encoder.error is not None:
+            raise self._encoder.error
+        self.output.close()
+        os.replace(self.part, self.dst)
+
+    def abort(self) -> None:
+        """Stop the encoder and remove the partial file."""
+        if self._encoder.is_alive():
+            _drain(self._writes)
+            self._writes.put(_END)
+            self._encoder.join(timeout=30)
+        try:
+            self.output.close()
+        except Exception:  # already failing: the first error is the one to report
+            pass
+        self.part.unlink(missing_ok=True)
+
+    def describe_audio(self) -> str:
+        return _describe_audio(self.audio, self.source.audio, self.audio_out)
+
+
+def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str, *, batch_size: int = 8,
+                           crf: int = DEFAULT_CRF, codec: str | None = None, overwrite: bool = False,
+                           progress: Callable[[int, int | None], None] | None = None, show_bar: bool = True,
+                           temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS) -> VideoReport:
+    """Video `src` through `translate`, batch by batch, into `dst` (its container from the
+    suffix). `progress(done, total)` is called after each batch; `show_bar` draws a tqdm bar in
+    frames with frames/s and ETA. `temporal_statistics` is only reported (the window `translate`
+    pools its statistics over)."""
     import av
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
-    if temporal_statistics < 1:
-        raise Img2ImgError(f"--temporal-statistics {temporal_statistics}: a window of at least 1 frame")
     container_format = CONTAINERS.get(dst.suffix.lower())
     if container_format is None:
         raise Img2ImgError(f"{dst}: cannot write {dst.suffix or 'suffix-less'} videos; use one of "
                            f"{', '.join(sorted(CONTAINERS))}")
     if dst.exists() and not overwrite:
         raise Img2ImgError(f"{dst}: exists (use --overwrite to replace it)")
-    translator.network(direction)
-    source = _open_input(src)
-    part = dst.with_name(dst.name + ".part")
+    source = VideoSource(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    sink, bar = None, None
     try:
-        video_in = source.streams.video[0]
-        if video_in.codec_context is None:
-            raise Img2ImgError(f"{src}: its video codec ({video_in.codec_tag or 'unknown'}) cannot be decoded here")
-        video_in.thread_type = "AUTO"
-        audio_in = source.streams.audio[0] if source.streams.audio else None
-        rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
-        total = video_in.frames or (int(float(video_in.duration * video_in.time_base) * rate)
-                                    if video_in.duration else None)
-        frames: queue.Queue = queue.Queue(maxsize=4 * batch_size)
-        writes: queue.Queue = queue.Queue(maxsize=8)
-        # Audio is small, and may come before the first video frame: never a reason to block.
-        audio_items: queue.Queue = queue.Queue()
-        audio_mode = "none"
-        if audio_in is not None:
-            copyable = AUDIO_COPYABLE[container_format]
-            name = audio_in.codec_context.name
-            audio_mode = "copy" if copyable is None or name in copyable else "encode"
-        stop = threading.Event()
-
-        def decode() -> None:
-            streams = [video_in] + ([audio_in] if audio_in is not None else [])
-            try:
-                for packet in source.demux(*streams):
-                    if stop.is_set():
-                        return
-                    if packet.stream.type == "audio":
-                        if audio_mode == "copy" and packet.dts is not None:
-                            audio_items.put(packet)
-                        elif audio_mode == "encode":
-                            for frame in packet.decode():
-                                audio_items.put(frame)
-                        continue
-                    for frame in packet.decode():
-                        frames.put(_upright(frame))
-            except av.error.FFmpegError as e:
-                raise Img2ImgError(f"{src}: cannot decode video ({_reason(e)})") from None
-            finally:
-                frames.put(_END)
-
-        decoder = _Worker(decode, "video-decode")
-        first = None
-        decoder.start()
-        first = frames.get()
-        if first is _END:
-            decoder.join()
-            if decoder.error is not None:
-                raise decoder.error
+        audio = audio_mode(source.audio, container_format)
+        source.start(audio, buffered=4 * batch_size)
+        meter, done = FlickerMeter(), 0
+        bar = tqdm(total=source.total, desc=f"video {src.name}", unit="frame", dynamic_ncols=True,
+                   disable=not show_bar)
+        for frames in source.batches(batch_size):
+            if sink is None:
+                height, width = frames[0].shape[:2]
+                sink = VideoSink(dst, container_format, source, audio, width, height, crf, codec)
+            results = translate(frames)
+            for source_frame, result in zip(frames, results):
+                meter.add(source_frame, result)
+            sink.write(results)
+            done += len(frames)
+            bar.update(len(frames))
+            if progress is not None:
+                progress(done, source.total)
+        if sink is None:
             raise Img2ImgError(f"{src}: no frame could be decoded")
-        height, width = first.shape[:2]
-        target = translator.formats(direction).target
-        out_channels = target.channels
-        if out_channels not in (1, 3) or target.dtype != "uint8":
-            raise Img2ImgError(f"this model writes {target.describe()} images; videos hold 8-bit grey or RGB")
-        codec = codec or VIDEO_CODECS.get(container_format, "libx264")
-        pixel_format = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        output = av.open(str(part), "w", format=container_format)
-        try:
-            video_out = output.add_stream(codec, rate=rate, options={"crf": str(crf)} if "x26" in codec or
-                                          "vpx" in codec else {})
-        except (av.error.FFmpegError, ValueError) as e:
-            output.close()
-            raise Img2ImgError(f"--codec {codec}: not available for {dst.suffix} ({_reason(e)})") from None
-        video_out.width, video_out.height, video_out.pix_fmt = width, height, pixel_format
-        if "vpx" in codec:
-            video_out.options = {**video_out.options, "b": "0"}  # constant quality (--crf) mode
-        audio_out = None
-        if audio_mode == "copy":
-            audio_out = output.add_stream_from_template(audio_in)
-        elif audio_mode == "encode":
-            encoder_name = AUDIO_REENCODE.get(container_format, "aac")
-            # Opus encodes at 48 kHz only; PyAV resamples the decoded audio to what the encoder takes.
-            audio_out = output.add_stream(encoder_name, rate=48000 if encoder_name == "libopus"
-                                          else audio_in.codec_context.sample_rate)
-        written = {"frames": 0}
-
-        def mux_audio() -> None:
-            while True:
-                try:
-                    item = audio_items.get_nowait()
-                except queue.Empty:
-                    return
-                if audio_mode == "copy":
-                    item.stream = audio_out
-                    output.mux(item)
-                else:
-                    item.pts = None
-                    output.mux(audio_out.encode(item))
-
-        def encode() -> None:
-            while True:
-                item = writes.get()
-                mux_audio()
-                if item is _END:
-                    break
-                for pixels in item:
-                    frame = av.VideoFrame.from_ndarray(
-                        np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels, format="rgb24")
-                    frame.pts = written["frames"]
-                    frame.time_base = 1 / Fraction(rate)
-                    output.mux(video_out.encode(frame))
-                    written["frames"] += 1
-            output.mux(video_out.encode())
-            mux_audio()  # the decoder has finished: this is the rest
-            if audio_mode == "encode":
-                output.mux(audio_out.encode())
-
-        encoder = _Worker(encode, "video-encode")
-        encoder.start()
-        meter = FlickerMeter()
-        bar = tqdm(total=total, desc=f"video {src.name}", unit="frame", dynamic_ncols=True, disable=not show_bar)
-        statistics = None
-        if temporal_statistics > 1:
-            from ..models.norm import FrameStatistics
-
-            statistics = FrameStatistics(temporal_statistics)
-        done, pending, ended = 0, [first], False
-        try:
-            while not ended:
-                while len(pending) < batch_size:
-                    item = frames.get()
-                    if item is _END:
-                        ended = True
-                        break
-                    pending.append(item)
-                if pending:
-                    results = translator.translate_frames(pending, direction=direction, batch_size=batch_size,
-                                                          statistics=statistics, tile=tile)
-                    for source_frame, result in zip(pending, results):
-                        meter.add(source_frame, result)
-                    _put(writes, results, encoder)
-                    done += len(pending)
-                    bar.update(len(pending))
-                    if progress is not None:
-                        progress(done, total)
-                    pending = []
-            _put(writes, _END, encoder)
-            encoder.join()
-        finally:
-            bar.close()
-            _stop_decoder(decoder, stop, frames)
-            if encoder.is_alive():
-                _drain(writes)
-                writes.put(_END)
-                encoder.join(timeout=30)
-        for worker in (decoder, encoder):
-            if worker.error is not None:
-                raise worker.error
-        output.close()
-        output = None
-        os.replace(part, dst)
-        return VideoReport(str(src), written["frames"], Fraction(rate), width, height, codec, pixel_format,
-                           _describe_audio(audio_mode, audio_in, audio_out), time.perf_counter() - started,
-                           meter.ratio, temporal_statistics)
+        sink.finish()
+        return VideoReport(str(src), sink.frames_written, Fraction(source.rate), width, height, sink.codec,
+                           sink.pixel_format, sink.describe_audio(), time.perf_counter() - started, meter.ratio,
+                           temporal_statistics)
     except BaseException as e:
-        if "output" in locals() and output is not None:
-            try:
-                output.close()
-            except Exception:  # already failing: the first error is the one to report
-                pass
-        part.unlink(missing_ok=True)
+        if sink is not None:
+            sink.abort()
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             raise Img2ImgError(f"{dst}: disk full while writing the video; nothing was left at {dst}") from None
         if isinstance(e, av.error.FFmpegError):
@@ -330,9 +379,14 @@ def translate_video(translator, src: Path | str, dst: Path | str, *, direction: 
             raise Img2ImgError(f"{src}: video translation failed ({_reason(e)}); nothing was left at {dst}") from None
         raise
     finally:
-        if "decoder" in locals():
-            _stop_decoder(decoder, stop, frames)  # before the input closes under it
+        if bar is not None:
+            bar.close()
         source.close()
+
+
+def translate_video(translator, src: Path | str, dst: Path | str, **options) -> VideoReport:
+    """`translator.translate_video(src, dst, **options)`: a video translated by a Translator."""
+    return translator.translate_video(src, dst, **options)
 
 
 def _stop_decoder(decoder: _Worker, stop: threading.Event, frames: queue.Queue) -> None:
