@@ -91,21 +91,7 @@ def image_shape(path: Path, slice_axis: int = -1) -> tuple[int, int, int]:
     """(height, width, channels) of a file (a volume's slice), from its header where the format has one."""
     path = Path(path)
     try:
-        suffix = path.suffix.lower()
-        if is_volume_file(path):
-            shape = list(_nifti_shape(path))
-            del shape[slice_axis]
-            return shape[0], shape[1], 1
-        if suffix in TIFF_EXTENSIONS:
-            return _tiff_layout(path)[0]
-        if suffix == ".npy":
-            return _hwc_shape(np.load(path, mmap_mode="r").shape, path)
-        if suffix in DICOM_EXTENSIONS:
-            ds = _dicom(path, pixels=False)
-            return int(ds.Rows), int(ds.Columns), int(getattr(ds, "SamplesPerPixel", 1))
-        with Image.open(path) as im:
-            channels = {"RGB": 3, "RGBA": 3, "P": 3, "CMYK": 3, "YCbCr": 3}.get(im.mode, 1)
-            return im.height, im.width, channels
+        return reader_for(path).shape(path, slice_axis)
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -120,14 +106,7 @@ def read_image(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS, sl
     problem. `slice_index`: which slice of a volume (a volume needs one)."""
     path = Path(path)
     try:
-        if is_volume_file(path):
-            if slice_index is None:
-                raise ImageReadError(path, "is a volume; read it with read_volume, or name a slice")
-            return _read_nifti_slice(path, slice_index, slice_axis, max_pixels)
-        suffix = path.suffix.lower()
-        reader = {".npy": _read_npy}.get(suffix) or (_read_tiff if suffix in TIFF_EXTENSIONS else
-                                                      _read_dicom if suffix in DICOM_EXTENSIONS else _read_pil)
-        return reader(path, max_pixels)
+        return reader_for(path).read(path, max_pixels, slice_index, slice_axis)
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -172,13 +151,10 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
             return ImageOps.exif_transpose(im)
 
 
-def _read_pil(path: Path, max_pixels: int | None) -> Pixels:
-    if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
-        return _read_png16_colour(path, max_pixels)
-    return _pil_pixels(_open_pil(path, max_pixels))
-
-
-def _pil_pixels(im: Image.Image) -> Pixels:
+def pil_pixels(im: Image.Image) -> Pixels:
+    """The one rule for a PIL image's pixels, whether it came from a file or a caller: 16-bit,
+    32-bit and float greyscale as they are, grey (L, 1, and LA on white) as one 8-bit channel,
+    anything else as 8-bit RGB with transparent pixels on white."""
     if im.mode.startswith("I;16"):
         return Pixels(np.asarray(im).astype(np.uint16)[..., None], "uint16")
     if im.mode == "I":  # PIL opens some 16-bit greyscale PNGs as 32-bit
@@ -358,6 +334,110 @@ def read_volume(path: Path | str):
         raise ImageReadError(path, "no such file") from None
     except Exception as e:
         raise ImageReadError(path, f"cannot read NIfTI ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+# ---- the registry: one reader per format ---------------------------------------------------------
+class ImageReader:
+    """A file format's reader: `shape` from the header where the format has one (before any
+    pixels are decoded, so size limits cost no memory), and `read`, which checks `max_pixels`
+    before decoding."""
+
+    def accepts(self, path: Path) -> bool:
+        raise NotImplementedError
+
+    def shape(self, path: Path, slice_axis: int) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def read(self, path: Path, max_pixels: int | None, slice_index: int | None, slice_axis: int) -> Pixels:
+        raise NotImplementedError
+
+
+class SuffixReader(ImageReader):
+    suffixes: frozenset[str] = frozenset()
+
+    def accepts(self, path: Path) -> bool:
+        return path.suffix.lower() in self.suffixes
+
+
+class NiftiReader(ImageReader):
+    """NIfTI volumes (nibabel), read as 2D slices along an axis."""
+
+    def accepts(self, path: Path) -> bool:
+        return is_volume_file(path)
+
+    def shape(self, path: Path, slice_axis: int) -> tuple[int, int, int]:
+        shape = list(_nifti_shape(path))
+        del shape[slice_axis]
+        return shape[0], shape[1], 1
+
+    def read(self, path, max_pixels, slice_index, slice_axis) -> Pixels:
+        if slice_index is None:
+            raise ImageReadError(path, "is a volume; read it with read_volume, or name a slice")
+        return _read_nifti_slice(path, slice_index, slice_axis, max_pixels)
+
+
+class TiffReader(SuffixReader):
+    """TIFF (tifffile): 8/16/32-bit integers and floats, 1 to N channels."""
+
+    suffixes = TIFF_EXTENSIONS
+
+    def shape(self, path, slice_axis):
+        return _tiff_layout(path)[0]
+
+    def read(self, path, max_pixels, slice_index, slice_axis):
+        return _read_tiff(path, max_pixels)
+
+
+class NpyReader(SuffixReader):
+    """NumPy arrays, H x W or H x W x C."""
+
+    suffixes = frozenset({".npy"})
+
+    def shape(self, path, slice_axis):
+        return _hwc_shape(np.load(path, mmap_mode="r").shape, path)
+
+    def read(self, path, max_pixels, slice_index, slice_axis):
+        return _read_npy(path, max_pixels)
+
+
+class DicomReader(SuffixReader):
+    """DICOM (pydicom), rescaled, so that CT reads in HU."""
+
+    suffixes = DICOM_EXTENSIONS
+
+    def shape(self, path, slice_axis):
+        ds = _dicom(path, pixels=False)
+        return int(ds.Rows), int(ds.Columns), int(getattr(ds, "SamplesPerPixel", 1))
+
+    def read(self, path, max_pixels, slice_index, slice_axis):
+        return _read_dicom(path, max_pixels)
+
+
+class PILReader(ImageReader):
+    """Everything else, through PIL (16-bit colour PNGs, which PIL reduces to 8 bits, through
+    OpenCV), converted by `pil_pixels`."""
+
+    def accepts(self, path: Path) -> bool:
+        return True
+
+    def shape(self, path, slice_axis):
+        with Image.open(path) as im:
+            channels = {"RGB": 3, "RGBA": 3, "P": 3, "CMYK": 3, "YCbCr": 3}.get(im.mode, 1)
+            return im.height, im.width, channels
+
+    def read(self, path, max_pixels, slice_index, slice_axis):
+        if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
+            return _read_png16_colour(path, max_pixels)
+        return pil_pixels(_open_pil(path, max_pixels))
+
+
+# The first reader that accepts a file reads it; PIL takes what no other does. A new format is a
+# reader class plus its line here.
+READERS: tuple[ImageReader, ...] = (NiftiReader(), TiffReader(), NpyReader(), DicomReader(), PILReader())
+
+
+def reader_for(path: Path) -> ImageReader:
+    return next(reader for reader in READERS if reader.accepts(path))
 
 
 def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:

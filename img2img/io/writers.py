@@ -59,23 +59,51 @@ def with_suffix(path: Path, suffix: str) -> Path:
     return path.with_name(file_stem(path) + suffix)
 
 
-def write_image(path: Path | str, pixels: np.ndarray, quality: int = 95) -> None:
-    """H x W x C pixels to `path`, by its suffix, atomically; a format that cannot hold them is refused."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    dtype, channels = pixels.dtype.name, pixels.shape[2]
-    if suffix in TIFF_EXTENSIONS:
+class ImageWriter:
+    """A file format's writer: `accepts` a path and the pixels' dtype, `write`s them atomically,
+    refusing in one line what the format cannot hold."""
+
+    def accepts(self, suffix: str, dtype: str) -> bool:
+        raise NotImplementedError
+
+    def write(self, path: Path, pixels: np.ndarray, quality: int) -> None:
+        raise NotImplementedError
+
+
+class TiffWriter(ImageWriter):
+    """Any dtype and channel count (tifffile); RGB photometric for 8/16-bit colour."""
+
+    def accepts(self, suffix, dtype):
+        return suffix in TIFF_EXTENSIONS
+
+    def write(self, path, pixels, quality):
         import tifffile
 
+        dtype, channels = pixels.dtype.name, pixels.shape[2]
         photometric = "rgb" if channels == 3 and dtype in ("uint8", "uint16") else "minisblack"
         data = pixels[..., 0] if channels == 1 else pixels
-        with atomic_path(path, suffix=suffix) as tmp:  # tifffile writes by file name
+        with atomic_path(path, suffix=path.suffix.lower()) as tmp:  # tifffile writes by file name
             tifffile.imwrite(tmp, data, photometric=photometric, planarconfig="contig" if channels > 1 else None)
-    elif suffix == ".npy":
-        atomic_write(path, lambda f: np.save(f, pixels[..., 0] if channels == 1 else pixels))
-    elif suffix == ".png" and dtype == "uint16":
+
+
+class NpyWriter(ImageWriter):
+    def accepts(self, suffix, dtype):
+        return suffix == ".npy"
+
+    def write(self, path, pixels, quality):
+        atomic_write(path, lambda f: np.save(f, pixels[..., 0] if pixels.shape[2] == 1 else pixels))
+
+
+class PNG16Writer(ImageWriter):
+    """16-bit PNG (OpenCV: PIL writes 16-bit grey only)."""
+
+    def accepts(self, suffix, dtype):
+        return suffix == ".png" and dtype == "uint16"
+
+    def write(self, path, pixels, quality):
         import cv2
 
+        dtype, channels = pixels.dtype.name, pixels.shape[2]
         if not png_holds(dtype, channels):
             raise Img2ImgError(f"{path}: PNG cannot hold {channels}-channel {dtype} pixels")
         bgr = pixels if channels == 1 else pixels[..., [2, 1, 0, 3][:channels]]
@@ -83,7 +111,16 @@ def write_image(path: Path | str, pixels: np.ndarray, quality: int = 95) -> None
         if not ok:
             raise Img2ImgError(f"{path}: OpenCV could not encode this PNG")
         atomic_write(path, lambda f: f.write(encoded.tobytes()))
-    else:
+
+
+class PILWriter(ImageWriter):
+    """8-bit grey, RGB and RGBA in any format PIL writes (PNG, JPEG at `quality`, ...)."""
+
+    def accepts(self, suffix, dtype):
+        return True
+
+    def write(self, path, pixels, quality):
+        suffix, dtype, channels = path.suffix.lower(), pixels.dtype.name, pixels.shape[2]
         fmt = Image.registered_extensions().get(suffix)
         if fmt is None:
             raise Img2ImgError(f"{path}: cannot write images with the extension {suffix!r}")
@@ -92,6 +129,17 @@ def write_image(path: Path | str, pixels: np.ndarray, quality: int = 95) -> None
         image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
         kwargs = {"quality": quality} if fmt == "JPEG" else {}
         atomic_write(path, lambda f: image.save(f, format=fmt, **kwargs))
+
+
+# The first writer that accepts a path writes it; a new format is a writer class plus its line here.
+WRITERS: tuple[ImageWriter, ...] = (TiffWriter(), NpyWriter(), PNG16Writer(), PILWriter())
+
+
+def write_image(path: Path | str, pixels: np.ndarray, quality: int = 95) -> None:
+    """H x W x C pixels to `path`, by its suffix, atomically; a format that cannot hold them is refused."""
+    path = Path(path)
+    writer = next(w for w in WRITERS if w.accepts(path.suffix.lower(), pixels.dtype.name))
+    writer.write(path, pixels, quality)
 
 
 def write_volume(path: Path | str, volume: np.ndarray, like) -> None:

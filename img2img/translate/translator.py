@@ -15,7 +15,7 @@ from ..config import Direction, RunConfig
 from ..device import resolve_device
 from ..errors import Img2ImgError
 from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
-from ..io.readers import read_image
+from ..io.readers import pil_pixels, read_image
 from ..log import logger
 from ..methods import method_class
 from ..models.norm import FrameStatistics, shared_statistics
@@ -145,7 +145,7 @@ class Translator:
         if isinstance(item, np.ndarray):
             pixels = item[..., None] if item.ndim == 2 else item
         elif isinstance(item, Image.Image):
-            pixels = pil_pixels(item)
+            pixels = pil_pixels(item).array
         else:
             pixels = read_image(item).array
         check_finite(pixels, name)
@@ -304,17 +304,6 @@ class Translator:
 
 def _name(item) -> str:
     return "image" if isinstance(item, (Image.Image, np.ndarray)) else Path(item).name
-
-
-def pil_pixels(image: Image.Image) -> np.ndarray:
-    """A PIL image's pixels: grey as one channel, 16-bit and float greyscale as they are, anything else as RGB."""
-    if image.mode in ("L", "I;16", "I;16L", "I;16B", "I", "F", "RGB", "RGBA"):
-        pixels = np.asarray(image)
-        if image.mode.startswith("I;16"):
-            pixels = pixels.astype(np.uint16)
-    else:
-        pixels = np.asarray(image.convert("RGB"))
-    return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
 def to_pil(pixels: np.ndarray, fmt: PixelFormat) -> Image.Image:
