@@ -1,12 +1,13 @@
-"""The package's seams: light inference imports, flags generated from the configs, methods
-added through the registry alone."""
+"""The package's seams: imports that run one way, down the layers, with no circle; light
+inference imports; flags generated from the configs; methods added through the registry alone."""
+import ast
 import dataclasses
 import subprocess
 import sys
 from dataclasses import dataclass
 
 import pytest
-from conftest import TINY_PIX2PIX
+from helpers import ROOT, TINY_PIX2PIX
 
 from img2img import methods
 from img2img.cli import build_parser, main
@@ -15,6 +16,88 @@ from img2img.losses import GAN_MODES
 from img2img.methods import METHODS, Pix2Pix
 from img2img.methods.pix2pix import Pix2PixConfig
 from img2img.models import NORM_LAYERS
+
+PACKAGE = ROOT / "img2img"
+# The rooms of the package, bottom first: a module may import from its own layer's rooms (not in
+# a circle) and from the layers below, never from above.
+LAYERS = [
+    {"errors", "files", "log", "device", "download"},
+    {"io", "models"},
+    {"config", "losses"},
+    {"methods"},
+    {"checkpoint", "data", "metrics"},
+    {"translate"},
+    {"training"},
+    {"service"},
+    {"cli", "demo", "inference", "__main__", "__init__"},
+]
+LAYER_OF = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the img2img modules it imports}, function-level imports included."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                candidates = [f"{base}.{a.name}" for a in node.names] + [base]
+            elif isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            else:
+                continue
+            targets |= {next(c for c in candidates if c in modules)} if any(c in modules for c in candidates) else set()
+        graph[name] = targets - {name}
+    return graph
+
+
+def room(module: str) -> str:
+    return module.split(".")[1] if "." in module else "__init__"
+
+
+def test_imports_run_down_the_layers():
+    upward = [f"{m} imports {t}" for m, targets in import_graph().items() for t in targets
+              if LAYER_OF[room(t)] > LAYER_OF[room(m)]]
+    assert not upward
+
+
+def test_every_room_has_a_layer():
+    assert {room(m) for m in import_graph()} <= set(LAYER_OF)
+
+
+def test_the_import_graph_has_no_circle():
+    graph, state, circles = import_graph(), {}, []
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                circles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not circles
+
+
+@pytest.mark.parametrize("lower,higher", [("config", "methods"), ("io", "config"), ("models", "config"),
+                                          ("translate", "training"), ("data", "methods")])
+def test_a_room_imports_nothing_from_a_room_above_it(lower, higher):
+    assert not [(m, t) for m, targets in import_graph().items() for t in targets
+                if room(m) == lower and room(t) == higher]
 
 
 def test_importing_inference_loads_no_trainer_data_pipeline_or_metrics():

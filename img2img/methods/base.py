@@ -300,7 +300,7 @@ def step_unless_found_inf(opt: torch.optim.Optimizer, found_inf: torch.Tensor) -
     host sync. This is the protocol torch's fused optimizers share with GradScaler, which sets
     the same two attributes around `step` (torch/amp/grad_scaler.py); GradScaler itself is not
     used because it tests gradients, not the loss, and rescales the loss on every bad step.
-    tests/test_crash_safety.py fails if a torch release stops honouring it."""
+    tests/training/test_crash_safety.py fails if a torch release stops honouring it."""
     opt.grad_scale, opt.found_inf = None, found_inf
     try:
         opt.step()

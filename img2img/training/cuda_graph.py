@@ -59,7 +59,7 @@ class CapturedStep:
     """Call as `guarded_step(method, batch)`. The batch is copied into static input buffers and
     the graph replayed; the losses come back in static tensors, valid until the next call.
 
-    The capture holds because the step reads nothing on the host (tests/test_speed.py), draws
+    The capture holds because the step reads nothing on the host (tests/training/test_speed.py), draws
     dropout masks and the image pool's choices from the device RNG (which the graph advances at
     each replay), and reads its learning rate from a tensor. Shapes must stay those captured:
     a batch of another shape (the partial last batch of an epoch) runs eagerly.

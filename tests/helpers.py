@@ -1,0 +1,256 @@
+"""What the tests share: tiny generated data, tiny methods and run flags, a local HTTP server,
+the app launched on a free port, and checks of resumed runs. Test files import from here and
+never from each other."""
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import threading
+import time
+from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from img2img.checkpoint import load_checkpoint
+from img2img.cli import main
+from img2img.config import RunConfig, SpeedConfig, TrainConfig
+from img2img.methods import TrainingMethod, build_method
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BUNDLED = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
+CHECKPOINT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "format_2b02544"
+
+
+def tiny_method(method: str, device: str = "cpu", **settings) -> TrainingMethod:
+    """The one builder of small methods for tests: seeded, a 32-px U-Net (pix2pix, colourisation)
+    or a 6-block ResNet with 8 filters, CUT's heads at 32 patches of width 16. `settings` are
+    fields of SpeedConfig, ModelConfig or the method's Config, each put where it belongs."""
+    torch.manual_seed(0)
+    speed = {k: settings.pop(k) for k in list(settings) if k in SpeedConfig.__dataclass_fields__}
+    cfg = RunConfig.for_method(method, train=TrainConfig(device=device, speed=SpeedConfig(**speed)))
+    cfg.model.netG = "unet_32" if cfg.model.netG.startswith("unet") else "resnet_6blocks"
+    cfg.model.ngf = cfg.model.ndf = 8
+    if method in ("cut", "fastcut"):
+        cfg.method_config.num_patches, cfg.method_config.nce_dim = 32, 16
+    for name, value in settings.items():
+        setattr(cfg.model if hasattr(cfg.model, name) else cfg.method_config, name, value)
+    return build_method(cfg, torch.device(device))
+
+
+def random_image(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """Smooth random colour blobs (learnable, unlike white noise)."""
+    small = rng.integers(0, 256, size=(max(h // 8, 1), max(w // 8, 1), 3), dtype=np.uint8)
+    return Image.fromarray(small).resize((w, h), Image.BILINEAR)
+
+
+def make_paired(root: Path, n_train: int = 4, n_val: int = 2, size: int = 32, seed: int = 0) -> Path:
+    """pix2pix layout: root/{train,val}/*.png, A|B side by side (B is A colour-inverted)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = np.asarray(random_image(rng, size, size))
+            Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(root / split / f"{i}.png")
+    return root
+
+
+def make_unpaired(root: Path, n_a: int = 3, n_b: int = 4, size: int = 32, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for name, n in (("trainA", n_a), ("trainB", n_b), ("testA", 2), ("testB", 2)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            random_image(rng, size, size).save(root / name / f"{name}_{i}.png")
+    return root
+
+
+TINY_PIX2PIX = ["--netG", "unet_32", "--ngf", "8", "--ndf", "8", "--size", "32", "--load-size", "36",
+                "--num-workers", "0", "--log-every", "1", "--device", "cpu"]
+
+
+TINY_CYCLEGAN = ["--model", "cyclegan", "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--size", "32",
+                 "--load-size", "36", "--num-workers", "0", "--log-every", "1", "--device", "cpu"]
+
+
+TINY_CUT = ["--model", "cut", "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--size", "32",
+            "--load-size", "36", "--num-workers", "0", "--log-every", "1", "--device", "cpu", "--num-patches", "64"]
+
+
+def compare_states(a, b, path=""):
+    """Every tensor bitwise equal; returns the number of tensors compared."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        return sum(compare_states(a[k], b[k], f"{path}/{k}") for k in a)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        return sum(compare_states(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+        return 1
+    assert a == b, path
+    return 0
+
+
+def assert_resume_is_bitwise(flags: list[str], tmp_path, stop: int, end: int, tensors: int = 10) -> dict:
+    """Trains straight to step `end`, and to `stop` then resumed to `end`; the two checkpoints
+    must hold bitwise-equal state (more than `tensors` tensors). Returns the resumed one."""
+    main(["train", *flags, "--out", str(tmp_path / "straight"), "--max-steps", str(end)])
+    main(["train", *flags, "--out", str(tmp_path / "resumed"), "--max-steps", str(stop)])
+    main(["train", "--resume", "auto", "--out", str(tmp_path / "resumed"), "--max-steps", str(end)])
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/latest.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/latest.pt")
+    for state in (straight, resumed):
+        del state["config"]["train"]["out"], state["config"]["train"]["max_steps"]
+    assert compare_states(straight, resumed) > tensors
+    return resumed
+
+
+class Server:
+    """Serves `files` with HTTP Range support; `cut_next` sends only half of the next response."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        self.cut_next = False
+        self.chunk_delay = 0.0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if self.headers.get("Range"):
+                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.cut_next:
+                    server.cut_next = False
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.close()
+                    return
+                for start in range(0, len(body), 1 << 16):  # 64 KB at a time, `chunk_delay` s apart
+                    self.wfile.write(body[start:start + (1 << 16)])
+                    self.wfile.flush()
+                    time.sleep(server.chunk_delay)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
+
+
+class CanonicalResnetBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c))
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+def canonical_resnet(n_blocks=9, ngf=64):
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+    for c in (ngf, ngf * 2):
+        layers += [nn.Conv2d(c, c * 2, 3, 2, 1), nn.InstanceNorm2d(c * 2), nn.ReLU(True)]
+    layers += [CanonicalResnetBlock(ngf * 4) for _ in range(n_blocks)]
+    for c in (ngf * 4, ngf * 2):
+        layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    net = nn.Module()
+    net.model = nn.Sequential(*layers)
+    net.forward = net.model.forward
+    return net
+
+
+def randomise(net: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
+                        else torch.randn(t.shape, generator=g) * (0.05 if t.dim() > 1 else 0.2))
+    return net.eval()
+
+
+def make_video(path, frames=24, size=(64, 48), fps=Fraction(24), audio=True, rotate90=False, codec="libx264"):
+    """Moving shapes (a square crossing a gradient), with a 440 Hz sine audio track as long as the video."""
+    w, h = size
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    out = av.open(str(path), "w")
+    video = out.add_stream(codec, rate=fps)
+    video.width, video.height = w, h
+    video.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+    sound = out.add_stream("aac", rate=44100) if audio else None
+    ys, xs = np.mgrid[0:h, 0:w]
+    for i in range(frames):
+        pixels = np.stack([xs * 255 // max(w - 1, 1), ys * 255 // max(h - 1, 1), np.full_like(xs, 128)], 2)
+        x0 = (i * 3) % max(w - 8, 1)
+        pixels[h // 4 : h // 4 + 8, x0 : x0 + 8] = (255, 255, 0)
+        frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+    out.mux(video.encode())
+    if sound is not None:
+        seconds = frames / float(fps)
+        t = np.arange(int(44100 * seconds)) / 44100
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        for start in range(0, samples.shape[1], 1024):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + 1024]), format="fltp",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = 44100, start
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    out.close()
+    if rotate90:
+        set_rotation(path)
+    return Path(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000):
+    """The app (app.py) serving `checkpoints` on a free port: (the app, its URL)."""
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    port = free_port()
+    app = app_module.build_app(checkpoints, device="cpu", max_pixels=max_pixels)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"
+
+
+def set_rotation(path):
+    """Write a 90 degree display matrix into the MP4's video track header, as phones do."""
+    data = bytearray(Path(path).read_bytes())
+    at = data.find(b"tkhd")
+    version = data[at + 4]
+    offset = at + 4 + (36 if version == 1 else 24) + 16  # past the times, ids, layer and volume
+    struct.pack_into(">9i", data, offset, 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    Path(path).write_bytes(data)
