@@ -154,14 +154,14 @@ def run(cmd: list[str], timeout: float, env: dict | None = None) -> str:
 def cuda_tests(c: Check, plan: Plan) -> None:
     tests = ["tests/training/test_cuda_path.py", "tests/training/test_speed.py"]
     if c.dry:  # the suite is what runs this: check the selection still collects
-        out = run([sys.executable, "-m", "pytest", "-n", "0", "--collect-only", "-q", "-p", "no:cacheprovider", *tests],
+        out = run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *tests],
                   c.deadline - time.monotonic())
         # Node ids, or "file: count" lines when pytest is configured quieter.
         collected = sum(1 if "::" in line else int(line.rsplit(": ", 1)[1]) for line in out.splitlines()
                         if "::" in line or re.fullmatch(r"\S+\.py: \d+", line.strip()))
         c.row("tests", "collected (dry run)", f"{collected} tests")
         return
-    out = run([sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider", "-k", "cuda", *tests],
+    out = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda", *tests],
               c.deadline - time.monotonic())
     c.row("tests", "CUDA tests", out.strip().splitlines()[-1])
 

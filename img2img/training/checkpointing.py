@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 from ..checkpoint import generators_only, save_checkpoint
 from ..config import RunConfig
@@ -17,30 +16,26 @@ from .footprint import Footprint
 
 
 class CheckpointWriter:
-    """`state()` gives the trainer's full state (a collective under torchrun); `progress()` the
-    step and epoch record that snapshots carry."""
+    """It holds no reference to the trainer (whose DataLoader workers must be freed with it):
+    the trainer hands it each state to write."""
 
-    def __init__(self, cfg: RunConfig, ranks: Ranks, method: TrainingMethod, footprint: Footprint,
-                 state: Callable[[], dict], progress: Callable[[], dict]) -> None:
+    def __init__(self, cfg: RunConfig, ranks: Ranks, method: TrainingMethod, footprint: Footprint) -> None:
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         self.folder = self.out / "checkpoints"
         self.ranks = ranks
         self.method = method
         self.footprint = footprint
-        self.state = state
-        self.progress = progress
         self.background = BackgroundWriter()
         self.saved_step: int | None = None  # the last step whose checkpoint is written
         self.last_asked_step = 0  # the last step a checkpoint was asked for
 
-    def save(self, step: int, name: str, background: bool = False, best: dict | None = None,
+    def save(self, state: dict, step: int, name: str, background: bool = False, best: dict | None = None,
              snapshot: Path | None = None) -> Path:
-        """Write a numbered checkpoint, point latest.pt (and, given a `best` record, best.pt) at it,
+        """Write `state` (the trainer's, at `step`) as a numbered checkpoint, point latest.pt (and, given a `best` record, best.pt) at it,
         prune old numbered ones, and write the generators alone to `snapshot` where given. Every
         rank calls it; rank 0 writes, on the background writer when `background` (the state is
         copied to host memory first)."""
-        state = self.state()
         path = self.folder / name
         self.last_asked_step = step
         if not self.ranks.is_main:
@@ -67,13 +62,14 @@ class CheckpointWriter:
             write()
         return path
 
-    def save_snapshot(self, path: Path) -> None:
-        """Write the generators alone (as `export` does) to `path`, on the background writer."""
+    def save_snapshot(self, path: Path, progress: dict) -> None:
+        """Write the generators alone (as `export` does) to `path`, on the background writer;
+        `progress`: the step and epoch record that snapshots carry."""
         if not self.ranks.is_main:
             return
         networks, cls = self.method.networks, type(self.method)
         translating = {cls.translating_key(d, networks) for d in cls.generator_keys}
-        state = to_host({"config": self.cfg.to_dict(), "progress": self.progress(),
+        state = to_host({"config": self.cfg.to_dict(), "progress": progress,
                          "method": {"networks": {k: networks[k].state_dict() for k in translating}}})
         half = self.cfg.train.snapshot_half
         self.background.submit(lambda: save_checkpoint(path, generators_only(state, half)), f"snapshot {path}")

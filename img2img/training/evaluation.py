@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 from torch.utils.data import Dataset
 
 from ..config import RunConfig
 from ..data.builders import build_val_dataset
 from ..device import Ranks
-from ..log import MetricsLog
+from ..log import MetricsLog, logger
 from ..methods import TrainingMethod
 from . import distributed
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
@@ -24,21 +23,27 @@ AUTO_FID_STEPS = 1000
 
 
 class Evaluation:
-    """`info` and `warning` are the trainer's messages for people (rank 0 only)."""
+    """Says what it measured in the log, from rank 0 only."""
 
     def __init__(self, cfg: RunConfig, ranks: Ranks, method: TrainingMethod, val_set: Dataset | None,
-                 steps_per_epoch: int, schedulers: dict, info: Callable[[str], None],
-                 warning: Callable[[str], None]) -> None:
+                 steps_per_epoch: int, schedulers: dict) -> None:
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         self.ranks = ranks
         self.method = method
         self.val_set = val_set
         self.schedulers = schedulers
-        self.info, self.warning = info, warning
         self.every = self._interval(steps_per_epoch)
         self.fid: FIDTracker | None = None
         self._plateau_watching: str | None = None  # what --lr-policy plateau watches, once said
+
+    def info(self, msg: str) -> None:
+        if self.ranks.is_main:
+            logger.info(msg)
+
+    def warning(self, msg: str) -> None:
+        if self.ranks.is_main:
+            logger.warning(msg)
 
     def _interval(self, steps_per_epoch: int) -> int:
         """Epochs between FID evaluations: --fid-every, or, left unset, the fewest epochs that

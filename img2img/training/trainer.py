@@ -87,13 +87,11 @@ class Trainer:
         samples_from = self.val_set if self.val_set is not None else self.train_set
         self._sample_batch = (fixed_sample_batch(samples_from, cfg.train.num_samples, self._to_device)
                               if self.ranks.is_main else None)
-        self.evaluation = Evaluation(cfg, self.ranks, self.method, val_set, self.steps_per_epoch, self.schedulers,
-                                     self.info, self.warning)
+        self.evaluation = Evaluation(cfg, self.ranks, self.method, val_set, self.steps_per_epoch, self.schedulers)
         every = cfg.train.snapshot_every
         self.snapshot_every = max(1, round(self.total_epochs / SNAPSHOTS_PER_RUN)) if every is None else every
         self.footprint = Footprint.of(self.method, cfg.train, self.schedule, self.snapshot_every)
-        self.checkpoints = CheckpointWriter(cfg, self.ranks, self.method, self.footprint, self.state_dict,
-                                            lambda: vars(self.progress).copy())
+        self.checkpoints = CheckpointWriter(cfg, self.ranks, self.method, self.footprint)
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
         self._stop: StopRequest | None = None
@@ -164,7 +162,7 @@ class Trainer:
         self._flush_window()
         if self.ranks.enabled:
             distributed.broadcast_buffers(self.method)
-        return self.checkpoints.save(self.progress.step, name, background, best, snapshot)
+        return self.checkpoints.save(self.state_dict(), self.progress.step, name, background, best, snapshot)
 
     def save_current(self) -> Path:
         """Checkpoint the current step unless that was just done (waiting for that write)."""
@@ -312,7 +310,7 @@ class Trainer:
         if best is not None or last or not save_every or since_last >= save_every:
             self.save(checkpoint_name(p.step, epoch=p.epoch), background=True, best=best, snapshot=snapshot)
         elif snapshot is not None:
-            self.checkpoints.save_snapshot(snapshot)
+            self.checkpoints.save_snapshot(snapshot, vars(p).copy())
 
     def _lr(self) -> float:
         # A device tensor under --cuda-graphs: read at log time only.

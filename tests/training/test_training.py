@@ -200,3 +200,26 @@ def test_mismatched_folder_names_get_a_one_line_error(tmp_path, assert_one_line_
 def test_module_and_console_script_share_the_cli():
     result = run_cli("--help")
     assert result.returncode == 0 and "train" in result.stdout and "translate" in result.stdout
+
+
+def test_a_trainer_is_freed_when_dropped_so_its_loader_workers_exit(paired_dir, tmp_path):
+    """Data workers ignore SIGTERM (a stop is the trainer's to handle), so the exit handlers
+    cannot stop them: a Trainer kept alive by a reference cycle would hang the process's exit."""
+    import gc
+    import weakref
+
+    from img2img.config import DataConfig, TrainConfig
+    from img2img.training import Trainer
+
+    cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
+                               data=DataConfig(root=str(paired_dir), size=32, load_size=36, num_workers=1),
+                               train=TrainConfig(out=str(tmp_path / "run"), max_steps=1, device="cpu", fid_every=0))
+    trainer = Trainer.from_config(cfg)
+    trainer.fit()
+    freed = weakref.ref(trainer)
+    gc.disable()
+    try:
+        del trainer
+        assert freed() is None
+    finally:
+        gc.enable()
