@@ -1,20 +1,25 @@
 """Shared fixtures: tiny generated datasets, never the shared ones."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import make_paired, make_unpaired
 
-torch.set_num_threads(2)
+# Under pytest-xdist (`make test`: two workers on two cores) each worker, and each process a test
+# starts, computes on one thread: more would contend for the same cores and run slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory):
     """ONNX exports made for onnxruntime go to a temporary cache, not the user's."""
-    import os
-
     os.environ["IMG2IMG_CACHE"] = str(tmp_path_factory.mktemp("img2img_cache"))
 
 

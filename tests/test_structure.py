@@ -2,6 +2,7 @@
 inference imports; flags generated from the configs; methods added through the registry alone."""
 import ast
 import dataclasses
+import functools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ def module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """{module: the img2img modules it imports}, function-level imports included."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}

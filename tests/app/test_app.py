@@ -35,6 +35,7 @@ def call(client, path):
     return Image.open(output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("w,h", [(37, 53), (300, 200), (8, 8)])
 def test_translate_endpoint_returns_the_input_size(client, tmp_path, w, h):
     random_image(np.random.default_rng(0), w, h).save(tmp_path / "in.png")

@@ -4,12 +4,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from helpers import launch, random_image
 
 CLIENTS = 12
 REQUESTS = 4
 
 
+@pytest.mark.slow
 def test_twelve_concurrent_clients_get_every_response_whole_and_correct(models_dir, tmp_path):  # noqa: F811
     """All clients send the same picture, so all outputs are the same image: before responses
     were files of their own, Gradio rewrote its one cached copy while others downloaded it, and

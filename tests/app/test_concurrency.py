@@ -1,6 +1,7 @@
 """One Translator serves concurrent requests (the app shares one per model across its threads)."""
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import torch
 from helpers import TINY_PIX2PIX
 
@@ -8,6 +9,7 @@ from img2img.cli import main
 from img2img.translate.translator import Translator
 
 
+@pytest.mark.slow
 def test_concurrent_translations_through_one_translator_equal_serial_ones(paired_dir, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "2", *TINY_PIX2PIX]) == 0

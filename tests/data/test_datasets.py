@@ -105,6 +105,7 @@ def test_wrong_expected_size_is_refused(file_server, tmp_path):
      "facades.tar.gz"),
     (lambda: zip_bytes({"facades/train/1.jpg": b"x", "../evil.txt": b"x"}), "facades.zip"),
 ])
+@pytest.mark.slow
 def test_archive_escaping_the_root_is_refused_whole(file_server, tmp_path, archive, name):
     file_server.files[f"/{name}"] = archive()
     root = tmp_path / "root"

@@ -153,6 +153,7 @@ def test_a_nifti_volume_goes_in_and_out_as_nifti_with_its_affine(tmp_path):
 
 @pytest.mark.parametrize("method,kind", [("pix2pix", "gray16"), ("pix2pix", "bands4"), ("cyclegan", "gray16"),
                                          ("cyclegan", "bands4")])
+@pytest.mark.slow
 def test_a_model_trains_resumes_translates_and_exports_on_16bit_and_multiband_data(method, kind, tmp_path):
     paired = method == "pix2pix"
     data = (make_format_pairs if paired else make_format_unpaired)(tmp_path / "data", kind)
@@ -173,6 +174,7 @@ def test_a_model_trains_resumes_translates_and_exports_on_16bit_and_multiband_da
     assert np.abs(onnx_result.astype(int) - result.astype(int)).max() <= 40  # of 65535: float rounding only
 
 
+@pytest.mark.slow
 def test_a_trained_one_channel_16bit_model_keeps_more_than_10000_levels(tmp_path):
     data = make_format_pairs(tmp_path / "data", "gray16")
     run = tmp_path / "run"
@@ -184,6 +186,7 @@ def test_a_trained_one_channel_16bit_model_keeps_more_than_10000_levels(tmp_path
     assert out.dtype == np.uint16 and len(np.unique(out)) > 10_000
 
 
+@pytest.mark.slow
 def test_float_data_gets_an_auto_range_from_the_train_split_said_and_stored(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split, count in (("train", 4), ("val", 1)):
@@ -340,6 +343,7 @@ def test_a_16bit_image_given_to_an_8bit_model_is_rescaled_with_a_note(tmp_path, 
     assert "uint16 rescaled from 0..65535 to the model's 0..255" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_onnx_metadata_carries_the_channel_count_and_range(tmp_path):
     import onnx
 
@@ -418,6 +422,7 @@ def format_models(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_loss(format_models, tmp_path):
     from gradio_client import Client, handle_file
     from helpers import launch

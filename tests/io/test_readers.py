@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from img2img.io.readers import READERS, DicomReader, NiftiReader, NpyReader, PILReader, TiffReader, pil_pixels, \
-    read_image, reader_for
+from img2img.io.readers import (
+    READERS,
+    DicomReader,
+    NiftiReader,
+    NpyReader,
+    PILReader,
+    TiffReader,
+    pil_pixels,
+    read_image,
+    reader_for,
+)
 from img2img.translate.translator import Translator
 
 

@@ -75,6 +75,7 @@ def test_fastcut_is_cut_with_the_papers_fastcut_settings():
     assert "NCE" in losses and "NCE_Y" not in losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["cut", "fastcut"])
 def test_a_short_real_run_has_finite_losses_a_grid_and_translates(method, unpaired_dir, tmp_path):
     out = tmp_path / "run"

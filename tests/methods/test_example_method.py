@@ -4,6 +4,7 @@ import importlib.util
 import sys
 
 import numpy as np
+import pytest
 from helpers import ROOT, TINY_PIX2PIX
 
 from img2img import methods
@@ -21,6 +22,7 @@ def load_example(monkeypatch):
     return module
 
 
+@pytest.mark.slow
 def test_the_example_method_trains_from_the_cli_with_its_own_flag(paired_dir, tmp_path, monkeypatch, capsys):
     example = load_example(monkeypatch)
     monkeypatch.setitem(methods.METHODS, "edge-pix2pix", example.EdgePix2Pix)  # the one line

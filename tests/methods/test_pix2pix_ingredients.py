@@ -134,6 +134,7 @@ def test_recipe_cannot_change_when_resuming(paired_dir, tmp_path, capsys):
     assert "--recipe improved cannot change when resuming" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_times_a_recipe_with_its_extra_networks(capsys):
     flops = {}
     for recipe in ("paper", "improved"):

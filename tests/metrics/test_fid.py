@@ -181,6 +181,7 @@ def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, pa
     assert best_state["progress"]["epoch"] == best["epoch"]
 
 
+@pytest.mark.slow
 def test_training_without_fid_weights_goes_on_with_one_warning(paired_dir, tmp_path, no_weights_anywhere, capsys):
     from helpers import TINY_PIX2PIX
 

@@ -43,6 +43,7 @@ def test_a_format_1_checkpoint_is_upgraded_to_the_current_config():
     assert cfg.train.speed.fused_adam and cfg.train.speed.amp is None
 
 
+@pytest.mark.slow
 def test_a_format_1_pix2pix_run_resumes_to_the_weights_that_version_reached(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

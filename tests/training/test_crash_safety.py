@@ -79,6 +79,7 @@ def inject_nan_losses(monkeypatch, steps: set[int]):
     monkeypatch.setattr(Pix2Pix, "training_step", step)
 
 
+@pytest.mark.slow
 def test_a_nan_step_is_skipped_and_leaves_weights_finite(paired_dir, tmp_path, monkeypatch, capsys):
     inject_nan_losses(monkeypatch, {3})
     out = tmp_path / "run"
@@ -151,6 +152,7 @@ def test_a_background_checkpoint_holds_the_state_at_submission_not_later_updates
     assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], torch.ones(1000))
 
 
+@pytest.mark.slow
 def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint(paired_dir, tmp_path, monkeypatch,
                                                                                  capsys):
     from img2img.training import checkpointing as checkpointing_module
@@ -174,6 +176,7 @@ def test_a_failed_background_write_is_one_line_and_keeps_the_previous_checkpoint
     assert (out / "checkpoints" / "latest.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_training_returns_only_after_its_pending_checkpoint_writes(paired_dir, tmp_path, monkeypatch):
     from img2img.training import checkpointing as checkpointing_module
 

@@ -95,6 +95,7 @@ def test_padding_under_deterministic_algorithms_is_f_pad_through_slices(mode, de
     torch.testing.assert_close(grad_sliced, grad_plain, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_deterministic_runs_store_the_flag_and_repeat_bitwise(unpaired_dir, tmp_path, deterministic_afterwards_off):
     states = []
     for run in ("one", "two"):

@@ -29,6 +29,7 @@ def tiny_trainer(data, out, *flags: str) -> Trainer:
     return Trainer.from_config(start.cfg)
 
 
+@pytest.mark.slow
 def test_a_many_epoch_run_leaves_the_announced_files_at_the_predicted_sizes(paired_dir, tmp_path):
     # 4 pairs at batch 1: 12 epochs of 4 steps; a full checkpoint at each epoch end.
     trainer = tiny_trainer(paired_dir, tmp_path / "run", "--epochs", "6", "--epochs-decay", "6", "--fid-every", "0",
@@ -48,6 +49,7 @@ def test_a_many_epoch_run_leaves_the_announced_files_at_the_predicted_sizes(pair
         assert predicted.snapshot_bytes <= snapshot.stat().st_size <= predicted.snapshot_bytes * 1.1 + 32e3
 
 
+@pytest.mark.slow
 def test_an_epoch_end_writes_a_full_checkpoint_only_every_save_every_steps(paired_dir, tmp_path):
     main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "16", "--keep", "0",
           "--save-every", "6", "--fid-every", "0", "--snapshot-every", "1", *TINY_PIX2PIX])
@@ -65,6 +67,7 @@ def test_the_announced_footprint_counts_every_checkpoint_with_keep_0(paired_dir,
     assert (trainer.footprint.full_files, trainer.footprint.snapshots) == (3 + 2 + 2, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("half", [True, False])
 def test_a_snapshot_translates_as_the_full_checkpoint_of_its_step(paired_dir, tmp_path, half):
     main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "8", "--keep", "0",
@@ -117,6 +120,7 @@ def test_a_disk_that_cannot_hold_one_checkpoint_is_refused_in_one_line(paired_di
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_disk_short_of_the_runs_footprint_is_warned_once(paired_dir, tmp_path, monkeypatch, capsys):
     trainer = tiny_trainer(paired_dir, tmp_path / "run", "--max-steps", "8", "--fid-every", "0")
     room = trainer.footprint.full_bytes + 1  # one checkpoint fits, the run's do not
@@ -126,6 +130,7 @@ def test_a_disk_short_of_the_runs_footprint_is_warned_once(paired_dir, tmp_path,
     assert err.count("this run's checkpoints may need up to") == 1
 
 
+@pytest.mark.slow
 def test_the_loader_keeps_its_workers_loading_across_epoch_ends(paired_dir, tmp_path, monkeypatch):
     iterators = []
     original = DataLoader.__iter__
@@ -158,6 +163,7 @@ KILLED_DURING_A_WRITE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_process_killed_during_a_background_write_leaves_the_previous_checkpoint(tmp_path):
     path = tmp_path / "latest.pt"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_DURING_A_WRITE, str(path)], stdout=subprocess.PIPE, text=True)

@@ -28,6 +28,7 @@ def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: v.item() for k, v in losses.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp,channels_last", [(True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_trains_under_every_speed_switch(method, amp, channels_last):
@@ -133,6 +134,7 @@ def test_channels_last_training_gives_the_contiguous_losses():
         assert f == pytest.approx(p, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_bench_json_reports_the_figures_with_the_papers_default_model(capsys):
     assert main(["bench", "--model", "pix2pix", "--device", "cpu", "--steps", "1", "--warmup", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

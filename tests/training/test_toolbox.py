@@ -91,6 +91,7 @@ def test_each_lr_policy_follows_its_schedule_and_fills_a_tensor_lr_in_place():
     assert opt.param_groups[0]["lr"] == 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["linear", "step", "cosine", "plateau"])
 def test_every_lr_policy_resumes_bit_for_bit(policy, tmp_path, capsys):
     from helpers import assert_resume_is_bitwise
@@ -124,6 +125,7 @@ def test_the_gradient_penalties_of_a_linear_critic_are_exact():
     assert r1_penalty(critic, x, contextlib.nullcontext).item() == pytest.approx(norm ** 2, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan", "cut"])
 def test_wgangp_and_r1_train_every_method_under_bf16(method):
     m = tiny_method(method, gan_mode="wgangp", r1_gamma=10.0, amp=True)
@@ -186,6 +188,7 @@ def test_colourisation_trains_on_a_folder_of_photos_and_resumes_bit_for_bit(phot
     assert grid.mode == "RGB" and grid.width > 3 * 32  # grey input | output | original
 
 
+@pytest.mark.slow
 def test_a_grey_photo_comes_back_in_colour_with_its_own_lightness(photos, tmp_path):
     import numpy as np
     from PIL import Image

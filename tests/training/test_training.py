@@ -14,6 +14,7 @@ from img2img.training.schedule import lr_factor
 from img2img.translate.translator import Translator
 
 
+@pytest.mark.slow
 def test_five_step_cli_run_writes_metrics_samples_and_checkpoints(paired_dir, tmp_path):
     out = tmp_path / "run"
     rc = main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "5", "--sample-every", "2",
@@ -58,6 +59,7 @@ def test_sample_grid_shows_input_output_target_per_validation_image(paired_dir, 
     assert grid.size == (3 * 34 + 2, 2 * 34 + 2)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trips_to_an_identical_model(paired_dir, tmp_path):
     out = tmp_path / "run"
     main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "2", *TINY_PIX2PIX])
@@ -72,6 +74,7 @@ def test_checkpoint_round_trips_to_an_identical_model(paired_dir, tmp_path):
     assert translator.cfg.model.netG == "unet_32" and translator.cfg.model.ngf == 8
 
 
+@pytest.mark.slow
 def test_pix2pix_overfits_one_pair():
     """L1 must halve within 200 steps; 120 keep the test quick and still pass with margin."""
     torch.manual_seed(0)
@@ -105,6 +108,7 @@ PIX2PIX_IMPROVED = [*TINY_PIX2PIX, "--ema", "0.99", "--netD", "multiscale", "--n
 @pytest.mark.parametrize("flags,data_fixture", [(TINY_PIX2PIX, "paired_dir"), (PIX2PIX_IMPROVED, "paired_dir"),
                                                 (TINY_CYCLEGAN, "unpaired_dir"), (TINY_CUT, "unpaired_dir")],
                          ids=["pix2pix", "pix2pix-improved-ingredients", "cyclegan", "cut"])
+@pytest.mark.slow
 def test_resume_is_bitwise_identical_to_a_straight_run(flags, data_fixture, request, tmp_path):
     data = request.getfixturevalue(data_fixture)
     # Two workers, mid-epoch stop (4 samples/epoch): worker seeding and data position must be restored.
@@ -113,6 +117,7 @@ def test_resume_is_bitwise_identical_to_a_straight_run(flags, data_fixture, requ
     assert resumed["progress"]["step"] == 7
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_written_in_the_background_is_bitwise(paired_dir, tmp_path):
     # --save-every 3 writes steps 3 and 6 on the background writer while training goes on, and
     # epoch ends at 4 and 8 (--save-every 0 would write those too) copy the state the same way.
@@ -197,6 +202,7 @@ def test_mismatched_folder_names_get_a_one_line_error(tmp_path, assert_one_line_
                                   *TINY_PIX2PIX), "names do not match", "one", "two")
 
 
+@pytest.mark.slow
 def test_module_and_console_script_share_the_cli():
     result = run_cli("--help")
     assert result.returncode == 0 and "train" in result.stdout and "translate" in result.stdout

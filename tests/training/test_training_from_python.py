@@ -2,10 +2,12 @@
 place of facades and with fewer steps."""
 import re
 
+import pytest
 from helpers import ROOT, make_paired
 from PIL import Image
 
 
+@pytest.mark.slow
 def test_the_documented_python_training_code_trains_and_translates(tmp_path, monkeypatch):
     page = (ROOT / "docs" / "training.md").read_text()
     section = page.split("## Training from Python", 1)[1]

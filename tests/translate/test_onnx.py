@@ -44,6 +44,7 @@ def make_checkpoint(method: str, path, seed: int = 0):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(SMALL_MODELS))
 def test_onnx_export_matches_pytorch_at_two_sizes_and_batches(method, tmp_path, capsys):
     checkpoint = make_checkpoint(method, tmp_path / f"{method}.pt")
@@ -63,6 +64,7 @@ def test_onnx_export_matches_pytorch_at_two_sizes_and_batches(method, tmp_path, 
             assert (ours - reference).abs().max().item() <= 1e-3
 
 
+@pytest.mark.slow
 def test_onnx_file_carries_the_config_and_opset(tmp_path):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "p.pt")
     main(["export", "--format", "onnx", str(checkpoint), str(tmp_path / "p.onnx")])
@@ -77,6 +79,7 @@ def test_onnx_file_carries_the_config_and_opset(tmp_path):
     assert isinstance(dims[0], str) and dims[1] == 3 and isinstance(dims[2], str) and isinstance(dims[3], str)
 
 
+@pytest.mark.slow
 def test_running_statistics_export_matches_pytorch_running_statistics(tmp_path):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "p.pt")
     main(["export", "--format", "onnx", "--batch-norm", "running", str(checkpoint), str(tmp_path / "p.onnx")])
@@ -86,6 +89,7 @@ def test_running_statistics_export_matches_pytorch_running_statistics(tmp_path):
     assert (ours.translate_tensor(x) - reference.translate_tensor(x)).abs().max().item() <= 1e-3
 
 
+@pytest.mark.slow
 def test_translate_cli_runs_an_onnx_file_on_images_of_any_size(tmp_path, capsys):
     checkpoint = make_checkpoint("cyclegan", tmp_path / "c.pt")
     main(["export", "--format", "onnx", "--direction", "BtoA", str(checkpoint), str(tmp_path / "c.onnx")])
@@ -98,12 +102,14 @@ def test_translate_cli_runs_an_onnx_file_on_images_of_any_size(tmp_path, capsys)
     assert Image.open(tmp_path / "out" / "in.png").size == (70, 45)
 
 
+@pytest.mark.slow
 def test_resnet_generators_stay_on_pytorch_unless_asked(tmp_path):
     checkpoint = make_checkpoint("cyclegan", tmp_path / "c.pt")
     assert Translator.from_checkpoint(checkpoint, device="cpu").engine == "torch"
     assert Translator.from_checkpoint(checkpoint, device="cpu", engine="onnxruntime").engine == "onnxruntime"
 
 
+@pytest.mark.slow
 def test_cpu_translators_of_unets_default_to_onnxruntime_and_export_once(tmp_path, monkeypatch):
     monkeypatch.setenv("IMG2IMG_CACHE", str(tmp_path / "cache"))
     checkpoint = make_checkpoint("pix2pix", tmp_path / "p.pt")

@@ -85,6 +85,7 @@ def as_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x[0].permute(1, 2, 0).numpy() + 1) / 2 * 255).astype(np.uint8).astype(int)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["unet", "resnet"])
 def test_converted_generator_reproduces_the_canonical_output(kind, tmp_path):
     if kind == "unet":

@@ -20,6 +20,7 @@ def checkpoint(tmp_path_factory):
     return root / "run" / "checkpoints" / "latest.pt"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("w,h", [(45, 37), (32, 32), (7, 90)])
 def test_any_size_comes_back_at_its_own_size(checkpoint, w, h):
     translator = Translator.from_checkpoint(checkpoint, device="cpu")
@@ -137,6 +138,7 @@ def test_domain_names_for_an_onnx_export_are_a_one_line_error(checkpoint, tmp_pa
     assert not list(tmp_path.glob("*.onnx"))
 
 
+@pytest.mark.slow
 def test_exported_generator_is_small_and_translates_like_the_full_checkpoint(checkpoint, tmp_path):
     out = tmp_path / "g.pt"
     assert main(["export", str(checkpoint), str(out)]) == 0

@@ -32,6 +32,7 @@ def translator(video_checkpoint):
     return Translator.from_checkpoint(video_checkpoint, device="cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(64, 48), (65, 41)], ids=["even", "odd"])
 def test_a_video_keeps_its_frame_rate_count_size_and_audio(translator, tmp_path, size):
     src = make_video(tmp_path / "clip.mp4", frames=30, size=size, fps=Fraction(30000, 1001))
@@ -62,6 +63,7 @@ def test_audio_the_container_cannot_hold_is_re_encoded(translator, tmp_path):
     assert after["frames"] == 12 and after["codec"] == "vp9"
 
 
+@pytest.mark.slow
 def test_the_cli_mirrors_a_folder_of_videos_and_images(video_checkpoint, tmp_path, capsys):
     folder = tmp_path / "in"
     make_video(folder / "a" / "clip.mp4", frames=10)
@@ -170,6 +172,7 @@ def test_an_interrupted_run_leaves_nothing_at_the_output(translator, tmp_path, m
     assert not list(tmp_path.glob("out.mp4*"))
 
 
+@pytest.mark.slow
 def test_huge_frames_are_tiled(translator, tmp_path, monkeypatch):
     from img2img.translate import translator as inference
 
