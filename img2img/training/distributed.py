@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..device import Ranks
 from ..errors import Img2ImgError
+from ..log import logger
 from ..methods import TrainingMethod
 
 
@@ -28,6 +29,17 @@ def setup(device_name: str, sync_bn: bool = False) -> tuple[Ranks, torch.device]
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
     return ranks, device
+
+
+def info(ranks: Ranks, msg: str) -> None:
+    """A message for people, from rank 0 only."""
+    if ranks.is_main:
+        logger.info(msg)
+
+
+def warning(ranks: Ranks, msg: str) -> None:
+    if ranks.is_main:
+        logger.warning(msg)
 
 
 def teardown() -> None:

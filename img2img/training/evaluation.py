@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from ..config import RunConfig
 from ..data.builders import build_val_dataset
 from ..device import Ranks
-from ..log import MetricsLog, logger
+from ..log import MetricsLog
 from ..methods import TrainingMethod
 from . import distributed
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
@@ -38,12 +38,10 @@ class Evaluation:
         self._plateau_watching: str | None = None  # what --lr-policy plateau watches, once said
 
     def info(self, msg: str) -> None:
-        if self.ranks.is_main:
-            logger.info(msg)
+        distributed.info(self.ranks, msg)
 
     def warning(self, msg: str) -> None:
-        if self.ranks.is_main:
-            logger.warning(msg)
+        distributed.warning(self.ranks, msg)
 
     def _interval(self, steps_per_epoch: int) -> int:
         """Epochs between FID evaluations: --fid-every, or, left unset, the fewest epochs that

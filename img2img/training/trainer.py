@@ -111,12 +111,10 @@ class Trainer:
 
     def info(self, msg: str) -> None:
         """A message for people, from rank 0 only."""
-        if self.ranks.is_main:
-            logger.info(msg)
+        distributed.info(self.ranks, msg)
 
     def warning(self, msg: str) -> None:
-        if self.ranks.is_main:
-            logger.warning(msg)
+        distributed.warning(self.ranks, msg)
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
