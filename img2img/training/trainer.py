@@ -73,17 +73,6 @@ class Trainer:
         self.sampler = EpochSampler(len(self.train_set), shuffle=not cfg.data.serial_batches, seed=cfg.train.seed,
                                     rank=self.ranks.rank, num_replicas=self.ranks.world_size)
         self.batches = EpochBatches(self.sampler, cfg.data.batch_size, self.total_epochs)
-        self.loader = DataLoader(
-            self.train_set,
-            batch_sampler=self.batches,
-            num_workers=cfg.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=cfg.data.num_workers > 0,
-            collate_fn=collate_skipping_errors,
-            worker_init_fn=ignore_stop_signals,
-            # Its own generator, so creating an iterator never draws from the global RNG.
-            generator=torch.Generator().manual_seed(cfg.train.seed),
-        )
         samples_from = self.val_set if self.val_set is not None else self.train_set
         self._sample_batch = (fixed_sample_batch(samples_from, cfg.train.num_samples, self._to_device)
                               if self.ranks.is_main else None)
@@ -186,6 +175,23 @@ class Trainer:
     def total_steps(self) -> int:
         return self.schedule.total_steps
 
+    def _loader(self) -> DataLoader:
+        """The train split's loader. Made by `fit` and dropped when it returns, so that its worker
+        processes end then: they ignore SIGTERM (a stop is the trainer's to handle), so the exit
+        handlers of a process that still held them would wait for them forever."""
+        cfg = self.cfg
+        return DataLoader(
+            self.train_set,
+            batch_sampler=self.batches,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.data.num_workers > 0,
+            collate_fn=collate_skipping_errors,
+            worker_init_fn=ignore_stop_signals,
+            # Its own generator, so creating an iterator never draws from the global RNG.
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+
     def fit(self) -> Path:
         """Train until the schedule ends, `max_steps`, or a stop signal; returns the last checkpoint."""
         tc = self.cfg.train
@@ -203,6 +209,7 @@ class Trainer:
         self.method.log_grad_norm = tc.log_grad_norm
         # Made here, after any resume has loaded the optimizers' state.
         step = CapturedStep(self.method) if self.speed.cuda_graphs else functools.partial(guarded_step, self.method)
+        loader = self._loader()
         last_batch = None
         # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
         self.bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
@@ -211,7 +218,7 @@ class Trainer:
             try:
                 while p.epoch < self.total_epochs and not self._done() and not self._stopping():
                     self.batches.begin(p.epoch, start=p.position)
-                    for batch in self.loader:
+                    for batch in loader:
                         p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
                         for err in batch["errors"]:
                             p.bad_images += 1

@@ -229,3 +229,25 @@ def test_a_trainer_is_freed_when_dropped_so_its_loader_workers_exit(paired_dir, 
         assert freed() is None
     finally:
         gc.enable()
+
+
+EXITS_WITH_A_LIVE_TRAINER = """
+import sys
+from img2img.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from img2img.training import Trainer
+cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
+                           data=DataConfig(root=sys.argv[1], size=32, load_size=36, num_workers=1),
+                           train=TrainConfig(out=sys.argv[2], max_steps=1, device="cpu", fid_every=0))
+trainer = Trainer.from_config(cfg)  # still referenced when the interpreter exits
+trainer.fit()
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_keeps_its_trainer_exits_when_done(paired_dir, tmp_path):
+    """The loader's workers end with `fit`: the exit handlers, which cannot stop them (they
+    ignore SIGTERM), have nothing to wait for."""
+    done = subprocess.run([sys.executable, "-c", EXITS_WITH_A_LIVE_TRAINER, str(paired_dir), str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").is_file()
