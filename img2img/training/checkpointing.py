@@ -11,7 +11,7 @@ from ..device import Ranks
 from ..files import atomic_write_text
 from ..methods import TrainingMethod
 from .background_writer import BackgroundWriter, to_host
-from .checkpoint_files import checkpoint_name, link_latest, prune_checkpoints
+from .checkpoint_files import link_latest, prune_checkpoints
 from .footprint import Footprint
 
 
@@ -86,5 +86,3 @@ class CheckpointWriter:
     def wait(self) -> None:
         self.background.wait()
 
-
-__all__ = ["CheckpointWriter", "checkpoint_name"]

@@ -94,10 +94,6 @@ class Trainer:
         domains' pixel formats read off the train split (a new run) or checked against it."""
         return cls(cfg)
 
-    @property
-    def fid_every(self) -> int:
-        return self.evaluation.every
-
     def info(self, msg: str) -> None:
         """A message for people, from rank 0 only."""
         distributed.info(self.ranks, msg)
