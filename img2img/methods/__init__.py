@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..config import METHOD_TABLE, RunConfig, SpeedConfig
+from ..config import registered_method as method_class  # the lookup in METHODS, by name
 from .base import TrainingMethod
 from .colorization import Colorization
 from .cut import CUT, FastCUT
@@ -19,14 +20,6 @@ METHODS.update({
     "fastcut": FastCUT,
     "colorization": Colorization,
 })
-
-
-def method_class(name: str) -> type[TrainingMethod]:
-    """The registered TrainingMethod class called `name`."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
 def build_method(cfg: RunConfig, device: torch.device | str, speed: SpeedConfig | None = None) -> TrainingMethod:
