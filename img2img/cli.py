@@ -170,6 +170,24 @@ def run_train(args) -> int:
     return 0
 
 
+def add_limit_flags(parser) -> None:
+    """A --max-* flag per field of io.limits.Limits: what one input may cost, checked from its header."""
+    from .io.limits import DEFAULT_LIMITS, Limits
+
+    group = parser.add_argument_group("limits per input, checked from the file's header before decoding")
+    for f in dataclasses.fields(Limits):
+        default = getattr(DEFAULT_LIMITS, f.name)
+        kind = float if isinstance(default, float) else int
+        group.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, metavar="N",
+                           help=f"refuse more {f.metadata['help']} (default {default:,})")
+
+
+def limits_from(args):
+    from .io.limits import Limits
+
+    return Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
+
+
 def add_translate_parser(sub) -> None:
     p = sub.add_parser("translate", help="translate an image or a folder of images with a trained model")
     p.add_argument("--checkpoint", required=True,
@@ -185,7 +203,7 @@ def add_translate_parser(sub) -> None:
                    "format where it can hold the output without loss (16-bit PNG, TIFF of any dtype and channel "
                    "count, .npy, NIfTI volumes; DICOM becomes TIFF); png, jpg, tif or npy")
     p.add_argument("--size", type=int_at_least(1), help="resize to SIZE x SIZE for the network, then back")
-    p.add_argument("--max-pixels", type=int_at_least(1), default=40_000_000, help="refuse larger images (default 40 MP)")
+    add_limit_flags(p)
     p.add_argument("--num-workers", type=int_at_least(0), default=2, help="image decoding processes (default 2)")
     p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                    help="BatchNorm statistics: each image's own (default, as canonical pix2pix) or the running ones")
@@ -221,7 +239,7 @@ def run_translate(args) -> int:
     start = time.perf_counter()
     settings = BatchSettings(
         direction=args.direction, batch_size=args.batch_size, overwrite=args.overwrite, fmt=args.format,
-        size=args.size, max_pixels=args.max_pixels, num_workers=args.num_workers, shard=(rank, world_size),
+        size=args.size, limits=limits_from(args), num_workers=args.num_workers, shard=(rank, world_size),
         tile=args.tile, overlap=args.overlap, tile_statistics=args.tile_statistics,
         temporal_statistics=args.temporal_statistics, crf=args.crf, codec=args.codec,
     )

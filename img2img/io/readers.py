@@ -7,6 +7,7 @@ Each reader returns `Pixels`: the pixels as an H x W x C array of the file's dty
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import ImageReadError
+from .limits import DEFAULT_LIMITS, Limits, over_limit
 from .pixel_format import DTYPE_RANGES, PixelFormat, preview_uint8
 
 PIL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm"})
@@ -24,7 +26,20 @@ TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_EXTENSIONS = PIL_EXTENSIONS | TIFF_EXTENSIONS | DICOM_EXTENSIONS | {".npy", ".nii", ".gz"}
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = DEFAULT_LIMITS.max_pixels
+# PIL opens a file as the format its extension names, never as what its content looks like
+# (content sniffing would open EPS, which runs Ghostscript where it is installed).
+PIL_FORMATS = {".jpg": ("JPEG", "MPO"), ".jpeg": ("JPEG", "MPO"), ".png": ("PNG",), ".bmp": ("BMP", "DIB"),
+               ".webp": ("WEBP",), ".ppm": ("PPM",), ".pgm": ("PPM",)}
+
+
+class Header(NamedTuple):
+    """What a file declares before its pixels are decoded (a volume: one slice)."""
+
+    height: int
+    width: int
+    channels: int
+    bytes_per_value: int = 1
 
 
 class Pixels(NamedTuple):
@@ -89,9 +104,13 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def image_shape(path: Path, slice_axis: int = -1) -> tuple[int, int, int]:
     """(height, width, channels) of a file (a volume's slice), from its header where the format has one."""
+    return image_header(path, slice_axis)[:3]
+
+
+def image_header(path: Path, slice_axis: int = -1) -> Header:
     path = Path(path)
     try:
-        return reader_for(path).shape(path, slice_axis)
+        return reader_for(path).header(path, slice_axis)
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -100,13 +119,41 @@ def image_shape(path: Path, slice_axis: int = -1) -> tuple[int, int, int]:
         raise ImageReadError(path, f"cannot read image ({type(e).__name__}: {str(e)[:200]})") from None
 
 
+def limits_for(max_pixels: int | None, limits: Limits | None) -> Limits | None:
+    """`limits` as given; else the default ones with `max_pixels`; None (no limit) for neither."""
+    if limits is not None:
+        return limits
+    return dataclasses.replace(DEFAULT_LIMITS, max_pixels=max_pixels) if max_pixels is not None else None
+
+
+def check_header(path: Path, header: Header, limits: Limits | None) -> None:
+    """Refuse a file whose declared pixels are over `limits`, before anything is decoded."""
+    if limits is None:
+        return
+    h, w, c, size = header
+    if w * h > limits.max_pixels:
+        raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.1f} MP, over the {limits.max_pixels / 1e6:g} MP limit "
+                             "(raise --max-pixels to allow it)")
+    problem = (over_limit(f"{c} channels", c, "max_channels", limits)
+               or over_limit(f"{w}x{h}x{c} values of {size} bytes", w * h * c * size / 2**20, "max_decoded_mb",
+                             limits, " MB"))
+    if problem:
+        raise ImageReadError(path, problem)
+
+
 def read_image(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS, slice_index: int | None = None,
-               slice_axis: int = -1) -> Pixels:
+               slice_axis: int = -1, limits: Limits | None = None) -> Pixels:
     """A file's pixels (H x W x C, the file's dtype), or an ImageReadError naming the file and the
-    problem. `slice_index`: which slice of a volume (a volume needs one)."""
+    problem. `slice_index`: which slice of a volume (a volume needs one). `limits` (by default
+    the default ones with `max_pixels`; none when that is None) are checked against the file's
+    header before any pixels are decoded."""
     path = Path(path)
+    limits = limits_for(max_pixels, limits)
     try:
-        return reader_for(path).read(path, max_pixels, slice_index, slice_axis)
+        reader = reader_for(path)
+        if limits is not None:
+            reader.check(path, limits, slice_axis)
+        return reader.read(path, slice_index, slice_axis)
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -119,12 +166,6 @@ def read_image(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS, sl
 
 def read_item(item: ImageItem, max_pixels: int | None = DEFAULT_MAX_PIXELS, slice_axis: int = -1) -> Pixels:
     return read_image(item.path, max_pixels, item.slice, slice_axis)
-
-
-def _check_pixels(path: Path, height: int, width: int, max_pixels: int | None) -> None:
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageReadError(path, f"{width}x{height} is {width * height / 1e6:.1f} MP, over the "
-                             f"{max_pixels / 1e6:.0f} MP limit (raise --max-pixels to allow it)")
 
 
 def _hwc_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
@@ -141,12 +182,35 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
 
 
 # ---- PIL: 8-bit formats and 16-bit PNG ----------------------------------------------------------
-def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+def _pil_open(path: Path) -> Image.Image:
+    """The file opened (header only) as the format its extension names."""
+    formats = PIL_FORMATS.get(path.suffix.lower())
+    if formats is None:
+        raise ImageReadError(path, f"{path.suffix or 'no extension'}: not an image format img2img reads; use one of "
+                             f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+    try:
+        return Image.open(path, formats=formats)
+    except Image.UnidentifiedImageError:
+        raise ImageReadError(path, f"cannot read image (not a {formats[0]} file as its {path.suffix} extension says, "
+                             "or a broken one)") from None
+
+
+def _pil_header(path: Path) -> Header:
+    with _pil_open(path) as im:
+        channels = {"RGB": 3, "RGBA": 3, "P": 3, "CMYK": 3, "YCbCr": 3}.get(im.mode, 1)
+        if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
+            return Header(im.height, im.width, 3, 2)
+        size = 4 if im.mode in ("I", "F") else 2 if "16" in im.mode else 1
+        return Header(im.height, im.width, max(channels, len(im.getbands())), size)
+
+
+def _open_pil(path: Path, limits: Limits | None = None) -> Image.Image:
     """The decoded image, upright (EXIF orientation applied)."""
+    if limits is not None:
+        check_header(path, _pil_header(path), limits)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            _check_pixels(path, im.height, im.width, max_pixels)
+        with _pil_open(path) as im:
             im.load()
             return ImageOps.exif_transpose(im)
 
@@ -178,11 +242,9 @@ def _png_is_16bit_colour(path: Path) -> bool:
     return len(header) == 26 and header[12:16] == b"IHDR" and header[24] == 16 and header[25] in (2, 6)
 
 
-def _read_png16_colour(path: Path, max_pixels: int | None) -> Pixels:
+def _read_png16_colour(path: Path) -> Pixels:
     import cv2
 
-    with Image.open(path) as im:
-        _check_pixels(path, im.height, im.width, max_pixels)
     array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageReadError(path, "cannot read image (OpenCV could not decode this PNG)")
@@ -210,27 +272,26 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 
 # ---- TIFF (tifffile): 8/16/32-bit integers and floats, 1 to N channels ---------------------------
-def _tiff_layout(path: Path) -> tuple[tuple[int, int, int], bool]:
-    """((H, W, C), whether channels come first) of the first series."""
+def _tiff_layout(path: Path) -> tuple[Header, bool]:
+    """(the first series' header, whether its channels come first), from the TIFF's tags."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        shape, axes = tuple(series.shape), series.axes
+        shape, axes, size = tuple(series.shape), series.axes, series.dtype.itemsize
     if len(shape) == 2:
-        return (shape[0], shape[1], 1), False
+        return Header(shape[0], shape[1], 1, size), False
     if len(shape) == 3 and axes[:2] == "YX":
-        return (shape[0], shape[1], shape[2]), False
+        return Header(shape[0], shape[1], shape[2], size), False
     if len(shape) == 3 and axes[-2:] == "YX":  # bands stored as planes or pages
-        return (shape[1], shape[2], shape[0]), True
+        return Header(shape[1], shape[2], shape[0], size), True
     raise ImageReadError(path, f"TIFF of shape {shape} (axes {axes}); expected one image of H x W x C")
 
 
-def _read_tiff(path: Path, max_pixels: int | None) -> Pixels:
+def _read_tiff(path: Path) -> Pixels:
     import tifffile
 
-    (h, w, _), channels_first = _tiff_layout(path)
-    _check_pixels(path, h, w, max_pixels)
+    _, channels_first = _tiff_layout(path)
     array = tifffile.imread(path, series=0)
     if channels_first:
         array = np.moveaxis(array, 0, -1)
@@ -239,13 +300,16 @@ def _read_tiff(path: Path, max_pixels: int | None) -> Pixels:
 
 
 # ---- NumPy arrays -------------------------------------------------------------------------------
-def _read_npy(path: Path, max_pixels: int | None) -> Pixels:
+def _npy_header(path: Path) -> Header:
     mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    h, w, _ = _hwc_shape(mapped.shape, path)
-    _check_pixels(path, h, w, max_pixels)
-    array = _as_hwc(np.array(mapped))
-    if array.dtype.kind not in "uifb":
-        raise ImageReadError(path, f"array of {array.dtype}; expected integers or floats")
+    if mapped.dtype.kind not in "uifb":
+        raise ImageReadError(path, f"array of {mapped.dtype}; expected integers or floats")
+    return Header(*_hwc_shape(mapped.shape, path), mapped.dtype.itemsize)
+
+
+def _read_npy(path: Path) -> Pixels:
+    _npy_header(path)
+    array = _as_hwc(np.array(np.load(path, mmap_mode="r", allow_pickle=False)))
     return Pixels(array, array.dtype.name)
 
 
@@ -259,13 +323,18 @@ def _dicom(path: Path, pixels: bool):
     return ds
 
 
-def _read_dicom(path: Path, max_pixels: int | None) -> Pixels:
+def _dicom_header(path: Path) -> Header:
+    ds = _dicom(path, pixels=False)
+    return Header(int(ds.Rows), int(ds.Columns), int(getattr(ds, "SamplesPerPixel", 1) or 1),
+                  max(1, int(getattr(ds, "BitsAllocated", 16) or 16) // 8))
+
+
+def _read_dicom(path: Path) -> Pixels:
     from pydicom.pixels import apply_rescale
 
     ds = _dicom(path, pixels=True)
     if "PixelData" not in ds:
         raise ImageReadError(path, "DICOM without pixel data")
-    _check_pixels(path, int(ds.Rows), int(ds.Columns), max_pixels)
     if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
         raise ImageReadError(path, f"multi-frame DICOM ({ds.NumberOfFrames} frames); save the frames as single files")
     raw = ds.pixel_array
@@ -291,17 +360,37 @@ def _nifti(path: Path):
         raise ImageReadError(path, f"cannot read NIfTI ({type(e).__name__}: {str(e)[:200]})") from None
 
 
-def _nifti_shape(path: Path) -> tuple[int, ...]:
+def _nifti_dims(path: Path) -> tuple[tuple[int, int, int], int]:
+    """(X, Y, Z), channels: a 4th axis is channels (as the writers store several output channels)."""
     shape = tuple(_nifti(path).shape)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) not in (2, 3):
-        raise ImageReadError(path, f"{len(shape)}D NIfTI of shape {shape}; only 2D images and 3D volumes are read "
-                             "(split a 4D series into volumes first)")
-    return shape if len(shape) == 3 else (*shape, 1)
+    if len(shape) not in (2, 3, 4):
+        raise ImageReadError(path, f"{len(shape)}D NIfTI of shape {shape}; only 2D images and 3D volumes are read")
+    spatial = (*shape[:3], 1)[:3]
+    return spatial, shape[3] if len(shape) == 4 else 1
 
 
-def _read_nifti_slice(path: Path, index: int, axis: int, max_pixels: int | None) -> Pixels:
+def _nifti_shape(path: Path) -> tuple[int, int, int]:
+    """(X, Y, Z) of a one-channel volume, the kind that is read slice by slice."""
+    spatial, channels = _nifti_dims(path)
+    if channels > 1:
+        raise ImageReadError(path, f"4D NIfTI of shape {(*spatial, channels)}; only 2D images and 3D volumes are read "
+                             "as slices (split a 4D series into volumes first)")
+    return spatial
+
+
+def check_volume(path: Path, limits: Limits | None, slice_axis: int = -1) -> None:
+    """Refuse a volume whose header declares more voxels or slices than `limits` allow."""
+    if limits is None:
+        return
+    shape, channels = _nifti_dims(path)
+    problem = (over_limit(f"a volume of {' x '.join(map(str, shape))} voxels", int(np.prod(shape, dtype=np.int64)) * channels,
+                          "max_volume_voxels", limits)
+               or over_limit(f"{shape[slice_axis]} slices", shape[slice_axis], "max_volume_slices", limits))
+    if problem:
+        raise ImageReadError(path, problem)
+
+
+def _read_nifti_slice(path: Path, index: int, axis: int) -> Pixels:
     shape = _nifti_shape(path)
     if not 0 <= index < shape[axis]:
         raise ImageReadError(path, f"has {shape[axis]} slices along axis {axis}, not {index + 1}")
@@ -310,7 +399,6 @@ def _read_nifti_slice(path: Path, index: int, axis: int, max_pixels: int | None)
     where = [slice(None)] * 3
     where[axis] = index
     values = np.asarray(proxy[tuple(where)])
-    _check_pixels(path, values.shape[0], values.shape[1], max_pixels)
     return Pixels(_as_hwc(_nifti_values(values)), img.get_data_dtype().newbyteorder("=").name)
 
 
@@ -319,14 +407,19 @@ def _nifti_values(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32) if values.dtype.kind == "f" else values
 
 
-def read_volume(path: Path | str):
-    """(the volume as an X x Y x Z array, the nibabel image for its affine and header)."""
+def read_volume(path: Path | str, limits: Limits | None = DEFAULT_LIMITS, slice_axis: int = -1):
+    """(the volume as an X x Y x Z array, or X x Y x Z x C for several channels; the nibabel
+    image for its affine and header). `limits` are checked against the header first (its
+    slices along `slice_axis`, and each slice as an image)."""
     path = Path(path)
     try:
-        _nifti_shape(path)
+        _, channels = _nifti_dims(path)
+        if limits is not None:
+            check_volume(path, limits, slice_axis)
+            NiftiReader().check(path, limits, slice_axis)
         img = _nifti(path)
         volume = np.asarray(img.dataobj)
-        volume = volume.reshape(volume.shape[:3]) if volume.ndim == 4 else volume
+        volume = volume.reshape(volume.shape[:3]) if volume.ndim == 4 and channels == 1 else volume
         return _nifti_values(volume.astype(volume.dtype.newbyteorder("="), copy=False)), img
     except ImageReadError:
         raise
@@ -338,17 +431,20 @@ def read_volume(path: Path | str):
 
 # ---- the registry: one reader per format ---------------------------------------------------------
 class ImageReader:
-    """A file format's reader: `shape` from the header where the format has one (before any
-    pixels are decoded, so size limits cost no memory), and `read`, which checks `max_pixels`
-    before decoding."""
+    """A file format's reader: `header` from the file's header where the format has one (before
+    any pixels are decoded, so that limits cost no memory), `check` of that header against
+    limits, and `read`, which decodes."""
 
     def accepts(self, path: Path) -> bool:
         raise NotImplementedError
 
-    def shape(self, path: Path, slice_axis: int) -> tuple[int, int, int]:
+    def header(self, path: Path, slice_axis: int) -> Header:
         raise NotImplementedError
 
-    def read(self, path: Path, max_pixels: int | None, slice_index: int | None, slice_axis: int) -> Pixels:
+    def check(self, path: Path, limits: Limits, slice_axis: int) -> None:
+        check_header(path, self.header(path, slice_axis), limits)
+
+    def read(self, path: Path, slice_index: int | None, slice_axis: int) -> Pixels:
         raise NotImplementedError
 
 
@@ -365,15 +461,15 @@ class NiftiReader(ImageReader):
     def accepts(self, path: Path) -> bool:
         return is_volume_file(path)
 
-    def shape(self, path: Path, slice_axis: int) -> tuple[int, int, int]:
-        shape = list(_nifti_shape(path))
-        del shape[slice_axis]
-        return shape[0], shape[1], 1
+    def header(self, path: Path, slice_axis: int) -> Header:
+        shape, channels = _nifti_dims(path)
+        plane = [n for axis, n in enumerate(shape) if axis != slice_axis % 3]
+        return Header(plane[0], plane[1], channels, _nifti(path).get_data_dtype().itemsize)
 
-    def read(self, path, max_pixels, slice_index, slice_axis) -> Pixels:
+    def read(self, path, slice_index, slice_axis) -> Pixels:
         if slice_index is None:
             raise ImageReadError(path, "is a volume; read it with read_volume, or name a slice")
-        return _read_nifti_slice(path, slice_index, slice_axis, max_pixels)
+        return _read_nifti_slice(path, slice_index, slice_axis)
 
 
 class TiffReader(SuffixReader):
@@ -381,11 +477,11 @@ class TiffReader(SuffixReader):
 
     suffixes = TIFF_EXTENSIONS
 
-    def shape(self, path, slice_axis):
+    def header(self, path, slice_axis):
         return _tiff_layout(path)[0]
 
-    def read(self, path, max_pixels, slice_index, slice_axis):
-        return _read_tiff(path, max_pixels)
+    def read(self, path, slice_index, slice_axis):
+        return _read_tiff(path)
 
 
 class NpyReader(SuffixReader):
@@ -393,11 +489,11 @@ class NpyReader(SuffixReader):
 
     suffixes = frozenset({".npy"})
 
-    def shape(self, path, slice_axis):
-        return _hwc_shape(np.load(path, mmap_mode="r").shape, path)
+    def header(self, path, slice_axis):
+        return _npy_header(path)
 
-    def read(self, path, max_pixels, slice_index, slice_axis):
-        return _read_npy(path, max_pixels)
+    def read(self, path, slice_index, slice_axis):
+        return _read_npy(path)
 
 
 class DicomReader(SuffixReader):
@@ -405,30 +501,27 @@ class DicomReader(SuffixReader):
 
     suffixes = DICOM_EXTENSIONS
 
-    def shape(self, path, slice_axis):
-        ds = _dicom(path, pixels=False)
-        return int(ds.Rows), int(ds.Columns), int(getattr(ds, "SamplesPerPixel", 1))
+    def header(self, path, slice_axis):
+        return _dicom_header(path)
 
-    def read(self, path, max_pixels, slice_index, slice_axis):
-        return _read_dicom(path, max_pixels)
+    def read(self, path, slice_index, slice_axis):
+        return _read_dicom(path)
 
 
 class PILReader(ImageReader):
-    """Everything else, through PIL (16-bit colour PNGs, which PIL reduces to 8 bits, through
-    OpenCV), converted by `pil_pixels`."""
+    """Everything else, through PIL as the format its extension names (16-bit colour PNGs, which
+    PIL reduces to 8 bits, through OpenCV), converted by `pil_pixels`."""
 
     def accepts(self, path: Path) -> bool:
         return True
 
-    def shape(self, path, slice_axis):
-        with Image.open(path) as im:
-            channels = {"RGB": 3, "RGBA": 3, "P": 3, "CMYK": 3, "YCbCr": 3}.get(im.mode, 1)
-            return im.height, im.width, channels
+    def header(self, path, slice_axis):
+        return _pil_header(path)
 
-    def read(self, path, max_pixels, slice_index, slice_axis):
+    def read(self, path, slice_index, slice_axis):
         if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
-            return _read_png16_colour(path, max_pixels)
-        return pil_pixels(_open_pil(path, max_pixels))
+            return _read_png16_colour(path)
+        return pil_pixels(_open_pil(path))
 
 
 # The first reader that accepts a file reads it; PIL takes what no other does. A new format is a
@@ -448,7 +541,7 @@ def load_rgb(path: Path | str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> I
     suffix = path.suffix.lower()
     try:
         if suffix in PIL_EXTENSIONS and not (suffix == ".png" and _png_is_16bit_colour(path)):
-            return to_rgb(_open_pil(path, max_pixels))
+            return to_rgb(_open_pil(path, limits_for(max_pixels, None)))
     except ImageReadError:
         raise
     except FileNotFoundError:

@@ -10,8 +10,10 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..cancellation import check_stop
 from ..errors import ImageReadError, Img2ImgError
-from ..io.readers import DEFAULT_MAX_PIXELS, is_image_file, is_volume_file, read_image, read_volume
+from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.readers import is_image_file, is_volume_file, read_image, read_volume
 from ..io.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
 from .translator import Translator
 from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file
@@ -25,6 +27,7 @@ class BatchReport:
     ignored: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     videos: list[VideoReport] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (input, output): its name was taken
 
     def summary(self) -> str:
         tiled = f" ({self.tiled} of them in tiles)" if self.tiled else ""
@@ -33,14 +36,35 @@ class BatchReport:
             f"converted {self.converted}{tiled}, skipped {self.skipped} (already done), failed {len(self.failures)}, "
             f"ignored {self.ignored} non-image files"
         ]
+        lines += [f"renamed: {src} -> {dst} (another input's output has its name)" for src, dst in self.renamed]
         lines += [f"failed: {path}: {reason}" for path, reason in self.failures]
         return "\n".join(lines)
+
+
+def unique_outputs(pairs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """The pairs with each output named once: where two inputs map to one output (a.png and
+    a.jpg both to a.png), the later one's gets its input's extension as a suffix (a_jpg.png),
+    then a number. Returns the pairs and the (input, output) of each renamed one."""
+    taken = {dst for _, dst in pairs}
+    seen, renamed, result = set(), [], []
+    for src, dst in pairs:
+        if dst in seen:
+            stem, suffix = dst.name[: -len("".join(dst.suffixes[-1:]))], dst.suffix
+            candidate, n = dst.with_name(f"{stem}_{src.suffix.lstrip('.').lower()}{suffix}"), 2
+            while candidate in seen or candidate in taken:
+                candidate, n = dst.with_name(f"{stem}_{src.suffix.lstrip('.').lower()}_{n}{suffix}"), n + 1
+            renamed.append((str(src), str(candidate)))
+            dst = candidate
+        seen.add(dst)
+        result.append((src, dst))
+    return result, renamed
 
 
 def plan_outputs(input_path: Path, output_path: Path, fmt: str = "auto", dtype: str = "uint8",
                  channels: int = 3) -> tuple[list[tuple[Path, Path]], int]:
     """(input, output) pairs mirroring INPUT's folder structure, and the count of non-image files.
-    Each output's format follows `fmt` for outputs of `dtype` and `channels` (see data.writers)."""
+    Each output's format follows `fmt` for outputs of `dtype` and `channels` (see data.writers).
+    An output that would replace its own input is refused."""
     if fmt not in FORMATS:
         raise Img2ImgError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     if not input_path.exists():
@@ -51,9 +75,12 @@ def plan_outputs(input_path: Path, output_path: Path, fmt: str = "auto", dtype: 
 
     if input_path.is_file():
         # OUTPUT is a folder unless it names a file with an extension.
-        if output_path.suffix == "" or output_path.is_dir():
-            return [(input_path, target(input_path, output_path / input_path.name))], 0
-        return [(input_path, output_path)], 0
+        dst = target(input_path, output_path / input_path.name) if output_path.suffix == "" or output_path.is_dir() \
+            else output_path
+        if dst.resolve() == input_path.resolve():
+            raise Img2ImgError(f"{output_path}: is the input itself; write the translation elsewhere (inputs are never "
+                               "replaced)")
+        return [(input_path, dst)], 0
     in_resolved, out_resolved = input_path.resolve(), output_path.resolve()
     if out_resolved == in_resolved or in_resolved in out_resolved.parents:
         raise Img2ImgError(f"{output_path}: output folder may not lie inside the input folder {input_path}")
@@ -66,8 +93,8 @@ def plan_outputs(input_path: Path, output_path: Path, fmt: str = "auto", dtype: 
 class _ImageFiles(Dataset):
     """Decodes images in DataLoader workers; a failure travels back as its reason."""
 
-    def __init__(self, paths: list[Path], max_pixels: int | None) -> None:
-        self.paths, self.max_pixels = paths, max_pixels
+    def __init__(self, paths: list[Path], limits: Limits) -> None:
+        self.paths, self.limits = paths, limits
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -76,14 +103,15 @@ class _ImageFiles(Dataset):
         if is_volume_file(self.paths[i]):
             return i, None, None  # read whole in the main process (see translate_volume)
         try:
-            return i, read_image(self.paths[i], max_pixels=self.max_pixels).array, None
+            return i, read_image(self.paths[i], limits=self.limits).array, None
         except ImageReadError as e:
             return i, None, e.reason
 
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """How a batch runs. `shard=(rank, world_size)` takes every world_size-th file; `tile`,
+    """How a batch runs. `limits`: what one input may cost (checked from its header);
+    `shard=(rank, world_size)` takes every world_size-th file; `tile`,
     `overlap`, `tile_statistics`: as `Translator.translate` (large images are tiled);
     `temporal_statistics`, `crf`, `codec`: videos (see img2img.translate.video)."""
 
@@ -92,7 +120,7 @@ class BatchSettings:
     overwrite: bool = False
     fmt: str = "auto"
     size: int | None = None
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    limits: Limits = DEFAULT_LIMITS
     num_workers: int = 2
     shard: tuple[int, int] = (0, 1)
     tile: int | None = None
@@ -114,13 +142,14 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
     target = translator.formats(direction).target
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), s.fmt, target.dtype, target.channels)
     rank, world_size = s.shard
+    pairs, renamed = unique_outputs(pairs)
     pairs = pairs[rank::world_size]
-    report = BatchReport(ignored=ignored if rank == 0 else 0)
+    report = BatchReport(ignored=ignored if rank == 0 else 0, renamed=renamed if rank == 0 else [])
     todo = [(src, dst) for src, dst in pairs if s.overwrite or not dst.exists()]
     report.skipped = len(pairs) - len(todo)
     videos = [(src, dst) for src, dst in todo if is_video_file(src)]
     todo = [(src, dst) for src, dst in todo if not is_video_file(src)]
-    loader = DataLoader(_ImageFiles([src for src, _ in todo], s.max_pixels), batch_size=None, collate_fn=_as_loaded,
+    loader = DataLoader(_ImageFiles([src for src, _ in todo], s.limits), batch_size=None, collate_fn=_as_loaded,
                         num_workers=s.num_workers if len(todo) > 1 else 0)
     with tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True) as bar, \
             ThreadPoolExecutor(max_workers=2) as saver:
@@ -151,13 +180,14 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
             pending.clear()
 
         for i, image, error in loader:
+            check_stop()
             if error is not None:
                 report.failures.append((str(todo[i][0]), error))
                 bar.update(1)
                 continue
             if image is None:  # a volume
                 saves.append((i, saver.submit(translate_volume, translator, todo[i][0], todo[i][1], direction,
-                                              batch_size)))
+                                              batch_size, s.limits)))
                 bar.update(1)
                 continue
             pending.append((i, image))
@@ -178,7 +208,8 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
         try:
             report.videos.append(translator.translate_video(src, dst, direction=direction, batch_size=batch_size,
                                                             temporal_statistics=s.temporal_statistics, crf=s.crf,
-                                                            codec=s.codec, overwrite=True, tile=tile))
+                                                            codec=s.codec, overwrite=True, tile=tile,
+                                                            limits=s.limits))
             report.converted += 1
         except Img2ImgError as e:
             report.failures.append((str(src), str(e).removeprefix(f"{src}: ")))
@@ -191,11 +222,11 @@ def _as_loaded(item):
 
 
 def translate_volume(translator: Translator, src: Path, dst: Path, direction: str = "AtoB",
-                     batch_size: int = 8) -> None:
+                     batch_size: int = 8, limits: Limits | None = DEFAULT_LIMITS) -> None:
     """A NIfTI volume translated slice by slice along the model's slice axis and written as
     NIfTI with the input's affine and header (several output channels become a 4th axis)."""
-    volume, image = read_volume(src)
     axis = translator.cfg.data.slice_axis % 3
+    volume, image = read_volume(src, limits, axis)
     slices = [np.take(volume, k, axis=axis) for k in range(volume.shape[axis])]
     out = translator.translate_pixels(slices, direction=direction, batch_size=batch_size)
     result = np.stack(out, axis=axis)  # X x Y x Z x C

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..cancellation import check_stop
 from ..errors import Img2ImgError
 from ..io.pixel_format import PixelFormat, resize_pixels
 from ..models.norm import SharedStatistics, shared_statistics
@@ -163,6 +164,7 @@ def _run_tiles(network: Network, pixels: np.ndarray, tiling: Tiling, batch_size:
             weight[: len(carry)] = carry_weight
         row_window = blend_window(y, tiling.tile, height, tiling.overlap)
         for start in range(0, len(cols), batch_size):
+            check_stop()
             chunk = cols[start : start + batch_size]
             batch = torch.stack([formats.source.encode(_tile(pixels, row_index, col_index, y, x, tile_h, tile_w))
                                  for x in chunk])

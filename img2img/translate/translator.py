@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..cancellation import check_stop
 from ..checkpoint import checkpoint_config, load_checkpoint, load_generators
 from ..config import Direction, RunConfig
 from ..device import resolve_device
@@ -211,6 +212,7 @@ class Translator:
         # Same-sized images go through the network together.
         for (width, height), idx in whole.items():
             for start in range(0, len(idx), batch_size):
+                check_stop()
                 chunk = idx[start : start + batch_size]
                 try:
                     results = self.translate_tensor(torch.stack([formats.source.encode(pixels[i]) for i in chunk]),
@@ -249,6 +251,7 @@ class Translator:
         net = self.generator(direction)
         out = []
         for start in range(0, len(frames), batch_size):
+            check_stop()
             x = torch.stack([formats.source.encode(self.pixels_of(f, direction)) for f in frames[start:start + batch_size]])
             with shared_statistics(statistics):
                 statistics.record(len(x))

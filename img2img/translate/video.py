@@ -27,7 +27,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..cancellation import check_stop
 from ..errors import Img2ImgError
+from ..io.limits import DEFAULT_LIMITS, Limits, over_limit
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
@@ -155,7 +157,7 @@ class VideoSource:
     """A video file decoded on its own thread: upright RGB frames from `frames()`, and the audio
     (packets to copy, or frames to re-encode, per `audio`) queued for the sink."""
 
-    def __init__(self, src: Path) -> None:
+    def __init__(self, src: Path, limits: Limits | None = DEFAULT_LIMITS) -> None:
         self.src = src
         self.container = _open_input(src)
         self.video = self.container.streams.video[0]
@@ -167,11 +169,26 @@ class VideoSource:
         self.rate = self.video.average_rate or self.video.guessed_rate or Fraction(25)
         duration = self.video.duration
         self.total = self.video.frames or (int(float(duration * self.video.time_base) * self.rate) if duration else None)
+        if limits is not None:
+            problem = self.over(limits)
+            if problem:
+                self.container.close()
+                raise Img2ImgError(f"{src}: {problem}")
         # Audio is small, and may come before the first video frame: never a reason to block.
         self.audio_items: queue.Queue = queue.Queue()
         self._frames: queue.Queue | None = None
         self._stop = threading.Event()
         self._decoder: _Worker | None = None
+
+    def over(self, limits: Limits) -> str | None:
+        """What the container's header declares beyond `limits`, before any frame is decoded."""
+        width, height = self.video.codec_context.width, self.video.codec_context.height
+        seconds = self.container.duration / 1e6 if self.container.duration else None
+        if seconds is None and self.video.duration:
+            seconds = float(self.video.duration * self.video.time_base)
+        return (over_limit(f"a frame of {width}x{height}", width * height, "max_video_pixels", limits, " pixels")
+                or (over_limit("its length", seconds, "max_video_seconds", limits, " s") if seconds else None)
+                or (over_limit("its frame count", self.total, "max_video_frames", limits) if self.total else None))
 
     def start(self, audio: str, buffered: int) -> None:
         """Start decoding, holding at most `buffered` frames ahead of the consumer."""
@@ -325,11 +342,12 @@ class VideoSink:
 def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str, *, batch_size: int = 8,
                            crf: int = DEFAULT_CRF, codec: str | None = None, overwrite: bool = False,
                            progress: Callable[[int, int | None], None] | None = None, show_bar: bool = True,
-                           temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS) -> VideoReport:
+                           temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
+                           limits: Limits | None = DEFAULT_LIMITS) -> VideoReport:
     """Video `src` through `translate`, batch by batch, into `dst` (its container from the
     suffix). `progress(done, total)` is called after each batch; `show_bar` draws a tqdm bar in
     frames with frames/s and ETA. `temporal_statistics` is only reported (the window `translate`
-    pools its statistics over)."""
+    pools its statistics over). `limits` are checked against the container's header first."""
     import av
     from tqdm import tqdm
 
@@ -340,7 +358,7 @@ def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str
                            f"{', '.join(sorted(CONTAINERS))}")
     if dst.exists() and not overwrite:
         raise Img2ImgError(f"{dst}: exists (use --overwrite to replace it)")
-    source = VideoSource(src)
+    source = VideoSource(src, limits)
     dst.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     sink, bar = None, None
@@ -351,6 +369,7 @@ def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str
         bar = tqdm(total=source.total, desc=f"video {src.name}", unit="frame", dynamic_ncols=True,
                    disable=not show_bar)
         for frames in source.batches(batch_size):
+            check_stop()
             if sink is None:
                 height, width = frames[0].shape[:2]
                 sink = VideoSink(dst, container_format, source, audio, width, height, crf, codec)
@@ -359,6 +378,8 @@ def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str
                 meter.add(source_frame, result)
             sink.write(results)
             done += len(frames)
+            if limits is not None and done > limits.max_video_frames:  # a header can understate its length
+                raise Img2ImgError(f"{src}: {over_limit('its frame count', done, 'max_video_frames', limits)}")
             bar.update(len(frames))
             if progress is not None:
                 progress(done, source.total)
