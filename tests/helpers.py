@@ -241,7 +241,9 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000):
     import app as app_module
 
     port = free_port()
-    app = app_module.build_app(checkpoints, device="cpu", max_pixels=max_pixels)
+    from img2img.io.limits import Limits
+
+    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels))
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return app, f"http://127.0.0.1:{port}/"
 

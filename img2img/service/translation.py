@@ -1,14 +1,21 @@
 """What the app does for each request, without the page: the models on offer, the request's
 model resolved, checked and loaded, the translation of an image, a webcam frame, a video, a
 scientific file or a batch, and the lines and previews that go back. Errors are `ServiceError`s
-whose text a visitor may see (server paths stripped); the page shows them as they are."""
+whose text a visitor may see (server paths stripped); the page shows them as they are.
+
+Each request writes into a folder of its own (`request_folder`), which only that request
+removes; every input is checked against the service's `Limits` from its header before it is
+decoded, and the work stops between tiles, frames, slices and files when the request's
+`StopSignal` is set (img2img.cancellation)."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,11 +23,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from ..cancellation import Cancelled, check_stop
 from ..errors import Img2ImgError
+from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import resize_pixels
-from ..io.readers import DEFAULT_MAX_PIXELS, is_volume_file, list_images, read_image, read_volume
+from ..io.readers import is_volume_file, list_images, read_image, read_volume
 from ..io.writers import output_suffix, with_suffix, write_image
-from ..translate.batch import translate_volume
+from ..translate.batch import translate_volume, unique_outputs
 from ..translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
 from ..translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 from ..translate.translator import Translator, to_pil
@@ -42,6 +51,11 @@ No checkpoint was found in `{folder}`. To get one:
 Then restart the app, or add a published model below.
 """
 
+# Live frames arrive decoded (Gradio decodes the browser's JPEG); larger ones are refused
+# before they are scaled.
+MAX_LIVE_PIXELS = 4096 * 2160
+MAX_BATCH_FILES = 64
+
 # progress(fraction done or None, desc=what is happening), as Gradio's gr.Progress is called.
 Progress = Callable[..., None]
 
@@ -54,18 +68,12 @@ def _no_progress(fraction: float | None, desc: str = "") -> None:
     pass
 
 
-def visitor_message(error: Exception, path: str | Path) -> str:
-    """The error's text without the server's folder of the uploaded file."""
-    return str(error).replace(str(Path(path).parent) + "/", "")
-
-
-def remove_stale_folders(parent: Path, pattern: str, max_age_s: float) -> None:
-    """Batch results are copied into Gradio's cache when a request returns, so older request
-    folders are no longer read; ones younger than `max_age_s` may belong to a running request."""
-    now = time.time()
-    for folder in parent.glob(pattern):
-        if now - folder.stat().st_mtime > max_age_s:
-            shutil.rmtree(folder, ignore_errors=True)
+def visitor_message(error: Exception, *paths: str | Path) -> str:
+    """The error's text without the server's folders of the request's files."""
+    text = str(error)
+    for path in paths:
+        text = text.replace(str(Path(path).parent) + "/", "")
+    return text
 
 
 class ModelShelf:
@@ -79,14 +87,18 @@ class ModelShelf:
     def refresh(self) -> None:
         models, skipped = discover_checkpoints(self.folder)
         with self._lock:
-            self.models, self.skipped = models, skipped
-            self.by_key: dict[str, ModelInfo] = {str(m.path): m for m in models}
+            self.models = models
+            self.skipped = [visitor_message(line, self.folder / "x") for line in skipped]
+
+    def key(self, info: ModelInfo) -> str:
+        """The model's name on the page: its path inside the folder (no server path)."""
+        return str(info.path.relative_to(self.folder)) if info.path.is_relative_to(self.folder) else info.path.name
 
     def choices(self) -> list[tuple[str, str]]:
-        return [(m.label, str(m.path)) for m in self.models]
+        return [(m.label, self.key(m)) for m in self.models]
 
     def find(self, key: str) -> ModelInfo | None:
-        return self.by_key.get(key) or next((m for m in self.models if key in (m.label, m.name, m.path.name)), None)
+        return next((m for m in self.models if key in (self.key(m), str(m.path), m.label, m.name)), None)
 
 
 def published_button_label(entry: PretrainedModel, added: bool) -> str:
@@ -108,13 +120,16 @@ class FileResult:
 
 
 class TranslationService:
-    """The app's library layer. `work` holds every file it writes (examples, results)."""
+    """The app's library layer. `work` holds every file it writes (examples, each request's
+    folder); `limits` bound what one input may cost."""
 
     def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto",
-                 max_pixels: int = DEFAULT_MAX_PIXELS, published_url: str | None = None) -> None:
+                 limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
+                 max_batch_files: int = MAX_BATCH_FILES) -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.work = work
-        self.max_pixels = max_pixels
+        self.limits = limits
+        self.max_batch_files = max_batch_files
         self.published_url = published_url
         self.shelf = ModelShelf(self.checkpoint_dir)
         self.cache = TranslatorCache(device)
@@ -124,12 +139,12 @@ class TranslationService:
     # ---- the request's model ------------------------------------------------------------
     def resolve(self, model: str | None) -> ModelInfo:
         if not self.shelf.models:
-            raise ServiceError(f"No model is available: put a checkpoint in {self.checkpoint_dir}/ or add a published "
+            raise ServiceError("No model is available: put a checkpoint in the app's model folder or add a published "
                                "one (see the page).")
         key = model or self.default_model
         info = self.shelf.find(key)
         if info is None:
-            raise ServiceError(f"Unknown model {key!r}; choose one of: {', '.join(m.name for m in self.shelf.models)}")
+            raise ServiceError(f"Unknown model {key!r}; choose one of: {', '.join(self.shelf.key(m) for m in self.shelf.models)}")
         return info
 
     def load(self, model: str | None, direction: str) -> tuple[ModelInfo, Translator]:
@@ -137,7 +152,10 @@ class TranslationService:
         info = self.resolve(model)
         if direction not in info.directions:
             raise ServiceError(f"{info.name} translates {' and '.join(info.directions)} only, not {direction}.")
-        return info, self.cache.get(info.path)
+        try:
+            return info, self.cache.get(info.path)
+        except Img2ImgError as e:
+            raise ServiceError(f"{self.shelf.key(info)} cannot be loaded: {visitor_message(e, info.path)}") from None
 
     def preload(self) -> Translator | None:
         """Load the default model (on the CPU, also its ONNX export) before the first request."""
@@ -148,17 +166,21 @@ class TranslationService:
             return list_images(Path(examples_dir))
         return model_card_examples(self.shelf.models, self.work / "examples")
 
-    def request_folder(self, kind: str, max_age_s: float) -> Path:
-        """A new folder for one request's outputs; older ones of its kind are removed."""
-        remove_stale_folders(self.work, f"{kind}_*", max_age_s=max_age_s)
-        return Path(tempfile.mkdtemp(prefix=f"{kind}_", dir=self.work))
+    @contextlib.contextmanager
+    def request_folder(self) -> Iterator[Path]:
+        """A folder of one request's own, removed when the request ends, however it ends."""
+        folder = Path(tempfile.mkdtemp(prefix="request_", dir=self.work))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ---- translations -------------------------------------------------------------------
     def run_pixels(self, path: str, model: str | None, direction: str):
         """(input pixels, output pixels, translator, a line saying what made it) of an image file
         of any format the readers know, converted to the model's input as needed."""
         info, translator = self.load(model, direction)
-        pixels = translator.pixels_of(read_image(path, max_pixels=self.max_pixels).array, direction)
+        pixels = translator.pixels_of(read_image(path, limits=self.limits).array, direction)
         height, width = pixels.shape[:2]
         tiling = translator.tiling_for(width, height)
         start = time.perf_counter()
@@ -169,37 +191,38 @@ class TranslationService:
                    f"{width}×{height} px {how}, {translator.engine} on {translator.device}; {seconds:.2f} s")
         return pixels, result, translator, details
 
-    def translate_image(self, image: str, model: str | None, direction: str) -> tuple[Path, str]:
+    def translate_image(self, image: str, model: str | None, direction: str, out_dir: Path) -> tuple[Path, str]:
         """The translation as a PNG file of its own (the output itself for 8-bit models, else its
         preview) and a line saying what made it."""
         try:
             _, result, translator, details = self.run_pixels(image, model, direction)
-        except ServiceError:
+        except (ServiceError, Cancelled):
             raise
         except Img2ImgError as e:
             raise ServiceError(visitor_message(e, image)) from None
         # A file of its own: Gradio writes returned PIL images to a path named by their content,
         # and rewrote it while another request for the same picture was still downloading it
         # (truncated responses under concurrent load); a file it copies once, atomically.
-        out = self.request_folder("result", max_age_s=600) / "translated.png"
+        out = out_dir / "translated.png"
         to_pil(result, translator.formats(direction).target).save(out, format="PNG")
         return out, details
 
-    def translate_video(self, video: str, model: str | None, direction: str,
+    def translate_video(self, video: str, model: str | None, direction: str, out_dir: Path,
                         temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
                         progress: Progress = _no_progress) -> tuple[Path, str]:
         """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
         info, translator = self.load(model, direction)
-        out = self.request_folder("video", max_age_s=3600) / f"{Path(video).stem}_translated.mp4"
+        out = out_dir / f"{Path(video).stem}_translated.mp4"
 
         def report(done: int, total: int | None) -> None:
             progress(done / total if total else None, desc=f"{done}{f' of {total}' if total else ''} frames")
 
         try:
             result = translator.translate_video(video, out, direction=direction, show_bar=False,
-                                     temporal_statistics=int(temporal_statistics), progress=report)
+                                     temporal_statistics=int(temporal_statistics), progress=report,
+                                     limits=self.limits)
         except Img2ImgError as e:
-            raise ServiceError(visitor_message(e, video)) from None
+            raise ServiceError(visitor_message(e, video, out)) from None
         summary = result.summary().split(": ", 1)[1]
         return out, (f"**{info.name}**, {info.direction_label(direction)} ({info.details}): {summary}, "
                      f"{translator.engine} on {translator.device}")
@@ -210,6 +233,9 @@ class TranslationService:
         reached over the last 20 frames of this stream (`times`, which it returns updated)."""
         _, translator = self.load(model, direction)
         height, width = frame.shape[:2]
+        if width * height > MAX_LIVE_PIXELS:
+            raise ServiceError(f"a webcam frame of {width}x{height} is over the {MAX_LIVE_PIXELS / 1e6:g} MP "
+                               "the live tab takes")
         scale = min(1.0, side / max(height, width))
         small = resize_pixels(frame, max(1, round(width * scale)), max(1, round(height * scale)))
         result = translator.translate_pixels(small, direction=direction)
@@ -219,62 +245,74 @@ class TranslationService:
                 f"{rate:.1f} frames/s translated, {width}×{height} → {small.shape[1]}×{small.shape[0]} px "
                 f"({translator.engine} on {translator.device})", times)
 
-    def translate_one(self, path: str, model: str | None, direction: str, out_dir: Path) -> tuple[Path, Path]:
-        """(the lossless output file, its preview PNG) of one uploaded file in `out_dir`."""
+    def translate_one(self, path: str, model: str | None, direction: str, out: Path) -> Path:
+        """One uploaded file translated into `out` without loss; returns its preview PNG."""
         source = Path(path)
-        info, translator = self.load(model, direction)
+        _, translator = self.load(model, direction)
         target = translator.formats(direction).target
-        out = out_dir / with_suffix(source, output_suffix(source, "auto", target.dtype, target.channels)).name
-        preview = out_dir / f"{out.name}.preview.png"
+        preview = out.parent / f"{out.name}.preview.png"
         if is_volume_file(source):
-            translate_volume(translator, source, out, direction)
-            volume, _ = read_volume(out)
+            translate_volume(translator, source, out, direction, limits=self.limits)
             axis = translator.cfg.data.slice_axis % 3
-            result = np.take(volume, volume.shape[axis] // 2, axis=axis)
+            volume, _ = read_volume(out, None)
+            result = np.take(volume, volume.shape[axis] // 2, axis=axis)  # H x W, or H x W x C
             to_pil(result[..., None] if result.ndim == 2 else result, target).save(preview)
         else:
             _, result, translator, _ = self.run_pixels(path, model, direction)
             write_image(out, result)
             to_pil(result, target).save(preview)
-        return out, preview
+        return preview
 
-    def translate_many(self, files: list[str], model: str | None, direction: str,
+    def translate_many(self, files: list[str], model: str | None, direction: str, out_dir: Path,
                        progress: Progress = _no_progress) -> tuple[list[tuple[str, str]], Path, str]:
         """Each file translated and written without loss (16-bit PNG, TIFF, .npy, NIfTI as they
         came), all of them in one zip: (gallery of previews, the zip, a status line). A file that
-        fails is skipped and named in the status."""
-        info = self.resolve(model)
+        fails is skipped and named in the status; outputs whose names collide get a suffix."""
+        if len(files) > self.max_batch_files:
+            raise ServiceError(f"{len(files)} files in one batch; at most {self.max_batch_files}")
+        info, translator = self.load(model, direction)
+        target = translator.formats(direction).target
+        results = out_dir / "results"
+        results.mkdir()
+        planned = [(Path(f), results / with_suffix(Path(f), output_suffix(Path(f), "auto", target.dtype,
+                                                                          target.channels)).name) for f in files]
+        planned, renamed = unique_outputs(planned)
         gallery, problems = [], []
-        out_dir = self.request_folder("batch", max_age_s=600)
         zip_path = out_dir / "translated.zip"
         start = time.perf_counter()
         with zipfile.ZipFile(zip_path, "w") as archive:
-            for done, f in enumerate(files):
+            for done, (source, out) in enumerate(planned):
+                check_stop()
                 progress(done / len(files), desc="Translating")
-                name = Path(f).name
                 try:
-                    out, preview = self.translate_one(f, model, direction, out_dir)
+                    preview = self.translate_one(str(source), model, direction, out)
+                except Cancelled:
+                    raise
                 except Img2ImgError as e:
-                    problems.append(f"- {name}: {str(e).replace(str(f), name).split(': ', 1)[-1]}")
+                    problems.append(f"- {source.name}: {visitor_message(e, source).split(': ', 1)[-1]}")
                     continue
                 archive.write(out, out.name)
-                gallery.append((str(preview), name))
+                gallery.append((str(preview), source.name))
         status = (f"Translated {len(gallery)} of {len(files)} images with **{info.name}**, "
                   f"{info.direction_label(direction)}, in {time.perf_counter() - start:.1f} s.")
+        if renamed:
+            status += " Renamed, as another file's result has the name: " + ", ".join(
+                f"{Path(src).name} → {Path(dst).name}" for src, dst in renamed) + "."
         if problems:
             status += " Skipped:\n" + "\n".join(problems)
         return gallery, zip_path, status
 
-    def translate_file(self, file: str, model: str | None, direction: str) -> FileResult:
+    def translate_file(self, file: str, model: str | None, direction: str, out_dir: Path) -> FileResult:
         """A scientific image (16-bit, float, multi-band, DICOM, NIfTI), translated without loss."""
-        info = self.resolve(model)
-        out_dir = self.request_folder("file", max_age_s=600)
+        info, translator = self.load(model, direction)
         try:
-            translator = self.cache.get(info.path)
             formats = translator.formats(direction)
             if is_volume_file(Path(file)):
-                out, preview = self.translate_one(file, model, direction, out_dir)
-                volume, _ = read_volume(file)
+                target = formats.target
+                out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "auto", target.dtype,
+                                                                       target.channels)).name
+                preview = self.translate_one(file, model, direction, out)
+                volume, _ = read_volume(file, self.limits)
                 axis = translator.cfg.data.slice_axis % 3
                 middle = np.take(volume, volume.shape[axis] // 2, axis=axis)
                 shown_in = to_pil(translator.pixels_of(middle, direction), formats.source)
@@ -284,7 +322,7 @@ class TranslationService:
             out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "same", formats.target.dtype,
                                                                    formats.target.channels)).name
             write_image(out, result)
-        except ServiceError:
+        except (ServiceError, Cancelled):
             raise
         except Img2ImgError as e:
             raise ServiceError(visitor_message(e, file)) from None

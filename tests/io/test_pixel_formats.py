@@ -437,7 +437,7 @@ def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_los
         for name, source, channels in (("pix2pix_gray16", "val/A/0.png", 1), ("pix2pix_bands4", "val/A/0.tif", 4),
                                        ("cyclegan_gray16", "testA/0.png", 1), ("cyclegan_bands4", "testA/0.tif", 4)):
             source = format_models / name / source
-            model = str(format_models / "models" / f"{name}.pt")
+            model = f"{name}.pt"
             _, shown_out, result, details = client.predict(handle_file(str(source)), model, "AtoB",
                                                                   api_name="/translate_file")
             pixels = read_image(result).array
@@ -448,7 +448,7 @@ def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_los
         # A one-channel model takes a colour picture in the image tab, as its luminance.
         Image.fromarray(np.full((24, 40, 3), 128, np.uint8)).save(tmp_path / "colour.png")
         output, _ = client.predict(handle_file(str(tmp_path / "colour.png")),
-                                      str(format_models / "models" / "pix2pix_gray16.pt"), "AtoB",
+                                      "pix2pix_gray16.pt", "AtoB",
                                       api_name="/translate")
         assert Image.open(output).size == (40, 24)
     finally:

@@ -1,0 +1,94 @@
+"""Serving the app to others: who may use it, how much work it takes at once, and requests that
+stop when asked. The numbers and their memory arithmetic are in docs/app.md, "Serving the app
+to others"."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from ..cancellation import StopSignal, stop_on
+from ..errors import Img2ImgError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How much the app takes on. Heavy requests (image, video, file, batch) share one group of
+    `max_concurrent` workers; up to `max_queue` more wait, and the next is told the queue is full.
+    Each request stops after `time_limit_s`; live webcam streams are at most `max_live_streams` at
+    once. Uploads above `max_upload_mb` are refused by Gradio while they arrive, and its copies of
+    uploads and results are removed after `cache_minutes`."""
+
+    max_concurrent: int = 2
+    max_queue: int = 16
+    max_live_streams: int = 2
+    time_limit_s: float = 600
+    max_upload_mb: int = 200
+    max_batch_files: int = 64
+    cache_minutes: int = 30
+
+
+def parse_auth(pairs: list[str], auth_file: Path | str | None = None) -> list[tuple[str, str]]:
+    """`user:password` pairs, given on the command line or one per line in a file (blank lines
+    and # comments skipped)."""
+    lines = list(pairs)
+    if auth_file:
+        try:
+            text = Path(auth_file).read_text()
+        except OSError as e:
+            raise Img2ImgError(f"{auth_file}: cannot read the auth file ({e.strerror})") from None
+        lines += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    accounts = []
+    for i, line in enumerate(lines, 1):
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise Img2ImgError(f"auth entry {i}: expected user:password with neither empty")
+        accounts.append((user, password))
+    return accounts
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_problem(host: str, share: bool, has_auth: bool, allow_anonymous: bool) -> str | None:
+    """Why the app must not start as asked: reachable from elsewhere with no login."""
+    if has_auth or allow_anonymous or (is_loopback(host) and not share):
+        return None
+    where = "a public --share link" if share else f"--host {host}"
+    return (f"{where} without a login would let anyone use this server: add --auth user:password (or --auth-file), "
+            "or --allow-anonymous to serve it openly on purpose")
+
+
+async def run_stoppable(work: Callable[[], T], signal: StopSignal, client_gone: Callable[[], bool],
+                        poll_s: float = 0.25) -> T:
+    """`work()` on a worker thread under `signal` (see img2img.cancellation). When the awaiting
+    task is cancelled (the client cancelled) or `client_gone()` turns true (it disconnected), the
+    signal is set and the work stops at its next check; the thread is not left running."""
+    def run() -> T:
+        with stop_on(signal):
+            return work()
+
+    task = asyncio.ensure_future(anyio.to_thread.run_sync(run))
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if client_gone():
+                signal.set("the client went away")
+    except asyncio.CancelledError:
+        signal.set("cancelled by the client")
+        raise
