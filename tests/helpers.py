@@ -256,3 +256,62 @@ def set_rotation(path):
     offset = at + 4 + (36 if version == 1 else 24) + 16  # past the times, ids, layer and volume
     struct.pack_into(">9i", data, offset, 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
     Path(path).write_bytes(data)
+
+
+# ---- hostile files: tiny on disk, huge when decoded (headers written by hand) ---------------------
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose IHDR declares width x height RGB, with no image data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) +
+                     chunk(b"IEND", b""))
+    return path
+
+
+def tiff_planes_header(path: Path, planes: int, height: int, width: int) -> Path:
+    """A TIFF whose one page declares `planes` float32 planes of height x width, stored
+    separately, each strip a few bytes long (the data is not there)."""
+    import struct
+
+    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 32), (259, 3, 1, 1), (262, 3, 1, 1),
+               (277, 3, 1, planes), (278, 4, 1, height), (284, 3, 1, 2), (339, 3, 1, 3)]
+    n = len(entries) + 2
+    ifd_size = 2 + 12 * n + 4
+    offsets_at = 8 + ifd_size
+    counts_at = offsets_at + 4 * planes
+    data_at = counts_at + 4 * planes
+    entries += [(273, 4, planes, offsets_at), (279, 4, planes, counts_at)]
+    body = struct.pack("<H", n) + b"".join(
+        struct.pack("<HHII", tag, kind, count, value) if kind == 4 or count > 1 else
+        struct.pack("<HHIHH", tag, kind, count, value, 0) for tag, kind, count, value in sorted(entries))
+    body += struct.pack("<I", 0)
+    body += struct.pack(f"<{planes}I", *[data_at] * planes) + struct.pack(f"<{planes}I", *[4] * planes) + b"\0" * 4
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8) + body)
+    return path
+
+
+def nifti_header_only(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Path:
+    """A .nii.gz whose header declares `shape`, with no voxels after it."""
+    import gzip
+
+    import nibabel
+
+    header = nibabel.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header["vox_offset"] = 352
+    with gzip.open(path, "wb") as f:
+        f.write(header.binaryblock + b"\0" * 4)
+    return path
+
+
+def npy_header_only(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Path:
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                 "shape": shape})
+    return path

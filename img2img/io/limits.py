@@ -34,8 +34,9 @@ def flag_for(name: str) -> str:
 
 
 def over_limit(what: str, value: float, name: str, limits: Limits, unit: str = "") -> str | None:
-    """The refusal for `value` above `limits.<name>`, naming the flag that raises it; None if within."""
+    """The refusal for `value` above `limits.<name>` ("{what} {value}{unit}, over the limit of ..."),
+    naming the flag that raises it; None if within."""
     bound = getattr(limits, name)
     if value <= bound:
         return None
-    return f"{what} is {value:,.0f}{unit}, over the limit of {bound:,.0f}{unit} (raise {flag_for(name)} to allow it)"
+    return f"{what} {value:,.0f}{unit}, over the limit of {bound:,.0f}{unit} (raise {flag_for(name)} to allow it)"

@@ -134,9 +134,9 @@ def check_header(path: Path, header: Header, limits: Limits | None) -> None:
     if w * h > limits.max_pixels:
         raise ImageReadError(path, f"{w}x{h} is {w * h / 1e6:.1f} MP, over the {limits.max_pixels / 1e6:g} MP limit "
                              "(raise --max-pixels to allow it)")
-    problem = (over_limit(f"{c} channels", c, "max_channels", limits)
-               or over_limit(f"{w}x{h}x{c} values of {size} bytes", w * h * c * size / 2**20, "max_decoded_mb",
-                             limits, " MB"))
+    problem = (over_limit("it has", c, "max_channels", limits, " channels")
+               or over_limit(f"decoded ({w}x{h}x{c} values of {size} bytes) it takes", w * h * c * size / 2**20,
+                             "max_decoded_mb", limits, " MB"))
     if problem:
         raise ImageReadError(path, problem)
 
@@ -301,10 +301,14 @@ def _read_tiff(path: Path) -> Pixels:
 
 # ---- NumPy arrays -------------------------------------------------------------------------------
 def _npy_header(path: Path) -> Header:
-    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    if mapped.dtype.kind not in "uifb":
-        raise ImageReadError(path, f"array of {mapped.dtype}; expected integers or floats")
-    return Header(*_hwc_shape(mapped.shape, path), mapped.dtype.itemsize)
+    """From the .npy header alone (what it declares, whatever follows)."""
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    if dtype.kind not in "uifb":
+        raise ImageReadError(path, f"array of {dtype}; expected integers or floats")
+    return Header(*_hwc_shape(shape, path), dtype.itemsize)
 
 
 def _read_npy(path: Path) -> Pixels:
@@ -383,9 +387,9 @@ def check_volume(path: Path, limits: Limits | None, slice_axis: int = -1) -> Non
     if limits is None:
         return
     shape, channels = _nifti_dims(path)
-    problem = (over_limit(f"a volume of {' x '.join(map(str, shape))} voxels", int(np.prod(shape, dtype=np.int64)) * channels,
-                          "max_volume_voxels", limits)
-               or over_limit(f"{shape[slice_axis]} slices", shape[slice_axis], "max_volume_slices", limits))
+    problem = (over_limit(f"its volume ({' x '.join(map(str, shape))}) has", int(np.prod(shape, dtype=np.int64)) * channels,
+                          "max_volume_voxels", limits, " voxels")
+               or over_limit("it has", shape[slice_axis], "max_volume_slices", limits, " slices"))
     if problem:
         raise ImageReadError(path, problem)
 

@@ -42,20 +42,25 @@ class BatchReport:
 
 
 def unique_outputs(pairs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
-    """The pairs with each output named once: where two inputs map to one output (a.png and
-    a.jpg both to a.png), the later one's gets its input's extension as a suffix (a_jpg.png),
-    then a number. Returns the pairs and the (input, output) of each renamed one."""
-    taken = {dst for _, dst in pairs}
-    seen, renamed, result = set(), [], []
+    """The pairs with each output named once. Where inputs map to one output (a.png, a.jpg and
+    a.bmp all to a.png), the input of that very name keeps it (else the first), and the others get
+    their own extension as a suffix (a_jpg.png), then a number. Returns the pairs and the
+    (input, output) of each renamed one."""
+    keeps = {}
     for src, dst in pairs:
-        if dst in seen:
-            stem, suffix = dst.name[: -len("".join(dst.suffixes[-1:]))], dst.suffix
-            candidate, n = dst.with_name(f"{stem}_{src.suffix.lstrip('.').lower()}{suffix}"), 2
-            while candidate in seen or candidate in taken:
-                candidate, n = dst.with_name(f"{stem}_{src.suffix.lstrip('.').lower()}_{n}{suffix}"), n + 1
+        if dst not in keeps or (src.suffix.lower() == dst.suffix.lower() != keeps[dst].suffix.lower()):
+            keeps[dst] = src
+    taken = set(keeps)
+    renamed, result = [], []
+    for src, dst in pairs:
+        if keeps[dst] != src:
+            stem, kind, n = dst.name[: -len(dst.suffix)] if dst.suffix else dst.name, src.suffix.lstrip(".").lower(), 2
+            candidate = dst.with_name(f"{stem}_{kind}{dst.suffix}")
+            while candidate in taken:
+                candidate, n = dst.with_name(f"{stem}_{kind}_{n}{dst.suffix}"), n + 1
+            taken.add(candidate)
             renamed.append((str(src), str(candidate)))
             dst = candidate
-        seen.add(dst)
         result.append((src, dst))
     return result, renamed
 

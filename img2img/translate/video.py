@@ -186,9 +186,9 @@ class VideoSource:
         seconds = self.container.duration / 1e6 if self.container.duration else None
         if seconds is None and self.video.duration:
             seconds = float(self.video.duration * self.video.time_base)
-        return (over_limit(f"a frame of {width}x{height}", width * height, "max_video_pixels", limits, " pixels")
-                or (over_limit("its length", seconds, "max_video_seconds", limits, " s") if seconds else None)
-                or (over_limit("its frame count", self.total, "max_video_frames", limits) if self.total else None))
+        return (over_limit(f"its frames ({width}x{height}) have", width * height, "max_video_pixels", limits, " pixels")
+                or (over_limit("it lasts", seconds, "max_video_seconds", limits, " s") if seconds else None)
+                or (over_limit("it has", self.total, "max_video_frames", limits, " frames") if self.total else None))
 
     def start(self, audio: str, buffered: int) -> None:
         """Start decoding, holding at most `buffered` frames ahead of the consumer."""
@@ -379,7 +379,7 @@ def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str
             sink.write(results)
             done += len(frames)
             if limits is not None and done > limits.max_video_frames:  # a header can understate its length
-                raise Img2ImgError(f"{src}: {over_limit('its frame count', done, 'max_video_frames', limits)}")
+                raise Img2ImgError(f"{src}: {over_limit('it has more than', done, 'max_video_frames', limits, ' frames')}")
             bar.update(len(frames))
             if progress is not None:
                 progress(done, source.total)

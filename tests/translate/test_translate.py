@@ -147,3 +147,31 @@ def test_exported_generator_is_small_and_translates_like_the_full_checkpoint(che
     full = np.asarray(Translator.from_checkpoint(checkpoint, device="cpu").translate(image), int)
     small = np.asarray(Translator.from_checkpoint(out, device="cpu").translate(image), int)
     assert np.abs(full - small).max() <= 2  # fp16 weights
+
+
+def test_outputs_whose_names_collide_get_a_suffix_and_the_report_says_so(tmp_path, capsys):
+    from helpers import CHECKPOINT_FIXTURES
+
+    (tmp_path / "in").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "a.jpg", "a.bmp"):
+        random_image(rng, 32, 32).save(tmp_path / "in" / name)
+    assert main(["translate", "--checkpoint", str(CHECKPOINT_FIXTURES / "pix2pix.pt"), str(tmp_path / "in"),
+                 str(tmp_path / "out"), "--device", "cpu", "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a_bmp.png", "a_jpg.png"]
+    assert "converted 3" in out
+    assert "renamed: " in out and out.count("(another input's output has its name)") == 2
+
+
+def test_an_output_that_is_its_own_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    from helpers import CHECKPOINT_FIXTURES
+
+    image = tmp_path / "same.png"
+    random_image(np.random.default_rng(0), 32, 32).save(image)
+    before = image.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert main(["translate", "--checkpoint", str(CHECKPOINT_FIXTURES / "pix2pix.pt"), str(image), str(image),
+                     "--device", "cpu", *extra]) != 0
+        assert "is the input itself" in capsys.readouterr().err
+    assert image.read_bytes() == before
