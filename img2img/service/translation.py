@@ -27,7 +27,7 @@ from ..cancellation import Cancelled, check_stop
 from ..errors import Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import resize_pixels
-from ..io.readers import is_volume_file, list_images, read_image, read_volume
+from ..io.readers import check_volume, is_volume_file, list_images, read_image, read_volume, reader_for
 from ..io.writers import output_suffix, with_suffix, write_image
 from ..translate.batch import translate_volume, unique_outputs
 from ..translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
@@ -175,10 +175,23 @@ class TranslationService:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def check_upload(self, path: str | Path) -> None:
+        """Refuse a file over the limits from its header, before a model is loaded for it."""
+        path = Path(path)
+        try:
+            if is_volume_file(path):
+                check_volume(path, self.limits)
+            reader_for(path).check(path, self.limits, -1)
+        except Img2ImgError as e:
+            raise ServiceError(visitor_message(e, path)) from None
+        except Exception as e:  # each library raises its own types for broken headers
+            raise ServiceError(f"{path.name}: cannot read its header ({type(e).__name__})") from None
+
     # ---- translations -------------------------------------------------------------------
     def run_pixels(self, path: str, model: str | None, direction: str):
         """(input pixels, output pixels, translator, a line saying what made it) of an image file
         of any format the readers know, converted to the model's input as needed."""
+        self.check_upload(path)
         info, translator = self.load(model, direction)
         pixels = translator.pixels_of(read_image(path, limits=self.limits).array, direction)
         height, width = pixels.shape[:2]
@@ -248,6 +261,7 @@ class TranslationService:
     def translate_one(self, path: str, model: str | None, direction: str, out: Path) -> Path:
         """One uploaded file translated into `out` without loss; returns its preview PNG."""
         source = Path(path)
+        self.check_upload(source)
         _, translator = self.load(model, direction)
         target = translator.formats(direction).target
         preview = out.parent / f"{out.name}.preview.png"
@@ -304,6 +318,7 @@ class TranslationService:
 
     def translate_file(self, file: str, model: str | None, direction: str, out_dir: Path) -> FileResult:
         """A scientific image (16-bit, float, multi-band, DICOM, NIfTI), translated without loss."""
+        self.check_upload(file)
         info, translator = self.load(model, direction)
         try:
             formats = translator.formats(direction)

@@ -1,0 +1,79 @@
+"""Serving the app to others: logins, refusals from headers over HTTP, and work that stops when
+the client cancels."""
+import time
+
+import numpy as np
+import pytest
+from helpers import launch, nifti_header_only, npy_header_only, random_image, tiff_planes_header
+
+import app as app_module
+from img2img.errors import Img2ImgError
+from img2img.service.serving import exposure_problem, parse_auth
+
+
+def test_serving_beyond_this_machine_needs_a_login_or_says_it_is_anonymous(capsys):
+    assert exposure_problem("127.0.0.1", share=False, has_auth=False, allow_anonymous=False) is None
+    assert exposure_problem("0.0.0.0", share=False, has_auth=True, allow_anonymous=False) is None
+    assert exposure_problem("0.0.0.0", share=False, has_auth=False, allow_anonymous=True) is None
+    assert "--auth" in exposure_problem("127.0.0.1", share=True, has_auth=False, allow_anonymous=False)
+    assert app_module.main(["--host", "0.0.0.0", "--checkpoints", "nowhere"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--host 0.0.0.0 without a login" in err[0] and "--allow-anonymous" in err[0]
+
+
+def test_logins_come_from_flags_and_a_file(tmp_path):
+    (tmp_path / "logins").write_text("# lab\nann:secret\n\nbob:pass:with:colons\n")
+    assert parse_auth(["me:pw"], tmp_path / "logins") == [("me", "pw"), ("ann", "secret"), ("bob", "pass:with:colons")]
+    with pytest.raises(Img2ImgError, match="auth entry 1: expected user:password"):
+        parse_auth(["nopassword"])
+
+
+@pytest.fixture(scope="module")
+def served(models_dir, tmp_path_factory):
+    app, url = launch(models_dir, tmp_path_factory.mktemp("served"), max_pixels=40_000_000)
+    yield url
+    app.close()
+    app.workdir.cleanup()
+
+
+@pytest.mark.slow
+def test_file_bombs_sent_over_http_are_refused_in_one_line_for_little_cpu(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served, verbose=False)
+    bombs = {
+        tiff_planes_header(tmp_path / "planes.tif", 32, 4000, 4000): "over the limit of 1,024 MB",
+        npy_header_only(tmp_path / "huge.npy", (30000, 30000)): "over the 40 MP limit",
+        nifti_header_only(tmp_path / "cube.nii.gz", (2048, 2048, 2048)): "8,589,934,592 voxels",
+        nifti_header_only(tmp_path / "slices.nii.gz", (1, 1, 32767)): "32,767 slices",
+    }
+    for path, reason in bombs.items():
+        start = time.process_time()
+        with pytest.raises(Exception) as refused:
+            client.predict(handle_file(str(path)), "tiny.pt", "AtoB", api_name="/translate_file")
+        message = str(refused.value)
+        assert reason in message and "\n" not in message.strip() and str(tmp_path) not in message, message
+        assert time.process_time() - start < 2.0, path.name  # the app and this client together
+
+
+@pytest.mark.slow
+def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    image = tmp_path / "big.png"
+    random_image(np.random.default_rng(0), 4000, 4000).save(image, compress_level=1)
+    client = Client(served, verbose=False)
+    job = client.submit(handle_file(str(image)), "tiny.pt", "AtoB", api_name="/translate")
+
+    def cpu_rate(seconds: float = 1.0) -> float:
+        start, wall = time.process_time(), time.perf_counter()
+        time.sleep(seconds)
+        return (time.process_time() - start) / (time.perf_counter() - wall)
+
+    deadline = time.monotonic() + 30
+    while cpu_rate(0.5) < 0.5:  # the upload is in and the tiles are running
+        assert time.monotonic() < deadline and not job.done()
+    job.cancel()
+    cancelled = time.monotonic()
+    while cpu_rate(0.5) > 0.2:
+        assert time.monotonic() - cancelled < 5, "still busy 5 s after the cancel"
