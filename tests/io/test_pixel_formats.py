@@ -442,7 +442,7 @@ def test_the_app_takes_16bit_and_multiband_files_and_gives_them_back_without_los
                                                                   api_name="/translate_file")
             pixels = read_image(result).array
             assert pixels.dtype == np.uint16 and pixels.shape == (40, 40, channels)
-            expected = Translator.from_checkpoint(model, device="cpu").translate_pixels(source)
+            expected = Translator.from_checkpoint(format_models / "models" / model, device="cpu").translate_pixels(source)
             assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= 40
             assert Image.open(shown_out).mode == "RGB" and "written as" in details
         # A one-channel model takes a colour picture in the image tab, as its luminance.
