@@ -19,8 +19,9 @@ import torch
 from ..checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
 from ..config import Direction, RunConfig
 from ..errors import Img2ImgError
-from ..files import atomic_path
+from ..files import atomic_path, atomic_write_text
 from ..io.pixel_format import PixelFormat
+from ..log import logger
 
 OPSET = 18
 META_CONFIG, META_DIRECTION, META_SIZE_MULTIPLE, META_BATCH_NORM = (
@@ -89,18 +90,29 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, directions: list[
     return [export_generator(generators[d], cfg, d, path, batch_norm) for d, path in onnx_paths(out, wanted).items()]
 
 
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cached_export(checkpoint: Path | str, generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
                   batch_norm: str) -> Path:
     """The generator's ONNX file in the user's cache, exported on first use; named by the
-    checkpoint's content, so an edited checkpoint gets a fresh export."""
-    digest = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    checkpoint's content, so an edited checkpoint gets a fresh export. The export's own sha256
+    is kept beside it and checked at each use: a cached file that was changed or cut short is
+    exported again rather than trusted."""
     root = Path(os.environ.get("IMG2IMG_CACHE") or Path.home() / ".cache" / "img2img") / "onnx"
-    path = root / f"{digest.hexdigest()[:24]}-{direction}-{batch_norm}-opset{OPSET}.onnx"
-    if not path.is_file():
-        export_generator(generator, cfg, direction, path, batch_norm)
+    path = root / f"{file_sha256(checkpoint)[:24]}-{direction}-{batch_norm}-opset{OPSET}.onnx"
+    recorded = path.with_name(path.name + ".sha256")
+    if path.is_file() and recorded.is_file() and recorded.read_text().strip() == file_sha256(path):
+        return path
+    if path.is_file():
+        logger.warning(f"{path.name}: the cached ONNX export does not match its recorded sha256; exporting it again")
+    export_generator(generator, cfg, direction, path, batch_norm)
+    atomic_write_text(recorded, file_sha256(path) + "\n")
     return path
 
 

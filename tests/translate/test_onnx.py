@@ -122,6 +122,11 @@ def test_cpu_translators_of_unets_default_to_onnxruntime_and_export_once(tmp_pat
     image = random_image(np.random.default_rng(0), 64, 64)
     torch_out = Translator.from_checkpoint(checkpoint, device="cpu", engine="torch").translate(image)
     assert np.abs(np.asarray(second.translate(image), int) - np.asarray(torch_out, int)).max() <= 1
+    # A cached export that was changed is not trusted: it is exported again.
+    exported[0].write_bytes(exported[0].read_bytes()[:-100] + b"\0" * 100)
+    third = Translator.from_checkpoint(checkpoint, device="cpu")
+    assert np.abs(np.asarray(third.translate(image), int) - np.asarray(torch_out, int)).max() <= 1
+    assert exported[0].stat().st_mtime_ns != stamp
 
 
 def test_not_an_onnx_model_is_a_one_line_error(tmp_path):
