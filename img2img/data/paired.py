@@ -71,13 +71,17 @@ class PairedDataset(DomainData, Dataset):
         item_a, item_b = self.pairs[index]
         if item_b is None:
             ab = read_item(item_a, slice_axis=self.slice_axis).array
+            if ab.shape[1] % 2:
+                raise ImageReadError(item_a, f"a mismatched pair: width {ab.shape[1]} is odd, so it cannot be split "
+                                     "into A|B halves")
             half = ab.shape[1] // 2
             a, b = ab[:, :half], ab[:, half:]
         else:
             a = read_item(item_a, slice_axis=self.slice_axis).array
             b = read_item(item_b, slice_axis=self.slice_axis).array
             if a.shape[:2] != b.shape[:2]:
-                raise ImageReadError(item_b, f"size {b.shape[1]}x{b.shape[0]} differs from its A image {item_a.path.name}")
+                raise ImageReadError(item_b, f"a mismatched pair: size {b.shape[1]}x{b.shape[0]} differs from its A "
+                                     f"image {item_a.path.name} ({a.shape[1]}x{a.shape[0]})")
         return (b, a) if self.swap else (a, b)
 
     def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,13 +122,20 @@ def _folder_pairs(split_dir: Path, slice_axis: int) -> list[tuple[ImageItem, Ima
 
 
 def _check_side_by_side(pairs: list[tuple[ImageItem, None]]) -> None:
+    """Refuse a folder none of whose images splits into A|B halves (not this layout at all); a
+    single odd-width image is skipped, and named, when training meets it."""
+    odd = None
     for item, _ in pairs:
         try:
             width, _height = image_size(item.path)
         except ImageReadError:
             continue  # a broken file is skipped and counted when training meets it
-        if width % 2:
-            raise Img2ImgError(f"{item.path}: width {width} is odd, so it cannot be split into A|B halves")
+        if width % 2 == 0:
+            return
+        odd = odd or (item.path, width)
+    if odd:
+        raise Img2ImgError(f"{odd[0]}: width {odd[1]} is odd, so it cannot be split into A|B halves (and no image "
+                           "of this folder can)")
 
 
 def _train_split(cfg: RunConfig, transform) -> PairedDataset:

@@ -219,7 +219,7 @@ class Trainer:
                         for err in batch["errors"]:
                             p.bad_images += 1
                             rank = f"[rank {self.ranks.rank}] " if self.ranks.enabled else ""
-                            logger.warning(f"{rank}warning: skipped unreadable image {err} ({p.bad_images} so far)")
+                            logger.warning(f"{rank}warning: skipped {err} ({p.bad_images} so far)")
                         if "A" not in batch and self.ranks.enabled:
                             # Every rank must take part in every step: repeat this rank's last batch.
                             if last_batch is None:
@@ -252,7 +252,7 @@ class Trainer:
         self.stopped = self._stop_requested or self._stop_agreed
         self.info(f"{'stopped' if self.stopped else 'finished'} at step {p.step}; checkpoint {final}")
         if p.bad_images:
-            self.warning(f"warning: {p.bad_images} unreadable images were skipped")
+            self.warning(f"warning: {p.bad_images} images were skipped (unreadable, or not a usable pair)")
         return final
 
     def _flush_window(self) -> None:

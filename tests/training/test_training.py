@@ -2,9 +2,10 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
-from helpers import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitwise, compare_states
+from helpers import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitwise, compare_states, random_image
 
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
@@ -147,7 +148,7 @@ def test_corrupt_image_is_skipped_with_a_warning_and_counted(paired_dir, tmp_pat
     assert rc == 0
     captured = capsys.readouterr()
     text = captured.out + captured.err
-    assert "skipped unreadable image" in text and "9.png" in text
+    assert "skipped " in text and "9.png: cannot read image" in text
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["bad_images"] >= 1
 
 
@@ -181,6 +182,26 @@ def test_empty_data_folder_gets_a_one_line_error(tmp_path, assert_one_line_error
     (tmp_path / "empty" / "train").mkdir(parents=True)
     assert_one_line_error(("train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
                                   *TINY_PIX2PIX), "empty", "holds no images")
+
+
+def test_an_odd_width_image_and_a_size_mismatched_pair_are_named_and_skipped(paired_dir, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (65, 32)).save(paired_dir / "train" / "odd.png")
+    rc = main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "4", *TINY_PIX2PIX])
+    assert rc == 0
+    text = "".join(capsys.readouterr())
+    assert "odd.png: a mismatched pair: width 65 is odd" in text
+    folders = tmp_path / "folders" / "train"
+    for side, size in (("A", (32, 32)), ("B", (32, 32))):
+        (folders / side).mkdir(parents=True)
+        for i in range(3):
+            random_image(np.random.default_rng(i), *size).save(folders / side / f"{i}.png")
+    random_image(np.random.default_rng(9), 40, 30).save(folders / "B" / "2.png")
+    rc = main(["train", "--data", str(folders.parent), "--out", str(tmp_path / "run2"), "--max-steps", "3",
+               *TINY_PIX2PIX])
+    assert rc == 0
+    assert "2.png: a mismatched pair: size 40x30 differs from its A image 2.png (32x32)" in "".join(capsys.readouterr())
 
 
 def test_odd_width_gets_a_one_line_error(tmp_path, assert_one_line_error):
