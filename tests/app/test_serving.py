@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import launch, nifti_header_only, npy_header_only, random_image, tiff_planes_header
+from helpers import launch, nifti_header_only, npy_header_only, png_header_only, random_image, tiff_planes_header
 
 import app as app_module
 from img2img.errors import Img2ImgError
@@ -77,3 +77,75 @@ def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
     cancelled = time.monotonic()
     while cpu_rate(0.5) > 0.2:
         assert time.monotonic() - cancelled < 5, "still busy 5 s after the cancel"
+
+
+def start_app(models_dir, tmp_path, *flags):
+    """app.py as an operator runs it, in its own process, with its temporary folders in tmp_path."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from helpers import ROOT, free_port
+
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoints", str(models_dir), "--port",
+                                str(port), "--device", "cpu", *flags], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "config", timeout=1)
+            return process, url
+        except httpx.HTTPError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.3)
+    process.kill()
+    raise AssertionError("the app did not start in 60 s")
+
+
+def leftovers(tmp_path) -> list[str]:
+    ours = [str(p) for p in (tmp_path / "tmp").glob("img2img_app_*")]
+    return ours + [str(p) for p in (tmp_path / "gradio").rglob("*") if p.is_file()]
+
+
+@pytest.mark.slow
+def test_sigterm_cleans_up_as_ctrl_c_does(models_dir, tmp_path):
+    import signal
+
+    from gradio_client import Client, handle_file
+
+    process, url = start_app(models_dir, tmp_path)
+    try:
+        # An upload refused from its header: no model needs loading for it.
+        bomb = png_header_only(tmp_path / "wide.png", 9000, 9000)
+        with pytest.raises(Exception, match="over the 40 MP limit"):
+            Client(url, verbose=False).predict(handle_file(str(bomb)), "tiny.pt", "AtoB", api_name="/translate")
+        assert leftovers(tmp_path)  # the upload and the work folder, while it runs
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert leftovers(tmp_path) == []
+
+
+def test_with_logins_nothing_is_served_before_one(models_dir, tmp_path):
+    import httpx
+    from helpers import free_port
+
+    app = app_module.build_app(models_dir, device="cpu")
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               auth=[("ann", "secret")])
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        assert httpx.get(url + "config").status_code == 401
+        assert httpx.post(url + "login", data={"username": "ann", "password": "wrong"}).status_code == 400
+        login = httpx.post(url + "login", data={"username": "ann", "password": "secret"})
+        assert login.status_code == 200 and httpx.get(url + "config", cookies=login.cookies).status_code == 200
+    finally:
+        app.close()
+        app.workdir.cleanup()
