@@ -235,15 +235,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000):
-    """The app (app.py) serving `checkpoints` on a free port: (the app, its URL)."""
+def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, **serving):
+    """The app (app.py) serving `checkpoints` on a free port: (the app, its URL). `serving`:
+    fields of ServingSettings."""
     sys.path.insert(0, str(ROOT))
     import app as app_module
 
-    port = free_port()
     from img2img.io.limits import Limits
+    from img2img.service.serving import ServingSettings
 
-    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels))
+    port = free_port()
+    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels),
+                               serving=ServingSettings(**serving))
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return app, f"http://127.0.0.1:{port}/"
 

@@ -46,14 +46,14 @@ def unique_outputs(pairs: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Pat
     a.bmp all to a.png), the input of that very name keeps it (else the first), and the others get
     their own extension as a suffix (a_jpg.png), then a number. Returns the pairs and the
     (input, output) of each renamed one."""
-    keeps = {}
-    for src, dst in pairs:
-        if dst not in keeps or (src.suffix.lower() == dst.suffix.lower() != keeps[dst].suffix.lower()):
-            keeps[dst] = src
+    keeps: dict[Path, int] = {}  # output: the index of the input that keeps its name
+    for i, (src, dst) in enumerate(pairs):
+        if dst not in keeps or (src.suffix.lower() == dst.suffix.lower() != pairs[keeps[dst]][0].suffix.lower()):
+            keeps[dst] = i
     taken = set(keeps)
     renamed, result = [], []
-    for src, dst in pairs:
-        if keeps[dst] != src:
+    for i, (src, dst) in enumerate(pairs):
+        if keeps[dst] != i:
             stem, kind, n = dst.name[: -len(dst.suffix)] if dst.suffix else dst.name, src.suffix.lstrip(".").lower(), 2
             candidate = dst.with_name(f"{stem}_{kind}{dst.suffix}")
             while candidate in taken:
