@@ -33,7 +33,7 @@ from ..translate.batch import translate_volume, unique_outputs
 from ..translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
 from ..translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 from ..translate.translator import Translator, to_pil
-from ..translate.video import DEFAULT_TEMPORAL_STATISTICS
+from ..translate.video import DEFAULT_TEMPORAL_STATISTICS, VideoSource
 
 # What the file upload takes: images of any bit depth and channel count, arrays, scans.
 FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".dcm", ".nii", ".gz"]
@@ -159,7 +159,7 @@ class TranslationService:
 
     def preload(self) -> Translator | None:
         """Load the default model (on the CPU, also its ONNX export) before the first request."""
-        return self.cache.get(self.default_model) if self.default_model else None
+        return self.cache.get(self.resolve(None).path) if self.default_model else None
 
     def examples(self, examples_dir: Path | str | None) -> list[Path]:
         if examples_dir and Path(examples_dir).is_dir():
@@ -226,6 +226,10 @@ class TranslationService:
                         temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
                         progress: Progress = _no_progress) -> tuple[Path, str]:
         """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
+        try:
+            VideoSource(Path(video), self.limits).close()  # its header against the limits, before a model loads
+        except Img2ImgError as e:
+            raise ServiceError(visitor_message(e, video)) from None
         info, translator = self.load(model, direction)
         out = out_dir / f"{Path(video).stem}_translated.mp4"
 

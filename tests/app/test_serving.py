@@ -149,3 +149,11 @@ def test_with_logins_nothing_is_served_before_one(models_dir, tmp_path):
     finally:
         app.close()
         app.workdir.cleanup()
+
+
+def test_the_default_model_is_loaded_before_the_first_request(models_dir):
+    app = app_module.build_app(models_dir, device="cpu")
+    try:
+        assert app.preload() is not None
+    finally:
+        app.workdir.cleanup()
