@@ -235,9 +235,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, **serving):
-    """The app (app.py) serving `checkpoints` on a free port: (the app, its URL). `serving`:
-    fields of ServingSettings."""
+def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[str, str]] | None = None, **serving):
+    """The app (app.py) serving `checkpoints` on a free port, behind `auth` logins if given: (the
+    app, its URL). `serving`: fields of ServingSettings."""
     sys.path.insert(0, str(ROOT))
     import app as app_module
 
@@ -247,7 +247,7 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, **serving):
     port = free_port()
     app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels),
                                serving=ServingSettings(**serving))
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth)
     return app, f"http://127.0.0.1:{port}/"
 
 

@@ -180,7 +180,7 @@ def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir,
         return translate(self, *args, **kwargs)
 
     monkeypatch.setattr(inference.Translator, "translate_pixels", slowed)
-    app, server = launch(models_dir, tmp_path, max_pixels=4_000_000)
+    app, server = launch(models_dir, tmp_path, max_pixels=4_000_000, auth=[("ann", "secret")])
     shots = screenshot_dir(tmp_path)
     rng = np.random.default_rng(0)
     for name, (w, h) in {"in.png": (64, 48), "second.png": (40, 40)}.items():
@@ -202,6 +202,11 @@ def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir,
         try:
             page = browser.new_page()
             page.goto(server)
+            # A login page first (the app was started with --auth), then the translator.
+            page.get_by_label("username").fill("ann")
+            page.get_by_label("password").fill("secret")
+            page.screenshot(path=str(shots / "login.png"))
+            page.get_by_role("button", name="Login").click()
             # Single image: the model is named by what it does; upload, translate, see the
             # output, the before/after slider and the details line.
             page.get_by_role("button", name="Translate", exact=True).wait_for(timeout=30_000)

@@ -1,6 +1,7 @@
 """Serving the app to others: logins, refusals from headers over HTTP, and work that stops when
 the client cancels."""
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,4 +157,50 @@ def test_the_default_model_is_loaded_before_the_first_request(models_dir):
     try:
         assert app.preload() is not None
     finally:
+        app.workdir.cleanup()
+
+
+@pytest.mark.slow
+def test_short_requests_leave_a_long_batchs_folder_alone(models_dir, tmp_path, monkeypatch):
+    """Each request's folder is its own: others ending, or starting, never remove it (before,
+    a new request removed folders by their age, and a 10-minute batch lost its zip)."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+
+    from img2img.translate.translator import Translator
+
+    translate = Translator.translate_pixels
+
+    def slowed(self, pixels, *args, **kwargs):
+        if isinstance(pixels, np.ndarray) and pixels.shape[:2] == (48, 48):
+            time.sleep(0.5)  # the batch's images only
+        return translate(self, pixels, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "translate_pixels", slowed)
+    app, url = launch(models_dir, tmp_path)
+    try:
+        rng = np.random.default_rng(0)
+        batch = []
+        for i in range(6):
+            random_image(rng, 48, 48).save(tmp_path / f"b{i}.png")
+            batch.append(handle_file(str(tmp_path / f"b{i}.png")))
+        random_image(rng, 40, 40).save(tmp_path / "short.png")
+        client = Client(url, verbose=False)
+        job = client.submit(batch, "tiny.pt", "AtoB", api_name="/translate_batch")
+        work = Path(app.workdir.name)
+        deadline = time.monotonic() + 30
+        while not list(work.glob("request_*")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        long_folder = next(work.glob("request_*"))
+        for _ in range(3):
+            Client(url, verbose=False).predict(handle_file(str(tmp_path / "short.png")), api_name="/translate")
+            assert long_folder.is_dir()
+        _, archive, status = job.result(timeout=60)
+        assert "Translated 6 of 6" in status
+        assert len(zipfile.ZipFile(archive).namelist()) == 6
+        assert not list(work.glob("request_*"))  # each request removed its own folder
+    finally:
+        app.close()
         app.workdir.cleanup()
