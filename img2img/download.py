@@ -15,6 +15,10 @@ from .errors import Img2ImgError
 CHUNK = 1 << 20
 
 
+class ConnectionFailed(Img2ImgError):
+    """No answer from the server at all (refused, unreachable, or no TLS on an https URL)."""
+
+
 def download(url: str, dest: Path | str, expected_size: int | None = None, timeout: float = 60,
              progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Download `url` to `dest` (skipped if `dest` exists).
@@ -38,7 +42,7 @@ def download(url: str, dest: Path | str, expected_size: int | None = None, timeo
             return _finish(part, dest, expected_size)
         raise Img2ImgError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
     except (urllib.error.URLError, OSError) as e:
-        raise Img2ImgError(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
+        raise ConnectionFailed(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
     with response:
         resumed = have > 0 and response.status == 206
         if not resumed:

@@ -12,12 +12,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
 from ..checkpoint import generator_only_checkpoint, save_checkpoint
 from ..config import DataConfig, RunConfig
-from ..download import download
+from ..download import ConnectionFailed, download
 from ..errors import Img2ImgError
 from ..files import sha256_of
 from ..log import logger
@@ -119,8 +120,18 @@ def download_pretrained(name: str, folder: Path | str = "checkpoints", url: str 
         if dst.is_file():
             logger.info(f"{name}: already converted at {dst}")
             return dst
+        raw_path = folder / ".downloads" / f"{name.replace('/', '_')}.pth"
         source = url or entry.url
-        raw = download(source, folder / ".downloads" / f"{name.replace('/', '_')}.pth", progress=progress)
+        if url is None and source.startswith("http://"):
+            # The authors publish http:// links; HTTPS is used where their server answers it.
+            secure = "https://" + source.removeprefix("http://")
+            try:
+                raw, source = download(secure, raw_path, progress=progress), secure
+            except ConnectionFailed as e:
+                logger.warning(f"{name}: no HTTPS from {urlparse(secure).netloc} ({e}); downloading over HTTP")
+                raw = download(source, raw_path, progress=progress)
+        else:
+            raw = download(source, raw_path, progress=progress)
         try:
             convert(raw, dst, method=entry.method, domains=entry.domains,
                     provenance={"source": source, "origin": ORIGIN[entry.method], "licence": LICENCE,

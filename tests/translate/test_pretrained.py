@@ -254,3 +254,17 @@ def test_published_models_are_named_by_what_they_do():
     assert PRETRAINED["edges2shoes"].label == "edges → shoe"
     assert PRETRAINED["summer2winter_yosemite"].label == "summer → winter (yosemite)"
     assert PRETRAINED["horse2zebra"].approximate_mb == 46 and PRETRAINED["edges2shoes"].approximate_mb == 218
+
+
+def test_a_published_model_is_fetched_over_https_where_offered_else_over_http(published, tmp_path, monkeypatch, caplog):
+    import dataclasses
+
+    from img2img.translate import pretrained
+
+    # The test's server speaks plain HTTP only: the HTTPS attempt gets no TLS and falls back.
+    entry = dataclasses.replace(pretrained.PRETRAINED["horse2zebra"], url=published.url("/horse2zebra.pth"))
+    monkeypatch.setitem(pretrained.PRETRAINED, "horse2zebra", entry)
+    with caplog.at_level("WARNING", logger="img2img"):
+        path = pretrained.download_pretrained("horse2zebra", tmp_path / "ck")
+    assert path.is_file() and "no HTTPS from 127.0.0.1" in caplog.text
+    assert [p for p, _ in published.requests] == ["/horse2zebra.pth"]
