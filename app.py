@@ -128,7 +128,9 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             raise gr.Error("Upload a file first.")
 
         def hand_over(result):
-            return (result.input_preview, result.output_preview, file_out.move_resource_to_block_cache(result.path),
+            return (file_in_preview.move_resource_to_block_cache(result.input_preview),
+                    file_out_preview.move_resource_to_block_cache(result.output_preview),
+                    file_out.move_resource_to_block_cache(result.path),
                     result.details)
         return await run_request(lambda folder: service.translate_file(file, model, direction, folder), request,
                                  hand_over)
@@ -226,8 +228,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
                 file_in = gr.File(file_types=translation.FILE_TYPES, label="File")
                 file_out = gr.File(label="Result, without loss")
             with gr.Row():
-                file_in_preview = gr.Image(type="pil", format="png", label="Input preview")
-                file_out_preview = gr.Image(type="pil", format="png", label="Output preview")
+                file_in_preview = gr.Image(type="filepath", format="png", label="Input preview")
+                file_out_preview = gr.Image(type="filepath", format="png", label="Output preview")
             file_button = gr.Button("Translate file", variant="primary")
             file_details = gr.Markdown(elem_id="file-details")
             file_button.click(translate_file, inputs=[file_in, model, direction],

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
 from ..cancellation import Cancelled, check_stop
 from ..errors import Img2ImgError
@@ -111,10 +110,11 @@ def direction_choices(info: ModelInfo | None) -> list[tuple[str, str]]:
 
 @dataclass
 class FileResult:
-    """A scientific file translated: previews of input and output, the lossless file, a line."""
+    """A scientific file translated: previews of input and output (PNG files of their own, for
+    the reason in `translate_image`), the lossless file, a line."""
 
-    input_preview: Image.Image
-    output_preview: Image.Image
+    input_preview: Path
+    output_preview: Path
     path: Path
     details: str
 
@@ -336,9 +336,10 @@ class TranslationService:
                 volume, _ = read_volume(file, self.limits)
                 axis = translator.cfg.data.slice_axis % 3
                 middle = np.take(volume, volume.shape[axis] // 2, axis=axis)
-                shown_in = to_pil(translator.pixels_of(middle, direction), formats.source)
+                shown_in = out_dir / "input.preview.png"
+                to_pil(translator.pixels_of(middle, direction), formats.source).save(shown_in)
                 details = f"**{info.name}**, {info.direction_label(direction)}: a volume of {volume.shape[axis]} slices"
-                return FileResult(shown_in, Image.open(preview), out, details)
+                return FileResult(shown_in, preview, out, details)
             pixels, result, translator, details = self.run_pixels(file, model, direction)
             out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "same", formats.target.dtype,
                                                                    formats.target.channels)).name
@@ -348,7 +349,10 @@ class TranslationService:
         except Img2ImgError as e:
             raise ServiceError(visitor_message(e, file)) from None
         details += f"; output {formats.target.describe()}, written as {out.suffix} without loss"
-        return FileResult(to_pil(pixels, formats.source), to_pil(result, formats.target), out, details)
+        shown_in, shown_out = out_dir / "input.preview.png", out_dir / "output.preview.png"
+        to_pil(pixels, formats.source).save(shown_in)
+        to_pil(result, formats.target).save(shown_out)
+        return FileResult(shown_in, shown_out, out, details)
 
     # ---- more models --------------------------------------------------------------------
     def add_published(self, name: str, progress: Progress = _no_progress) -> Path:

@@ -42,29 +42,35 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
     height = multiple * max(2, -(-128 // multiple))
     channels = cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels
     sample = torch.zeros(2, channels, height, height + multiple * max(1, -(-64 // multiple)))
-    dynamic = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
     net = copy.deepcopy(generator).float().cpu().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            program = torch.onnx.export(net, (sample,), input_names=["image"], output_names=["translated"],
-                                        opset_version=OPSET, dynamo=True, dynamic_shapes=(dynamic,), verbose=False)
-        except ImportError as e:
-            raise Img2ImgError(f"ONNX export needs the onnx and onnxscript packages ({e})") from None
     source, target = (PixelFormat.of_model(cfg.model, side) for side in ("in", "out"))
     if direction == "BtoA":
         source, target = target, source
-    program.model.metadata_props.update({
-        META_CONFIG: json.dumps(cfg.to_dict()),
-        META_INPUT: source.describe(),
-        META_OUTPUT: target.describe(),
-        META_DIRECTION: direction,
-        META_SIZE_MULTIPLE: str(multiple),
-        META_BATCH_NORM: batch_norm,
-    })
+    metadata = {META_CONFIG: json.dumps(cfg.to_dict()), META_INPUT: source.describe(), META_OUTPUT: target.describe(),
+                META_DIRECTION: direction, META_SIZE_MULTIPLE: str(multiple), META_BATCH_NORM: batch_norm}
     with atomic_path(out, suffix=".onnx") as tmp:
-        program.save(str(tmp))
+        _export(net, sample, tmp)
+        import onnx
+
+        model = onnx.load(str(tmp))
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(tmp))
     return out
+
+
+def _export(net: torch.nn.Module, sample: torch.Tensor, path: Path) -> None:
+    """With the TorchScript exporter: 0.3 s for a small U-Net where the torch.export-based one
+    took 18 s (this CPU, torch 2.14), which a user pays at a model's first CPU translation."""
+    dims = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(net, (sample,), str(path), dynamo=False, input_names=["image"],
+                              output_names=["translated"], opset_version=OPSET,
+                              dynamic_axes={"image": dims, "translated": dims})
+        except ImportError as e:
+            raise Img2ImgError(f"ONNX export needs the onnx package ({e})") from None
 
 
 def onnx_paths(out: Path | str, directions: list[Direction]) -> dict[Direction, Path]:
