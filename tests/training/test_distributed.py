@@ -26,16 +26,36 @@ TINY_FLAGS = {"pix2pix": TINY_PIX2PIX, "cyclegan": TINY_CYCLEGAN,
               "cut": [*(f if f != "cyclegan" else "cut" for f in TINY_CYCLEGAN), "--num-patches", "32"]}
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every two-rank run of this module in one torchrun, one after another: {name: its folder},
+    and the finished torchrun."""
+    root = tmp_path_factory.mktemp("ddp")
+    flags, folders = [], {}
+
+    def add(name: str, *run_flags: str) -> None:
+        folders[name] = root / name
+        flags.extend([*(["--and-then"] if flags else []), "--out", str(folders[name]), *run_flags])
+
+    for method in ("pix2pix", "cyclegan", "cut"):
+        data = make_paired(root / f"data_{method}", n_train=6) if method == "pix2pix" else \
+            make_unpaired(root / f"data_{method}", n_a=6, n_b=5)
+        add(method, "--data", str(data), "--max-steps", "4", "--save-every", "2", "--keep", "0", *TINY_FLAGS[method])
+    broken = make_paired(root / "data_broken", n_train=6)
+    (broken / "train" / "5.png").write_bytes(b"not a png")  # in order: rank 1's third sample
+    add("unreadable", "--data", str(broken), "--max-steps", "4", "--serial-batches", *TINY_PIX2PIX)
+    add("wgangp_r1", "--data", str(root / "data_pix2pix"), "--max-steps", "3", "--gan-mode", "wgangp",
+        "--r1-gamma", "10", *TINY_PIX2PIX)
+    done = torchrun(str(WORKER), *flags)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folders, done
+
+
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan", "cut"])
-def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(method, tmp_path):
-    data = make_paired(tmp_path / "data", n_train=6) if method == "pix2pix" else \
-        make_unpaired(tmp_path / "data", n_a=6, n_b=5)
-    flags = TINY_FLAGS[method]
-    out = tmp_path / "run"
-    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "4", "--save-every", "2", "--keep", "0",
-                 *flags)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.count("finished at step 4") == 1
+def test_two_ranks_end_with_identical_weights_and_only_rank_0_writes(method, runs):
+    folders, done = runs
+    out = folders[method]
+    assert done.stdout.count("finished at step 4") == 4  # each of the four 4-step runs, once: rank 0 alone
     rank0, rank1 = (torch.load(out / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert rank0.keys() == rank1.keys()
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
@@ -67,26 +87,19 @@ def test_sync_bn_on_cpu_is_refused_with_a_clear_error(tmp_path, monkeypatch, cap
     assert not torch.distributed.is_initialized()
 
 
-def test_a_rank_whose_batch_is_unreadable_stays_in_step_with_the_others(tmp_path):
-    data = make_paired(tmp_path / "data", n_train=6)
-    (data / "train" / "5.png").write_bytes(b"not a png")  # in order: rank 1's third sample
-    out = tmp_path / "run"
-    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "4", "--serial-batches",
-                 *TINY_PIX2PIX)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "[rank 1] warning: skipped " in r.stderr and "5.png: cannot read image" in r.stderr
+def test_a_rank_whose_batch_is_unreadable_stays_in_step_with_the_others(runs):
+    folders, done = runs
+    out = folders["unreadable"]
+    assert "[rank 1] warning: skipped " in done.stderr and "5.png: cannot read image" in done.stderr
     rank0, rank1 = (torch.load(out / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["progress"]["step"] == 4
 
 
-def test_wgangp_and_r1_train_two_ranks_to_identical_weights(tmp_path):
+def test_wgangp_and_r1_train_two_ranks_to_identical_weights(runs):
     """Their double backward goes through D's DistributedDataParallel wrapper."""
-    data = make_paired(tmp_path / "data", n_train=6)
-    out = tmp_path / "run"
-    r = torchrun(str(WORKER), "--data", str(data), "--out", str(out), "--max-steps", "3", "--gan-mode", "wgangp",
-                 "--r1-gamma", "10", *TINY_PIX2PIX)
-    assert r.returncode == 0, r.stderr[-3000:]
+    folders, _ = runs
+    out = folders["wgangp_r1"]
     rank0, rank1 = (torch.load(out / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     state = load_checkpoint(out / "checkpoints" / "latest.pt")
