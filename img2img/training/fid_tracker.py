@@ -14,7 +14,6 @@ from ..metrics import (
     InceptionFeatures,
     Statistics,
     WeightsUnavailable,
-    frechet_distance,
     kid,
     load_statistics,
     save_statistics,
@@ -183,7 +182,7 @@ def generator_fid(translate: Translate, directions: list[str], inputs_a: torch.T
         real = real_statistics(direction, preview_rgb(targets, chosen))
         fakes = preview_rgb(translate_in_chunks(translate, inputs, direction), chosen)
         fake = Statistics.of(extractor.from_tensors(fakes), extractor.source)
-        results[f"fid_{direction}"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
+        results[f"fid_{direction}"] = fake.distance(real)
         results[f"kid_{direction}"] = kid(fake.features, real.features, subsets=50)[0]
         results[f"fid_channels_{direction}"] = describe_preview(targets.shape[1], chosen)
     results["inception_weights"] = extractor.source.label

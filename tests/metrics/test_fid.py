@@ -58,6 +58,15 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
     assert frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(expected, rel=1e-9)
 
 
+def test_fid_from_few_features_equals_fid_from_their_statistics():
+    rng = np.random.default_rng(0)
+    f1, f2 = rng.normal(size=(20, 64)), rng.normal(1.0, 2.0, size=(30, 64)) @ rng.normal(size=(64, 64))
+    expected = frechet_distance(*statistics(f1), *statistics(f2))
+    assert fid_mod.frechet_distance_of_features(f1, f2) == pytest.approx(expected, rel=1e-7)
+    a, b = (fid_mod.Statistics(*statistics(f), f, None) for f in (f1, f2))
+    assert a.distance(b) == pytest.approx(expected, rel=1e-7)
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(200, 16)), rng.normal(1.0, 2.0, size=(300, 16))
