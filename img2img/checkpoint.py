@@ -7,6 +7,8 @@ export and pretrained conversion all load generators through `load_generators`.
 """
 from __future__ import annotations
 
+import pickle
+
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
         raise Img2ImgError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        raise Img2ImgError(f"{path}: refused, it holds more than tensors and settings ({unpickling_reason(e)}); "
+                           "img2img never runs code from a checkpoint") from None
     except Exception as e:  # torch raises many types for truncated or foreign files
         raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(state, dict) or "config" not in state:
@@ -62,6 +67,15 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
     except (TypeError, ValueError) as e:
         raise Img2ImgError(f"{path}: its stored config is not valid ({e})") from None
     return state
+
+
+def unpickling_reason(error: Exception) -> str:
+    """The reason in torch's weights-only refusal, without its generic preamble about the
+    `weights_only` default and how to turn it off."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line or "WeightsUnpickler" in line),
+                  lines[-1] if lines else type(error).__name__)
+    return reason.removeprefix("WeightsUnpickler error: ").rstrip(".")[:200]
 
 
 def upgrade_config_v1(config: dict[str, Any]) -> dict[str, Any]:

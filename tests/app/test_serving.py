@@ -204,3 +204,37 @@ def test_short_requests_leave_a_long_batchs_folder_alone(models_dir, tmp_path, m
     finally:
         app.close()
         app.workdir.cleanup()
+
+
+@pytest.mark.slow
+def test_a_volume_through_a_model_with_three_output_channels_round_trips(tmp_path):
+    """A grey-to-colour model writes a 4D NIfTI (X x Y x Z x 3); the app reads it back for its
+    preview (before, it refused its own output after the whole run)."""
+    import shutil
+
+    import nibabel
+    from helpers import TINY_PIX2PIX
+
+    from img2img.cli import main
+    from img2img.io.readers import read_volume
+    from img2img.service.translation import TranslationService
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("val", 1)):
+        for side in "AB":
+            (tmp_path / "data" / split / side).mkdir(parents=True)
+        for i in range(n):
+            image = random_image(rng, 32, 32)
+            image.convert("L").save(tmp_path / "data" / split / "A" / f"{i}.png")
+            image.save(tmp_path / "data" / split / "B" / f"{i}.png")
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--max-steps", "1",
+                 *TINY_PIX2PIX]) == 0
+    (tmp_path / "models").mkdir()
+    shutil.copy(tmp_path / "run" / "checkpoints" / "latest.pt", tmp_path / "models" / "grey2rgb.pt")
+    volume = tmp_path / "scan.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(rng.integers(0, 256, (32, 32, 4), dtype=np.uint8), np.eye(4)), volume)
+    service = TranslationService(tmp_path / "models", tmp_path)
+    with service.request_folder() as folder:
+        result = service.translate_file(str(volume), None, "AtoB", folder)
+        assert read_volume(result.path)[0].shape == (32, 32, 4, 3)
+        assert result.output_preview.is_file() and "a volume of 4 slices" in result.details
