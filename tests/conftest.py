@@ -23,12 +23,6 @@ def onnx_cache(tmp_path_factory):
     os.environ["IMG2IMG_CACHE"] = str(tmp_path_factory.mktemp("img2img_cache"))
 
 
-
-
-
-
-
-
 @pytest.fixture
 def paired_dir(tmp_path: Path) -> Path:
     return make_paired(tmp_path / "paired")

@@ -238,3 +238,14 @@ def test_a_volume_through_a_model_with_three_output_channels_round_trips(tmp_pat
         result = service.translate_file(str(volume), None, "AtoB", folder)
         assert read_volume(result.path)[0].shape == (32, 32, 4, 3)
         assert result.output_preview.is_file() and "a volume of 4 slices" in result.details
+
+
+def test_a_webcam_frame_over_the_live_limit_is_refused_before_it_is_scaled(models_dir, tmp_path):
+    from img2img.service.translation import MAX_LIVE_PIXELS, ServiceError, TranslationService
+
+    service = TranslationService(models_dir, tmp_path)
+    side = int(MAX_LIVE_PIXELS ** 0.5) + 1
+    with pytest.raises(ServiceError, match=f"a webcam frame of {side}x{side} is over"):
+        service.translate_frame(np.zeros((side, side, 3), np.uint8), "tiny.pt", "AtoB", 256, None)
+    frame, rate, times = service.translate_frame(np.zeros((48, 64, 3), np.uint8), "tiny.pt", "AtoB", 32, None)
+    assert frame.shape == (24, 32, 3) and len(times) == 1
