@@ -66,11 +66,6 @@ def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
     client = Client(served, verbose=False)
     job = client.submit(handle_file(str(image)), "tiny.pt", "AtoB", api_name="/translate")
 
-    def cpu_rate(seconds: float = 1.0) -> float:
-        start, wall = time.process_time(), time.perf_counter()
-        time.sleep(seconds)
-        return (time.process_time() - start) / (time.perf_counter() - wall)
-
     deadline = time.monotonic() + 30
     while cpu_rate(0.5) < 0.5:  # the upload is in and the tiles are running
         assert time.monotonic() < deadline and not job.done()
@@ -78,6 +73,44 @@ def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
     cancelled = time.monotonic()
     while cpu_rate(0.5) > 0.2:
         assert time.monotonic() - cancelled < 5, "still busy 5 s after the cancel"
+
+
+def cpu_rate(seconds: float) -> float:
+    """This process's CPU use (cores busy) over the next `seconds`."""
+    start, wall = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    return (time.process_time() - start) / (time.perf_counter() - wall)
+
+
+@pytest.mark.slow
+def test_a_client_that_disconnects_stops_its_translation(served, tmp_path):
+    """A browser tab closed mid-translation: its event stream ends, and the work stops."""
+    import uuid
+
+    import httpx
+
+    image = tmp_path / "big.png"
+    random_image(np.random.default_rng(1), 4000, 4000).save(image, compress_level=1)
+    api = served + "gradio_api/"
+    config = httpx.get(served + "config").json()
+    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "translate")
+    with open(image, "rb") as f:
+        uploaded = httpx.post(api + "upload", files={"files": ("big.png", f, "image/png")}, timeout=60).json()[0]
+    session = uuid.uuid4().hex
+    joined = httpx.post(api + "queue/join", json={
+        "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "big.png"}, "tiny.pt", "AtoB"],
+        "fn_index": fn_index, "session_hash": session, "event_data": None})
+    assert joined.status_code == 200, joined.text
+    with httpx.stream("GET", api + "queue/data", params={"session_hash": session}, timeout=60) as events:
+        lines = events.iter_lines()
+        while "process_starts" not in next(lines):
+            pass
+        deadline = time.monotonic() + 30
+        while cpu_rate(0.5) < 0.5:  # the tiles are running
+            assert time.monotonic() < deadline
+    gone = time.monotonic()  # the stream is closed: the client went away
+    while cpu_rate(0.5) > 0.2:
+        assert time.monotonic() - gone < 5, "still busy 5 s after the client left"
 
 
 def start_app(models_dir, tmp_path, *flags):
