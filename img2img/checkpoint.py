@@ -45,8 +45,11 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
-        raise Img2ImgError(f"{path}: refused, it holds more than tensors and settings ({unpickling_reason(e)}); "
-                           "img2img never runs code from a checkpoint") from None
+        reason = unpickling_reason(e)
+        if "GLOBAL" in reason:  # an object the loader would have had to build: code, in a pickle
+            raise Img2ImgError(f"{path}: refused, it holds more than tensors and settings ({reason}); img2img never "
+                               "runs code from a checkpoint") from None
+        raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({reason})") from None
     except Exception as e:  # torch raises many types for truncated or foreign files
         raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(state, dict) or "config" not in state:
@@ -73,8 +76,9 @@ def unpickling_reason(error: Exception) -> str:
     """The reason in torch's weights-only refusal, without its generic preamble about the
     `weights_only` default and how to turn it off."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line or "WeightsUnpickler" in line),
-                  lines[-1] if lines else type(error).__name__)
+    after = next((i + 1 for i, line in enumerate(lines) if line.endswith("WeightsUnpickler error:")), None)
+    reason = lines[after] if after is not None and after < len(lines) else next(
+        (line for line in lines if "GLOBAL" in line), lines[-1] if lines else type(error).__name__)
     return reason.removeprefix("WeightsUnpickler error: ").rstrip(".")[:200]
 
 
