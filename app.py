@@ -49,6 +49,20 @@ def shown_on_page(handler):
     return wrapped
 
 
+class UploadedImage(gr.Image):
+    """An image input that hands over the uploaded file untouched: gr.Image opens every upload
+    with PIL (any format, whatever its name) and converts it, before the app's header check;
+    a file it cannot open got Gradio's generic error rather than the app's one line."""
+
+    def get_block_name(self) -> str:
+        return "image"  # the page draws it as Gradio's own image component
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)  # Gradio has checked it lies in its upload folder
+        return super().preprocess(payload)
+
+
 def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
     """Whether Gradio has given up on this request's client: when its event stream closes, the
     queue marks the session's running events not alive (Gradio's queue internals, 6.x)."""
@@ -172,10 +186,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
         with gr.Tab("Image"):
             with gr.Row():
-                # image_mode=None: Gradio hands over the uploaded file as it is, unconverted (it would
-                # decode any non-RGB upload before the app's header check).
-                image_in = gr.Image(type="filepath", image_mode=None, label="Input",
-                                    sources=["upload", "webcam", "clipboard"])
+                image_in = UploadedImage(type="filepath", image_mode=None, label="Input",
+                                         sources=["upload", "webcam", "clipboard"])
                 image_out = gr.Image(type="filepath", format="png", label="Output", buttons=["download"], interactive=False)
             button = gr.Button("Translate", variant="primary")
             details = gr.Markdown(elem_id="translation-details")

@@ -245,9 +245,10 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
     from img2img.service.serving import ServingSettings
 
     port = free_port()
-    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels),
-                               serving=ServingSettings(**serving))
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth)
+    settings = ServingSettings(**serving)
+    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels), serving=settings)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
+               max_file_size=f"{settings.max_upload_mb}mb")
     return app, f"http://127.0.0.1:{port}/"
 
 

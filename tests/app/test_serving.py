@@ -282,3 +282,25 @@ def test_a_webcam_frame_over_the_live_limit_is_refused_before_it_is_scaled(model
         service.translate_frame(np.zeros((side, side, 3), np.uint8), "tiny.pt", "AtoB", 256, None)
     frame, rate, times = service.translate_frame(np.zeros((48, 64, 3), np.uint8), "tiny.pt", "AtoB", 32, None)
     assert frame.shape == (24, 32, 3) and len(times) == 1
+
+
+def test_an_upload_over_the_size_limit_is_refused_and_a_broken_one_gets_one_line(models_dir, tmp_path):
+    import httpx
+    from gradio_client import Client, handle_file
+
+    app, url = launch(models_dir, tmp_path, max_upload_mb=1)
+    try:
+        big = tmp_path / "big.png"
+        big.write_bytes(b"\0" * (2 << 20))
+        with open(big, "rb") as f:
+            refused = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", f, "image/png")})
+        assert refused.status_code == 413
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(b"not an image")
+        with pytest.raises(Exception) as answer:
+            Client(url, verbose=False).predict(handle_file(str(broken)), api_name="/translate")
+        message = str(answer.value)
+        assert "broken.png: cannot read image" in message and str(tmp_path) not in message
+    finally:
+        app.close()
+        app.workdir.cleanup()

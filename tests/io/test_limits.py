@@ -97,3 +97,22 @@ def test_a_time_limit_stops_the_work():
         time.sleep(0.02)
         with pytest.raises(Cancelled, match="time limit of 0.01 s"):
             check_stop()
+
+
+def test_a_dicom_declaring_a_huge_image_is_refused_from_its_header(tmp_path):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID, meta.MediaStorageSOPClassUID = ExplicitVRLittleEndian, generate_uid()
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored = 30000, 30000, 1, 16, 16
+    ds.PixelRepresentation, ds.PhotometricInterpretation, ds.PixelData = 0, "MONOCHROME2", b"\0\0"
+    path = tmp_path / "huge.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert path.stat().st_size < 1000
+    with pytest.raises(ImageReadError, match="30000x30000 is 900.0 MP, over the 40 MP limit"):
+        read_image(path)
