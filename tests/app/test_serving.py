@@ -66,12 +66,16 @@ def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
     client = Client(served, verbose=False)
     job = client.submit(handle_file(str(image)), "tiny.pt", "AtoB", api_name="/translate")
 
-    deadline = time.monotonic() + 30
-    while cpu_rate(0.5) < 0.5:  # the upload is in and the tiles are running
+    from gradio_client.utils import Status
+
+    deadline = time.monotonic() + 60
+    # The upload is in and the event is running (a cancel during the upload would be the
+    # client's own), and its tiles are busy.
+    while job.status().code != Status.PROCESSING or cpu_rate(0.5) < 0.3:
         assert time.monotonic() < deadline and not job.done()
     job.cancel()
     cancelled = time.monotonic()
-    while cpu_rate(0.5) > 0.2:
+    while cpu_rate(0.5) > 0.15:
         assert time.monotonic() - cancelled < 5, "still busy 5 s after the cancel"
 
 
@@ -106,10 +110,10 @@ def test_a_client_that_disconnects_stops_its_translation(served, tmp_path):
         while "process_starts" not in next(lines):
             pass
         deadline = time.monotonic() + 30
-        while cpu_rate(0.5) < 0.5:  # the tiles are running
+        while cpu_rate(0.5) < 0.3:  # the tiles are running
             assert time.monotonic() < deadline
     gone = time.monotonic()  # the stream is closed: the client went away
-    while cpu_rate(0.5) > 0.2:
+    while cpu_rate(0.5) > 0.15:
         assert time.monotonic() - gone < 5, "still busy 5 s after the client left"
 
 
