@@ -49,18 +49,20 @@ def shown_on_page(handler):
     return wrapped
 
 
-class UploadedImage(gr.Image):
-    """An image input that hands over the uploaded file untouched: gr.Image opens every upload
-    with PIL (any format, whatever its name) and converts it, before the app's header check;
-    a file it cannot open got Gradio's generic error rather than the app's one line."""
+def handing_over_uploads(image: gr.Image) -> gr.Image:
+    """`image`, made to hand over an uploaded file untouched: gr.Image opens every upload with
+    PIL (any format, whatever its name) and converts it, before the app's header check, and a
+    file it cannot open got Gradio's generic error rather than the app's one line. (Patched on
+    the instance: a subclass of a Gradio component makes Gradio write a .pyi beside app.py.)"""
+    convert = image.preprocess
 
-    def get_block_name(self) -> str:
-        return "image"  # the page draws it as Gradio's own image component
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)  # Gradio has checked it lies in its upload folder
-        return super().preprocess(payload)
+        return convert(payload)
+
+    image.preprocess = preprocess
+    return image
 
 
 def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
@@ -186,8 +188,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
         with gr.Tab("Image"):
             with gr.Row():
-                image_in = UploadedImage(type="filepath", image_mode=None, label="Input",
-                                         sources=["upload", "webcam", "clipboard"])
+                image_in = handing_over_uploads(gr.Image(type="filepath", image_mode=None, label="Input",
+                                                         sources=["upload", "webcam", "clipboard"]))
                 image_out = gr.Image(type="filepath", format="png", label="Output", buttons=["download"], interactive=False)
             button = gr.Button("Translate", variant="primary")
             details = gr.Markdown(elem_id="translation-details")
