@@ -27,10 +27,10 @@ DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_EXTENSIONS = PIL_EXTENSIONS | TIFF_EXTENSIONS | DICOM_EXTENSIONS | {".npy", ".nii", ".gz"}
 DEFAULT_MAX_PIXELS = DEFAULT_LIMITS.max_pixels
-# PIL opens a file as the format its extension names, never as what its content looks like
-# (content sniffing would open EPS, which runs Ghostscript where it is installed).
-PIL_FORMATS = {".jpg": ("JPEG", "MPO"), ".jpeg": ("JPEG", "MPO"), ".png": ("PNG",), ".bmp": ("BMP", "DIB"),
-               ".webp": ("WEBP",), ".ppm": ("PPM",), ".pgm": ("PPM",)}
+# The extension chooses the reader; PIL then opens only the formats it is here for, whatever the
+# content (a JPEG named .png still reads), never the others it could sniff (EPS would run
+# Ghostscript where it is installed).
+PIL_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "PPM")  # JPEG opens multi-picture (MPO) files too
 
 
 class Header(NamedTuple):
@@ -183,16 +183,14 @@ def _as_hwc(array: np.ndarray) -> np.ndarray:
 
 # ---- PIL: 8-bit formats and 16-bit PNG ----------------------------------------------------------
 def _pil_open(path: Path) -> Image.Image:
-    """The file opened (header only) as the format its extension names."""
-    formats = PIL_FORMATS.get(path.suffix.lower())
-    if formats is None:
+    """The file opened (header only) by PIL, as one of PIL_FORMATS."""
+    if path.suffix.lower() not in PIL_EXTENSIONS:
         raise ImageReadError(path, f"{path.suffix or 'no extension'}: not an image format img2img reads; use one of "
                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
     try:
-        return Image.open(path, formats=formats)
+        return Image.open(path, formats=PIL_FORMATS)
     except Image.UnidentifiedImageError:
-        raise ImageReadError(path, f"cannot read image (not a {formats[0]} file as its {path.suffix} extension says, "
-                             "or a broken one)") from None
+        raise ImageReadError(path, "cannot read image (not a JPEG, PNG, BMP, WebP or PPM file, or a broken one)") from None
 
 
 def _pil_header(path: Path) -> Header:
