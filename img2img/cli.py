@@ -172,13 +172,13 @@ def run_train(args) -> int:
 
 def add_limit_flags(parser) -> None:
     """A --max-* flag per field of io.limits.Limits: what one input may cost, checked from its header."""
-    from .io.limits import DEFAULT_LIMITS, Limits
+    from .io.limits import DEFAULT_LIMITS, Limits, flag_for
 
     group = parser.add_argument_group("limits per input, checked from the file's header before decoding")
     for f in dataclasses.fields(Limits):
         default = getattr(DEFAULT_LIMITS, f.name)
         kind = float if isinstance(default, float) else int
-        group.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, metavar="N",
+        group.add_argument(flag_for(f.name), type=kind, default=default, metavar="N",
                            help=f"refuse more {f.metadata['help']} (default {default:,})")
 
 

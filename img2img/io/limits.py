@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def limit(default: float, help: str) -> field:
+def limit(default: float, help: str):
     return field(default=default, metadata={"help": help})
 
 

@@ -104,13 +104,9 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def image_shape(path: Path, slice_axis: int = -1) -> tuple[int, int, int]:
     """(height, width, channels) of a file (a volume's slice), from its header where the format has one."""
-    return image_header(path, slice_axis)[:3]
-
-
-def image_header(path: Path, slice_axis: int = -1) -> Header:
     path = Path(path)
     try:
-        return reader_for(path).header(path, slice_axis)
+        return reader_for(path).header(path, slice_axis)[:3]
     except ImageReadError:
         raise
     except FileNotFoundError:

@@ -76,7 +76,7 @@ async def run_stoppable(work: Callable[[], T], signal: StopSignal, client_gone: 
                         poll_s: float = 0.25) -> T:
     """`work()` on a worker thread under `signal` (see img2img.cancellation). When the awaiting
     task is cancelled (the client cancelled) or `client_gone()` turns true (it disconnected), the
-    signal is set and the work stops at its next check; the thread is not left running."""
+    signal is set and the work stops at its next check (between tiles, frames, slices, files)."""
     def run() -> T:
         with stop_on(signal):
             return work()
