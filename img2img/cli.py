@@ -214,6 +214,7 @@ def add_translate_parser(sub) -> None:
                    help="how tiles share normalisation statistics (default: pooled over all tiles, a second pass)")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="auto (default): onnxruntime on the CPU, PyTorch on a GPU")
+    add_precision_flags(p)
     video = p.add_argument_group("videos (.mp4, .mov, .mkv, .webm, .avi): same frame rate, frame count and size; "
                                  "audio copied where the container allows")
     video.add_argument("--temporal-statistics", type=int_at_least(1), default=DEFAULT_TEMPORAL_STATISTICS,
@@ -235,7 +236,8 @@ def run_translate(args) -> int:
     rank, world_size = ranks.rank, ranks.world_size
     device = str(ranks.device(args.device))
     translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm,
-                                            engine=args.engine)
+                                            engine=args.engine, precision=args.precision,
+                                            calibration=args.calibration)
     start = time.perf_counter()
     settings = BatchSettings(
         direction=args.direction, batch_size=args.batch_size, overwrite=args.overwrite, fmt=args.format,
@@ -250,8 +252,19 @@ def run_translate(args) -> int:
     images = report.converted - len(report.videos)
     if images:
         seconds = elapsed - sum(video.seconds for video in report.videos)
-        print(f"{prefix}{images / seconds:.2f} images/s on {translator.device} ({translator.engine})")
+        print(f"{prefix}{images / seconds:.2f} images/s on {translator.device} "
+              f"({translator.describe_precision(args.direction)})")
     return 1 if report.failures else 0
+
+
+def add_precision_flags(p) -> None:
+    from .translate.precision import PRECISIONS
+
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (default): on the CPU, int8 where it measured faster than fp32 within the quality gate "
+                   "on the model's own images (once per model; see docs/speed.md), else fp32; on a GPU, bf16 autocast")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="int8: images of the model's input domain to calibrate on (default: its validation split)")
 
 
 def add_bench_parser(sub) -> None:
@@ -463,12 +476,28 @@ def add_export_parser(sub) -> None:
     p.add_argument("--direction", choices=DIRECTIONS, help="ONNX: export only this direction (default: all stored)")
     p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
                    help="ONNX: BatchNorm statistics baked into the graph (default: each image's own)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="ONNX: int8 quantises statically, per channel, calibrated on --calibration DIR or the "
+                   "validation split (default fp32)")
+    p.add_argument("--calibration", metavar="DIR", help="ONNX int8: input-domain images to calibrate on")
     p.add_argument("--domain-a", help="pt: name of domain A shown by the app, e.g. 'aerial photo' (default: the run's)")
     p.add_argument("--domain-b", help="pt: name of domain B shown by the app, e.g. map (default: the run's)")
     p.set_defaults(run=run_export)
 
 
 def run_export(args) -> int:
+    if args.precision == "int8" and args.format != "onnx":
+        raise Img2ImgError("--precision int8 writes ONNX: add --format onnx")
+    if args.precision == "int8":
+        from .translate.precision import export_int8
+        from .translate.translator import Translator
+
+        translator = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm,
+                                                engine="torch", precision="fp32")
+        for out in export_int8(translator, args.checkpoint, args.output, [args.direction] if args.direction else None,
+                               batch_norm=args.batch_norm, calibration_dir=args.calibration):
+            print(f"exported {out} (int8 ONNX, {out.stat().st_size / 1e6:.1f} MB)")
+        return 0
     if args.format == "onnx":
         from .translate.onnx_graph import OPSET, export_checkpoint
 

@@ -3,6 +3,7 @@ the app launched on a free port, and checks of resumed runs. Test files import f
 never from each other."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 import struct
 import sys
@@ -18,10 +19,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from img2img.checkpoint import load_checkpoint
+from img2img.checkpoint import generator_only_checkpoint, load_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.config import RunConfig, SpeedConfig, TrainConfig
-from img2img.methods import TrainingMethod, build_method
+from img2img.methods import TrainingMethod, build_method, method_class
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -318,4 +319,35 @@ def npy_header_only(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Pat
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
                                                  "shape": shape})
+    return path
+
+
+# Small versions of each method's generator: the paper architectures' layers, fewer channels.
+SMALL_MODELS = {
+    "pix2pix": dict(netG="unet_32", ngf=8),
+    "cyclegan": dict(netG="resnet_6blocks", ngf=8),
+    "cut": dict(netG="resnet_6blocks", ngf=8),
+}
+
+
+def make_checkpoint(method: str, path, seed: int = 0, model: dict | None = None, **data):
+    """A checkpoint with random weights, BatchNorm's affine parameters included, so that the
+    per-image normalisation matters to the output. `model` replaces SMALL_MODELS' settings;
+    `data`: DataConfig fields (root, size, ...)."""
+    torch.manual_seed(seed)
+    cfg = RunConfig.for_method(method)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **(model or SMALL_MODELS[method])),
+                              data=dataclasses.replace(cfg.data, **data))
+    cls = method_class(method)
+    state = None
+    for direction in cls.generator_keys:
+        g = cls.build_generator(cfg.model, direction, "image")
+        for p in g.parameters():
+            torch.nn.init.normal_(p, 0.0, 0.2 if p.ndim == 1 else 0.05)
+        one = generator_only_checkpoint(cfg, direction, g)
+        if state is None:
+            state = one
+        else:
+            state["method"]["networks"].update(one["method"]["networks"])
+    save_checkpoint(path, state)
     return path

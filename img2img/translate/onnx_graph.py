@@ -145,6 +145,7 @@ class OnnxGenerator:
         self.cfg = RunConfig.from_dict(json.loads(meta[META_CONFIG]))
         self.direction: Direction = meta[META_DIRECTION]
         self.size_multiple = int(meta[META_SIZE_MULTIPLE])
+        self.precision = meta.get("img2img.precision", "fp32")
         self.providers = self.session.get_providers()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from ..io.readers import pil_pixels, read_image
 from ..log import logger
 from ..methods import method_class
 from ..models.norm import FrameStatistics, shared_statistics
+from .precision import PRECISIONS, select
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
 from .video import DEFAULT_TEMPORAL_STATISTICS, VideoReport, translate_video_frames
 
@@ -58,6 +59,9 @@ class Translator:
         self.generators = generators
         self.device = device
         self.onnx = onnx or {}
+        # Per direction: "fp32", "bf16" or "int8", and why (see translate.precision).
+        self.precision: dict[Direction, str] = {d: "fp32" for d in (generators or self.onnx)}
+        self.precision_reason: dict[Direction, str] = {}
         self._noted: set[str] = set()  # conversions already noted (one line each)
         self._noted_tiled_frames = False
         for g in generators.values():
@@ -65,8 +69,15 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image",
-                        engine: str = "auto") -> "Translator":
-        """`path`: an img2img checkpoint (.pt), or an ONNX file from `img2img export --format onnx`."""
+                        engine: str = "auto", precision: str = "auto",
+                        calibration: str | Path | None = None) -> "Translator":
+        """`path`: an img2img checkpoint (.pt), or an ONNX file from `img2img export --format onnx`.
+
+        `precision` (see translate.precision): on the CPU, "auto" measures int8 (and bf16 where the
+        CPU has bf16 instructions) against fp32 on the model's own images, once per checkpoint,
+        and keeps the fastest that passes the quality gate; "int8" calibrates on `calibration`
+        (a folder of input-domain images) or the checkpoint's validation split. On CUDA, "auto"
+        is bf16 autocast, as before."""
         if Path(path).suffix == ".onnx":
             return cls.from_onnx(path, device)
         if batch_norm not in BATCH_NORM_MODES:
@@ -78,8 +89,23 @@ class Translator:
         cfg = checkpoint_config(state)
         generators = load_generators(state, batch_norm)
         translator = cls(cfg, generators, dev)
-        if engine == "onnxruntime" or (engine == "auto" and onnxruntime_is_faster(cfg, dev)):
+        if precision not in PRECISIONS:
+            raise Img2ImgError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if dev.type == "cuda":
+            if precision == "int8":
+                raise Img2ImgError("int8 translation is for the CPU (onnxruntime); on CUDA use auto, bf16 or fp32")
+            translator.precision = {d: "fp32" if precision == "fp32" else "bf16" for d in generators}
+        if engine == "onnxruntime" or (engine == "auto" and onnxruntime_is_faster(cfg, dev) and precision != "bf16"):
             translator.onnx = _onnx_sessions(path, cfg, generators, batch_norm, dev, required=engine == "onnxruntime")
+        if dev.type == "cpu":
+            for direction in generators:
+                chosen = select(translator, path, direction, precision, batch_norm, calibration)
+                translator.precision[direction] = chosen.precision
+                translator.precision_reason[direction] = chosen.reason
+                if chosen.network is not None:
+                    translator.onnx[direction] = chosen.network
+                if precision == "auto" and chosen.precision == "fp32" and "gate" in chosen.reason:
+                    logger.info(f"{Path(path).name} {direction}: {chosen.reason}")
         return translator
 
     @classmethod
@@ -87,7 +113,9 @@ class Translator:
         from .onnx_graph import OnnxGenerator
 
         graph = OnnxGenerator(path, resolve_device(device))
-        return cls(graph.cfg, {}, resolve_device(device), onnx={graph.direction: graph})
+        translator = cls(graph.cfg, {}, resolve_device(device), onnx={graph.direction: graph})
+        translator.precision[graph.direction] = graph.precision
+        return translator
 
     @property
     def directions(self) -> list[str]:
@@ -96,6 +124,11 @@ class Translator:
     @property
     def engine(self) -> str:
         return "onnxruntime" if self.onnx else "torch"
+
+    def describe_precision(self, direction: Direction) -> str:
+        """e.g. "int8 (onnxruntime)", for the app and the CLI to say what served a request."""
+        engine = "onnxruntime" if direction in self.onnx else "PyTorch"
+        return f"{self.precision.get(direction, 'fp32')} ({engine})"
 
     def network(self, direction: Direction) -> Network:
         """What translates whole images in `direction`: the onnxruntime session or the module."""
@@ -288,7 +321,9 @@ class Translator:
         """One image in blended tiles (see img2img.translate.tiling); memory is bounded by the tile size."""
         if isinstance(pixels, Image.Image):
             pixels = self.method.to_network(self.pixels_of(pixels, direction))
-        net = self.generators.get(direction) or self.network(direction)
+        # Statistics shared across tiles need PyTorch's norm layers; per-tile ones run as whole images do.
+        shared = tiling.statistics != "per-tile"
+        net = self.generators.get(direction) if shared and direction in self.generators else self.network(direction)
         return translate_tiled(lambda x: self._run(net, x), pixels, tiling, net.size_multiple,
                                formats=self.network_formats(direction))
 
@@ -300,7 +335,8 @@ class Translator:
     def _run(self, net: Network, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = pad_to_multiple(x.to(self.device), net.size_multiple)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        bf16 = isinstance(net, torch.nn.Module) and "bf16" in self.precision.values()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             y = net(padded)
         return y[..., :h, :w].float().cpu()
 

@@ -1,47 +1,16 @@
 """ONNX export and onnxruntime inference: same outputs as PyTorch, any batch and size."""
-import dataclasses
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from helpers import random_image
+from helpers import SMALL_MODELS, make_checkpoint, random_image
 
-from img2img.checkpoint import generator_only_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.config import RunConfig
 from img2img.errors import Img2ImgError
-from img2img.methods import method_class
 from img2img.translate.onnx_graph import META_CONFIG, OPSET
 from img2img.translate.translator import Translator
-
-# Small versions of each method's generator: the paper architectures' layers, fewer channels.
-SMALL_MODELS = {
-    "pix2pix": dict(netG="unet_32", ngf=8),
-    "cyclegan": dict(netG="resnet_6blocks", ngf=8),
-    "cut": dict(netG="resnet_6blocks", ngf=8),
-}
-
-
-def make_checkpoint(method: str, path, seed: int = 0):
-    """A checkpoint with random weights, BatchNorm's affine parameters included, so that the
-    per-image normalisation matters to the output."""
-    torch.manual_seed(seed)
-    cfg = RunConfig.for_method(method)
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **SMALL_MODELS[method]))
-    cls = method_class(method)
-    state = None
-    for direction in cls.generator_keys:
-        g = cls.build_generator(cfg.model, direction, "image")
-        for p in g.parameters():
-            torch.nn.init.normal_(p, 0.0, 0.2 if p.ndim == 1 else 0.05)
-        one = generator_only_checkpoint(cfg, direction, g)
-        if state is None:
-            state = one
-        else:
-            state["method"]["networks"].update(one["method"]["networks"])
-    save_checkpoint(path, state)
-    return path
 
 
 @pytest.mark.slow

@@ -1,0 +1,441 @@
+"""Reduced precision for CPU translation: int8 generators (onnxruntime static quantisation, per
+channel, calibrated on the model's own input-domain images) and bf16 (torch CPU autocast), and
+`auto`, which measures them against fp32 on the model's own images and keeps the fastest that
+passes the quality gate. benchmarks/RESULTS.md ("The CPU's limit for translation") has the
+figures that set the gate and the size floor.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import Direction, RunConfig
+from ..errors import Img2ImgError
+from ..files import atomic_path, atomic_write_text
+from ..io.pixel_format import resize_pixels
+from ..io.readers import is_image_file
+from ..log import logger
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+META_PRECISION, META_CHECKPOINT, META_CALIBRATION = (
+    "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration")
+CALIBRATION_IMAGES = 32
+GATE_IMAGES = 8
+# Below this a generator's time goes to per-call overhead, not arithmetic, and int8 cannot gain;
+# `auto` then keeps fp32 without measuring (tiny models translate in milliseconds anyway).
+MIN_GFLOP_FOR_INT8 = 1.0
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """What `auto` accepts from a reduced precision, against the same model's fp32 outputs, in
+    8-bit output levels (the output range split into 255): the mean difference stays below what
+    8-bit rounding of the output already costs on a large share of pixels, and the 99.9th
+    percentile below a visible local error; and it must be measurably faster."""
+    mean_levels: float = 1.0
+    p999_levels: float = 8.0
+    min_speedup: float = 1.15
+
+    def failures(self, mean: float, p999: float, speedup: float) -> list[str]:
+        found = []
+        if mean > self.mean_levels:
+            found.append(f"mean difference {mean:.2f} levels > {self.mean_levels}")
+        if p999 > self.p999_levels:
+            found.append(f"99.9th percentile {p999:.1f} levels > {self.p999_levels}")
+        if speedup < self.min_speedup:
+            found.append(f"{speedup:.2f}x the fp32 speed < {self.min_speedup}x")
+        return found
+
+
+GATE = QualityGate()
+
+
+def bf16_is_native() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). Without them torch emulates
+    bf16 at a small fraction of the fp32 rate (0.4% on an AVX2 CPU, benchmarks/RESULTS.md)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def difference_levels(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """|difference| of network outputs in [-1, 1], in 8-bit levels of the output range."""
+    return np.abs(reference.astype(np.float64) - other.astype(np.float64)).ravel() * 127.5
+
+
+def psnr(levels: np.ndarray) -> float:
+    mse = float(np.mean((levels / 255.0) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+# --- calibration images ------------------------------------------------------------------------
+
+def calibration_source(cfg: RunConfig, folder: Path | str | None) -> str:
+    """Where `calibration_inputs` reads from, in words; part of each cached int8 model's metadata."""
+    if folder is not None:
+        return f"--calibration {Path(folder).resolve()}"
+    return f"the validation split of {cfg.data.val_dir or cfg.data.root}"
+
+
+def calibration_inputs(translator, direction: Direction, folder: Path | str | None = None,
+                       count: int = CALIBRATION_IMAGES + GATE_IMAGES) -> list[np.ndarray]:
+    """Up to `count` network inputs ([1, C, H, W] float32 in [-1, 1], at the training size) of
+    the model's input domain in `direction`: the images of `folder`, or else the validation split
+    the checkpoint was trained with."""
+    cfg: RunConfig = translator.cfg
+    if folder is not None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise Img2ImgError(f"--calibration {folder}: not a folder")
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))[:count]
+        if not files:
+            raise Img2ImgError(f"--calibration {folder}: holds no images")
+        width, height = cfg.data.crop_size
+        source = translator.network_formats(direction).source
+        return [source.encode(resize_pixels(translator.method.to_network(translator.pixels_of(path, direction)),
+                                            width, height))[None].numpy() for path in files]
+    from ..data.builders import build_val_dataset
+
+    where = cfg.data.val_dir or cfg.data.root
+    try:
+        split = build_val_dataset(cfg, translator.method.dataset_kind)
+    except Img2ImgError:
+        split = None
+    if split is None or len(split) == 0:
+        raise Img2ImgError(f"int8 needs calibration images of the model's input: its validation split ({where}) "
+                           "is not here; give --calibration DIR")
+    key = "A" if direction == "AtoB" else "B"
+    items = (split[index] for index in range(min(count, len(split))))
+    inputs = [item[key][None].numpy() for item in items if "error" not in item]
+    if not inputs:
+        raise Img2ImgError(f"int8: no image of the validation split ({where}) reads; give --calibration DIR")
+    return inputs
+
+
+def split_for_gate(inputs: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(calibration images, held-out images for the gate): the last GATE_IMAGES are held out
+    where there are enough to spare; with fewer, both use all of them."""
+    if len(inputs) >= 2 * GATE_IMAGES:
+        return inputs[:-GATE_IMAGES], inputs[-GATE_IMAGES:]
+    return inputs, inputs
+
+
+def generator_gflop(generator: torch.nn.Module, size_multiple: int) -> float:
+    """Forward GFLOP (a multiply-add as two) per 256x256 image, counted on a small input and
+    scaled by the pixel count, which is exact for convolutions."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    side = size_multiple * -(-64 // size_multiple)
+    parameter = next(generator.parameters())
+    x = torch.zeros(1, generator_in_channels(generator), side, side, dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        generator(x)
+    return counter.get_total_flops() / 1e9 * (256 * 256) / (side * side)
+
+
+def generator_in_channels(generator: torch.nn.Module) -> int:
+    first = next(m for m in generator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+    return first.in_channels
+
+
+# --- int8 --------------------------------------------------------------------------------------
+
+def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata: dict[str, str]) -> Path:
+    """A static int8 copy of an fp32 ONNX generator, written atomically: weights per output
+    channel (int8), activations per tensor (uint8) from the min/max over `inputs`, in QDQ form so
+    that onnxruntime fuses each convolution into an integer one. Weights use 7 bits: AVX2's
+    u8 x s8 multiply-add saturates at 8 (onnxruntime's documented `reduce_range` case)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.remaining = iter(inputs)
+
+        def get_next(self):
+            x = next(self.remaining, None)
+            return None if x is None else {"image": x}
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory(dir=out.parent) as work, atomic_path(out, suffix=".onnx") as tmp, \
+            _quiet_root_logger():
+        pre = Path(work) / "prepared.onnx"
+        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+        model = onnx.load(str(tmp))
+        del model.metadata_props[:]
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(tmp))
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantiser warns through the root logger about graph details (biases held as
+    constants, optional pre-processing) that do not concern a user."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def int8_cache_path(checkpoint: Path, checkpoint_sha: str, direction: Direction, batch_norm: str) -> Path:
+    """Beside the checkpoint, named by its content, or in the user's cache where the checkpoint's
+    folder is not writable (a shared or read-only model folder)."""
+    name = f"{checkpoint.stem}.{checkpoint_sha[:16]}.{direction}.{batch_norm}.int8.onnx"
+    if os.access(checkpoint.parent, os.W_OK):
+        return checkpoint.parent / name
+    return Path(os.environ.get("IMG2IMG_CACHE") or Path.home() / ".cache" / "img2img") / "int8" / name
+
+
+def cached_int8(checkpoint: Path | str, generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
+                batch_norm: str, calibration: Callable[[], list[np.ndarray]], calibration_key: str) -> Path:
+    """The checkpoint's int8 generator, quantised once and reused while its checkpoint's sha256,
+    its calibration source (`calibration_key`) and its own recorded sha256 all still match;
+    otherwise built again, saying why."""
+    from .onnx_graph import file_sha256
+
+    checkpoint = Path(checkpoint)
+    sha = file_sha256(checkpoint)
+    path = int8_cache_path(checkpoint, sha, direction, batch_norm)
+    recorded = path.with_name(path.name + ".sha256")
+    problem = _stale(path, recorded, sha, direction, calibration_key)
+    if problem is None:
+        return path
+    if path.exists():
+        logger.warning(f"{path.name}: {problem}; quantising again")
+    inputs, _ = split_for_gate(calibration())
+    write_int8(generator, cfg, direction, batch_norm, path, inputs, sha, calibration_key)
+    atomic_write_text(recorded, file_sha256(path) + "\n")
+    logger.info(f"{checkpoint.name}: int8 {direction} generator calibrated on {len(inputs)} images of {calibration_key}, cached as {path}")
+    return path
+
+
+def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction, batch_norm: str, path: Path,
+               inputs: list[np.ndarray], checkpoint_sha: str, calibration_key: str) -> Path:
+    """The generator exported as fp32 ONNX (in a scratch folder) and quantised into `path`, with
+    the export's metadata and the int8 keys."""
+    from .onnx_graph import export_generator
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as work:
+        fp32 = export_generator(generator, cfg, direction, Path(work) / "fp32.onnx", batch_norm)
+        metadata = onnx_metadata(fp32) | {META_PRECISION: "int8", META_CHECKPOINT: checkpoint_sha,
+                                          META_CALIBRATION: calibration_key}
+        return quantize_int8(fp32, path, inputs, metadata)
+
+
+def _stale(path: Path, recorded: Path, sha: str, direction: Direction, calibration_key: str) -> str | None:
+    from .onnx_graph import META_DIRECTION, file_sha256
+
+    if not path.is_file():
+        return "not built"
+    if not recorded.is_file() or recorded.read_text().strip() != file_sha256(path):
+        return "the cached file does not match its recorded sha256"
+    try:
+        meta = onnx_metadata(path)
+    except Exception:  # onnx raises its own types for an unreadable file
+        return "the cached file does not read as ONNX"
+    if meta.get(META_CHECKPOINT) != sha or meta.get(META_DIRECTION) != direction or meta.get(META_PRECISION) != "int8":
+        return "the cached file was made from another checkpoint"
+    if meta.get(META_CALIBRATION) != calibration_key:
+        return f"calibrated on {meta.get(META_CALIBRATION)}, not {calibration_key}"
+    return None
+
+
+# --- auto --------------------------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    """A reduced precision against fp32 on the model's own images."""
+    precision: str
+    images: int
+    mean_levels: float
+    p999_levels: float
+    psnr_db: float
+    fp32_images_per_s: float
+    images_per_s: float
+
+    @property
+    def speedup(self) -> float:
+        return self.images_per_s / self.fp32_images_per_s
+
+    def describe(self) -> str:
+        return (f"{self.precision}: {self.images_per_s:.2f} against {self.fp32_images_per_s:.2f} images/s "
+                f"({self.speedup:.2f}x), mean {self.mean_levels:.2f} levels, 99.9th percentile "
+                f"{self.p999_levels:.1f}, PSNR {self.psnr_db:.1f} dB over {self.images} images")
+
+
+def measure(reference: Callable[[torch.Tensor], torch.Tensor], candidate: Callable[[torch.Tensor], torch.Tensor],
+            precision: str, inputs: list[np.ndarray], seconds: float = 1.0) -> Measurement:
+    """Quality and speed of `candidate` against `reference`, batch 1, on `inputs`."""
+    levels = []
+    for x in inputs:
+        xt = torch.from_numpy(x)
+        levels.append(difference_levels(reference(xt).numpy(), candidate(xt).numpy()))
+    found = np.concatenate(levels)
+    return Measurement(precision, len(inputs), float(found.mean()), float(np.percentile(found, 99.9)),
+                       psnr(found), _rate(reference, inputs, seconds), _rate(candidate, inputs, seconds))
+
+
+def _rate(net, inputs: list[np.ndarray], seconds: float) -> float:
+    """Images per second over at least `seconds` (after one warm-up image)."""
+    tensors = [torch.from_numpy(x) for x in inputs]
+    net(tensors[0])
+    done, start = 0, time.perf_counter()
+    while True:
+        net(tensors[done % len(tensors)])
+        done += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and done >= len(tensors):
+            return done / elapsed
+
+
+@dataclass
+class Choice:
+    """What `auto` chose for one direction, and why, as one line."""
+    precision: str
+    reason: str
+    measurements: list[Measurement]
+
+    def to_json(self) -> str:
+        return json.dumps({"precision": self.precision, "reason": self.reason,
+                           "measurements": [asdict(m) for m in self.measurements]}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Choice":
+        data = json.loads(text)
+        return cls(data["precision"], data["reason"], [Measurement(**m) for m in data["measurements"]])
+
+
+def choose(measurements: list[Measurement], gate: QualityGate) -> Choice:
+    """The fastest measured precision that passes `gate`, else fp32 with every failure named."""
+    passing = [m for m in measurements if not gate.failures(m.mean_levels, m.p999_levels, m.speedup)]
+    if passing:
+        best = max(passing, key=lambda m: m.images_per_s)
+        return Choice(best.precision, f"auto chose {best.describe()}", measurements)
+    reasons = "; ".join(f"{m.precision}: {', '.join(gate.failures(m.mean_levels, m.p999_levels, m.speedup))}"
+                        for m in measurements)
+    return Choice("fp32", f"auto stays fp32: no reduced precision passed the gate ({reasons})", measurements)
+
+
+# --- one direction of a Translator --------------------------------------------------------------
+
+@dataclass
+class Selection:
+    """The precision a direction translates at, the onnxruntime network that runs it (None: the
+    Translator's own fp32 or bf16 path) and why, in one line."""
+    precision: str
+    network: Callable[[torch.Tensor], torch.Tensor] | None
+    reason: str
+
+
+def select(translator, checkpoint: Path | str, direction: Direction, requested: str, batch_norm: str,
+           calibration_dir: Path | str | None = None) -> Selection:
+    """`requested` precision for one direction of a CPU Translator; `auto` measures against
+    `GATE` (once per checkpoint, calibration source and gate; the choice is cached beside the
+    int8 model)."""
+    from .onnx_graph import OnnxGenerator, file_sha256
+
+    if requested not in PRECISIONS:
+        raise Img2ImgError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
+    cfg, generator = translator.cfg, translator.generators[direction]
+    key = calibration_source(cfg, calibration_dir)
+    loaded: list[np.ndarray] = []
+
+    def calibration() -> list[np.ndarray]:
+        if not loaded:
+            loaded.extend(calibration_inputs(translator, direction, calibration_dir))
+        return loaded
+
+    def int8_network() -> OnnxGenerator:
+        path = cached_int8(checkpoint, generator, cfg, direction, batch_norm, calibration, key)
+        return OnnxGenerator(path, torch.device("cpu"))
+
+    if requested == "fp32":
+        return Selection("fp32", None, "fp32, as asked")
+    if requested == "bf16":
+        note = "" if bf16_is_native() else " (this CPU has no bf16 instructions: expect it far slower than fp32)"
+        return Selection("bf16", None, f"bf16, as asked{note}")
+    if requested == "int8":
+        return Selection("int8", int8_network(), f"int8, as asked, calibrated on {key}")
+    gflop = generator_gflop(generator, generator.size_multiple)
+    if gflop < MIN_GFLOP_FOR_INT8:
+        return Selection("fp32", None, f"auto: fp32; at {gflop:.2f} GFLOP per 256x256 image int8 has nothing to gain")
+    record = int8_cache_path(Path(checkpoint), file_sha256(checkpoint), direction, batch_norm)
+    record = record.with_name(record.name.removesuffix(".onnx") + ".auto.json")
+    gate = GATE
+    choice = _recorded_choice(record, key, gate)
+    if choice is None:
+        try:
+            inputs = calibration()
+        except Img2ImgError as e:
+            return Selection("fp32", None, f"auto stays fp32: {e}")
+        _, held_out = split_for_gate(inputs)
+        reference = translator.network(direction)
+        measurements = [measure(_no_grad(reference), int8_network(), "int8", held_out)]
+        if bf16_is_native():
+            measurements.append(measure(_no_grad(reference), _no_grad(generator, bf16=True), "bf16", held_out))
+        choice = choose(measurements, gate)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(record, json.dumps({"calibration": key, "gate": asdict(gate),
+                                              **json.loads(choice.to_json())}, indent=1) + "\n")
+    return Selection(choice.precision, int8_network() if choice.precision == "int8" else None, choice.reason)
+
+
+def _recorded_choice(record: Path, key: str, gate: QualityGate) -> Choice | None:
+    try:
+        data = json.loads(record.read_text())
+        if data["calibration"] != key or data["gate"] != asdict(gate):
+            return None
+        return Choice.from_json(json.dumps(data))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _no_grad(net, bf16: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return net(x).float()
+    return run
+
+
+def export_int8(translator, checkpoint: Path | str, out: Path | str, directions: list[Direction] | None = None,
+                batch_norm: str = "image", calibration_dir: Path | str | None = None) -> list[Path]:
+    """int8 ONNX files of the generators of `translator` (the fp32 Translator of `checkpoint`,
+    made with `batch_norm`), at the paths of `onnx_graph.onnx_paths`, with the fp32 export's
+    metadata and the int8 keys, for onnxruntime anywhere."""
+    from .onnx_graph import file_sha256, onnx_paths
+
+    wanted = directions or translator.directions
+    missing = [d for d in wanted if d not in translator.directions]
+    if missing:
+        raise Img2ImgError(f"{checkpoint}: holds {' and '.join(translator.directions)} only, not {' and '.join(missing)}")
+    sha, key = file_sha256(checkpoint), calibration_source(translator.cfg, calibration_dir)
+    written = []
+    for direction, path in onnx_paths(out, wanted).items():
+        inputs, _ = split_for_gate(calibration_inputs(translator, direction, calibration_dir))
+        written.append(write_int8(translator.generators[direction], translator.cfg, direction, batch_norm, path,
+                                  inputs, sha, key))
+    return written
