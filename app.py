@@ -26,6 +26,7 @@ from img2img.errors import Img2ImgError  # noqa: E402
 from img2img.io.limits import DEFAULT_LIMITS, Limits  # noqa: E402
 from img2img.service import translation  # noqa: E402
 from img2img.service.serving import ServingSettings, exposure_problem, is_loopback, parse_auth, run_stoppable  # noqa: E402
+from img2img.translate.precision import PRECISIONS  # noqa: E402
 from img2img.translate.pretrained import PRETRAINED  # noqa: E402
 from img2img.translate.video import DEFAULT_TEMPORAL_STATISTICS  # noqa: E402
 
@@ -77,8 +78,9 @@ def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
 
 def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | str | None = None,
               device: str = "auto", limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
-              serving: ServingSettings = ServingSettings(), allow_downloads: bool = True) -> gr.Blocks:
-    """`published_url`: where the published models are fetched, a template with {name} (default:
+              serving: ServingSettings = ServingSettings(), allow_downloads: bool = True,
+              precision: str = "auto") -> gr.Blocks:
+    """`precision`: what the models translate at (img2img.translate.precision). `published_url`: where the published models are fetched, a template with {name} (default:
     each model's own URL, the authors' server). `allow_downloads`: whether visitors may add
     published models (`main` allows it to logged-in users, or when only this machine can connect)."""
     checkpoint_dir = Path(checkpoint_dir)
@@ -86,7 +88,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
     # garbage-collected or the process exits (SIGTERM included, see `main`).
     workdir = tempfile.TemporaryDirectory(prefix="img2img_app_")
     service = translation.TranslationService(checkpoint_dir, Path(workdir.name), device, limits, published_url,
-                                             serving.max_batch_files)
+                                             serving.max_batch_files, precision)
     shelf, models, default_model = service.shelf, service.shelf.models, service.default_model
     choices = shelf.choices()
 
@@ -296,6 +298,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto (default): on the CPU, int8 for a model whose int8 copy measured faster within the "
+                        "quality gate on its own validation split (docs/speed.md), else fp32; or fp32, bf16, int8")
     parser.add_argument("--published-url", help="fetch published models from this URL template with {name} "
                         "(default: the authors' server)")
     who = parser.add_argument_group("who may use it (--share or a --host other than loopback needs one of these)")
@@ -335,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     serving = ServingSettings(**{name: getattr(args, name) for name in ServingSettings.__dataclass_fields__})
-    app = build_app(args.checkpoints, args.examples, args.device, limits=limits_from(args),
+    app = build_app(args.checkpoints, args.examples, args.device, precision=args.precision, limits=limits_from(args),
                     published_url=args.published_url, serving=serving,
                     allow_downloads=bool(accounts) or (is_loopback(args.host) and not args.share))
     threading.Thread(target=app.preload, daemon=True).start()

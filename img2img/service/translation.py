@@ -125,14 +125,14 @@ class TranslationService:
 
     def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto",
                  limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
-                 max_batch_files: int = MAX_BATCH_FILES) -> None:
+                 max_batch_files: int = MAX_BATCH_FILES, precision: str = "auto") -> None:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.work = work
         self.limits = limits
         self.max_batch_files = max_batch_files
         self.published_url = published_url
         self.shelf = ModelShelf(self.checkpoint_dir)
-        self.cache = TranslatorCache(device)
+        self.cache = TranslatorCache(device, precision)
         choices = self.shelf.choices()
         self.default_model = choices[0][1] if choices else None
 
@@ -203,7 +203,8 @@ class TranslationService:
         seconds = time.perf_counter() - start
         how = f"in {tiling.describe()}" if tiling else "whole"
         details = (f"**{info.name}**, {info.direction_label(direction)} ({info.details}); "
-                   f"{width}×{height} px {how}, {translator.engine} on {translator.device}; {seconds:.2f} s")
+                   f"{width}×{height} px {how}, {translator.describe_precision(direction)} on {translator.device}; "
+                   f"{seconds:.2f} s")
         return pixels, result, translator, details
 
     def translate_image(self, image: str, model: str | None, direction: str, out_dir: Path) -> tuple[Path, str]:
@@ -244,7 +245,7 @@ class TranslationService:
             raise ServiceError(visitor_message(e, video, out)) from None
         summary = result.summary().split(": ", 1)[1]
         return out, (f"**{info.name}**, {info.direction_label(direction)} ({info.details}): {summary}, "
-                     f"{translator.engine} on {translator.device}")
+                     f"{translator.describe_precision(direction)} on {translator.device}")
 
     def translate_frame(self, frame: np.ndarray, model: str | None, direction: str, side: float,
                         times: list[float] | None) -> tuple[np.ndarray, str, list[float]]:
@@ -262,7 +263,7 @@ class TranslationService:
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
         return (np.asarray(to_pil(result, translator.formats(direction).target).convert("RGB")),
                 f"{rate:.1f} frames/s translated, {width}×{height} → {small.shape[1]}×{small.shape[0]} px "
-                f"({translator.engine} on {translator.device})", times)
+                f"({translator.describe_precision(direction)} on {translator.device})", times)
 
     def translate_one(self, path: str, model: str | None, direction: str, out: Path) -> Path:
         """One uploaded file translated into `out` without loss; returns its preview PNG."""
@@ -314,7 +315,8 @@ class TranslationService:
                 archive.write(out, out.name)
                 gallery.append((str(preview), source.name))
         status = (f"Translated {len(gallery)} of {len(files)} images with **{info.name}**, "
-                  f"{info.direction_label(direction)}, in {time.perf_counter() - start:.1f} s.")
+                  f"{info.direction_label(direction)}, in {time.perf_counter() - start:.1f} s "
+                  f"({translator.describe_precision(direction)} on {translator.device}).")
         if renamed:
             status += " Renamed, as another file's result has the name: " + ", ".join(
                 f"{Path(src).name} → {Path(dst).name}" for src, dst in renamed) + "."

@@ -162,8 +162,9 @@ def model_card_examples(models: list[ModelInfo], out_dir: Path) -> list[Path]:
 class TranslatorCache:
     """Loads each checkpoint once (reloading if the file changes) and shares it between requests."""
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", precision: str = "auto") -> None:
         self.device = device
+        self.precision = precision
         self._loaded: dict[Path, tuple[int, Translator]] = {}
         self._lock = threading.Lock()
 
@@ -175,5 +176,6 @@ class TranslatorCache:
         with self._lock:
             cached = self._loaded.get(path)
             if cached is None or cached[0] != mtime:
-                self._loaded[path] = (mtime, Translator.from_checkpoint(path, device=self.device))
+                self._loaded[path] = (mtime, Translator.from_checkpoint(path, device=self.device,
+                                                                                precision=self.precision))
             return self._loaded[path][1]

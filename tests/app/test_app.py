@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers import ROOT, free_port, launch, random_image
+from helpers import ROOT, free_port, launch, make_checkpoint, make_paired, random_image
 from PIL import Image
 
 sys.path.insert(0, str(ROOT))
@@ -75,7 +75,25 @@ def test_translation_details_name_the_model_settings_and_time(client, tmp_path):
     after, details = client.predict(handle_file(str(tmp_path / "in.png")), api_name="/translate")
     assert Image.open(after).size == (50, 30)
     assert details.startswith("**tiny**, A → B (pix2pix, trained at 32 px on data); 50×30 px whole, ")
-    assert details.endswith(" s") and "on cpu" in details
+    assert details.endswith(" s") and re.search(r"fp32 \((onnxruntime|PyTorch)\) on cpu", details)
+
+
+def test_each_tab_says_which_precision_served_it(tmp_path):
+    from img2img.service.translation import TranslationService
+
+    data = make_paired(tmp_path / "data", n_val=3)
+    (tmp_path / "models").mkdir()
+    make_checkpoint("pix2pix", tmp_path / "models" / "small.pt", model=dict(netG="unet_32", ngf=8), root=str(data),
+                    size=32, load_size=32)
+    random_image(np.random.default_rng(0), 32, 32).save(tmp_path / "in.png")
+    service = TranslationService(tmp_path / "models", tmp_path, device="cpu", precision="int8")
+    with service.request_folder() as folder:
+        _, details = service.translate_image(str(tmp_path / "in.png"), None, "AtoB", folder)
+        _, _, status = service.translate_many([str(tmp_path / "in.png")], None, "AtoB", folder)
+    _, rate, _ = service.translate_frame(np.zeros((32, 32, 3), np.uint8), None, "AtoB", 32, None)
+    for said in (details, status, rate):
+        assert "int8 (onnxruntime) on cpu" in said
+    assert app_module.parse_args(["--precision", "int8"]).precision == "int8"
 
 
 def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):
