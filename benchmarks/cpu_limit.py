@@ -7,7 +7,8 @@ of its precision.
 
 Each figure is the best of repeated runs over at least `--seconds`, batch 1, torch's default
 thread count. FLOPs count a multiply-add as two (torch's FlopCounterMode for the generators).
-int8 generators are not measured here yet: their quantisation is the rest of issue 53.
+int8 generators are quantised as `--precision int8` does (img2img.translate.precision), here
+calibrated on random images: their speed, not their quality (benchmarks/precision.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from img2img.checkpoint import checkpoint_config, load_checkpoint, load_generato
 from img2img.config import RunConfig
 from img2img.methods import method_class
 from img2img.translate.onnx_graph import OnnxGenerator, export_generator
+from img2img.translate.precision import quantize_int8
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "maps_aerial2map" / "model.pt"
 
@@ -104,6 +106,9 @@ def generators() -> dict[str, tuple[RunConfig, torch.nn.Module]]:
     state = load_checkpoint(BUNDLED)
     found = {"bundled U-Net, ngf 32": (checkpoint_config(state), load_generators(state)["AtoB"])}
     torch.manual_seed(0)
+    cfg = RunConfig.for_method("pix2pix")
+    cfg.model.netG = "unet_256"  # ngf 64
+    found["U-Net, ngf 64 (the paper's)"] = (cfg, method_class("pix2pix").build_generator(cfg.model, "AtoB", "image"))
     cfg = RunConfig.for_method("cyclegan")  # resnet_9blocks, ngf 64: every CycleGAN and CUT model
     found["ResNet, 9 blocks, ngf 64"] = (cfg, method_class("cyclegan").build_generator(cfg.model, "AtoB", "image"))
     return found
@@ -132,7 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (cfg, net) in generators().items():
             net = net.eval()
-            onnx = OnnxGenerator(export_generator(net, cfg, "AtoB", Path(tmp) / f"{len(name)}.onnx"), torch.device("cpu"))
+            fp32_file = export_generator(net, cfg, "AtoB", Path(tmp) / f"{len(name)}.onnx")
+            onnx = OnnxGenerator(fp32_file, torch.device("cpu"))
+            calibration = [np.random.default_rng(i).uniform(-1, 1, (1, 3, 256, 256)).astype(np.float32) for i in range(8)]
+            int8 = OnnxGenerator(quantize_int8(fp32_file, Path(tmp) / f"{len(name)}.int8.onnx", calibration, {
+                k: v for k, v in onnx.session.get_modelmeta().custom_metadata_map.items()}), torch.device("cpu"))
             for side in args.sizes:
                 flops = forward_flops(net, side) / 1e9
                 x = torch.randn(1, 3, side, side)
@@ -144,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
 
                 with torch.no_grad():
                     runs = {"fp32, torch": rate(lambda: net(x), seconds),
-                            "fp32, onnxruntime": rate(lambda: onnx(x), seconds)}
+                            "fp32, onnxruntime": rate(lambda: onnx(x), seconds),
+                            "int8, onnxruntime": rate(lambda: int8(x), seconds)}
                     if best["bf16"] >= best["fp32"] / 4:  # else minutes per image: not a candidate here
                         runs["bf16, torch autocast"] = rate(bf16, seconds)
                 for how, images in runs.items():
