@@ -32,9 +32,10 @@ META_PRECISION, META_CHECKPOINT, META_CALIBRATION = (
     "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration")
 CALIBRATION_IMAGES = 32
 GATE_IMAGES = 8
-# Below this a generator's time goes to per-call overhead, not arithmetic, and int8 cannot gain;
-# `auto` then keeps fp32 without measuring (tiny models translate in milliseconds anyway).
-MIN_GFLOP_FOR_INT8 = 1.0
+# Below this int8 measured no gain on this CPU (a 1.4 GFLOP ResNet 0.89x, the 3.1 GFLOP bundled
+# U-Net 0.86x; a 6.7 GFLOP ResNet 1.34x: benchmarks/LOG.md), its time going to per-layer overhead,
+# so `auto` keeps fp32 without measuring.
+MIN_GFLOP_FOR_INT8 = 5.0
 
 
 @dataclass(frozen=True)
