@@ -32,6 +32,7 @@ META_PRECISION, META_CHECKPOINT, META_CALIBRATION = (
     "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration")
 CALIBRATION_IMAGES = 32
 GATE_IMAGES = 8
+MEASURE_SECONDS = 1.0
 # Below this int8 measured no gain on this CPU (a 1.4 GFLOP ResNet 0.89x, the 3.1 GFLOP bundled
 # U-Net 0.86x; a 6.7 GFLOP ResNet 1.34x: benchmarks/LOG.md), its time going to per-layer overhead,
 # so `auto` keeps fp32 without measuring.
@@ -132,16 +133,28 @@ def split_for_gate(inputs: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.
 
 
 def generator_gflop(generator: torch.nn.Module, size_multiple: int) -> float:
-    """Forward GFLOP (a multiply-add as two) per 256x256 image, counted on a small input and
-    scaled by the pixel count, which is exact for convolutions."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    """Forward GFLOP of its convolutions (a multiply-add as two) per 256x256 image, counted by
+    hooks on a small input and scaled by the pixel count, which is exact for convolutions.
+    (torch's FlopCounterMode gives the same count but costs seconds of imports at first use.)"""
     side = size_multiple * -(-64 // size_multiple)
+    multiply_adds = []
+
+    def count(module, inputs, output) -> None:
+        kernel = module.weight[0].numel()  # in_channels / groups x kH x kW (ConvTranspose: out / groups x ...)
+        elements = output.numel() if isinstance(module, torch.nn.Conv2d) else inputs[0].numel()
+        multiply_adds.append(elements * kernel)
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     parameter = next(generator.parameters())
     x = torch.zeros(1, generator_in_channels(generator), side, side, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        generator(x)
-    return counter.get_total_flops() / 1e9 * (256 * 256) / (side * side)
+    try:
+        with torch.no_grad():
+            generator(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 2 * sum(multiply_adds) / 1e9 * (256 * 256) / (side * side)
 
 
 def generator_in_channels(generator: torch.nn.Module) -> int:
@@ -299,8 +312,10 @@ class Measurement:
 
 
 def measure(reference: Callable[[torch.Tensor], torch.Tensor], candidate: Callable[[torch.Tensor], torch.Tensor],
-            precision: str, inputs: list[np.ndarray], seconds: float = 1.0) -> Measurement:
-    """Quality and speed of `candidate` against `reference`, batch 1, on `inputs`."""
+            precision: str, inputs: list[np.ndarray], seconds: float | None = None) -> Measurement:
+    """Quality and speed of `candidate` against `reference`, batch 1, on `inputs`, each timed
+    for at least `seconds` (default MEASURE_SECONDS)."""
+    seconds = MEASURE_SECONDS if seconds is None else seconds
     levels = []
     for x in inputs:
         xt = torch.from_numpy(x)

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from helpers import make_checkpoint, make_paired, random_image
 
 from img2img.cli import main
@@ -135,6 +136,7 @@ def test_auto_keeps_fp32_for_a_model_too_small_to_gain_without_measuring(tmp_pat
 
 def test_auto_keeps_fp32_when_int8_fails_the_gate_and_says_so(tmp_path, calibration_dir, monkeypatch, caplog):
     monkeypatch.setattr(precision, "MIN_GFLOP_FOR_INT8", 0.0)
+    monkeypatch.setattr(precision, "MEASURE_SECONDS", 0.05)
     monkeypatch.setattr(precision, "GATE", QualityGate(mean_levels=0.0, p999_levels=0.0, min_speedup=1.15))
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
     with caplog.at_level(logging.INFO, logger="img2img"):
@@ -150,6 +152,7 @@ def test_auto_keeps_fp32_when_int8_fails_the_gate_and_says_so(tmp_path, calibrat
 
 def test_auto_takes_int8_when_it_passes_the_gate_and_remembers_the_choice(tmp_path, calibration_dir, monkeypatch):
     monkeypatch.setattr(precision, "MIN_GFLOP_FOR_INT8", 0.0)
+    monkeypatch.setattr(precision, "MEASURE_SECONDS", 0.05)
     monkeypatch.setattr(precision, "GATE", QualityGate(mean_levels=255, p999_levels=255, min_speedup=0))
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
     translator = Translator.from_checkpoint(checkpoint, device="cpu", calibration=calibration_dir)
@@ -199,3 +202,20 @@ def test_an_unknown_precision_is_refused(tmp_path):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
     with pytest.raises(Img2ImgError, match="precision must be one of auto, fp32, bf16, int8, not 'fp16'"):
         Translator.from_checkpoint(checkpoint, device="cpu", precision="fp16")
+
+
+@pytest.mark.slow  # FlopCounterMode's first use imports for seconds
+@pytest.mark.parametrize("netG", ["unet_32", "resnet_6blocks"])
+def test_the_convolution_count_equals_torchs_flop_counter(netG):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from img2img.config import RunConfig
+    from img2img.methods import method_class
+
+    cfg = RunConfig.for_method("pix2pix")
+    cfg.model.netG, cfg.model.ngf = netG, 8
+    generator = method_class("pix2pix").build_generator(cfg.model, "AtoB", "image").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator(torch.zeros(1, 3, 256, 256))
+    assert precision.generator_gflop(generator, generator.size_multiple) == pytest.approx(
+        counter.get_total_flops() / 1e9, rel=1e-9)
