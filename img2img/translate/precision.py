@@ -407,6 +407,7 @@ def select(translator, checkpoint: Path | str, direction: Direction, requested: 
         return Selection("int8", int8_network(), f"int8, as asked, calibrated on {key}")
     gflop = generator_gflop(generator, generator.size_multiple)
     if gflop < MIN_GFLOP_FOR_INT8:
+        # Said only in precision_reason: most models are this small, and nothing was measured.
         return Selection("fp32", None, f"auto: fp32; at {gflop:.2f} GFLOP per 256x256 image int8 has nothing to gain")
     record = int8_cache_path(Path(checkpoint), file_sha256(checkpoint), direction, batch_norm)
     record = record.with_name(record.name.removesuffix(".onnx") + ".auto.json")
@@ -418,11 +419,14 @@ def select(translator, checkpoint: Path | str, direction: Direction, requested: 
         except Img2ImgError as e:
             return Selection("fp32", None, f"auto stays fp32: {e}")
         _, held_out = split_for_gate(inputs)
+        logger.info(f"{Path(checkpoint).name} {direction}: measuring int8 against fp32 on {len(held_out)} images of "
+                    f"{key}, once for this checkpoint")
         reference = translator.network(direction)
         measurements = [measure(_no_grad(reference), int8_network(), "int8", held_out)]
         if bf16_is_native():
             measurements.append(measure(_no_grad(reference), _no_grad(generator, bf16=True), "bf16", held_out))
         choice = choose(measurements, gate)
+        logger.info(f"{Path(checkpoint).name} {direction}: {choice.reason}")
         record.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(record, json.dumps({"calibration": key, "gate": asdict(gate), **choice.to_dict()},
                                              indent=1) + "\n")

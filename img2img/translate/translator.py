@@ -104,8 +104,6 @@ class Translator:
                 translator.precision_reason[direction] = chosen.reason
                 if chosen.network is not None:
                     translator.onnx[direction] = chosen.network
-                if precision == "auto" and chosen.precision == "fp32" and "gate" in chosen.reason:
-                    logger.info(f"{Path(path).name} {direction}: {chosen.reason}")
         return translator
 
     @classmethod
