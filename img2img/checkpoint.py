@@ -7,8 +7,8 @@ export and pretrained conversion all load generators through `load_generators`.
 """
 from __future__ import annotations
 
+import json
 import pickle
-
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from torch import nn
 
 from .config import DIRECTIONS, Direction, RunConfig
 from .errors import Img2ImgError
-from .files import atomic_write
+from .files import atomic_write, atomic_write_text
 from .methods import method_class
 
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
@@ -26,6 +26,8 @@ from .methods import method_class
 # 4: the model's pixel formats (`model.in_dtype`, `in_range`, ...); older models are 8-bit, 0..255;
 #    `model.init_type` and `init_gain`, as each method initialised before.
 FORMAT_VERSION = 4
+# A model in safetensors (no pickle): the generators' tensors, and the config with the format version.
+SAFETENSORS_WEIGHTS, SAFETENSORS_CONFIG = "model.safetensors", "config.json"
 
 # Format 1 kept these in ModelConfig and TrainConfig.
 _V1_METHOD_FIELDS = ("gan_mode", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size")
@@ -37,9 +39,13 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
-    """A checkpoint in the current format, or an Img2ImgError naming the file and the problem.
-    `mmap` maps tensors instead of reading them (cheap when only the config is wanted)."""
+    """A checkpoint in the current format, or an Img2ImgError naming the file and the problem:
+    a .pt file, or a safetensors model (`model.safetensors` with its `config.json`, or their
+    folder; see `export_safetensors`). `mmap` maps tensors instead of reading them (cheap when
+    only the config is wanted)."""
     path = Path(path)
+    if path.is_dir() or path.suffix == ".safetensors":
+        return _upgraded(path, read_safetensors(path))
     if not path.is_file():
         raise Img2ImgError(f"{path}: checkpoint not found")
     try:
@@ -54,6 +60,11 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
         raise Img2ImgError(f"{path}: not a readable img2img checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(state, dict) or "config" not in state:
         raise Img2ImgError(f"{path}: not an img2img checkpoint (no stored config)")
+    return _upgraded(path, state)
+
+
+def _upgraded(path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with its config upgraded to the current format and checked."""
     version = state.get("format_version", 1)
     if version > FORMAT_VERSION:
         raise Img2ImgError(f"{path}: checkpoint format {version} is newer than this img2img reads "
@@ -70,6 +81,55 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
     except (TypeError, ValueError) as e:
         raise Img2ImgError(f"{path}: its stored config is not valid ({e})") from None
     return state
+
+
+def safetensors_files(path: Path | str) -> tuple[Path, Path]:
+    """(weights, config) of a safetensors model given as its folder or its .safetensors file."""
+    path = Path(path)
+    weights = path / SAFETENSORS_WEIGHTS if path.is_dir() else path
+    return weights, weights.with_name(SAFETENSORS_CONFIG)
+
+
+def export_safetensors(src: Path | str, dst: Path | str) -> Path:
+    """The checkpoint's translating generator(s) as `dst/model.safetensors` (fp32, each tensor
+    named `NETWORK.PARAMETER`, e.g. `G_A.model.1.weight`) and the typed config as
+    `dst/config.json`: a model that loads with no pickle. Both written atomically."""
+    from safetensors.torch import save
+
+    state = generators_only(load_checkpoint(src), half=False)
+    tensors = {f"{network}.{name}": tensor.contiguous() for network, weights in state["method"]["networks"].items()
+               for name, tensor in weights.items()}
+    weights, config = safetensors_files(Path(dst) / SAFETENSORS_WEIGHTS)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(weights, lambda f: f.write(save(tensors, metadata={"format": "pt"})))
+    atomic_write_text(config, json.dumps({"library": "img2img", "format_version": FORMAT_VERSION,
+                                          "config": state["config"], "progress": state["progress"]}, indent=1) + "\n")
+    return weights.parent
+
+
+def read_safetensors(path: Path | str) -> dict[str, Any]:
+    """A safetensors model as a checkpoint's state, read without unpickling anything."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights, config = safetensors_files(path)
+    missing = [p.name for p in (weights, config) if not p.is_file()]
+    if missing:
+        raise Img2ImgError(f"{path}: not an img2img safetensors model: no {' and no '.join(missing)}")
+    try:
+        meta = json.loads(config.read_text())
+        stored = {"config": meta["config"], "format_version": meta["format_version"], "progress": meta.get("progress", {})}
+    except (ValueError, KeyError, TypeError) as e:
+        raise Img2ImgError(f"{config}: not an img2img config.json ({type(e).__name__}: {e})") from None
+    try:
+        tensors = load_file(weights)
+    except (SafetensorError, OSError) as e:
+        raise Img2ImgError(f"{weights}: not a readable safetensors file ({e})") from None
+    networks: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        network, _, parameter = name.partition(".")
+        networks.setdefault(network, {})[parameter] = tensor
+    return {**stored, "method": {"networks": networks}}
 
 
 def unpickling_reason(error: Exception) -> str:
@@ -121,17 +181,27 @@ def stored_directions(state: dict[str, Any]) -> list[Direction]:
     return [d for d in DIRECTIONS if d in cls.generator_keys and cls.translating_key(d, networks) in networks]
 
 
-def load_generators(state: dict[str, Any], batch_statistics: str = "image") -> dict[Direction, nn.Module]:
+def load_generators(state: dict[str, Any], batch_statistics: str = "image",
+                    source: str = "checkpoint") -> dict[Direction, nn.Module]:
     """The checkpoint's generators by direction, rebuilt from its config, in eval mode on the CPU.
-    `batch_statistics`: what BatchNorm layers use (each image's own, or the running ones)."""
+    `batch_statistics`: what BatchNorm layers use (each image's own, or the running ones);
+    `source` names the checkpoint in errors."""
     cfg = checkpoint_config(state)
     cls = method_class(cfg.method)
     generators = {}
     for direction in stored_directions(state):
-        net = cls.build_generator(cfg.model, direction, batch_statistics)
+        try:
+            net = cls.build_generator(cfg.model, direction, batch_statistics)
+        except ValueError as e:  # e.g. a network name this img2img does not know
+            raise Img2ImgError(f"{source}: its config names no network img2img can build ({e})") from None
         networks = state["method"]["networks"]
         weights = networks[cls.translating_key(direction, networks)]
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+        try:
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+        except RuntimeError as e:
+            problem = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+            raise Img2ImgError(f"{source}: its {direction} weights do not fit the {cfg.model.netG} its config names "
+                               f"({problem[:200]})") from None
         generators[direction] = net.eval()
     return generators
 

@@ -470,8 +470,9 @@ def add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="generator-only checkpoint for inference (fp16, no optimizer state), or ONNX")
     p.add_argument("checkpoint")
     p.add_argument("output", help="OUT.pt, or OUT.onnx (a two-direction model writes OUT.AtoB.onnx and OUT.BtoA.onnx)")
-    p.add_argument("--format", default="pt", choices=["pt", "onnx"],
-                   help="pt: img2img checkpoint (default); onnx: dynamic batch, height and width, opset 18")
+    p.add_argument("--format", default="pt", choices=["pt", "onnx", "safetensors"],
+                   help="pt: img2img checkpoint (default); onnx: dynamic batch, height and width, opset 18; "
+                   "safetensors: OUTPUT is a folder for model.safetensors (fp32) and config.json, loaded with no pickle")
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (pt; ONNX is always fp32)")
     p.add_argument("--direction", choices=DIRECTIONS, help="ONNX: export only this direction (default: all stored)")
     p.add_argument("--batch-norm", default="image", choices=BATCH_NORM_MODES,
@@ -497,6 +498,15 @@ def run_export(args) -> int:
         for out in export_int8(translator, args.checkpoint, args.output, [args.direction] if args.direction else None,
                                batch_norm=args.batch_norm, calibration_dir=args.calibration):
             print(f"exported {out} (int8 ONNX, {out.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    if args.format == "safetensors":
+        from .checkpoint import export_safetensors
+
+        if args.domain_a or args.domain_b:
+            raise Img2ImgError("--domain-a/--domain-b name the domains in a .pt export")
+        out = export_safetensors(args.checkpoint, args.output)
+        size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+        print(f"exported {out}/ (model.safetensors and config.json, {size:.1f} MB)")
         return 0
     if args.format == "onnx":
         from .translate.onnx_graph import OPSET, export_checkpoint

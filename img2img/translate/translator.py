@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..cancellation import check_stop
-from ..checkpoint import checkpoint_config, load_checkpoint, load_generators
+from ..checkpoint import checkpoint_config, load_checkpoint, load_generators, safetensors_files
 from ..config import Direction, RunConfig
 from ..device import resolve_device
 from ..errors import Img2ImgError
@@ -71,7 +71,8 @@ class Translator:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image",
                         engine: str = "auto", precision: str = "auto",
                         calibration: str | Path | None = None) -> "Translator":
-        """`path`: an img2img checkpoint (.pt), or an ONNX file from `img2img export --format onnx`.
+        """`path`: an img2img checkpoint (.pt), a safetensors model (`img2img export --format
+        safetensors`: its folder or its model.safetensors), or an ONNX file (`--format onnx`).
 
         `precision` (see translate.precision): on the CPU, "auto" measures int8 (and bf16 where the
         CPU has bf16 instructions) against fp32 on the model's own images, once per checkpoint,
@@ -85,9 +86,11 @@ class Translator:
         if engine not in ENGINES:
             raise Img2ImgError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         dev = resolve_device(device)
+        if Path(path).is_dir():  # a safetensors model's folder: its weights file names the caches
+            path = safetensors_files(path)[0]
         state = load_checkpoint(path)
         cfg = checkpoint_config(state)
-        generators = load_generators(state, batch_norm)
+        generators = load_generators(state, batch_norm, source=str(path))
         translator = cls(cfg, generators, dev)
         if precision not in PRECISIONS:
             raise Img2ImgError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
