@@ -161,6 +161,101 @@ class Server:
         return f"http://127.0.0.1:{self.httpd.server_port}{path}"
 
 
+class HubServer:
+    """The Hugging Face Hub's download API for model repos, on 127.0.0.1: `add(repo, files)`
+    stores a commit (and moves `main` to it); it answers the calls `snapshot_download` makes
+    (repo info at a revision, the recursive tree, HEAD and GET of each file at its commit) with
+    exactly what was stored, and the Hub's error codes for unknown repos and revisions."""
+
+    def __init__(self):
+        self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> commit -> files
+        self.refs: dict[str, dict[str, str]] = {}  # repo -> branch -> commit
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.answer(body=False)
+
+            def do_GET(self):
+                self.answer(body=True)
+
+            def answer(self, body: bool):
+                import json
+                from urllib.parse import unquote, urlparse
+
+                path = unquote(urlparse(self.path).path)
+                server.requests.append(f"{self.command} {path}")
+                parts = path.strip("/").split("/")
+                if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
+                    repo, kind, revision = "/".join(parts[2:4]), parts[4], parts[5]
+                    commit = server.resolve(repo, revision)
+                    if commit is None:
+                        return self.error(repo, revision)
+                    files = server.repos[repo][commit]
+                    if kind == "revision":
+                        info = {"id": repo, "modelId": repo, "sha": commit, "private": False,
+                                "siblings": [{"rfilename": name} for name in files]}
+                    else:
+                        info = [{"type": "file", "path": name, "size": len(data), "oid": server.oid(data)}
+                                for name, data in files.items()]
+                    return self.send(json.dumps(info).encode(), "application/json", body, commit)
+                if len(parts) >= 5 and parts[2] == "resolve":
+                    repo, revision, name = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
+                    commit = server.resolve(repo, revision)
+                    if commit is None or name not in server.repos[repo][commit]:
+                        return self.error(repo, revision, entry=commit is not None)
+                    data = server.repos[repo][commit][name]
+                    return self.send(data, "application/octet-stream", body, commit, etag=server.oid(data))
+                self.send_error(404)
+
+            def send(self, data: bytes, kind: str, body: bool, commit: str, etag: str | None = None):
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("X-Repo-Commit", commit)
+                if etag:
+                    self.send_header("ETag", f'"{etag}"')
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def error(self, repo: str, revision: str, entry: bool = False):
+                code = "EntryNotFound" if entry else ("RevisionNotFound" if repo in server.repos else "RepoNotFound")
+                self.send_response(404)
+                self.send_header("X-Error-Code", code)
+                self.send_header("X-Error-Message", f"{code}: {repo}@{revision}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+
+    @staticmethod
+    def oid(data: bytes) -> str:
+        import hashlib
+
+        return hashlib.sha1(data).hexdigest()
+
+    def add(self, repo: str, files: dict[str, bytes], branch: str = "main") -> str:
+        import hashlib
+
+        commit = hashlib.sha1(repo.encode() + b"".join(sorted(self.oid(d).encode() for d in files.values()))
+                              + str(len(self.repos.get(repo, {}))).encode()).hexdigest()
+        self.repos.setdefault(repo, {})[commit] = dict(files)
+        self.refs.setdefault(repo, {})[branch] = commit
+        return commit
+
+    def resolve(self, repo: str, revision: str) -> str | None:
+        if repo not in self.repos:
+            return None
+        return self.refs[repo].get(revision) or (revision if revision in self.repos[repo] else None)
+
+
 class CanonicalResnetBlock(nn.Module):
     def __init__(self, c):
         super().__init__()

@@ -22,7 +22,7 @@ PACKAGE = ROOT / "img2img"
 # The rooms of the package, bottom first: a module may import from its own layer's rooms (not in
 # a circle) and from the layers below, never from above.
 LAYERS = [
-    {"errors", "files", "log", "device", "download", "cancellation"},
+    {"errors", "files", "log", "device", "download", "cancellation", "hub"},
     {"io", "models"},
     {"config", "losses"},
     {"methods"},

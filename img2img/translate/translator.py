@@ -15,6 +15,7 @@ from ..checkpoint import checkpoint_config, load_checkpoint, load_generators, sa
 from ..config import Direction, RunConfig
 from ..device import resolve_device
 from ..errors import Img2ImgError
+from ..hub import SCHEME, fetch_model, is_hub_reference
 from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
 from ..io.readers import pil_pixels, read_image
 from ..log import logger
@@ -72,13 +73,16 @@ class Translator:
                         engine: str = "auto", precision: str = "auto",
                         calibration: str | Path | None = None) -> "Translator":
         """`path`: an img2img checkpoint (.pt), a safetensors model (`img2img export --format
-        safetensors`: its folder or its model.safetensors), or an ONNX file (`--format onnx`).
+        safetensors`: its folder or its model.safetensors, or `hf://user/name[@revision]` on the
+        Hugging Face Hub), or an ONNX file (`--format onnx`).
 
         `precision` (see translate.precision): on the CPU, "auto" measures int8 (and bf16 where the
         CPU has bf16 instructions) against fp32 on the model's own images, once per checkpoint,
         and keeps the fastest that passes the quality gate; "int8" calibrates on `calibration`
         (a folder of input-domain images) or the checkpoint's validation split. On CUDA, "auto"
         is bf16 autocast, as before."""
+        if is_hub_reference(path):
+            path = fetch_model(str(path))
         if Path(path).suffix == ".onnx":
             return cls.from_onnx(path, device)
         if batch_norm not in BATCH_NORM_MODES:
@@ -108,6 +112,12 @@ class Translator:
                 if chosen.network is not None:
                     translator.onnx[direction] = chosen.network
         return translator
+
+    @classmethod
+    def from_pretrained(cls, repo: str, **options) -> Translator:
+        """A model on the Hugging Face Hub, "user/name" or "user/name@revision" (see img2img.hub);
+        `options` as `from_checkpoint`."""
+        return cls.from_checkpoint(repo if is_hub_reference(repo) else SCHEME + repo, **options)
 
     @classmethod
     def from_onnx(cls, path: str | Path, device: str = "auto") -> "Translator":
