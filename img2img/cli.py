@@ -466,6 +466,28 @@ def run_pretrained_list(args) -> int:
     return 0
 
 
+def add_push_parser(sub) -> None:
+    p = sub.add_parser("push", help="publish a model on the Hugging Face Hub (safetensors, config.json, model card)")
+    p.add_argument("--checkpoint", required=True, help="e.g. RUN/checkpoints/best.pt")
+    p.add_argument("--repo", required=True, help="USER/NAME on the Hub (created if needed)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="push to this branch (created from main if needed; default main)")
+    p.add_argument("--token", help="Hub token (default: HF_TOKEN or `huggingface-cli login`)")
+    p.add_argument("--onnx", action="store_true", help="also upload the ONNX export")
+    p.add_argument("--license", dest="license_id", help="license id for the model card, e.g. mit")
+    p.add_argument("--dataset", action="append", default=[], help="Hub dataset id for the card (repeatable)")
+    p.set_defaults(run=run_push)
+
+
+def run_push(args) -> int:
+    from .publish import push
+
+    url = push(args.checkpoint, args.repo, private=args.private, revision=args.revision, token=args.token,
+               onnx=args.onnx, license_id=args.license_id, datasets=args.dataset)
+    print(f"pushed {args.checkpoint} to {args.repo}: {url}")
+    return 0
+
+
 def add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="generator-only checkpoint for inference (fp16, no optimizer state), or ONNX")
     p.add_argument("checkpoint")
@@ -536,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_datasets_parser(sub)
     add_pretrained_parser(sub)
     add_export_parser(sub)
+    add_push_parser(sub)
     add_demo_parser(sub)
     add_bench_parser(sub)
     return parser

@@ -162,14 +162,18 @@ class Server:
 
 
 class HubServer:
-    """The Hugging Face Hub's download API for model repos, on 127.0.0.1: `add(repo, files)`
-    stores a commit (and moves `main` to it); it answers the calls `snapshot_download` makes
-    (repo info at a revision, the recursive tree, HEAD and GET of each file at its commit) with
-    exactly what was stored, and the Hub's error codes for unknown repos and revisions."""
+    """The Hugging Face Hub's API for model repos, on 127.0.0.1. Downloads: the calls
+    `snapshot_download` makes (repo info at a revision, the recursive tree, HEAD and GET of each
+    file at its commit), answered with exactly what was stored, and the Hub's error codes for
+    unknown repos and revisions. Uploads: the calls `create_repo`, `create_branch` and
+    `upload_folder` make (repo creation, 409 when it exists; preupload, answering "regular" for
+    every file; README metadata validation; the NDJSON commit, stored as a new commit on its
+    branch). `add(repo, files)` stores a commit directly."""
 
     def __init__(self):
         self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> commit -> files
         self.refs: dict[str, dict[str, str]] = {}  # repo -> branch -> commit
+        self.private: dict[str, bool] = {}
         self.requests: list[str] = []
         server = self
 
@@ -182,6 +186,59 @@ class HubServer:
 
             def do_GET(self):
                 self.answer(body=True)
+
+            def do_POST(self):
+                import base64
+                import json
+                from urllib.parse import unquote, urlparse
+
+                path = unquote(urlparse(self.path).path)
+                server.requests.append(f"POST {path}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                parts = path.strip("/").split("/")
+                if parts == ["api", "repos", "create"]:
+                    payload = json.loads(raw)
+                    repo = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+                    if repo in server.repos:
+                        return self.reply(409, {"error": "You already created this model repo", "url": f"{server.url}/{repo}"})
+                    server.repos[repo], server.refs[repo] = {}, {}
+                    server.private[repo] = bool(payload.get("private"))
+                    return self.reply(200, {"url": f"{server.url}/{repo}"})
+                if parts == ["api", "validate-yaml"]:
+                    return self.reply(200, {"warnings": [], "errors": []})
+                if parts[:2] == ["api", "models"] and len(parts) >= 6:
+                    repo, action, revision = "/".join(parts[2:4]), parts[4], "/".join(parts[5:])
+                    if repo not in server.repos:
+                        return self.error(repo, revision)
+                    if action == "preupload":
+                        files = json.loads(raw)["files"]
+                        return self.reply(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                                          for f in files]})
+                    if action == "branch":
+                        if revision in server.refs[repo]:
+                            return self.reply(409, {"error": "Reference already exists"})
+                        server.refs[repo][revision] = server.refs[repo].get("main") or server.add(repo, {})
+                        return self.reply(200, {})
+                    if action == "commit":
+                        items = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+                        parent = server.refs[repo].get(revision)
+                        files = dict(server.repos[repo][parent]) if parent else {}
+                        for item in items:
+                            if item["key"] == "file":
+                                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                        commit = server.add(repo, files, branch=revision)
+                        return self.reply(200, {"commitUrl": f"{server.url}/{repo}/commit/{commit}", "commitOid": commit})
+                self.send_error(404)
+
+            def reply(self, status: int, payload):
+                import json
+
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def answer(self, body: bool):
                 import json

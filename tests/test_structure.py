@@ -27,7 +27,7 @@ LAYERS = [
     {"config", "losses"},
     {"methods"},
     {"checkpoint", "data", "metrics"},
-    {"translate"},
+    {"translate", "publish"},
     {"training"},
     {"service"},
     {"cli", "demo", "inference", "__main__", "__init__"},

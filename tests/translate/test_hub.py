@@ -1,4 +1,6 @@
 """Loading models from the Hugging Face Hub by hf:// (against a Hub server of the test's own)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import HubServer, make_checkpoint, random_image
@@ -78,3 +80,62 @@ def test_translate_takes_an_hf_checkpoint(hub, tmp_path, capsys):
     assert main(["translate", "--checkpoint", "hf://someone/small", str(tmp_path / "in"), str(tmp_path / "out"),
                  "--device", "cpu"]) == 0
     assert (tmp_path / "out" / "a.png").is_file()
+
+
+def trained(tmp_path, method: str, extra: list[str]) -> Path:
+    from helpers import make_paired, make_unpaired
+
+    data = make_paired(tmp_path / "data") if method == "pix2pix" else make_unpaired(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["train", "--model", method, "--data", str(data), "--out", str(out), "--max-steps", "2",
+                 "--size", "32", "--load-size", "32", "--ngf", "8", "--ndf", "8", "--num-workers", "0",
+                 "--fid-every", "0", "--sample-every", "1", "--device", "cpu", *extra]) == 0
+    return out / "checkpoints" / "latest.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,extra", [("pix2pix", ["--netG", "unet_32"]), ("cyclegan", ["--netG", "resnet_6blocks"])])
+def test_a_pushed_model_loads_by_hf_and_translates_bit_for_bit(hub, tmp_path, method, extra, capsys):
+    checkpoint = trained(tmp_path, method, extra)
+    assert main(["push", "--checkpoint", str(checkpoint), "--repo", "someone/tiny", "--license", "mit"]) == 0
+    assert "pushed" in capsys.readouterr().out
+    commit = hub.refs["someone/tiny"]["main"]
+    stored = hub.repos["someone/tiny"][commit]
+    assert {"model.safetensors", "config.json", "README.md", "sample.png"} <= set(stored)
+    card = stored["README.md"].decode()
+    assert card.startswith("---\nlibrary_name: img2img\npipeline_tag: image-to-image\n")
+    assert f"tags: [img2img, {method}, gan, image-to-image]" in card and "license: mit" in card
+    image = random_image(np.random.default_rng(0), 32, 32)
+    local = Translator.from_checkpoint(checkpoint, device="cpu", engine="torch", precision="fp32")
+    remote = Translator.from_checkpoint("hf://someone/tiny", device="cpu", engine="torch", precision="fp32")
+    for direction in local.directions:
+        assert np.array_equal(local.translate_pixels(image, direction), remote.translate_pixels(image, direction))
+
+
+def test_the_card_states_only_the_metrics_the_run_measured(hub, tmp_path):
+    from img2img.publish import model_card, validation_results
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("step,epoch,G_GAN,val_l1,val_psnr,fid_AtoB\n10,1,0.5,,,\n20,2,0.4,0.125,21.5,\n"
+                                     "30,3,0.3,,,\n")
+    found = validation_results(run, step=30)
+    assert found.step == 20 and found.values == {"val_l1": 0.125, "val_psnr": 21.5}
+    assert validation_results(run, step=10) is None
+    from img2img.config import RunConfig
+
+    card = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, found, None, None, [])
+    assert "{type: l1, value: 0.125, name: L1 at step 20}" in card and "{type: psnr, value: 21.5" in card
+    assert "fid" not in card.split("---")[1] and "license" not in card
+    silent = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, None, None, None, [])
+    assert "model-index" not in silent and "recorded no validation metrics" in silent
+
+
+def test_a_push_to_a_branch_leaves_main_alone(hub, tmp_path):
+    checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=dict(netG="unet_32", ngf=8))
+    assert main(["push", "--checkpoint", str(checkpoint), "--repo", "someone/tiny"]) == 0
+    main_commit = hub.refs["someone/tiny"]["main"]
+    assert main(["push", "--checkpoint", str(checkpoint), "--repo", "someone/tiny", "--revision", "v2",
+                 "--onnx", "--private"]) == 0
+    assert hub.refs["someone/tiny"]["main"] == main_commit
+    assert "model.onnx" in hub.repos["someone/tiny"][hub.refs["someone/tiny"]["v2"]]

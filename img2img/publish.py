@@ -1,0 +1,148 @@
+"""`img2img push`: a trained model as a Hugging Face Hub model repo.
+
+The repo holds the translating generator(s) as `model.safetensors` with the typed config as
+`config.json` (what `hf://user/name` loads, see img2img.hub), a `README.md` model card in the
+Hub's format, the run's newest sample grid, and with `onnx=True` the ONNX export. The card's
+numbers are the run's own validation rows in metrics.csv; a metric the run did not measure is
+left out, never invented.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import checkpoint_config, export_safetensors, load_checkpoint, stored_directions
+from .config import RunConfig
+from .errors import Img2ImgError
+
+# metrics.csv columns of validation results, and their model-index names.
+CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR"}
+
+
+@dataclass
+class Validation:
+    """The run's validation results at a step: {column: value}, e.g. fid_AtoB, val_l1."""
+    step: int
+    values: dict[str, float]
+
+
+def validation_results(run: Path, step: int) -> Validation | None:
+    """The last row of RUN/metrics.csv at or before `step` holding validation results."""
+    path = run / "metrics.csv"
+    if not path.is_file():
+        return None
+    found = None
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if int(row["step"]) > step:
+                break
+            values = {k: float(v) for k, v in row.items() if v not in ("", None) and _metric(k)}
+            if values:
+                found = Validation(int(row["step"]), values)
+    return found
+
+
+def _metric(column: str) -> bool:
+    return column in ("val_l1", "val_psnr") or (column.startswith(("fid_", "kid_")) and "channels" not in column)
+
+
+def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, validation: Validation | None,
+               sample: str | None, license_id: str | None, datasets: list[str]) -> str:
+    """README.md in the Hub's format: YAML metadata (with model-index results where the run
+    measured any), then what the model is and how to use it."""
+    data_name = Path(cfg.data.root).name or "the training data"
+    lines = ["---", "library_name: img2img", "pipeline_tag: image-to-image",
+             f"tags: [img2img, {cfg.method}, gan, image-to-image]"]
+    if license_id:
+        lines.append(f"license: {license_id}")
+    if datasets:
+        lines.append("datasets: [" + ", ".join(datasets) + "]")
+    if validation is not None:
+        lines += ["model-index:", f"- name: {repo.split('/')[-1]}", "  results:"]
+        for direction in directions:
+            metrics = [(CARD_METRICS[key], value) for column, value in validation.values.items()
+                       for key in CARD_METRICS if column in (key, f"{key}_{direction}")]
+            if not metrics:
+                continue
+            lines += ["  - task:", "      type: image-to-image", f"      name: {cfg.data.domain_a if direction == 'AtoB' else cfg.data.domain_b}"
+                      f" to {cfg.data.domain_b if direction == 'AtoB' else cfg.data.domain_a}",
+                      "    dataset:", f"      name: {data_name}", f"      type: {data_name}", "      split: validation",
+                      "    metrics:"]
+            lines += [f"    - {{type: {name.lower()}, value: {value:.6g}, name: {name} at step {validation.step}}}"
+                      for name, value in metrics]
+    lines.append("---")
+    size = "x".join(map(str, cfg.data.crop_size))
+    lines += ["", f"# {repo.split('/')[-1]}", "",
+              f"A **{cfg.method}** model trained with [img2img](https://github.com/) for {step} steps: "
+              f"{cfg.data.domain_a} ↔ {cfg.data.domain_b} on {data_name}, at {size} px.", "",
+              f"- Generator: `{cfg.model.netG}`, {cfg.model.ngf} filters, {cfg.model.norm} norm; "
+              f"translates {' and '.join(directions)}.",
+              f"- Pixels: {cfg.model.in_channels} channel(s) {cfg.model.in_dtype} in, "
+              f"{cfg.model.out_channels} channel(s) {cfg.model.out_dtype} out.",
+              "- Every setting of the run is in `config.json`, which rebuilds the model with no pickle."]
+    if validation is None:
+        lines += ["", "The run recorded no validation metrics, so this card states none."]
+    else:
+        lines += ["", f"Validation at step {validation.step} (the run's own metrics.csv): "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in validation.values.items()) + "."]
+    if sample:
+        lines += ["", f"![samples: input, output, target]({sample})"]
+    lines += ["", "## Use it", "", "```bash", "pip install img2img",
+              f"img2img translate --checkpoint hf://{repo} photos/ out/", "```", "", "```python",
+              "from img2img.translate.translator import Translator", "",
+              f'translator = Translator.from_pretrained("{repo}")',
+              'translator.translate("photo.jpg").save("translated.png")', "```", "",
+              f"In the app: `python app.py --checkpoints hf://{repo}`.", ""]
+    return "\n".join(lines)
+
+
+def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, license_id: str | None = None,
+          datasets: list[str] | None = None) -> list[Path]:
+    """Everything the repo will hold, written into `folder`."""
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint, mmap=True)
+    cfg, directions = checkpoint_config(state), stored_directions(state)
+    step = int(state.get("progress", {}).get("step", 0))
+    export_safetensors(checkpoint, folder)
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    samples = sorted((run / "samples").glob("*.png")) + sorted((run / "samples").glob("*.jpg"))
+    sample = None
+    if samples:
+        sample = "sample" + samples[-1].suffix
+        shutil.copyfile(samples[-1], folder / sample)
+    if onnx:
+        from .translate.onnx_graph import export_checkpoint
+
+        export_checkpoint(checkpoint, folder / "model.onnx")
+    card = model_card(cfg, repo, directions, step, validation_results(run, step), sample, license_id, datasets or [])
+    (folder / "README.md").write_text(card)
+    return sorted(folder.iterdir())
+
+
+def push(checkpoint: Path | str, repo: str, private: bool = False, revision: str | None = None,
+         token: str | None = None, onnx: bool = False, license_id: str | None = None,
+         datasets: list[str] | None = None) -> str:
+    """Creates the repo if needed (and the branch `revision`), uploads the staged files in one
+    commit, and returns the commit's URL. The token: `token`, else HF_TOKEN or the login cache."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise Img2ImgError(f"--repo {repo}: a Hub repo is USER/NAME")
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token)
+    with tempfile.TemporaryDirectory(prefix="img2img_push_") as work:
+        folder = Path(work)
+        stage(checkpoint, folder, repo, onnx, license_id, datasets)
+        try:
+            api.create_repo(repo, private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo, branch=revision, exist_ok=True)
+            info = api.upload_folder(repo_id=repo, folder_path=folder, revision=revision,
+                                     commit_message=f"img2img push of {Path(checkpoint).name}")
+        except (HfHubHTTPError, OSError) as e:
+            raise Img2ImgError(f"--repo {repo}: the push failed ({str(e).splitlines()[0][:200]})") from None
+    return info.commit_url
