@@ -18,6 +18,7 @@ from torch import nn
 from .config import DIRECTIONS, Direction, RunConfig
 from .errors import Img2ImgError
 from .files import atomic_write, atomic_write_text
+from .hub import fetch_model, is_hub_reference
 from .methods import method_class
 
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
@@ -41,8 +42,10 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
     """A checkpoint in the current format, or an Img2ImgError naming the file and the problem:
     a .pt file, or a safetensors model (`model.safetensors` with its `config.json`, or their
-    folder; see `export_safetensors`). `mmap` maps tensors instead of reading them (cheap when
-    only the config is wanted)."""
+    folder; see `export_safetensors`), or one on the Hub. `mmap` maps tensors instead of reading them (cheap when
+    only the config is wanted). `hf://user/name[@revision]`: a safetensors model on the Hub."""
+    if is_hub_reference(path):
+        path = fetch_model(str(path))
     path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         return _upgraded(path, read_safetensors(path))

@@ -139,3 +139,13 @@ def test_a_push_to_a_branch_leaves_main_alone(hub, tmp_path):
                  "--onnx", "--private"]) == 0
     assert hub.refs["someone/tiny"]["main"] == main_commit
     assert "model.onnx" in hub.repos["someone/tiny"][hub.refs["someone/tiny"]["v2"]]
+
+
+def test_every_command_that_loads_checkpoints_takes_hf(hub, tmp_path, capsys):
+    from img2img.checkpoint import load_checkpoint
+
+    _, files = model_files(tmp_path, "cyclegan")
+    hub.add("someone/small", files)
+    assert load_checkpoint("hf://someone/small")["config"]["method"] == "cyclegan"
+    assert main(["export", "hf://someone/small", str(tmp_path / "small.pt")]) == 0
+    assert load_checkpoint(tmp_path / "small.pt")["config"]["method"] == "cyclegan"
