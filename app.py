@@ -79,7 +79,7 @@ def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
 def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | str | None = None,
               device: str = "auto", limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
               serving: ServingSettings = ServingSettings(), allow_downloads: bool = True,
-              precision: str = "auto") -> gr.Blocks:
+              precision: str = "auto", hub_models: list[str] | tuple[str, ...] = ()) -> gr.Blocks:
     """`precision`: what the models translate at (img2img.translate.precision). `published_url`: where the published models are fetched, a template with {name} (default:
     each model's own URL, the authors' server). `allow_downloads`: whether visitors may add
     published models (`main` allows it to logged-in users, or when only this machine can connect)."""
@@ -88,7 +88,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
     # garbage-collected or the process exits (SIGTERM included, see `main`).
     workdir = tempfile.TemporaryDirectory(prefix="img2img_app_")
     service = translation.TranslationService(checkpoint_dir, Path(workdir.name), device, limits, published_url,
-                                             serving.max_batch_files, precision)
+                                             serving.max_batch_files, precision, hub_models)
     shelf, models, default_model = service.shelf, service.shelf.models, service.default_model
     choices = shelf.choices()
 
@@ -176,6 +176,21 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         status = f"Added **{entry.label}** ({entry.method}) to the app's models and selected it above."
         return (gr.Dropdown(choices=shelf.choices(), value=key), radio, card, status,
                 gr.Button(value=translation.published_button_label(entry, True), interactive=False))
+
+    def add_from_hub(reference: str, progress=gr.Progress(track_tqdm=True)):
+        """Download a model from the Hugging Face Hub (huggingface_hub's progress bars shown) and
+        select it: (model, direction, card, status)."""
+        if not allow_downloads:
+            return (gr.update(), gr.update(), gr.update(), "Adding models is for logged-in users of this server; "
+                    "start it with --auth.")
+        try:
+            info = service.add_hub(reference)
+        except Img2ImgError as e:
+            return gr.update(), gr.update(), gr.update(), f"Could not add it: {e}. The models above still work."
+        key = shelf.key(info)
+        radio, card = directions_for(key)
+        return (gr.Dropdown(choices=shelf.choices(), value=key), radio, card,
+                f"Added **{info.name}** ({info.method}) from the Hub and selected it above.")
 
     # Gradio's copies of uploads and results: removed `cache_minutes` after they were made.
     retention_s = serving.cache_minutes * 60
@@ -282,6 +297,15 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
                         published_button.click(functools.partial(add_published, entry.name), outputs=[
                             model, direction, model_card, published_status, published_button],
                             api_visibility="private", concurrency_id=HEAVY, concurrency_limit=serving.max_concurrent)
+        with gr.Accordion("Load from the Hub", open=False, elem_id="hub-models"):
+            gr.Markdown("A model pushed with `img2img push` (model.safetensors and config.json; nothing is "
+                        "unpickled): give its repo, optionally with a revision.")
+            with gr.Row():
+                hub_repo = gr.Textbox(placeholder="user/name or user/name@revision", show_label=False, scale=4)
+                hub_button = gr.Button("Load", scale=1)
+            hub_status = gr.Markdown(elem_id="hub-status")
+            hub_button.click(add_from_hub, inputs=hub_repo, outputs=[model, direction, model_card, hub_status],
+                             api_visibility="private", concurrency_id=HEAVY, concurrency_limit=serving.max_concurrent)
     app.queue(max_size=serving.max_queue, default_concurrency_limit=serving.max_concurrent)
     app.workdir = workdir  # its lifetime is the app's
     # Loading a model (and, on the CPU, exporting it to ONNX once) takes seconds: `main` does
@@ -292,7 +316,9 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="img2img web app")
-    parser.add_argument("--checkpoints", default="checkpoints", help="folder searched for *.pt models")
+    parser.add_argument("--checkpoints", nargs="+", default=["checkpoints"], metavar="DIR_OR_HF",
+                        help="folder searched for *.pt models (default checkpoints), and/or Hugging Face Hub models "
+                        "as hf://user/name[@revision]")
     parser.add_argument("--examples", help="folder of example input images (default: from the models' cards)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     parser.add_argument("--port", type=int, default=7860)
@@ -340,8 +366,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     serving = ServingSettings(**{name: getattr(args, name) for name in ServingSettings.__dataclass_fields__})
-    app = build_app(args.checkpoints, args.examples, args.device, precision=args.precision, limits=limits_from(args),
-                    published_url=args.published_url, serving=serving,
+    folders = [c for c in args.checkpoints if not c.startswith("hf://")]
+    if len(folders) > 1:
+        print(f"error: --checkpoints takes one folder, not {len(folders)}", file=sys.stderr)
+        return 2
+    hub_models = [c for c in args.checkpoints if c.startswith("hf://")]
+    app = build_app(folders[0] if folders else "checkpoints", args.examples, args.device, precision=args.precision,
+                    limits=limits_from(args), published_url=args.published_url, serving=serving, hub_models=hub_models,
                     allow_downloads=bool(accounts) or (is_loopback(args.host) and not args.share))
     threading.Thread(target=app.preload, daemon=True).start()
     # SIGTERM (systemd, docker, kill) ends the app as Ctrl-C does: Gradio empties its cache and

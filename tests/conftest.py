@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_paired, make_unpaired
+from helpers import HubServer, make_paired, make_unpaired
 
 # Under pytest-xdist (`make test`: two workers on two cores) each worker, and each process a test
 # starts, computes on one thread: more would contend for the same cores and run slower.
@@ -34,3 +34,15 @@ def unpaired_dir(tmp_path: Path) -> Path:
 
 
 # Small, fast settings shared by CLI tests.
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A Hugging Face Hub of the test's own (helpers.HubServer), with the Hub's cache in tmp_path."""
+    server = HubServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield server
+    server.httpd.shutdown()

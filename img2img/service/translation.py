@@ -29,7 +29,8 @@ from ..io.pixel_format import resize_pixels
 from ..io.readers import check_volume, is_volume_file, list_images, read_image, read_volume, reader_for
 from ..io.writers import output_suffix, with_suffix, write_image
 from ..translate.batch import translate_volume, unique_outputs
-from ..translate.catalog import ModelInfo, TranslatorCache, discover_checkpoints, model_card_examples
+from ..hub import SCHEME as HUB_SCHEME
+from ..translate.catalog import ModelInfo, TranslatorCache, describe_hub_model, discover_checkpoints, model_card_examples
 from ..translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 from ..translate.translator import Translator, to_pil
 from ..translate.video import DEFAULT_TEMPORAL_STATISTICS, VideoSource
@@ -78,19 +79,37 @@ def visitor_message(error: Exception, *paths: str | Path) -> str:
 class ModelShelf:
     """The models the app offers: the checkpoints in its folder, listed again when one is added."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, hub_models: list[str] | tuple[str, ...] = ()) -> None:
         self.folder = folder
         self._lock = threading.Lock()
+        self.hub: list[ModelInfo] = []
+        self.hub_skipped: list[str] = []
+        for reference in hub_models:
+            try:
+                self.hub.append(describe_hub_model(reference))
+            except Img2ImgError as e:
+                self.hub_skipped.append(str(e))
         self.refresh()
 
     def refresh(self) -> None:
         models, skipped = discover_checkpoints(self.folder)
         with self._lock:
-            self.models = models
-            self.skipped = [visitor_message(line, self.folder / "x") for line in skipped]
+            self.models = models + self.hub
+            self.skipped = [visitor_message(line, self.folder / "x") for line in skipped] + self.hub_skipped
+
+    def add_hub(self, reference: str) -> ModelInfo:
+        """A Hub model (downloaded into the Hub's cache unless there) added to the shelf."""
+        info = describe_hub_model(reference)
+        with self._lock:
+            self.hub = [m for m in self.hub if m.hub_repo != info.hub_repo] + [info]
+        self.refresh()
+        return info
 
     def key(self, info: ModelInfo) -> str:
-        """The model's name on the page: its path inside the folder (no server path)."""
+        """The model's name on the page: a Hub model's repo, else its path inside the folder
+        (no server path)."""
+        if info.hub_repo:
+            return info.hub_repo
         return str(info.path.relative_to(self.folder)) if info.path.is_relative_to(self.folder) else info.path.name
 
     def choices(self) -> list[tuple[str, str]]:
@@ -125,13 +144,15 @@ class TranslationService:
 
     def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto",
                  limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
-                 max_batch_files: int = MAX_BATCH_FILES, precision: str = "auto") -> None:
+                 max_batch_files: int = MAX_BATCH_FILES, precision: str = "auto",
+                 hub_models: list[str] | tuple[str, ...] = ()) -> None:
+        """`hub_models`: `hf://user/name[@revision]` models offered beside the folder's."""
         self.checkpoint_dir = Path(checkpoint_dir)
         self.work = work
         self.limits = limits
         self.max_batch_files = max_batch_files
         self.published_url = published_url
-        self.shelf = ModelShelf(self.checkpoint_dir)
+        self.shelf = ModelShelf(self.checkpoint_dir, hub_models)
         self.cache = TranslatorCache(device, precision)
         choices = self.shelf.choices()
         self.default_model = choices[0][1] if choices else None
@@ -370,6 +391,16 @@ class TranslationService:
         path = download_pretrained(name, self.checkpoint_dir, url=url, progress=report)
         self.shelf.refresh()
         return path
+
+    def add_hub(self, reference: str) -> ModelInfo:
+        """A model from the Hugging Face Hub, `user/name[@revision]` or `hf://...`, added to the shelf."""
+        reference = reference.strip()
+        if not reference:
+            raise ServiceError("Give a Hub model as user/name or user/name@revision.")
+        try:
+            return self.shelf.add_hub(reference if reference.startswith(HUB_SCHEME) else HUB_SCHEME + reference)
+        except Img2ImgError as e:
+            raise ServiceError(str(e)) from None
 
     def is_added(self, entry: PretrainedModel) -> bool:
         return (self.checkpoint_dir / entry.file_name).is_file()

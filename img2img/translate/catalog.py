@@ -1,6 +1,7 @@
 """Finding trained models on disk and keeping loaded ones, for the app and other front ends."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from dataclasses import dataclass
@@ -8,9 +9,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..checkpoint import checkpoint_config, load_checkpoint, stored_directions
+from ..checkpoint import checkpoint_config, load_checkpoint, safetensors_files, stored_directions
 from ..config import size_text
 from ..errors import Img2ImgError
+from ..hub import fetch_model, parse_reference
 from .translator import Translator
 
 
@@ -25,10 +27,15 @@ class ModelInfo:
     domains: tuple[str, str] = ("A", "B")
     # What a user needs to trust it, as (name, value) lines: from the checkpoint and its card.
     facts: tuple[tuple[str, str], ...] = ()
+    # For a model from the Hugging Face Hub: "user/name", as loaded (see img2img.hub).
+    hub_repo: str | None = None
 
     @property
     def name(self) -> str:
-        """A bundled model's folder name (its file is model.pt beside a card), else the file's stem."""
+        """A Hub model's repo, a bundled model's folder name (its file is model.pt beside a card),
+        else the file's stem."""
+        if self.hub_repo:
+            return self.hub_repo
         return self.path.parent.name if has_model_card(self.path) and self.path.stem == "model" else self.path.stem
 
     def direction_label(self, direction: str) -> str:
@@ -65,6 +72,16 @@ def describe_checkpoint(path: Path) -> ModelInfo:
     return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=size_text(cfg.data.size),
                      data=cfg.data.root, domains=domains if cfg.data.direction == "AtoB" else domains[::-1],
                      facts=tuple(checkpoint_facts(path, state, cfg)))
+
+
+def describe_hub_model(reference: str) -> ModelInfo:
+    """A model on the Hub (`hf://user/name[@revision]`), fetched into the Hub's cache, with the
+    commit it resolved to among its facts."""
+    repo, _ = parse_reference(reference)
+    folder = fetch_model(reference)  # the Hub cache's snapshot folder is named by the commit
+    info = describe_checkpoint(safetensors_files(folder)[0])
+    return dataclasses.replace(info, hub_repo=repo, facts=(("Hugging Face Hub", f"{repo} at commit {folder.name}"),
+                                                           *info.facts))
 
 
 def checkpoint_facts(path: Path, state: dict, cfg) -> list[tuple[str, str]]:
@@ -169,7 +186,7 @@ class TranslatorCache:
         self._lock = threading.Lock()
 
     def get(self, path: Path | str) -> Translator:
-        path = Path(path)
+        path = Path(path)  # a .pt file, or a Hub model's model.safetensors
         if not path.is_file():
             raise Img2ImgError(f"{path}: model file not found")
         mtime = path.stat().st_mtime_ns

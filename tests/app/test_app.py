@@ -8,6 +8,8 @@ import httpx
 import numpy as np
 import pytest
 from helpers import ROOT, free_port, launch, make_checkpoint, make_paired, random_image
+
+from img2img.cli import main
 from PIL import Image
 
 sys.path.insert(0, str(ROOT))
@@ -419,3 +421,27 @@ def test_browser_shows_the_translator_first_and_translates_a_video_and_the_live_
         finally:
             browser.close()
             app.close()
+
+
+def test_hub_models_join_the_shelf_at_start_and_from_the_page(hub, tmp_path):
+    from img2img.service.translation import ServiceError, TranslationService
+
+    for name, seed in (("someone/first", 0), ("someone/second", 1)):
+        checkpoint = make_checkpoint("pix2pix", tmp_path / f"{seed}.pt", seed=seed, model=dict(netG="unet_32", ngf=8))
+        folder = tmp_path / f"export{seed}"
+        assert main(["export", str(checkpoint), str(folder), "--format", "safetensors"]) == 0
+        commit = hub.add(name, {p.name: p.read_bytes() for p in folder.iterdir()})
+    (tmp_path / "models").mkdir()
+    service = TranslationService(tmp_path / "models", tmp_path, device="cpu", hub_models=["hf://someone/first"])
+    assert [service.shelf.key(m) for m in service.shelf.models] == ["someone/first"]
+    random_image(np.random.default_rng(0), 32, 32).save(tmp_path / "in.png")
+    with service.request_folder() as folder:
+        _, details = service.translate_image(str(tmp_path / "in.png"), "someone/first", "AtoB", folder)
+    assert details.startswith("**someone/first**")
+    info = service.add_hub(f"someone/second@{commit}")
+    assert ("Hugging Face Hub", f"someone/second at commit {commit}") in info.facts
+    assert [service.shelf.key(m) for m in service.shelf.models] == ["someone/first", "someone/second"]
+    with pytest.raises(ServiceError, match="no model repo someone/absent"):
+        service.add_hub("someone/absent")
+    assert app_module.parse_args(["--checkpoints", "models", "hf://someone/first"]).checkpoints == [
+        "models", "hf://someone/first"]

@@ -3,22 +3,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import HubServer, make_checkpoint, random_image
+from helpers import make_checkpoint, random_image
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
 from img2img.translate.translator import Translator
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    server = HubServer()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub_cache"))
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub_cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    yield server
-    server.httpd.shutdown()
 
 
 def model_files(tmp_path, method: str, seed: int = 0, **model) -> tuple:
