@@ -163,7 +163,7 @@ def test_app_without_models_starts_and_explains(tmp_path):
 
 def test_binds_to_loopback_and_shares_nothing_by_default():
     args = app_module.parse_args([])
-    assert (args.host, args.port, args.share, args.checkpoints) == ("127.0.0.1", 7860, False, "checkpoints")
+    assert (args.host, args.port, args.share, args.checkpoints) == ("127.0.0.1", 7860, False, ["checkpoints"])
 
 
 def test_serves_no_files_outside_its_folders(app_url):
