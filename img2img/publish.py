@@ -102,12 +102,25 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
 
 def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, license_id: str | None = None,
           datasets: list[str] | None = None) -> list[Path]:
-    """Everything the repo will hold, written into `folder`."""
+    """Everything the repo will hold, written into `folder`: the card is generated, unless the
+    checkpoint has its own in the Hub's format beside it."""
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint, mmap=True)
     cfg, directions = checkpoint_config(state), stored_directions(state)
     step = int(state.get("progress", {}).get("step", 0))
     export_safetensors(checkpoint, folder)
+    own_card = checkpoint.parent / "README.md"
+    if own_card.is_file() and own_card.read_text(encoding="utf-8").startswith("---\n"):
+        # A model with its own card in the Hub's format (the bundled one): published as it is,
+        # with the sample images it shows.
+        shutil.copyfile(own_card, folder / "README.md")
+        if (checkpoint.parent / "samples").is_dir():
+            shutil.copytree(checkpoint.parent / "samples", folder / "samples")
+        if onnx:
+            from .translate.onnx_graph import export_checkpoint
+
+            export_checkpoint(checkpoint, folder / "model.onnx")
+        return sorted(folder.iterdir())
     run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     samples = sorted((run / "samples").glob("*.png")) + sorted((run / "samples").glob("*.jpg"))
     sample = None

@@ -138,3 +138,19 @@ def test_every_command_that_loads_checkpoints_takes_hf(hub, tmp_path, capsys):
     assert load_checkpoint("hf://someone/small")["config"]["method"] == "cyclegan"
     assert main(["export", "hf://someone/small", str(tmp_path / "small.pt")]) == 0
     assert load_checkpoint(tmp_path / "small.pt")["config"]["method"] == "cyclegan"
+
+
+def test_the_bundled_model_publishes_as_it_is_with_its_hub_card(hub, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from helpers import ROOT
+
+    bundled = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
+    assert main(["push", "--checkpoint", str(bundled), "--repo", "img2img/maps_aerial2map"]) == 0
+    stored = hub.repos["img2img/maps_aerial2map"][hub.refs["img2img/maps_aerial2map"]["main"]]
+    assert stored["README.md"] == (bundled.parent / "README.md").read_bytes()
+    assert {"model.safetensors", "config.json", "samples/sample_1.jpg"} <= set(stored)
+    card = ModelCard(stored["README.md"].decode())
+    assert card.data.library_name == "img2img" and card.data.pipeline_tag == "image-to-image"
+    assert {(r.metric_type, r.metric_value) for r in card.data.eval_results} == {
+        ("l1", 0.06192), ("psnr", 26.42), ("ssim", 0.6854), ("fid", 259.0), ("kid", 0.221)}
