@@ -29,6 +29,8 @@ from .methods import method_class
 FORMAT_VERSION = 4
 # A model in safetensors (no pickle): the generators' tensors, and the config with the format version.
 SAFETENSORS_WEIGHTS, SAFETENSORS_CONFIG = "model.safetensors", "config.json"
+# Beside them, optionally, a whole training checkpoint (to resume): its tensors, and the rest as JSON.
+TRAINING_TENSORS, TRAINING_STATE = "training_state.safetensors", "training_state.json"
 
 # Format 1 kept these in ModelConfig and TrainConfig.
 _V1_METHOD_FIELDS = ("gan_mode", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size")
@@ -47,6 +49,8 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", 
     if is_hub_reference(path):
         path = fetch_model(str(path))
     path = Path(path)
+    if path.is_dir() and (path / TRAINING_STATE).is_file():
+        return _upgraded(path, read_training_state(path))
     if path.is_dir() or path.suffix == ".safetensors":
         return _upgraded(path, read_safetensors(path))
     if not path.is_file():
@@ -133,6 +137,66 @@ def read_safetensors(path: Path | str) -> dict[str, Any]:
         network, _, parameter = name.partition(".")
         networks.setdefault(network, {})[parameter] = tensor
     return {**stored, "method": {"networks": networks}}
+
+
+def export_training_state(src: Path | str, dst: Path | str) -> Path:
+    """The whole checkpoint (networks, optimizers, schedulers, progress, RNG) as
+    `dst/training_state.safetensors` (every tensor, named by its path in the state) and
+    `dst/training_state.json` (everything else, with each tensor's name in its place), so that
+    a run resumes from a folder (`--resume DIR`) that holds no pickle."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _flatten(load_checkpoint(src), "", tensors)
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst / TRAINING_TENSORS, lambda f: f.write(save(tensors)))
+    atomic_write_text(dst / TRAINING_STATE, json.dumps(structure) + "\n")
+    return dst
+
+
+def read_training_state(folder: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(folder / TRAINING_TENSORS)
+        return _unflatten(json.loads((folder / TRAINING_STATE).read_text()), tensors)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
+        raise Img2ImgError(f"{folder}: its training state does not read ({type(e).__name__}: {str(e)[:160]})") from None
+
+
+# JSON has no tuples, no non-string keys and no tensors: these markers keep them.
+_TENSOR, _TUPLE, _ITEMS = "__tensor__", "__tuple__", "__items__"
+
+
+def _flatten(value: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, torch.Tensor):
+        tensors[name] = value.detach().cpu().contiguous()
+        return {_TENSOR: name}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: _flatten(v, f"{name}/{k}", tensors) for k, v in value.items()}
+        return {_ITEMS: [[k, _flatten(v, f"{name}/{k}", tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {_TUPLE: [_flatten(v, f"{name}/{i}", tensors) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_flatten(v, f"{name}/{i}", tensors) for i, v in enumerate(value)]
+    return value
+
+
+def _unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if _TENSOR in value:
+            return tensors[value[_TENSOR]]
+        if _TUPLE in value:
+            return tuple(_unflatten(v, tensors) for v in value[_TUPLE])
+        if _ITEMS in value:
+            return {k: _unflatten(v, tensors) for k, v in value[_ITEMS]}
+        return {k: _unflatten(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unflatten(v, tensors) for v in value]
+    return value
 
 
 def unpickling_reason(error: Exception) -> str:

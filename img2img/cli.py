@@ -474,6 +474,8 @@ def add_push_parser(sub) -> None:
     p.add_argument("--revision", help="push to this branch (created from main if needed; default main)")
     p.add_argument("--token", help="Hub token (default: HF_TOKEN or `huggingface-cli login`)")
     p.add_argument("--onnx", action="store_true", help="also upload the ONNX export")
+    p.add_argument("--with-training-state", action="store_true",
+                   help="also upload the whole training state (safetensors and JSON): train --resume hf://USER/NAME")
     p.add_argument("--license", dest="license_id", help="license id for the model card, e.g. mit")
     p.add_argument("--dataset", action="append", default=[], help="Hub dataset id for the card (repeatable)")
     p.set_defaults(run=run_push)
@@ -483,7 +485,8 @@ def run_push(args) -> int:
     from .publish import push
 
     url = push(args.checkpoint, args.repo, private=args.private, revision=args.revision, token=args.token,
-               onnx=args.onnx, license_id=args.license_id, datasets=args.dataset)
+               onnx=args.onnx, license_id=args.license_id, datasets=args.dataset,
+               training_state=args.with_training_state)
     print(f"pushed {args.checkpoint} to {args.repo}: {url}")
     return 0
 

@@ -13,6 +13,8 @@ from .errors import Img2ImgError
 
 SCHEME = "hf://"
 MODEL_FILES = ("model.safetensors", "config.json")
+# Pushed with --with-training-state: what `img2img train --resume hf://...` continues from.
+TRAINING_FILES = ("training_state.safetensors", "training_state.json")
 
 
 def is_hub_reference(text: str | Path) -> bool:
@@ -37,7 +39,7 @@ def fetch_model(text: str) -> Path:
     repo, revision = parse_reference(text)
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     try:
-        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(MODEL_FILES),
+        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(MODEL_FILES + TRAINING_FILES),
                                         endpoint=os.environ.get("HF_ENDPOINT"), local_files_only=offline))
     except RevisionNotFoundError:
         raise Img2ImgError(f"{text}: the repo {repo} has no revision {revision}") from None

@@ -2,7 +2,8 @@
 
 The repo holds the translating generator(s) as `model.safetensors` with the typed config as
 `config.json` (what `hf://user/name` loads, see img2img.hub), a `README.md` model card in the
-Hub's format, the run's newest sample grid, and with `onnx=True` the ONNX export. The card's
+Hub's format, the run's newest sample grid, with `onnx=True` the ONNX export, and with
+`training_state=True` the whole checkpoint in safetensors and JSON, to resume from. The card's
 numbers are the run's own validation rows in metrics.csv; a metric the run did not measure is
 left out, never invented.
 """
@@ -15,7 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import checkpoint_config, export_safetensors, load_checkpoint, stored_directions
+from .checkpoint import (
+    checkpoint_config, export_safetensors, export_training_state, is_generators_only, load_checkpoint,
+    stored_directions)
 from .config import RunConfig
 from .errors import Img2ImgError
 
@@ -101,7 +104,7 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
 
 
 def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, license_id: str | None = None,
-          datasets: list[str] | None = None) -> list[Path]:
+          datasets: list[str] | None = None, training_state: bool = False) -> list[Path]:
     """Everything the repo will hold, written into `folder`: the card is generated, unless the
     checkpoint has its own in the Hub's format beside it."""
     checkpoint = Path(checkpoint)
@@ -109,6 +112,10 @@ def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, l
     cfg, directions = checkpoint_config(state), stored_directions(state)
     step = int(state.get("progress", {}).get("step", 0))
     export_safetensors(checkpoint, folder)
+    if training_state:
+        if is_generators_only(state):
+            raise Img2ImgError(f"{checkpoint}: an export or snapshot holds no training state; push a run's checkpoint")
+        export_training_state(checkpoint, folder)
     own_card = checkpoint.parent / "README.md"
     if own_card.is_file() and own_card.read_text(encoding="utf-8").startswith("---\n"):
         # A model with its own card in the Hub's format (the bundled one): published as it is,
@@ -138,7 +145,7 @@ def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, l
 
 def push(checkpoint: Path | str, repo: str, private: bool = False, revision: str | None = None,
          token: str | None = None, onnx: bool = False, license_id: str | None = None,
-         datasets: list[str] | None = None) -> str:
+         datasets: list[str] | None = None, training_state: bool = False) -> str:
     """Creates the repo if needed (and the branch `revision`), uploads the staged files in one
     commit, and returns the commit's URL. The token: `token`, else HF_TOKEN or the login cache."""
     from huggingface_hub import HfApi
@@ -149,7 +156,7 @@ def push(checkpoint: Path | str, repo: str, private: bool = False, revision: str
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token)
     with tempfile.TemporaryDirectory(prefix="img2img_push_") as work:
         folder = Path(work)
-        stage(checkpoint, folder, repo, onnx, license_id, datasets)
+        stage(checkpoint, folder, repo, onnx, license_id, datasets, training_state)
         try:
             api.create_repo(repo, private=private, exist_ok=True)
             if revision:

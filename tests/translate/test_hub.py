@@ -154,3 +154,46 @@ def test_the_bundled_model_publishes_as_it_is_with_its_hub_card(hub, tmp_path):
     assert card.data.library_name == "img2img" and card.data.pipeline_tag == "image-to-image"
     assert {(r.metric_type, r.metric_value) for r in card.data.eval_results} == {
         ("l1", 0.06192), ("psnr", 26.42), ("ssim", 0.6854), ("fid", 259.0), ("kid", 0.221)}
+
+
+@pytest.mark.slow
+def test_a_run_pushed_with_its_training_state_resumes_from_the_hub_bit_for_bit(hub, tmp_path):
+    from helpers import TINY_CYCLEGAN, compare_states, make_unpaired
+
+    from img2img.checkpoint import load_checkpoint
+
+    data = make_unpaired(tmp_path / "data")
+    flags = ["train", "--data", str(data), *TINY_CYCLEGAN, "--sample-every", "0"]
+    assert main([*flags, "--out", str(tmp_path / "straight"), "--max-steps", "4"]) == 0
+    assert main([*flags, "--out", str(tmp_path / "first"), "--max-steps", "2"]) == 0
+    pushed = tmp_path / "first" / "checkpoints" / "latest.pt"
+    assert main(["push", "--checkpoint", str(pushed), "--repo", "someone/run", "--with-training-state"]) == 0
+    stored = hub.repos["someone/run"][hub.refs["someone/run"]["main"]]
+    assert {"training_state.safetensors", "training_state.json"} <= set(stored)
+    # No pickle in the repo: every file is safetensors, JSON, the card or the sample image.
+    import json
+
+    from safetensors.torch import load as load_safetensors
+
+    for name, data in stored.items():
+        if name.endswith(".safetensors"):
+            load_safetensors(data)
+        elif name.endswith(".json"):
+            json.loads(data)
+        else:
+            assert name in ("README.md", "sample.png"), name
+    original, fetched = load_checkpoint(pushed), load_checkpoint("hf://someone/run")
+    assert compare_states(original, fetched) > 50
+    assert isinstance(fetched["rng"]["python"], tuple) == isinstance(original["rng"]["python"], tuple)
+    assert main(["train", "--resume", "hf://someone/run", "--out", str(tmp_path / "resumed"), "--max-steps", "4"]) == 0
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/latest.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/latest.pt")
+    for state in (straight, resumed):
+        del state["config"]["train"]["out"], state["config"]["train"]["max_steps"]
+    assert compare_states(straight, resumed) > 50
+
+
+def test_an_export_cannot_be_pushed_with_training_state(hub, tmp_path, capsys):
+    checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=dict(netG="unet_32", ngf=8))
+    assert main(["push", "--checkpoint", str(checkpoint), "--repo", "someone/x", "--with-training-state"]) != 0
+    assert "holds no training state" in capsys.readouterr().err
