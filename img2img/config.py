@@ -9,6 +9,7 @@ in its own file under `methods/`.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple, get_args
@@ -334,6 +335,35 @@ class RunConfig:
             data=from_dict(DataConfig, d.get("data", {})),
             train=dataclasses.replace(from_dict(TrainConfig, train), speed=speed),
         )
+
+
+def equivalent_command(cfg: RunConfig) -> str:
+    """An `img2img train` command that makes this config: --model and --data, then a flag for
+    every command-line setting whose value differs from the method's default."""
+    base = RunConfig.for_method(cfg.method)
+    words = ["img2img", "train", "--model", cfg.method]
+    if cfg.data.root:
+        words += ["--data", shlex.quote(cfg.data.root)]
+    pairs = [(cfg.data, base.data), (cfg.model, base.model), (cfg.method_config, base.method_config),
+             (cfg.train, base.train), (cfg.train.speed, base.train.speed)]
+    for ours, default in pairs:
+        for f in dataclasses.fields(ours):
+            value = getattr(ours, f.name)
+            if not f.metadata.get("cli", True) or value == getattr(default, f.name) or dataclasses.is_dataclass(value):
+                continue
+            if isinstance(value, bool):
+                words.append(flag_name(f.name) if value else "--no-" + f.name.replace("_", "-"))
+            elif value is not None:
+                text = ("x" if f.name in ("size", "load_size") else ",").join(map(_number_text, value)) \
+                    if isinstance(value, (tuple, list)) else _number_text(value)
+                # A value that starts with "-" would read as a flag: --range-a=-1024,3071.
+                words += [f"{flag_name(f.name)}={shlex.quote(text)}"] if text.startswith("-") else \
+                    [flag_name(f.name), shlex.quote(text)]
+    return " ".join(words)
+
+
+def _number_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def flag_name(field_name: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from .checkpoint import (
     checkpoint_config, export_safetensors, export_training_state, is_generators_only, load_checkpoint,
     stored_directions)
-from .config import RunConfig
+from .config import RunConfig, equivalent_command
 from .errors import Img2ImgError
 
 # metrics.csv columns of validation results, and their model-index names.
@@ -49,15 +49,29 @@ def validation_results(run: Path, step: int) -> Validation | None:
     return found
 
 
+def validation_images(cfg: RunConfig) -> int | None:
+    """How many images the run's validation split holds, where its data is still here."""
+    from .data.builders import build_val_dataset
+    from .methods import method_class
+
+    try:
+        split = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
+    except Img2ImgError:
+        return None
+    return len(split) if split is not None else None
+
+
 def _metric(column: str) -> bool:
     return column in ("val_l1", "val_psnr") or (column.startswith(("fid_", "kid_")) and "channels" not in column)
 
 
 def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, validation: Validation | None,
-               sample: str | None, license_id: str | None, datasets: list[str]) -> str:
+               sample: str | None, license_id: str | None, datasets: list[str], val_images: int | None = None) -> str:
     """README.md in the Hub's format: YAML metadata (with model-index results where the run
-    measured any), then what the model is and how to use it."""
+    measured any, on `val_images` validation images where known), then what the model is, the
+    command that trains it, and how to use it."""
     data_name = Path(cfg.data.root).name or "the training data"
+    split_name = f"{data_name}, {val_images} validation images" if val_images else data_name
     lines = ["---", "library_name: img2img", "pipeline_tag: image-to-image",
              f"tags: [img2img, {cfg.method}, gan, image-to-image]"]
     if license_id:
@@ -73,7 +87,7 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
                 continue
             lines += ["  - task:", "      type: image-to-image", f"      name: {cfg.data.domain_a if direction == 'AtoB' else cfg.data.domain_b}"
                       f" to {cfg.data.domain_b if direction == 'AtoB' else cfg.data.domain_a}",
-                      "    dataset:", f"      name: {data_name}", f"      type: {data_name}", "      split: validation",
+                      "    dataset:", f"      name: {split_name}", f"      type: {data_name}", "      split: validation",
                       "    metrics:"]
             lines += [f"    - {{type: {name.lower()}, value: {value:.6g}, name: {name} at step {validation.step}}}"
                       for name, value in metrics]
@@ -86,7 +100,10 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
               f"translates {' and '.join(directions)}.",
               f"- Pixels: {cfg.model.in_channels} channel(s) {cfg.model.in_dtype} in, "
               f"{cfg.model.out_channels} channel(s) {cfg.model.out_dtype} out.",
-              "- Every setting of the run is in `config.json`, which rebuilds the model with no pickle."]
+              f"- Trained on: {cfg.train.device if cfg.train.device != 'auto' else 'the device img2img chose'}.",
+              "- Every setting of the run is in `config.json`, which rebuilds the model with no pickle. A command "
+              "that trains it again (the settings that differ from the method's defaults):", "", "```bash",
+              equivalent_command(cfg), "```"]
     if validation is None:
         lines += ["", "The run recorded no validation metrics, so this card states none."]
     else:
@@ -138,7 +155,8 @@ def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, l
         from .translate.onnx_graph import export_checkpoint
 
         export_checkpoint(checkpoint, folder / "model.onnx")
-    card = model_card(cfg, repo, directions, step, validation_results(run, step), sample, license_id, datasets or [])
+    card = model_card(cfg, repo, directions, step, validation_results(run, step), sample, license_id, datasets or [],
+                      validation_images(cfg))
     (folder / "README.md").write_text(card)
     return sorted(folder.iterdir())
 

@@ -125,3 +125,24 @@ def test_checkpoints_are_ordered_by_step_not_file_time(tmp_path):
         os.utime(tmp_path / name, (1000 + i, 1000 + i))
     assert [p.name for p in numbered_checkpoints(tmp_path)] == [
         "epoch_0002.pt", "step_0000030.pt", "epoch_0001_step_0000020.pt", "step_0000010.pt"]
+
+
+def test_the_equivalent_command_rebuilds_the_config(tmp_path):
+    import shlex
+
+    from img2img.cli import build_parser, given_settings
+    from img2img.config import RunConfig, equivalent_command
+    from img2img.training import config_for_run
+
+    cfg = RunConfig.for_method("cyclegan")
+    cfg.data.root, cfg.data.size, cfg.data.range_a = str(tmp_path / "my data"), (64, 32), (-1024.0, 3071.0)
+    cfg.data.domain_a, cfg.model.ngf, cfg.data.flip = "horse photo", 16, False
+    cfg.method_config.lambda_cycle, cfg.train.lr, cfg.train.speed.amp = 5.0, 1e-4, False
+    command = equivalent_command(cfg)
+    assert command.startswith("img2img train --model cyclegan --data ")
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    rebuilt = config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
+                             method=args.model, data=args.data).cfg
+    for section in ("data", "model", "method_config"):
+        assert getattr(rebuilt, section) == getattr(cfg, section), section
+    assert (rebuilt.train.lr, rebuilt.train.speed.amp) == (1e-4, False)

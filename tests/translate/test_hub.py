@@ -113,8 +113,9 @@ def test_the_card_states_only_the_metrics_the_run_measured(hub, tmp_path):
     assert validation_results(run, step=10) is None
     from img2img.config import RunConfig
 
-    card = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, found, None, None, [])
+    card = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, found, None, None, [], 7)
     assert "{type: l1, value: 0.125, name: L1 at step 20}" in card and "{type: psnr, value: 21.5" in card
+    assert ", 7 validation images" in card and "```bash\nimg2img train --model pix2pix" in card
     assert "fid" not in card.split("---")[1] and "license" not in card
     silent = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, None, None, None, [])
     assert "model-index" not in silent and "recorded no validation metrics" in silent
