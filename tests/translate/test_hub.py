@@ -198,3 +198,24 @@ def test_an_export_cannot_be_pushed_with_training_state(hub, tmp_path, capsys):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=dict(netG="unet_32", ngf=8))
     assert main(["push", "--checkpoint", str(checkpoint), "--repo", "someone/x", "--with-training-state"]) != 0
     assert "holds no training state" in capsys.readouterr().err
+
+
+def test_a_hub_models_int8_cache_stays_out_of_the_hub_cache(hub, tmp_path, monkeypatch):
+    from img2img.translate.precision import int8_cache_path
+
+    monkeypatch.setenv("IMG2IMG_CACHE", str(tmp_path / "img2img_cache"))
+    _, files = model_files(tmp_path, "pix2pix", netG="unet_32", ngf=8)
+    hub.add("someone/small", files)
+    translator = Translator.from_checkpoint("hf://someone/small", device="cpu", precision="int8",
+                                            calibration=make_calibration(tmp_path))
+    path = translator.onnx["AtoB"].path
+    assert path.is_relative_to(tmp_path / "img2img_cache") and not path.is_relative_to(tmp_path / "hub_cache")
+    assert int8_cache_path(tmp_path / "model.pt", "0" * 64, "AtoB", "image").parent == tmp_path
+
+
+def make_calibration(tmp_path) -> Path:
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i in range(4):
+        random_image(np.random.default_rng(i), 32, 32).save(folder / f"{i}.png")
+    return folder
