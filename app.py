@@ -23,6 +23,7 @@ import gradio as gr  # noqa: E402
 from img2img.cancellation import StopSignal  # noqa: E402
 from img2img.cli import add_limit_flags, limits_from  # noqa: E402
 from img2img.errors import Img2ImgError  # noqa: E402
+from img2img.hub import is_hub_reference  # noqa: E402
 from img2img.io.limits import DEFAULT_LIMITS, Limits  # noqa: E402
 from img2img.service import translation  # noqa: E402
 from img2img.service.serving import ServingSettings, exposure_problem, is_loopback, parse_auth, run_stoppable  # noqa: E402
@@ -80,7 +81,9 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
               device: str = "auto", limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
               serving: ServingSettings = ServingSettings(), allow_downloads: bool = True,
               precision: str = "auto", hub_models: list[str] | tuple[str, ...] = ()) -> gr.Blocks:
-    """`precision`: what the models translate at (img2img.translate.precision). `published_url`: where the published models are fetched, a template with {name} (default:
+    """`precision`: what the models translate at (img2img.translate.precision); `hub_models`:
+    `hf://user/name[@revision]` models offered beside the folder's. `published_url`: where the
+    published models are fetched, a template with {name} (default:
     each model's own URL, the authors' server). `allow_downloads`: whether visitors may add
     published models (`main` allows it to logged-in users, or when only this machine can connect)."""
     checkpoint_dir = Path(checkpoint_dir)
@@ -366,11 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     serving = ServingSettings(**{name: getattr(args, name) for name in ServingSettings.__dataclass_fields__})
-    folders = [c for c in args.checkpoints if not c.startswith("hf://")]
+    folders = [c for c in args.checkpoints if not is_hub_reference(c)]
     if len(folders) > 1:
         print(f"error: --checkpoints takes one folder, not {len(folders)}", file=sys.stderr)
         return 2
-    hub_models = [c for c in args.checkpoints if c.startswith("hf://")]
+    hub_models = [c for c in args.checkpoints if is_hub_reference(c)]
     app = build_app(folders[0] if folders else "checkpoints", args.examples, args.device, precision=args.precision,
                     limits=limits_from(args), published_url=args.published_url, serving=serving, hub_models=hub_models,
                     allow_downloads=bool(accounts) or (is_loopback(args.host) and not args.share))

@@ -43,9 +43,10 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
     """A checkpoint in the current format, or an Img2ImgError naming the file and the problem:
-    a .pt file, or a safetensors model (`model.safetensors` with its `config.json`, or their
-    folder; see `export_safetensors`), or one on the Hub. `mmap` maps tensors instead of reading them (cheap when
-    only the config is wanted). `hf://user/name[@revision]`: a safetensors model on the Hub."""
+    a .pt file; a safetensors model (`model.safetensors` with its `config.json`, or their folder,
+    see `export_safetensors`; with a training state beside them, see `export_training_state`);
+    or `hf://user/name[@revision]`, such a model on the Hub. `mmap` maps tensors instead of
+    reading them (cheap when only the config is wanted)."""
     if is_hub_reference(path):
         path = fetch_model(str(path))
     path = Path(path)

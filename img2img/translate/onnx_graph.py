@@ -96,12 +96,22 @@ def export_checkpoint(checkpoint: Path | str, out: Path | str, directions: list[
     return [export_generator(generators[d], cfg, d, path, batch_norm) for d, path in onnx_paths(out, wanted).items()]
 
 
+_hashed: dict[tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256, remembered while its size and modification time stay the same: loading
+    one checkpoint names its ONNX export and each direction's int8 model by it (0.65 s for a
+    359 MB CycleGAN checkpoint on this CPU, each time)."""
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _hashed:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _hashed[key] = digest.hexdigest()
+    return _hashed[key]
 
 
 def cached_export(checkpoint: Path | str, generator: torch.nn.Module, cfg: RunConfig, direction: Direction,

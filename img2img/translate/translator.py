@@ -89,6 +89,8 @@ class Translator:
             raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
         if engine not in ENGINES:
             raise Img2ImgError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if precision not in PRECISIONS:
+            raise Img2ImgError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         dev = resolve_device(device)
         if Path(path).is_dir():  # a safetensors model's folder: its weights file names the caches
             path = safetensors_files(path)[0]
@@ -96,8 +98,6 @@ class Translator:
         cfg = checkpoint_config(state)
         generators = load_generators(state, batch_norm, source=str(path))
         translator = cls(cfg, generators, dev)
-        if precision not in PRECISIONS:
-            raise Img2ImgError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         if dev.type == "cuda":
             if precision == "int8":
                 raise Img2ImgError("int8 translation is for the CPU (onnxruntime); on CUDA use auto, bf16 or fp32")

@@ -219,3 +219,17 @@ def test_the_convolution_count_equals_torchs_flop_counter(netG):
         generator(torch.zeros(1, 3, 256, 256))
     assert precision.generator_gflop(generator, generator.size_multiple) == pytest.approx(
         counter.get_total_flops() / 1e9, rel=1e-9)
+
+
+def test_a_file_is_hashed_again_once_it_changes(tmp_path):
+    import hashlib
+    import os
+
+    from img2img.translate.onnx_graph import file_sha256
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"first")
+    assert file_sha256(path) == hashlib.sha256(b"first").hexdigest()
+    path.write_bytes(b"other")
+    os.utime(path, ns=(1, 1))  # whatever the clock's resolution, the modification time differs
+    assert file_sha256(path) == hashlib.sha256(b"other").hexdigest()
