@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Serves the app on 127.0.0.1:7860 with the bundled aerial-to-map model (offline, no training).
+# Serves the app on 127.0.0.1:7860 with the bundled aerial-to-map model (offline), training on:
+# data from datasets/ (uploads in datasets/uploads), runs in runs/.
 demo: $(STAMP)
-	$(BIN)/python app.py --checkpoints checkpoints
+	$(BIN)/python app.py --checkpoints checkpoints --allow-training --data-root datasets --runs runs
 
 # Two workers (pytest-xdist), each test module on one of them, so that a module's fixtures
 # (trained models, Inception features) are built once: about half the time on 2 cores.

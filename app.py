@@ -3,6 +3,9 @@ request does is img2img.service.
 
     python app.py [--checkpoints DIR] [--examples DIR] [--host 127.0.0.1] [--port 7860] [--share]
                   [--auth USER:PASSWORD ... | --auth-file FILE | --allow-anonymous] [limits, see --help]
+                  [--allow-training --data-root DIR --runs DIR --max-runs N]
+
+The Train tab is train_tab.py.
 """
 from __future__ import annotations
 
@@ -26,10 +29,13 @@ from img2img.errors import Img2ImgError  # noqa: E402
 from img2img.hub import is_hub_reference  # noqa: E402
 from img2img.io.limits import DEFAULT_LIMITS, Limits  # noqa: E402
 from img2img.service import translation  # noqa: E402
+from img2img.service.datasets import UploadLimits  # noqa: E402
 from img2img.service.serving import ServingSettings, exposure_problem, is_loopback, parse_auth, run_stoppable  # noqa: E402
+from img2img.service.training import TrainingService  # noqa: E402
 from img2img.translate.precision import PRECISIONS  # noqa: E402
 from img2img.translate.pretrained import PRETRAINED  # noqa: E402
 from img2img.translate.video import DEFAULT_TEMPORAL_STATISTICS  # noqa: E402
+from train_tab import train_tab, training_api  # noqa: E402
 
 # Heavy requests share one concurrency group, live streams another.
 HEAVY, LIVE = "heavy", "live"
@@ -80,8 +86,10 @@ def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
 def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | str | None = None,
               device: str = "auto", limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
               serving: ServingSettings = ServingSettings(), allow_downloads: bool = True,
-              precision: str = "auto", hub_models: list[str] | tuple[str, ...] = ()) -> gr.Blocks:
-    """`precision`: what the models translate at (img2img.translate.precision); `hub_models`:
+              precision: str = "auto", hub_models: list[str] | tuple[str, ...] = (),
+              training: TrainingService | None = None) -> gr.Blocks:
+    """`training`: the Train tab's service (None: no tab, and its endpoints refuse);
+    `precision`: what the models translate at (img2img.translate.precision); `hub_models`:
     `hf://user/name[@revision]` models offered beside the folder's. `published_url`: where the
     published models are fetched, a template with {name} (default:
     each model's own URL, the authors' server). `allow_downloads`: whether visitors may add
@@ -309,6 +317,10 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             hub_status = gr.Markdown(elem_id="hub-status")
             hub_button.click(add_from_hub, inputs=hub_repo, outputs=[model, direction, model_card, hub_status],
                              api_visibility="private", concurrency_id=HEAVY, concurrency_limit=serving.max_concurrent)
+        if training is not None:
+            train_tab(app, training, shelf, service.request_folder, model, direction, model_card, directions_for,
+                      {"concurrency_id": HEAVY, "concurrency_limit": serving.max_concurrent})
+        training_api(training)
     app.queue(max_size=serving.max_queue, default_concurrency_limit=serving.max_concurrent)
     app.workdir = workdir  # its lifetime is the app's
     # Loading a model (and, on the CPU, exporting it to ONNX once) takes seconds: `main` does
@@ -349,6 +361,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         flag = "--time-limit" if name == "time_limit_s" else "--" + name.replace("_", "-")
         load.add_argument(flag, dest=name, type=type(default), default=default, metavar="N",
                           help=f"{help_text} (default {default:g})")
+    train = parser.add_argument_group("training from the page (off unless --allow-training)")
+    train.add_argument("--allow-training", action="store_true",
+                       help="add the Train tab and its endpoints; on a shared server, with --auth (docs/app.md)")
+    train.add_argument("--data-root", default="datasets", metavar="DIR",
+                       help="training data is chosen in this folder, and uploaded zips land in DIR/uploads "
+                       "(default datasets)")
+    train.add_argument("--runs", default="runs", metavar="DIR", help="run folders (default runs)")
+    train.add_argument("--max-runs", type=int, default=1, metavar="N",
+                       help="runs that train at once; later ones wait in a queue (default 1)")
     add_limit_flags(parser)
     return parser.parse_args(argv)
 
@@ -374,9 +395,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --checkpoints takes one folder, not {len(folders)}", file=sys.stderr)
         return 2
     hub_models = [c for c in args.checkpoints if is_hub_reference(c)]
+    training = None
+    if args.allow_training:
+        training = TrainingService(args.data_root, args.runs, max(1, args.max_runs), limits_from(args),
+                                   UploadLimits(max_upload_mb=serving.max_upload_mb))
+        training.runs.start_scheduler()
     app = build_app(folders[0] if folders else "checkpoints", args.examples, args.device, precision=args.precision,
                     limits=limits_from(args), published_url=args.published_url, serving=serving, hub_models=hub_models,
-                    allow_downloads=bool(accounts) or (is_loopback(args.host) and not args.share))
+                    allow_downloads=bool(accounts) or (is_loopback(args.host) and not args.share), training=training)
     threading.Thread(target=app.preload, daemon=True).start()
     # SIGTERM (systemd, docker, kill) ends the app as Ctrl-C does: Gradio empties its cache and
     # the work folder is removed on the way out.
@@ -387,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         app.close()
         app.workdir.cleanup()
+        if training is not None:
+            training.runs.close()  # the runs themselves go on; a new server finds them
     return 0
 
 

@@ -9,14 +9,13 @@ import argparse
 import dataclasses
 import sys
 import time
-import typing
 from pathlib import Path
 
-from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name
+from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, setting_specs
 from .errors import Img2ImgError
 from .io.writers import FORMATS
 from .log import log_to_console
-from .methods import METHODS
+from .methods import METHODS, method_settings, model_defaults
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
 from .translate.tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
 from .translate.translator import BATCH_NORM_MODES, ENGINES
@@ -61,33 +60,22 @@ SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfi
 
 def add_config_flags(parser, section: str, cls, defaults: dict[str, str] | None = None,
                      used_by: dict[str, str] | None = None) -> None:
-    """One flag per field of dataclass `cls` (except `cli=False` ones). A flag left out is absent
-    from the parsed namespace, so the config's (or the checkpoint's) value stands."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if not f.metadata.get("cli", True):
-            continue
-        kind = hints[f.name]
-        args = typing.get_args(kind)
-        if type(None) in args:  # X | None
-            kind = next(a for a in args if a is not type(None))
-        choices = f.metadata.get("choices") or (typing.get_args(kind) if typing.get_origin(kind) is typing.Literal
-                                                 else None)
-        default = (defaults or {}).get(f.name, f.default)
-        help_text = f.metadata.get("help", "")
-        if used_by and f.name in used_by:
-            help_text += f" [{used_by[f.name]}]"
-        if default is not None and kind is not bool:
-            help_text += f" (default {default})"
-        kwargs = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS, "help": help_text}
-        if kind is bool:
+    """One flag per command-line setting of dataclass `cls` (config.setting_specs). A flag left
+    out is absent from the parsed namespace, so the config's (or the checkpoint's) value stands."""
+    for spec in setting_specs(cls, defaults):
+        help_text = spec.help
+        if used_by and spec.name in used_by:
+            help_text += f" [{used_by[spec.name]}]"
+        if spec.default is not None and spec.kind is not bool:
+            help_text += f" (default {spec.default})"
+        kwargs = {"dest": f"{section}.{spec.name}", "default": argparse.SUPPRESS, "help": help_text}
+        if spec.kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-            if default is not None:
-                kwargs["help"] += f" (default {'on' if default else 'off'})"
+            if spec.default is not None:
+                kwargs["help"] += f" (default {'on' if spec.default else 'off'})"
         else:
-            parse = f.metadata.get("parse") or (kind if kind in (int, float) else str)
-            kwargs.update(type=parse, choices=choices, metavar=None if choices else f.name.upper())
-        parser.add_argument(flag_name(f.name), **kwargs)
+            kwargs.update(type=spec.parse, choices=spec.choices, metavar=None if spec.choices else spec.name.upper())
+        parser.add_argument(spec.flag, **kwargs)
 
 
 def given_settings(args, sections) -> dict[str, dict]:
@@ -100,32 +88,6 @@ def given_settings(args, sections) -> dict[str, dict]:
     return out
 
 
-def _model_defaults() -> dict[str, str]:
-    """Default text of the architecture settings whose default differs between methods."""
-    out = {}
-    for f in dataclasses.fields(ModelConfig):
-        values = {name: getattr(cls.default_model(), f.name) for name, cls in METHODS.items()}
-        if len(set(map(str, values.values()))) > 1:
-            out[f.name] = ", ".join(f"{v} for {m}" for m, v in values.items())
-    return out
-
-
-def _method_settings() -> tuple[type, dict[str, str], dict[str, str]]:
-    """Every method's settings as one dataclass (a setting several methods share appears once),
-    with each setting's default text and the methods that use it."""
-    fields, used_by, defaults = {}, {}, {}
-    for name, cls in METHODS.items():
-        hints = typing.get_type_hints(cls.Config)
-        for f in dataclasses.fields(cls.Config):
-            fields.setdefault(f.name, (f.name, hints[f.name], dataclasses.field(default=None, metadata=f.metadata)))
-            used_by.setdefault(f.name, []).append(name)
-            defaults.setdefault(f.name, {})[name] = f.default
-    merged = dataclasses.make_dataclass("MethodSettings", list(fields.values()))
-    default_text = {k: ", ".join(f"{v} for {m}" for m, v in d.items()) if len(set(map(str, d.values()))) > 1
-                    else str(next(iter(d.values()))) for k, d in defaults.items()}
-    return merged, default_text, {k: ", ".join(v) for k, v in used_by.items()}
-
-
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train " + ", ".join(f"{n} ({c.dataset_kind})" for n, c in METHODS.items()))
     p.add_argument("--model", choices=list(METHODS), help="method (default pix2pix)")
@@ -134,8 +96,8 @@ def add_train_parser(sub) -> None:
     p.add_argument("--out", help="run folder (default runs/<data name>_<model>)")
     p.add_argument("--resume", help="checkpoint to continue from, or 'auto' for the newest usable one in OUT")
     add_config_flags(p.add_argument_group("data"), "data", DataConfig)
-    add_config_flags(p.add_argument_group("model (fixed once trained)"), "model", ModelConfig, _model_defaults())
-    settings, defaults, used_by = _method_settings()
+    add_config_flags(p.add_argument_group("model (fixed once trained)"), "model", ModelConfig, model_defaults())
+    settings, defaults, used_by = method_settings()
     add_config_flags(p.add_argument_group("method settings [the methods that use each]"), "method_config",
                      settings, defaults, used_by)
     add_config_flags(p.add_argument_group("training"), "train", TrainConfig)
@@ -167,6 +129,20 @@ def run_train(args) -> int:
             trainer.info(f"resume with: img2img train --resume auto --out {cfg.train.out}")
     finally:
         teardown()
+    return 0
+
+
+def add_inspect_parser(sub) -> None:
+    p = sub.add_parser("inspect", help="what a dataset folder holds: layout, splits, pixel formats, the method that "
+                       "fits it, and the files training would skip")
+    p.add_argument("data", help="dataset folder")
+    p.set_defaults(run=run_inspect)
+
+
+def run_inspect(args) -> int:
+    from .data.inspect import inspect_dataset
+
+    print(inspect_dataset(args.data).text())
     return 0
 
 
@@ -556,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="img2img", description="Image-to-image translation: " + ", ".join(METHODS))
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
+    add_inspect_parser(sub)
     add_translate_parser(sub)
     add_fid_parser(sub)
     add_datasets_parser(sub)

@@ -9,8 +9,9 @@ in its own file under `methods/`.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import math
+import shlex
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple, get_args
 
@@ -51,6 +52,62 @@ def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, 
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One command-line setting of a config dataclass, as the CLI's flags and the app's settings
+    form both present it."""
+
+    name: str
+    kind: type  # bool, int, float or str
+    choices: tuple | None
+    help: str
+    default: Any
+    parse: Callable[[str], Any]
+
+    @property
+    def flag(self) -> str:
+        return flag_name(self.name)
+
+    def value_of(self, text: str) -> Any:
+        """The value a flag's text gives, or an Img2ImgError in the CLI's words."""
+        if self.kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
+                raise Img2ImgError(f"{self.flag}: {text!r} is not on or off")
+            return lowered in ("true", "on", "yes", "1")
+        try:
+            value = self.parse(text.strip())
+        except Exception as e:  # int()/float()'s ValueError, or a setting's own parse (argparse's error type)
+            words = f"{text!r} is not {_KIND_WORDS[self.parse]}" if self.parse in _KIND_WORDS else str(e)
+            raise Img2ImgError(f"{self.flag}: {words}") from None
+        if self.choices and value not in self.choices:
+            raise Img2ImgError(f"{self.flag}: invalid choice {value!r} (choose from {', '.join(map(str, self.choices))})")
+        return value
+
+
+_KIND_WORDS = {int: "an integer", float: "a number"}
+
+
+def setting_specs(cls, defaults: dict[str, Any] | None = None) -> list[SettingSpec]:
+    """The command-line settings of dataclass `cls` (every field but `cli=False` ones);
+    `defaults` replaces the default shown for some."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        if type(None) in args:  # X | None
+            kind = next(a for a in args if a is not type(None))
+        choices = f.metadata.get("choices") or (typing.get_args(kind) if typing.get_origin(kind) is typing.Literal
+                                                 else None)
+        parse = f.metadata.get("parse") or (kind if kind in (int, float) else str)
+        specs.append(SettingSpec(f.name, bool if kind is bool else (kind if kind in (int, float) else str),
+                                 choices, f.metadata.get("help", ""), (defaults or {}).get(f.name, f.default), parse))
+    return specs
 
 
 def parse_size(text: str) -> int | tuple[int, int]:

@@ -10,6 +10,7 @@ decoded, and the work stops between tiles, frames, slices and files when the req
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -30,7 +31,8 @@ from ..io.readers import check_volume, is_volume_file, list_images, read_image, 
 from ..io.writers import output_suffix, with_suffix, write_image
 from ..translate.batch import translate_volume, unique_outputs
 from ..hub import SCHEME as HUB_SCHEME
-from ..translate.catalog import ModelInfo, TranslatorCache, describe_hub_model, discover_checkpoints, model_card_examples
+from ..translate.catalog import (ModelInfo, TranslatorCache, describe_checkpoint, describe_hub_model, discover_checkpoints,
+                                 model_card_examples)
 from ..translate.pretrained import PRETRAINED, PretrainedModel, download_pretrained
 from ..translate.translator import Translator, to_pil
 from ..translate.video import DEFAULT_TEMPORAL_STATISTICS, VideoSource
@@ -83,6 +85,7 @@ class ModelShelf:
         self.folder = folder
         self._lock = threading.Lock()
         self.hub: list[ModelInfo] = []
+        self.added: list[ModelInfo] = []  # checkpoints outside the folder, by name (training runs)
         self.hub_skipped: list[str] = []
         for reference in hub_models:
             try:
@@ -94,7 +97,7 @@ class ModelShelf:
     def refresh(self) -> None:
         models, skipped = discover_checkpoints(self.folder)
         with self._lock:
-            self.models = models + self.hub
+            self.models = models + self.hub + self.added
             self.skipped = [visitor_message(line, self.folder / "x") for line in skipped] + self.hub_skipped
 
     def add_hub(self, reference: str) -> ModelInfo:
@@ -105,11 +108,21 @@ class ModelShelf:
         self.refresh()
         return info
 
+    def add_checkpoint(self, path: Path, name: str, facts: tuple[tuple[str, str], ...] = ()) -> ModelInfo:
+        """A checkpoint outside the folder, offered as `name` with `facts` first on its card; one
+        of the same name is replaced."""
+        info = describe_checkpoint(path)
+        info = dataclasses.replace(info, given_name=name, facts=(*facts, *info.facts))
+        with self._lock:
+            self.added = [m for m in self.added if m.given_name != name] + [info]
+        self.refresh()
+        return info
+
     def key(self, info: ModelInfo) -> str:
-        """The model's name on the page: a Hub model's repo, else its path inside the folder
-        (no server path)."""
-        if info.hub_repo:
-            return info.hub_repo
+        """The model's name on the page: a Hub model's repo or its given name, else its path
+        inside the folder (no server path)."""
+        if info.hub_repo or info.given_name:
+            return info.given_name or info.hub_repo
         return str(info.path.relative_to(self.folder)) if info.path.is_relative_to(self.folder) else info.path.name
 
     def choices(self) -> list[tuple[str, str]]:

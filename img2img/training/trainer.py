@@ -198,6 +198,10 @@ class Trainer:
             self.info(self.footprint.describe(self.cfg.train.keep))
             self.footprint.check_disk(self.out)
             atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
+            # The run's length, for whoever watches the folder (the app's Train tab).
+            atomic_write_text(self.out / "schedule.json", json.dumps({
+                "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                "total_epochs": self.total_epochs, "batch_size": self.cfg.data.batch_size}))
             self.metrics = MetricsLog(self.out, after_step=p.step)
         self.window.reset(first_step=p.step + 1)
         self.checkpoints.last_asked_step = p.step

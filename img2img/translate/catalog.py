@@ -29,13 +29,15 @@ class ModelInfo:
     facts: tuple[tuple[str, str], ...] = ()
     # For a model from the Hugging Face Hub: "user/name", as loaded (see img2img.hub).
     hub_repo: str | None = None
+    # A name given by whoever added it (e.g. the app's training run it came from).
+    given_name: str | None = None
 
     @property
     def name(self) -> str:
         """A Hub model's repo, a bundled model's folder name (its file is model.pt beside a card),
         else the file's stem."""
-        if self.hub_repo:
-            return self.hub_repo
+        if self.given_name or self.hub_repo:
+            return self.given_name or self.hub_repo
         return self.path.parent.name if has_model_card(self.path) and self.path.stem == "model" else self.path.stem
 
     def direction_label(self, direction: str) -> str:

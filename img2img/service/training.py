@@ -1,0 +1,257 @@
+"""The app's Train tab without Gradio: data (folders under a root, uploaded zips), a run's settings
+as the CLI takes them, runs in processes of their own, and their models in the translator.
+
+A run's settings become a config through the same code as `img2img train`'s flags: every setting
+of the config dataclasses (config.setting_specs), parsed and checked with the CLI's one-line
+refusals. The run is started with `img2img train` and the flags `config.equivalent_command` writes
+for that config, and the page shows that command, so a run from the page can be repeated in a
+terminal."""
+from __future__ import annotations
+
+import shlex
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..checkpoint import export_generators
+from ..config import (DataConfig, ModelConfig, RunConfig, SettingSpec, SpeedConfig, TrainConfig, check_settings,
+                      equivalent_command, setting_specs)
+from ..data.inspect import DataReport
+from ..errors import Img2ImgError
+from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.readers import read_image
+from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
+from ..methods import METHODS, method_class, method_settings, model_defaults
+from ..translate.onnx_graph import export_checkpoint
+from ..translate.translator import to_pil
+from ..training.resume import config_for_run
+from .datasets import DataRoot, UploadLimits
+from .runs import RunManager, RunView, RunWatch
+
+# The form's sections, in the CLI's order: (section of the overrides, title, dataclass).
+SECTION_TITLES = {"data": "data", "model": "model (fixed once trained)", "method_config": "method settings",
+                  "train": "training", "speed": "speed"}
+PRESETS = {
+    "quick": "Quick look on this CPU (about 5 minutes)",
+    "paper": "The paper's schedule (days on a CPU)",
+    "custom": "Custom: the length below",
+}
+# "Quick look": (crop size, steps) per method, sized to train about 5 minutes on the 2-core CPU
+# of benchmarks/RESULTS.md ("Train tab"): `img2img bench --model M --size S --steps 5` measured
+# 0.43 s/step for pix2pix at 128 px, 1.59 s for CycleGAN at 64 px (4.8 s at 128).
+QUICK = {"pix2pix": (128, 600), "cyclegan": (64, 180), "cut": (64, 250), "fastcut": (64, 400),
+         "colorization": (128, 600)}
+# The papers resize to 286 before a random 256 crop; the quick look keeps that ratio.
+LOAD_RATIO = 286 / 256
+THUMBNAIL_SIDE = 192
+
+
+@dataclass(frozen=True)
+class FormSetting:
+    """One field of the "all settings" form: a config setting, keyed "section.name"."""
+
+    section: str
+    spec: SettingSpec
+    default_text: str
+    used_by: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.spec.name}"
+
+
+def form_settings() -> list[FormSetting]:
+    """Every command-line setting of a run, as `img2img train --help` lists them: a setting added
+    to a config dataclass appears here with no other code."""
+    merged, method_defaults, used_by = method_settings()
+    sections = [("data", DataConfig, {}), ("model", ModelConfig, model_defaults()),
+                ("method_config", merged, method_defaults), ("train", TrainConfig, {}), ("speed", SpeedConfig, {})]
+    out = []
+    for section, cls, defaults in sections:
+        for spec in setting_specs(cls, defaults):
+            default = spec.default
+            text = ("on" if default else "off") if isinstance(default, bool) else ("" if default is None else str(default))
+            out.append(FormSetting(section, spec, text, used_by.get(spec.name, "")))
+    return out
+
+
+@dataclass
+class RunPlan:
+    """A run about to start: its config, the flags that make it, and the command to show."""
+
+    cfg: RunConfig
+    argv: list[str]
+    name: str
+
+    def command(self, runs_dir: Path) -> str:
+        return RunManager.command_text(self.argv, runs_dir / self.name)
+
+
+class TrainingService:
+    """Data under `data_root`, runs under `runs_dir` (at most `max_runs` at once)."""
+
+    def __init__(self, data_root: Path | str, runs_dir: Path | str, max_runs: int = 1,
+                 limits: Limits = DEFAULT_LIMITS, upload_limits: UploadLimits = UploadLimits(),
+                 train_command: tuple[str, ...] | None = None) -> None:
+        self.data = DataRoot(data_root, limits, upload_limits)
+        self.runs = RunManager(runs_dir, max_runs, *([train_command] if train_command else []))
+        self.settings = {s.key: s for s in form_settings()}
+
+    # ---- data ---------------------------------------------------------------------------------
+    def upload(self, path: str | Path, name: str | None = None) -> tuple[str, DataReport]:
+        return self.data.unpack(path, name)
+
+    def inspect(self, name: str) -> DataReport:
+        return self.data.inspect(name)
+
+    def thumbnails(self, report: DataReport, folder: Path) -> list[tuple[Path, str]]:
+        """PNG previews of the report's samples (a pair side by side), with their file names."""
+        out = []
+        for i, sample in enumerate(report.samples):
+            images = []
+            for path in sample:
+                try:
+                    image = _preview(read_image(path, limits=self.data.limits).array)
+                except Img2ImgError:
+                    continue
+                image.thumbnail((THUMBNAIL_SIDE * (2 if len(sample) == 1 and report.kind == "paired" else 1),
+                                 THUMBNAIL_SIDE))
+                images.append(image)
+            if not images:
+                continue
+            sheet = Image.new("RGB", (sum(im.width for im in images) + 4 * (len(images) - 1),
+                                      max(im.height for im in images)), "white")
+            x = 0
+            for im in images:
+                sheet.paste(im.convert("RGB"), (x, 0))
+                x += im.width + 4
+            target = folder / f"sample_{i}.png"
+            sheet.save(target)
+            out.append((target, " | ".join(p.name for p in sample)))
+        return out
+
+    # ---- a run's settings ------------------------------------------------------------------------
+    def plan(self, data: str, method: str, preset: str = "quick", size: int | None = None,
+             length: int | None = None, unit: str = "steps", settings: dict[str, str] | None = None) -> RunPlan:
+        """The run these choices make, checked as the CLI checks them (one-line refusals).
+        `settings`: "section.name" -> the flag's text, for the settings given in "all settings"
+        (they win over the preset and the size and length above them)."""
+        if method not in METHODS:
+            raise Img2ImgError(f"--model {method}: choose one of {', '.join(METHODS)}")
+        if preset not in PRESETS:
+            raise Img2ImgError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
+        root = self.data.resolve(data)
+        overrides: dict[str, dict] = {}
+        for section, name, value in self._preset(method, preset):
+            overrides.setdefault(section, {})[name] = value
+        if size:
+            overrides.setdefault("data", {}).update(size=int(size), load_size=_load_size(int(size)))
+        if length:
+            if unit == "epochs":
+                epochs = int(length)
+                overrides.setdefault("train", {}).update(epochs=(epochs + 1) // 2, epochs_decay=epochs // 2,
+                                                         max_steps=None)
+            elif unit == "steps":
+                overrides.setdefault("train", {})["max_steps"] = int(length)
+            else:
+                raise Img2ImgError(f"length in {unit!r}: give steps or epochs")
+        for key, text in (settings or {}).items():
+            if text is None or not str(text).strip():
+                continue
+            setting = self.settings.get(key)
+            if setting is None:
+                raise Img2ImgError(f"unknown setting {key}")
+            overrides.setdefault(setting.section, {})[setting.spec.name] = setting.spec.value_of(str(text))
+        name = f"{root.name}_{method}"
+        try:
+            start = config_for_run(overrides, method=method, data=str(root), out=str(self.runs.runs_dir / name))
+        except ValueError as e:
+            raise Img2ImgError(str(e)) from None
+        check_settings(start.cfg)
+        argv = shlex.split(equivalent_command(start.cfg))[2:]
+        return RunPlan(start.cfg, argv, name)
+
+    @staticmethod
+    def _preset(method: str, preset: str) -> list[tuple[str, str, object]]:
+        if preset == "quick":
+            size, steps = QUICK[method]
+            return [("data", "size", size), ("data", "load_size", _load_size(size)), ("train", "max_steps", steps),
+                    ("train", "fid_every", 0), ("train", "log_every", 10), ("train", "sample_every", steps // 6)]
+        if preset == "paper":
+            values = [("data", "size", 256), ("data", "load_size", 286)]
+            if "paper" in method_class(method).recipes:
+                values.append(("method_config", "recipe", "paper"))
+            return values
+        return []
+
+    def start(self, plan: RunPlan) -> str:
+        return self.runs.submit(plan.argv, plan.name)
+
+    # ---- runs -----------------------------------------------------------------------------------
+    def list_runs(self) -> list[RunView]:
+        return self.runs.runs()
+
+    def watch(self, name: str) -> RunWatch:
+        return self.runs.watch(name)
+
+    def stop(self, name: str) -> None:
+        self.runs.stop(name)
+
+    def resume(self, name: str) -> None:
+        self.runs.resume(name)
+
+    def delete(self, name: str) -> None:
+        self.runs.delete(name)
+
+    def model_of(self, name: str) -> tuple[Path, tuple[tuple[str, str], ...]]:
+        """The run's checkpoint to translate with (best.pt, else latest.pt) and the card's lines
+        about the run: its state and its newest metrics."""
+        view = self.runs.view(name)
+        if view.checkpoint is None:
+            raise Img2ImgError(f"{name}: has no checkpoint yet (one is written at the end, on Stop, and every "
+                               "--save-every steps)")
+        watch = self.runs.watch(name)
+        facts = [("training run", f"{name} ({view.state}), {view.checkpoint.name}")]
+        if watch.losses:
+            last_step = watch.losses[-1]["step"]
+            losses = ", ".join(f"{r['loss']} {r['value']:.3f}" for r in watch.losses if r["step"] == last_step)
+            facts.append((f"losses at step {last_step}", losses))
+        for metric in ("fid", "kid"):
+            values = [r for r in watch.evaluations if r["metric"] == metric]
+            if values:
+                best = min(values, key=lambda r: r["value"])
+                facts.append((f"val {metric.upper()}", f"{best['value']:.4g} at step {best['step']} (best of "
+                                                       f"{len(values)})"))
+        return view.checkpoint, tuple(facts)
+
+    def export(self, name: str, kind: str, folder: Path) -> Path:
+        """The run's model for download: `pt` (the generators, fp32, as `img2img export`) or `onnx`
+        (one graph per direction, zipped when there are two)."""
+        checkpoint, _ = self.model_of(name)
+        if kind == "pt":
+            return export_generators(checkpoint, folder / f"{name}.pt", half=False)
+        if kind == "onnx":
+            outputs = export_checkpoint(checkpoint, folder / f"{name}.onnx", None)
+            if len(outputs) == 1:
+                return outputs[0]
+            bundle = folder / f"{name}_onnx.zip"
+            with zipfile.ZipFile(bundle, "w") as archive:
+                for out in outputs:
+                    archive.write(out, out.name)
+            return bundle
+        raise Img2ImgError(f"export as {kind!r}: pt or onnx")
+
+
+def _load_size(size: int) -> int:
+    return round(size * LOAD_RATIO)
+
+
+def _preview(pixels: np.ndarray) -> Image.Image:
+    """8-bit pictures as they are; other pixels windowed by their own 0.5/99.5 percentiles."""
+    if pixels.dtype == np.uint8:
+        return to_pil(pixels, PixelFormat(pixels.shape[2]))
+    lo, hi = auto_range([pixels])
+    return to_pil(pixels, PixelFormat(pixels.shape[2], canonical_dtype(pixels.dtype), lo, hi))
