@@ -16,7 +16,7 @@ from .folders import val_split_dir
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 IGNORED_FOLDERS = {"__MACOSX", ".ipynb_checkpoints"}
 # A folder of pictures is A|B pairs when this share of its readable images is exactly twice as
-# wide as high (two square halves, as every pix2pix dataset ships); otherwise it is photos.
+# wide as high, to a pixel (two square halves, as every pix2pix dataset ships); otherwise photos.
 SIDE_BY_SIDE_SHARE = 0.9
 SAMPLES_SHOWN = 4
 
@@ -191,7 +191,7 @@ def _one_folder(root: Path, split: Path) -> DataReport:
     shapes = _headers(files, skipped)
     if not shapes:
         raise Img2ImgError(f"{split}: none of its {len(files)} images is readable")
-    double = sum(w == 2 * h for h, w, _ in shapes.values())
+    double = sum(abs(w - 2 * h) <= 1 for h, w, _ in shapes.values())  # an odd width is a broken pair
     val = val_split_dir(root) if split != root else None
     val_count = len(list_images(val)) if val else 0
     splits = [Split("train", (split,), len(files) - len(skipped))]
