@@ -4,6 +4,8 @@ never from each other."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import socket
 import struct
 import sys
@@ -388,9 +390,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[str, str]] | None = None, **serving):
-    """The app (app.py) serving `checkpoints` on a free port, behind `auth` logins if given: (the
-    app, its URL). `serving`: fields of ServingSettings."""
+def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[str, str]] | None = None,
+           training=None, **serving):
+    """The app (app.py) serving `checkpoints` on a free port, behind `auth` logins if given, with
+    the Train tab of `training` (a TrainingService) if given: (the app, its URL). `serving`:
+    fields of ServingSettings."""
     sys.path.insert(0, str(ROOT))
     import app as app_module
 
@@ -399,7 +403,8 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
 
     port = free_port()
     settings = ServingSettings(**serving)
-    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels), serving=settings)
+    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels), serving=settings,
+                               training=training)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
                max_file_size=f"{settings.max_upload_mb}mb")
     return app, f"http://127.0.0.1:{port}/"
@@ -503,3 +508,23 @@ def make_checkpoint(method: str, path, seed: int = 0, model: dict | None = None,
             state["method"]["networks"].update(one["method"]["networks"])
     save_checkpoint(path, state)
     return path
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where the browser test's screenshots go: IMG2IMG_SCREENSHOTS if set (to look at them), else a temporary folder."""
+    folder = Path(os.environ.get("IMG2IMG_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_browser(p, tmp_path):
+    # A fresh profile folder; never a downloaded browser.
+    return p.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=chromium_path(), headless=True,
+        viewport={"width": 1280, "height": 1300},
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"])

@@ -182,6 +182,8 @@ class RunManager:
             view.queue_position = 1 + [n for _, n in queued].index(name)
         if view.state == "failed":
             view.error = self._error(folder, record)
+        elif view.state == "interrupted" and (record.get("exit_code") or 0) < 0:
+            view.error = f"killed by {signal.Signals(-record['exit_code']).name}"
         schedule = _read_json(folder / "schedule.json")
         view.total_steps, view.total_epochs = schedule.get("total_steps"), schedule.get("total_epochs")
         if view.total_steps and schedule.get("steps_per_epoch"):  # --max-steps may end it before the schedule
@@ -298,9 +300,12 @@ class RunManager:
         ended = _ended(folder)
         if ended:
             return ended[0]
-        if record.get("exit_code") not in (None, 0) or _error_line(folder):
+        if record.get("stop_requested"):  # stopped before training began (Ctrl-C while it starts)
+            return "stopped"
+        code = record.get("exit_code")
+        if (code is not None and code > 0) or _error_line(folder):
             return "failed"
-        return "interrupted"
+        return "interrupted"  # killed by a signal, or gone with the machine: its checkpoints stand
 
     def _error(self, folder: Path, record: dict) -> str:
         line = _error_line(folder)

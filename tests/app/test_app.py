@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers import ROOT, free_port, launch, make_checkpoint, make_paired, random_image
+from helpers import ROOT, chromium_path, free_port, launch, make_checkpoint, make_paired, open_browser, random_image, screenshot_dir
 
 from img2img.cli import main
 from PIL import Image
@@ -171,19 +171,6 @@ def test_serves_no_files_outside_its_folders(app_url):
     assert response.status_code in (403, 404) and "root:" not in response.text
 
 
-def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def screenshot_dir(tmp_path: Path) -> Path:
-    """Where the browser test's screenshots go: IMG2IMG_SCREENSHOTS if set (to look at them), else a temporary folder."""
-    import os
-
-    folder = Path(os.environ.get("IMG2IMG_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
 def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir, tmp_path, monkeypatch):
@@ -291,15 +278,6 @@ def test_the_app_leaves_no_temporary_files_behind(models_dir, tmp_path, monkeypa
         app.close()
         app.workdir.cleanup()
     assert not list((tmp_path / "tmp").glob("img2img_*"))
-
-
-def open_browser(p, tmp_path):
-    # A fresh profile folder; never a downloaded browser.
-    return p.chromium.launch_persistent_context(
-        str(tmp_path / "profile"), executable_path=chromium_path(), headless=True,
-        viewport={"width": 1280, "height": 1300},
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"])
 
 
 @pytest.mark.slow

@@ -1,0 +1,185 @@
+"""The Train tab through its API and in a browser: runs in their own processes that a reload
+re-attaches to and a restarted server finds, Stop and Resume bit for bit, the tab absent and the
+endpoints refused without --allow-training, and the whole loop on the page."""
+import json
+import os
+import signal
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from helpers import (chromium_path, compare_states, launch, make_paired, open_browser, random_image,
+                     screenshot_dir)
+
+from img2img.checkpoint import load_checkpoint
+from img2img.service.training import TrainingService
+
+# A tiny pix2pix that trains a step in a few tens of milliseconds.
+TINY = {"model.netG": "unet_32", "model.ngf": "8", "model.ndf": "8", "data.num_workers": "0",
+        "train.log_every": "1", "train.device": "cpu"}
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    make_paired(tmp_path / "data" / "pairs", n_train=6, n_val=2)
+    return tmp_path / "data"
+
+
+def start(client, steps, **settings):
+    return client.predict("pairs", "pix2pix", "custom", 32, steps, "steps", {**TINY, **settings},
+                          api_name="/train_start")["run"]
+
+
+def wait_for(client, run, until, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        poll = client.predict(run, api_name="/train_poll")
+        if until(poll):
+            return poll
+        time.sleep(0.3)
+    raise AssertionError(f"{run}: still {poll['state']} at step {poll['step']}:\n{poll['log']}")
+
+
+def final_state(runs: Path, run: str) -> dict:
+    state = load_checkpoint(runs / run / "checkpoints" / "latest.pt")
+    del state["config"]["train"]["out"]
+    return state
+
+
+@pytest.mark.slow
+def test_stop_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(data_root, tmp_path):
+    service = TrainingService(data_root, tmp_path / "runs", max_runs=2)
+    app, url = launch(tmp_path / "no_models", tmp_path, training=service)
+    try:
+        client = Client(url, verbose=False)
+        straight, stopped = start(client, 40), start(client, 40)
+        wait_for(client, stopped, lambda p: p["step"] >= 3)
+        assert client.predict(stopped, api_name="/train_stop") == f"{stopped}: stopping"
+        poll = wait_for(client, stopped, lambda p: p["state"] == "stopped")
+        assert poll["checkpoint"] == "latest.pt" and 3 <= poll["step"] < 40
+        client.predict(stopped, api_name="/train_resume")
+        wait_for(client, stopped, lambda p: p["state"] == "finished")
+        wait_for(client, straight, lambda p: p["state"] == "finished")
+    finally:
+        app.close()
+    assert compare_states(final_state(service.runs.runs_dir, straight),
+                          final_state(service.runs.runs_dir, stopped)) > 10
+    log = (service.runs.runs_dir / stopped / "train.log").read_text()
+    assert "SIGINT: finishing this step and saving a checkpoint" in log and "--- resumed" in log
+
+
+@pytest.mark.slow
+def test_a_reload_reattaches_and_a_restarted_server_finds_an_interrupted_run(data_root, tmp_path):
+    service = TrainingService(data_root, tmp_path / "runs")
+    app, url = launch(tmp_path / "no_models", tmp_path, training=service)
+    try:
+        run = start(Client(url, verbose=False), 100_000)
+        queued = start(Client(url, verbose=False), 10)  # --max-runs 1: it waits
+        reloaded = Client(url, verbose=False)  # a new page: nothing of the first one's session
+        first = wait_for(reloaded, run, lambda p: p["step"] >= 2)
+        assert {r["run"]: r["state"] for r in reloaded.predict(api_name="/train_runs")} == \
+            {run: "running", queued: "queued"}
+        assert reloaded.predict(queued, api_name="/train_poll")["queue_position"] == 1
+        wait_for(reloaded, run, lambda p: p["step"] > first["step"])
+    finally:
+        app.close()
+    # The server is gone and its run goes on; a new server finds it running.
+    again = TrainingService(data_root, tmp_path / "runs")
+    assert again.runs.view(run).state == "running"
+    # The machine goes down with the run: the next server shows it interrupted, with Resume.
+    pid = json.loads((again.runs.runs_dir / run / "run.json").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while again.runs.view(run).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    restarted = TrainingService(data_root, tmp_path / "runs")
+    app, url = launch(tmp_path / "no_models", tmp_path, training=restarted)
+    try:
+        client = Client(url, verbose=False)
+        states = {r["run"]: r["state"] for r in client.predict(api_name="/train_runs")}
+        assert states[run] == "interrupted"
+        client.predict(queued, api_name="/train_stop")  # a queued run leaves the queue
+        client.predict(run, api_name="/train_resume")
+        wait_for(client, run, lambda p: p["state"] == "running")
+        with pytest.raises(Exception, match="stop it before deleting it"):
+            client.predict(run, api_name="/train_delete")
+        client.predict(run, api_name="/train_stop")
+        wait_for(client, run, lambda p: p["state"] == "stopped")
+        client.predict(run, api_name="/train_delete")
+        assert run not in {r["run"] for r in client.predict(api_name="/train_runs")}
+        assert not (restarted.runs.runs_dir / run).exists()
+    finally:
+        app.close()
+
+
+def test_without_allow_training_there_is_no_tab_and_the_endpoints_refuse(tmp_path):
+    app, url = launch(tmp_path / "no_models", tmp_path)
+    try:
+        assert "Train" not in {c.get("props", {}).get("label") for c in app.config["components"]}
+        client = Client(url, verbose=False)
+        for endpoint, args in (("/train_runs", ()), ("/train_inspect", ("pairs",)), ("/train_stop", ("x",))):
+            with pytest.raises(Exception, match="Training is off on this server: start it with --allow-training"):
+                client.predict(*args, api_name=endpoint)
+    finally:
+        app.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
+def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pairs = make_paired(tmp_path / "mine", n_train=6, n_val=2)
+    upload = tmp_path / "my pictures.zip"
+    with zipfile.ZipFile(upload, "w") as z:
+        for path in sorted(pairs.rglob("*.png")):
+            z.write(path, path.relative_to(pairs))
+    random_image(np.random.default_rng(1), 32, 32).save(tmp_path / "photo.png")
+    service = TrainingService(tmp_path / "data", tmp_path / "runs")
+    service.runs.start_scheduler(0.5)
+    app, url = launch(tmp_path / "no_models", tmp_path, training=service)
+    shots = screenshot_dir(tmp_path)
+    with playwright.sync_playwright() as p:
+        browser = open_browser(p, tmp_path)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_role("tab", name="Train").click()
+            page.locator("#train-upload input[type=file]").set_input_files(str(upload))
+            report = page.locator("#train-report")
+            report.get_by_text("A|B images side by side").wait_for(timeout=60_000)
+            assert "train: 6 pairs" in report.inner_text() and "val: 2 pairs" in report.inner_text()
+            page.locator("#train-samples img").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "train_data_report.png"), full_page=True)
+            page.get_by_label("Custom: the length below").check()
+            page.locator("#train-size input").fill("32")
+            page.locator("#train-length input").fill("20")
+            page.locator("#train-all-settings").get_by_text("All settings").click()
+            page.get_by_text("training", exact=True).click()
+            page.get_by_label("--sample-every").fill("10")
+            page.get_by_label("--log-every").fill("5")
+            command = page.locator("#train-command")
+            command.get_by_text("--sample-every 10").wait_for(timeout=30_000)
+            assert "img2img train --model pix2pix --data" in command.inner_text()
+            page.locator("#train-start").click()
+            status = page.locator("#train-status")
+            status.get_by_text("running").wait_for(timeout=60_000)
+            page.locator("#train-sample img").wait_for(timeout=90_000)
+            page.screenshot(path=str(shots / "train_run_in_progress.png"), full_page=True)
+            status.get_by_text("finished").wait_for(timeout=90_000)
+            assert "step 20/20" in status.inner_text()
+            page.locator("#train-use").click()
+            page.wait_for_function("document.querySelector('#model-card').innerText.includes('training run')",
+                                   timeout=30_000)
+            page.get_by_role("tab", name="Image").click()
+            page.locator("input[type=file]").first.set_input_files(str(tmp_path / "photo.png"))
+            page.get_by_role("button", name="Translate", exact=True).click()
+            page.locator("#translation-details").get_by_text("32×32 px whole").wait_for(timeout=60_000)
+            assert "run my_pictures_pix2pix" in page.locator("#translation-details").inner_text()
+            page.screenshot(path=str(shots / "train_model_in_translator.png"), full_page=True)
+        finally:
+            browser.close()
+            app.close()
+            service.runs.close()
