@@ -286,6 +286,9 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             batch_button.click(translate_many, inputs=[files, model, direction], outputs=[gallery, archive, status],
                                api_name="translate_batch", concurrency_id=HEAVY,
                                concurrency_limit=serving.max_concurrent)
+        if training is not None:
+            use_in = train_tab(app, training, service.request_folder,
+                               {"concurrency_id": HEAVY, "concurrency_limit": serving.max_concurrent})
         # Below the translator: what the model is, and more models.
         with gr.Accordion("Model card", open=True):
             model_card = gr.Markdown(models[0].card() if models else "", elem_id="model-card")
@@ -318,8 +321,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             hub_button.click(add_from_hub, inputs=hub_repo, outputs=[model, direction, model_card, hub_status],
                              api_visibility="private", concurrency_id=HEAVY, concurrency_limit=serving.max_concurrent)
         if training is not None:
-            train_tab(app, training, shelf, service.request_folder, model, direction, model_card, directions_for,
-                      {"concurrency_id": HEAVY, "concurrency_limit": serving.max_concurrent})
+            use_in(shelf, model, direction, model_card, directions_for)
         training_api(training)
     app.queue(max_size=serving.max_queue, default_concurrency_limit=serving.max_concurrent)
     app.workdir = workdir  # its lifetime is the app's

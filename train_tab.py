@@ -31,8 +31,14 @@ def refused_in_one_line(handler):
     return wrapped
 
 
-def report_markdown(report) -> str:
-    return f"```text\n{report.text()}\n```"
+
+
+def curves(rows: list[dict], name: str) -> pd.DataFrame:
+    """Rows {"step", NAME, "value"} as a frame of typed columns (an untyped empty one would make
+    the plot read its values as categories)."""
+    return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
+                         name: pd.Series([r[name] for r in rows], dtype="str"),
+                         "value": pd.Series([r["value"] for r in rows], dtype="float64")})
 
 
 def run_choices(service: TrainingService) -> list[tuple[str, str]]:
@@ -57,7 +63,7 @@ def training_api(service: TrainingService | None) -> None:
     def train_upload(file: gr.FileData) -> dict:
         """Unpack a zip of pictures into the data root: {"data": its name, "report": what it holds}."""
         name, report = service.upload(file["path"], Path(file.get("orig_name") or file["path"]).name)
-        return {"data": name, "report": report.text(), "method": report.method.split()[0]}
+        return {"data": name, "report": service.describe(report), "method": report.method.split()[0]}
 
     @guarded
     def train_datasets() -> list[str]:
@@ -68,7 +74,7 @@ def training_api(service: TrainingService | None) -> None:
     def train_inspect(data: str) -> dict:
         """What a data folder holds, in `img2img inspect`'s words."""
         report = service.inspect(data)
-        return {"data": data, "report": report.text(), "method": report.method.split()[0]}
+        return {"data": data, "report": service.describe(report), "method": report.method.split()[0]}
 
     @guarded
     def train_start(data: str, method: str = "pix2pix", preset: str = "quick", size: int = 0, length: int = 0,
@@ -121,12 +127,12 @@ def training_api(service: TrainingService | None) -> None:
         gr.api(fn, api_name=fn.__name__)
 
 
-def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, model: gr.Dropdown,
-              direction: gr.Radio, model_card: gr.Markdown, directions_for, heavy: dict) -> None:
-    """The Train tab: data, settings, runs. `shelf`, `model`, `direction`, `model_card` and
-    `directions_for` are the translator's, so that a run's model joins its menu; `request_folder`:
-    a folder of one request's own (a context manager), whose files are handed to Gradio before it
-    goes; `heavy`: the concurrency group of the app's heavy requests."""
+def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: dict):
+    """The Train tab (data, settings, runs), built where the app's tabs are. `request_folder`: a
+    folder of one request's own (a context manager), whose files are handed to Gradio before it
+    goes; `heavy`: the concurrency group of the app's heavy requests. Returns
+    `use_in(shelf, model, direction, model_card, directions_for)`, which connects "Use in the
+    translator" to the translator's model menu once that exists."""
     settings = list(service.settings.values())
     with gr.Tab("Train", elem_id="train-tab"):
         gr.Markdown("Train a model on your own pictures: the same trainer and checkpoints as `img2img train`. A run "
@@ -186,7 +192,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, m
             with gr.Row():
                 download_pt = gr.Button("Download the model (.pt)", size="sm")
                 download_onnx = gr.Button("Download its ONNX export", size="sm")
-            download = gr.File(label="Download", elem_id="train-download")
+            download = gr.File(label="Download", height=80, elem_id="train-download")
             remembered = gr.BrowserState(None, storage_key="img2img-train-run")
             timer = gr.Timer(POLL_S)
 
@@ -200,7 +206,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, m
         if file is None:
             return gr.update(), gr.update(), gr.update(), gr.update()
         name, report_ = service.upload(file, Path(file).name)
-        return (gr.Dropdown(choices=service.data.datasets(), value=name), report_markdown(report_),
+        return (gr.Dropdown(choices=service.data.datasets(), value=name), f"```text\n{service.describe(report_)}\n```",
                 pictures_of(report_), report_.method.split()[0])
 
     @refused_in_one_line
@@ -208,7 +214,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, m
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
         report_ = service.inspect(name)
-        return report_markdown(report_), pictures_of(report_), report_.method.split()[0]
+        return f"```text\n{service.describe(report_)}\n```", pictures_of(report_), report_.method.split()[0]
 
     def values_of(texts):
         return {s.key: t for s, t in zip(settings, texts) if t not in (None, "")}
@@ -241,9 +247,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, m
             return (str(e), gr.update(), gr.update(), gr.update(), gr.update())
         v = watch.view
         text = v.line() + (f"\n\n`{v.command}`" if v.command else "")
-        loss_frame = pd.DataFrame(watch.losses or [], columns=["step", "loss", "value"])
         evals = [r for r in watch.evaluations if r["metric"] in ("fid", "kid")]
-        eval_frame = pd.DataFrame(evals, columns=["step", "metric", "value"])
+        loss_frame, eval_frame = curves(watch.losses, "loss"), curves(evals, "metric")
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
         return (text, loss_frame, gr.LinePlot(value=eval_frame, visible=bool(evals)), grid, watch.log_tail)
@@ -265,14 +270,6 @@ def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, m
         service.delete(name)
         return gr.Dropdown(choices=run_choices(service), value=None), False
 
-    @refused_in_one_line
-    def on_use(name):
-        path, facts = service.model_of(name)
-        info = shelf.add_checkpoint(path, f"run {name}", facts)
-        key = shelf.key(info)
-        radio, card = directions_for(key)
-        gr.Info(f"{name} is now in the model menu: translate with it in the Image tab.")
-        return gr.Dropdown(choices=shelf.choices(), value=key), radio, card
 
     @refused_in_one_line
     def on_download(name, kind):
@@ -303,10 +300,23 @@ def train_tab(app: gr.Blocks, service: TrainingService, shelf, request_folder, m
     stop.click(on_stop, inputs=run, outputs=run, **private)
     resume.click(on_resume, inputs=run, outputs=run, **private)
     delete.click(on_delete, inputs=[run, confirm], outputs=[run, confirm], **private)
-    use.click(on_use, inputs=run, outputs=[model, direction, model_card], **private)
     download_pt.click(lambda name: on_download(name, "pt"), inputs=run, outputs=download, **heavy, **private)
     download_onnx.click(lambda name: on_download(name, "onnx"), inputs=run, outputs=download, **heavy, **private)
     app.load(on_load, inputs=remembered, outputs=[run, data], **private)
+
+    def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for) -> None:
+        @refused_in_one_line
+        def on_use(name):
+            path, facts = service.model_of(name)
+            info = shelf.add_checkpoint(path, f"run {name}", facts)
+            key = shelf.key(info)
+            radio, card = directions_for(key)
+            gr.Info(f"{name} is now in the model menu: translate with it in the Image tab.")
+            return gr.Dropdown(choices=shelf.choices(), value=key), radio, card
+
+        use.click(on_use, inputs=run, outputs=[model, direction, model_card], **private)
+
+    return use_in
 
 
 def _field(setting):

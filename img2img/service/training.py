@@ -107,6 +107,10 @@ class TrainingService:
     def inspect(self, name: str) -> DataReport:
         return self.data.inspect(name)
 
+    def describe(self, report: DataReport) -> str:
+        """The report's words, its folder named inside the data root (no server path)."""
+        return report.text().replace(str(self.data.root) + "/", "")
+
     def thumbnails(self, report: DataReport, folder: Path) -> list[tuple[Path, str]]:
         """PNG previews of the report's samples (a pair side by side), with their file names."""
         out = []
