@@ -157,8 +157,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
                 preset = gr.Radio(choices=[(label, key) for key, label in PRESETS.items()], value="quick",
                                   label="Preset", elem_id="train-preset")
             with gr.Row():
-                size = gr.Number(value=None, precision=0, label="Size (px; blank: the preset's)", elem_id="train-size")
-                length = gr.Number(value=None, precision=0, label="Length (blank: the preset's)", elem_id="train-length")
+                size = gr.Number(value=None, precision=0, label="Size (px; 0: the preset's)", elem_id="train-size")
+                length = gr.Number(value=None, precision=0, label="Length (0: the preset's)", elem_id="train-length")
                 unit = gr.Radio(choices=["steps", "epochs"], value="steps", label="Length in")
             fields = []
             with gr.Accordion("All settings (blank: the default; as `img2img train --help`)", open=False,
@@ -195,6 +195,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             download = gr.File(label="Download", height=80, elem_id="train-download")
             remembered = gr.BrowserState(None, storage_key="img2img-train-run")
             timer = gr.Timer(POLL_S)
+            seen = gr.State(None)  # the signature of the run folder last drawn
 
     # ---- events -----------------------------------------------------------------------------
     def pictures_of(report_):
@@ -238,20 +239,26 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         started = service.start(plan)
         return gr.Dropdown(choices=run_choices(service), value=started), started
 
-    def on_poll(name):
+    def on_poll(name, seen):
+        """The run's news, drawn only when its folder changed: an unchanged page costs the
+        browser nothing, and the machine's cores stay with the training."""
         if not name:
-            return ("No run chosen.", gr.update(), gr.update(), gr.update(), gr.update())
+            return "No run chosen.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         try:
+            signature = service.runs.signature(name)
+            if signature == seen:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
             watch = service.watch(name)
         except Img2ImgError as e:
-            return (str(e), gr.update(), gr.update(), gr.update(), gr.update())
+            return str(e), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         v = watch.view
         text = v.line() + (f"\n\n`{v.command}`" if v.command else "")
         evals = [r for r in watch.evaluations if r["metric"] in ("fid", "kid")]
         loss_frame, eval_frame = curves(watch.losses, "loss"), curves(evals, "metric")
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
-        return (text, loss_frame, gr.LinePlot(value=eval_frame, visible=bool(evals)), grid, watch.log_tail)
+        return (text, loss_frame, gr.LinePlot(value=eval_frame, visible=bool(evals)), grid, watch.log_tail,
+                signature)
 
     @refused_in_one_line
     def on_stop(name):
@@ -291,10 +298,10 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     gr.on([c.change for c in plan_inputs], on_settings, inputs=plan_inputs, outputs=command, show_progress="hidden",
           **private)
     start.click(on_start, inputs=plan_inputs, outputs=[run, remembered], **private)
-    watched = [status, losses, fid, sample, log]
-    run.change(on_poll, inputs=run, outputs=watched, show_progress="hidden", **private)
+    watched = [status, losses, fid, sample, log, seen]
+    run.change(lambda name: on_poll(name, None), inputs=run, outputs=watched, show_progress="hidden", **private)
     run.input(lambda name: name, inputs=run, outputs=remembered, **private)
-    timer.tick(on_poll, inputs=run, outputs=watched, show_progress="hidden", **private)
+    timer.tick(on_poll, inputs=[run, seen], outputs=watched, show_progress="hidden", **private)
     refresh.click(lambda name: gr.Dropdown(choices=run_choices(service), value=name), inputs=run, outputs=run,
                   **private)
     stop.click(on_stop, inputs=run, outputs=run, **private)

@@ -217,6 +217,19 @@ class RunManager:
         watch.log_tail = "\n".join(log_tail(folder / LOG_FILE, log_lines))
         return watch
 
+    def signature(self, name: str) -> tuple:
+        """What a watcher has seen of a run, from file sizes and times alone: when it is unchanged,
+        nothing needs to be read or drawn again."""
+        folder = self.folder(name)
+        stats = []
+        for path in (folder / RUN_FILE, folder / "metrics.csv", folder / LOG_FILE, folder / "samples"):
+            try:
+                st = path.stat()
+                stats.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stats.append(None)
+        return name, self._state(self._read(name), folder), *stats
+
     def folder(self, name: str) -> Path:
         if not name or "/" in name or "\\" in name or name.startswith(".") or \
                 not (self.runs_dir / name / RUN_FILE).is_file():
