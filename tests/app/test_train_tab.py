@@ -55,11 +55,11 @@ def test_stop_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(data_root, 
     app, url = launch(tmp_path / "no_models", tmp_path, training=service)
     try:
         client = Client(url, verbose=False)
-        straight, stopped = start(client, 40), start(client, 40)
+        straight, stopped = start(client, 24), start(client, 24)
         wait_for(client, stopped, lambda p: p["step"] >= 3)
         assert client.predict(stopped, api_name="/train_stop") == f"{stopped}: stopping"
         poll = wait_for(client, stopped, lambda p: p["state"] == "stopped")
-        assert poll["checkpoint"] == "latest.pt" and 3 <= poll["step"] < 40
+        assert poll["checkpoint"] == "latest.pt" and 3 <= poll["step"] < 24
         client.predict(stopped, api_name="/train_resume")
         wait_for(client, stopped, lambda p: p["state"] == "finished")
         wait_for(client, straight, lambda p: p["state"] == "finished")
