@@ -41,6 +41,15 @@ def curves(rows: list[dict], name: str) -> pd.DataFrame:
                          "value": pd.Series([r["value"] for r in rows], dtype="float64")})
 
 
+def plot(frame: pd.DataFrame, name: str):
+    """A curve plot's update: hidden while there is nothing to draw, and with its legend's names
+    each time (the plot keeps the colour scale of the first data it drew, so a first empty frame
+    would leave every later line without a colour)."""
+    if frame.empty:
+        return gr.LinePlot(visible=False)
+    return gr.LinePlot(value=frame, visible=True, colors_in_legend=sorted(frame[name].unique()))
+
+
 def run_choices(service: TrainingService) -> list[tuple[str, str]]:
     return [(f"{v.name} ({v.state})", v.name) for v in service.list_runs()]
 
@@ -183,7 +192,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
                 confirm = gr.Checkbox(label="Yes, delete this run's folder", value=False, elem_id="train-confirm")
                 delete = gr.Button("Delete", size="sm", variant="stop", elem_id="train-delete")
             with gr.Row():
-                losses = gr.LinePlot(x="step", y="value", color="loss", title="Losses", height=260,
+                losses = gr.LinePlot(x="step", y="value", color="loss", title="Losses", height=260, visible=False,
                                      elem_id="train-losses")
                 fid = gr.LinePlot(x="step", y="value", color="metric", title="Validation (FID, KID)", height=260,
                                   visible=False, elem_id="train-fid")
@@ -257,8 +266,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         loss_frame, eval_frame = curves(watch.losses, "loss"), curves(evals, "metric")
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
-        return (text, loss_frame, gr.LinePlot(value=eval_frame, visible=bool(evals)), grid, watch.log_tail,
-                signature)
+        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), grid, watch.log_tail, signature)
 
     @refused_in_one_line
     def on_stop(name):

@@ -92,7 +92,8 @@ def main() -> None:
             first_grid_s = time.perf_counter() - started
             run = client.predict(api_name="/train_runs")[0]["run"]
             page.locator("#train-status").scroll_into_view_if_needed()
-            page.wait_for_timeout(2500)
+            page.locator("#train-losses").get_by_text("G_L1").wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)
             page.screenshot(path=str(FIGURES / "run_in_progress.png"), full_page=False)
             poll = client.predict(run, api_name="/train_poll")
             print(f"upload of {args.pairs} pairs ({upload.stat().st_size / 1e6:.1f} MB) to the data report: "

@@ -170,6 +170,7 @@ def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_pa
             status = page.locator("#train-status")
             status.get_by_text("running").wait_for(timeout=60_000)
             page.locator("#train-sample img").wait_for(timeout=90_000)
+            page.locator("#train-losses").get_by_text("G_L1").wait_for(timeout=30_000)  # the curves, coloured
             page.screenshot(path=str(shots / "train_run_in_progress.png"), full_page=True)
             status.get_by_text("finished").wait_for(timeout=90_000)
             assert "step 20/20" in status.inner_text()
