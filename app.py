@@ -35,7 +35,7 @@ from img2img.service.training import TrainingService  # noqa: E402
 from img2img.translate.precision import PRECISIONS  # noqa: E402
 from img2img.translate.pretrained import PRETRAINED  # noqa: E402
 from img2img.translate.video import DEFAULT_TEMPORAL_STATISTICS  # noqa: E402
-from train_tab import train_tab, training_api  # noqa: E402
+from train_tab import shown_on_page, train_tab, training_api  # noqa: E402
 
 # Heavy requests share one concurrency group, live streams another.
 HEAVY, LIVE = "heavy", "live"
@@ -44,17 +44,6 @@ HEAVY, LIVE = "heavy", "live"
 LIVE_SIDE = 256
 LIVE_INTERVAL_S = 0.05
 LIVE_TIME_LIMIT_S = 600
-
-
-def shown_on_page(handler):
-    """The service's errors as Gradio errors: one line on the page, and in an API client."""
-    @functools.wraps(handler)
-    def wrapped(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except Img2ImgError as e:
-            raise gr.Error(str(e)) from None
-    return wrapped
 
 
 def handing_over_uploads(image: gr.Image) -> gr.Image:

@@ -21,7 +21,9 @@ POLL_S = 2.0
 TRAINING_OFF = "Training is off on this server: start it with --allow-training (see docs/app.md)."
 
 
-def refused_in_one_line(handler):
+def shown_on_page(handler):
+    """The library's errors as Gradio errors: one line on the page, and in an API client (the
+    translator's tabs use it too)."""
     @functools.wraps(handler)
     def wrapped(*args, **kwargs):
         try:
@@ -61,12 +63,9 @@ def training_api(service: TrainingService | None) -> None:
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             if service is None:
-                raise gr.Error(TRAINING_OFF)
-            try:
-                return fn(*args, **kwargs)
-            except Img2ImgError as e:
-                raise gr.Error(str(e)) from None
-        return wrapped
+                raise Img2ImgError(TRAINING_OFF)
+            return fn(*args, **kwargs)
+        return shown_on_page(wrapped)
 
     @guarded
     def train_upload(file: gr.FileData) -> dict:
@@ -211,7 +210,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         with request_folder() as folder:
             return [(thumbs.move_resource_to_block_cache(p), c) for p, c in service.thumbnails(report_, folder)]
 
-    @refused_in_one_line
+    @shown_on_page
     def on_upload(file):
         if file is None:
             return gr.update(), gr.update(), gr.update(), gr.update()
@@ -219,7 +218,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         return (gr.Dropdown(choices=service.data.datasets(), value=name), f"```text\n{service.describe(report_)}\n```",
                 pictures_of(report_), report_.method.split()[0])
 
-    @refused_in_one_line
+    @shown_on_page
     def on_inspect(name):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
@@ -239,7 +238,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             return f"**Not valid:** {e}"
         return ("The same run from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
 
-    @refused_in_one_line
+    @shown_on_page
     def on_start(name, method_, preset_, size_, length_, unit_, *texts):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
@@ -268,17 +267,17 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
         return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), grid, watch.log_tail, signature)
 
-    @refused_in_one_line
+    @shown_on_page
     def on_stop(name):
         service.stop(name)
         return gr.Dropdown(choices=run_choices(service), value=name)
 
-    @refused_in_one_line
+    @shown_on_page
     def on_resume(name):
         service.resume(name)
         return gr.Dropdown(choices=run_choices(service), value=name)
 
-    @refused_in_one_line
+    @shown_on_page
     def on_delete(name, sure):
         if not sure:
             raise Img2ImgError("tick 'Yes, delete this run's folder' first")
@@ -286,7 +285,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         return gr.Dropdown(choices=run_choices(service), value=None), False
 
 
-    @refused_in_one_line
+    @shown_on_page
     def on_download(name, kind):
         with request_folder() as folder:
             return download.move_resource_to_block_cache(service.export(name, kind, folder))
@@ -320,7 +319,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     app.load(on_load, inputs=remembered, outputs=[run, data], **private)
 
     def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for) -> None:
-        @refused_in_one_line
+        @shown_on_page
         def on_use(name):
             path, facts = service.model_of(name)
             info = shelf.add_checkpoint(path, f"run {name}", facts)
