@@ -12,8 +12,8 @@ image pool's draws are taken from our pool and replayed in the reference's (its 
 `random`). Printed: per step, the largest relative difference of each loss; after the last step,
 the largest relative difference over every parameter, buffer and Adam moment.
 
-Status (issue 52): pix2pix and CycleGAN. CUT, FastCUT and colourisation, the data pipelines and
-the seed study are not done yet.
+Status (issue 52): pix2pix, CycleGAN and colourisation. CUT and FastCUT, the data pipelines, the
+slow tests and the seed study are not done yet.
 """
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import json
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -35,13 +37,17 @@ METHODS = {
     "pix2pix": ("pix2pix", "aligned", {"D_real": "D_real", "D_fake": "D_fake", "G_GAN": "G_GAN", "G_L1": "G_L1"}),
     "cyclegan": ("cycle_gan", "unaligned", {n: n for n in ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B",
                                                              "idt_B")}),
+    "colorization": ("colorization", "colorization",
+                     {"D_real": "D_real", "D_fake": "D_fake", "G_GAN": "G_GAN", "G_L1": "G_L1"}),
 }
+# Channels of A and B (colourisation: Lab's L in, ab out).
+CHANNELS = {"pix2pix": (3, 3), "cyclegan": (3, 3), "colorization": (1, 2)}
 # Our networks -> the reference's.
-NETWORKS = {"pix2pix": {"G": "G", "D": "D"},
+NETWORKS = {"pix2pix": {"G": "G", "D": "D"}, "colorization": {"G": "G", "D": "D"},
             "cyclegan": {"G_A": "G_A", "G_B": "G_B", "D_A": "D_A", "D_B": "D_B"}}
 # Our image pools -> the reference's.
 POOLS = {"pool_fake_a": "fake_A_pool", "pool_fake_b": "fake_B_pool"}
-OPTIMIZERS = {"pix2pix": {"G": "optimizer_G", "D": "optimizer_D"},
+OPTIMIZERS = {"pix2pix": {"G": "optimizer_G", "D": "optimizer_D"}, "colorization": {"G": "optimizer_G", "D": "optimizer_D"},
               "cyclegan": {"G": "optimizer_G", "D": "optimizer_D"}}
 
 
@@ -50,14 +56,27 @@ def reference_model(method: str, size: int, seed: int):
     sys.argv = [sys.argv[0], "--impl", "jz"]
     if str(REFERENCE) not in sys.path:
         sys.path.insert(0, str(REFERENCE))
+    if importlib.util.find_spec("skimage") is None:
+        # The reference's colourisation imports scikit-image for its pictures (lab2rgb) only,
+        # never in a training step: a stand-in lets it load without the package.
+        skimage, color = types.ModuleType("skimage"), types.ModuleType("skimage.color")
+        color.lab2rgb = color.rgb2lab = _not_in_a_training_step
+        skimage.color = color
+        sys.modules.update({"skimage": skimage, "skimage.color": color})
     builder = importlib.import_module("bench_reference")
     models = importlib.import_module("models")
     torch.manual_seed(seed)
     with contextlib.redirect_stdout(sys.stderr):
-        opt = builder.build_reference_opt(METHODS[method][0], 1, size, torch.device("cpu"), [])
+        # The builder names the aligned or unaligned dataset; a later --dataset_mode wins.
+        opt = builder.build_reference_opt(METHODS[method][0], 1, size, torch.device("cpu"),
+                                          ["--dataset_mode", METHODS[method][1]])
         model = models.create_model(opt)
         model.setup(opt)
     return model, opt
+
+
+def _not_in_a_training_step(*args, **kwargs):
+    raise NotImplementedError("scikit-image is not installed; parity.py needs no pictures")
 
 
 def our_method(method: str, opt, fused_adam: bool):
@@ -184,8 +203,8 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0) -> 
     loss_map = METHODS[method][2]
     per_step = []
     for step in range(steps):
-        a = torch.rand((1, 3, size, size), generator=batches) * 2 - 1
-        b = torch.rand((1, 3, size, size), generator=batches) * 2 - 1
+        a = torch.rand((1, CHANNELS[method][0], size, size), generator=batches) * 2 - 1
+        b = torch.rand((1, CHANNELS[method][1], size, size), generator=batches) * 2 - 1
         torch.manual_seed(10_000 + step)
         losses = {k: v.item() for k, v in ours.training_step({"A": a, "B": b}).items()}
         for name, draws in records:  # ours queried first: hand its draws to the reference's pool
@@ -196,7 +215,7 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0) -> 
             ref.set_input({"A": a, "B": b, "A_paths": ["a.png"], "B_paths": ["b.png"]})
             ref.optimize_parameters()
         # The reference logs its weighted L1; ours the plain one.
-        scale = {"G_L1": cfg.method_config.lambda_l1} if method == "pix2pix" else {}
+        scale = {"G_L1": cfg.method_config.lambda_l1} if method in ("pix2pix", "colorization") else {}
         losses = {k: v * scale.get(k, 1.0) for k, v in losses.items()}
         theirs = {k: float(getattr(ref, "loss_" + v).detach()) for k, v in loss_map.items()}
         per_step.append({k: abs(losses[k] - theirs[k]) / max(abs(theirs[k]), 1e-12) for k in loss_map})
@@ -229,7 +248,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--size", type=int, default=None, help="default: 256 for pix2pix (unet_256), 64 otherwise")
+    parser.add_argument("--size", type=int, default=None, help="default: 256 for the U-Nets (unet_256), 64 otherwise")
     parser.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -237,7 +256,7 @@ def main() -> None:
         raise SystemExit(f"{REFERENCE}: the reference code is not here")
     torch.set_num_threads(args.threads)
     for method in args.methods:
-        size = args.size or (256 if method == "pix2pix" else 64)
+        size = args.size or (64 if method == "cyclegan" else 256)
         result = run(method, args.steps, size, args.fused_adam)
         print(json.dumps(result), flush=True)
 
