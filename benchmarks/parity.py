@@ -51,25 +51,29 @@ OPTIMIZERS = {"pix2pix": {"G": "optimizer_G", "D": "optimizer_D"}, "colorization
               "cyclegan": {"G": "optimizer_G", "D": "optimizer_D"}}
 
 
-def reference_model(method: str, size: int, seed: int):
-    """The reference's model at its defaults, built as its train.py builds it."""
-    sys.argv = [sys.argv[0], "--impl", "jz"]
+def reference_model(method: str, size: int, seed: int, extra: list[str] = ()):
+    """The reference's model at its defaults (or with `extra` flags of its own parser), built as
+    its train.py builds it."""
+    argv, sys.argv = sys.argv, [sys.argv[0], "--impl", "jz"]  # the builder reads its --impl at import
     if str(REFERENCE) not in sys.path:
         sys.path.insert(0, str(REFERENCE))
-    if importlib.util.find_spec("skimage") is None:
+    if "skimage" not in sys.modules and importlib.util.find_spec("skimage") is None:
         # The reference's colourisation imports scikit-image for its pictures (lab2rgb) only,
         # never in a training step: a stand-in lets it load without the package.
         skimage, color = types.ModuleType("skimage"), types.ModuleType("skimage.color")
         color.lab2rgb = color.rgb2lab = _not_in_a_training_step
         skimage.color = color
         sys.modules.update({"skimage": skimage, "skimage.color": color})
-    builder = importlib.import_module("bench_reference")
+    try:
+        builder = importlib.import_module("bench_reference")
+    finally:
+        sys.argv = argv
     models = importlib.import_module("models")
     torch.manual_seed(seed)
     with contextlib.redirect_stdout(sys.stderr):
         # The builder names the aligned or unaligned dataset; a later --dataset_mode wins.
         opt = builder.build_reference_opt(METHODS[method][0], 1, size, torch.device("cpu"),
-                                          ["--dataset_mode", METHODS[method][1]])
+                                          ["--dataset_mode", METHODS[method][1], *extra])
         model = models.create_model(opt)
         model.setup(opt)
     return model, opt
@@ -91,6 +95,8 @@ def our_method(method: str, opt, fused_adam: bool):
     model = dataclasses.replace(cfg.model, netG=opt.netG, ngf=opt.ngf, ndf=opt.ndf, norm=opt.norm,
                                 dropout=not opt.no_dropout, **overrides.get("model", {}))
     method_config = dataclasses.replace(cfg.method_config, **overrides.get("method_config", {}))
+    if hasattr(method_config, "pool_size"):
+        method_config = dataclasses.replace(method_config, pool_size=opt.pool_size)
     train = dataclasses.replace(cfg.train, lr=opt.lr, beta1=opt.beta1,
                                 speed=SpeedConfig(fused_adam=fused_adam, amp=False, channels_last=False))
     cfg = dataclasses.replace(cfg, model=model, method_config=method_config, train=train)
@@ -192,8 +198,10 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() / scale if scale else (a - b).abs().max().item()
 
 
-def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0) -> dict:
-    ref, opt = reference_model(method, size, seed)
+def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, extra: list[str] = ()) -> dict:
+    """`extra`: flags for the reference's option parser (e.g. a smaller --netG); ours follows its
+    architecture."""
+    ref, opt = reference_model(method, size, seed, extra)
     ours, cfg = our_method(method, opt, fused_adam)
     maps = copy_weights(ours, ref, method)
     ours.train()

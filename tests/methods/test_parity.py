@@ -1,0 +1,37 @@
+"""Our training steps are the canonical code's, bit for bit (benchmarks/parity.py): from the
+reference's initial weights, on the same batches, with every random draw made identical and the
+reference's Adam (`--no-fused-adam`), with 8-filter networks (the reference's smallest U-Net is
+unet_128, so the U-Nets train at 128 px, the ResNets at 32)."""
+import importlib.util
+import sys
+
+import pytest
+from helpers import ROOT
+
+REFERENCE = ROOT.parent / "shared" / "reference"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (REFERENCE / "bench_reference.py").is_file(),
+                                 reason=f"the reference code is not at {REFERENCE}")]
+UNET = ["--netG", "unet_128", "--ngf", "8", "--ndf", "8"]
+
+
+@pytest.fixture(scope="module")
+def parity():
+    spec = importlib.util.spec_from_file_location("parity", ROOT / "benchmarks" / "parity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["parity"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# CycleGAN with 5-image pools, run past their filling, so that their draws are replayed.
+@pytest.mark.parametrize("method,steps,size,extra", [
+    ("pix2pix", 10, 128, UNET),
+    ("colorization", 10, 128, UNET),
+    ("cyclegan", 12, 32, ["--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--pool_size", "5"]),
+])
+def test_training_steps_equal_the_reference_bit_for_bit(parity, method, steps, size, extra):
+    result = parity.run(method, steps, size, fused_adam=False, extra=extra)
+    assert result["parameters_and_buffers"] == 0 and result["adam_moments"] == 0, result["worst_tensors"]
+    # Every loss equal; pix2pix's L1 up to the rounding of λ·L1 (the reference logs it weighted).
+    assert max(result["losses_per_step"]) < 1e-7, result["largest_loss_difference"]
