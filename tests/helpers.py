@@ -528,3 +528,15 @@ def open_browser(p, tmp_path):
         viewport={"width": 1280, "height": 1300},
         args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
               "--disable-component-update", "--disable-sync"])
+
+
+def load_benchmark(name: str):
+    """benchmarks/NAME.py as a module (registered in sys.modules: its dataclasses look it up there)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+

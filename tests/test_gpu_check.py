@@ -1,18 +1,12 @@
 """benchmarks/gpu_check.py must not rot between GPU sessions: its dry run (tiny sizes, CPU) runs
 every stage here."""
-import importlib.util
-import sys
-
 import pytest
-from helpers import ROOT
+from helpers import load_benchmark
 
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_stage_and_writes_one_table(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = gpu_check  # its dataclasses look their module up there
-    spec.loader.exec_module(gpu_check)
+    gpu_check = load_benchmark("gpu_check")
     assert gpu_check.main(["--dry-run", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "gpu_check.md").read_text()
     for stage in ("tests", "ladder", "canonical", "profile", "real data", "cpu translate", "torchrun", "deterministic"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import Client
 from helpers import (chromium_path, compare_states, launch, make_paired, open_browser, random_image,
                      screenshot_dir)
 

@@ -1,11 +1,8 @@
 """Our paired data pipeline gives the canonical code's tensors exactly, in every --preprocess mode
 both take, with and without flips, given the same crop offsets and flips
 (benchmarks/data_parity.py)."""
-import importlib.util
-import sys
-
 import pytest
-from helpers import ROOT, make_paired
+from helpers import ROOT, load_benchmark, make_paired
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 pytestmark = [pytest.mark.slow,
@@ -15,11 +12,7 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def data_parity():
-    spec = importlib.util.spec_from_file_location("data_parity", ROOT / "benchmarks" / "data_parity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["data_parity"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("data_parity")
 
 
 @pytest.mark.parametrize("mode,sizes", [("resize_and_crop", (40, 32)), ("crop", (48, 32)), ("scale_width", (32, 32)),

@@ -2,11 +2,8 @@
 reference's initial weights, on the same batches, with every random draw made identical and the
 reference's Adam (`--no-fused-adam`), with 8-filter networks (the reference's smallest U-Net is
 unet_128, so the U-Nets train at 128 px, the ResNets at 32)."""
-import importlib.util
-import sys
-
 import pytest
-from helpers import ROOT
+from helpers import ROOT, load_benchmark
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 pytestmark = [pytest.mark.slow,
@@ -17,11 +14,7 @@ UNET = ["--netG", "unet_128", "--ngf", "8", "--ndf", "8"]
 
 @pytest.fixture(scope="module")
 def parity():
-    spec = importlib.util.spec_from_file_location("parity", ROOT / "benchmarks" / "parity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["parity"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("parity")
 
 
 # CycleGAN with 5-image pools, run past their filling, so that their draws are replayed.
