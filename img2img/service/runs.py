@@ -104,9 +104,7 @@ class RunManager:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.max_runs = max_runs
         self.train_command = tuple(train_command)
-        self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
-        self._scheduler: threading.Thread | None = None
         self._closing = threading.Event()
 
     # Asking for work ---------------------------------------------------------------------------
@@ -247,7 +245,9 @@ class RunManager:
         """Start queued runs, oldest first, while fewer than `max_runs` train."""
         with self._lock:
             records = {n: self._read(n) for n in self.names()}
-            active = sum(self._state(r, self.runs_dir / n) in ("running", "stopping") for n, r in records.items())
+            # From run.json and /proc alone: this runs every second, and reads no logs.
+            active = sum(r.get("state") == "launched" and r.get("exit_code") is None and bool(r.get("pid"))
+                         and _is_run_process(r["pid"], self.runs_dir / n) for n, r in records.items())
             for queued_at, name in sorted((r.get("queued_at", 0), n) for n, r in records.items()
                                           if r.get("state") == "queued"):
                 if active >= self.max_runs:
@@ -263,8 +263,7 @@ class RunManager:
                     self.tick()
                 except Exception as e:  # a scheduler that dies would leave the queue stuck
                     logger.warning(f"warning: the run queue: {e}")
-        self._scheduler = threading.Thread(target=loop, name="img2img-runs", daemon=True)
-        self._scheduler.start()
+        threading.Thread(target=loop, name="img2img-runs", daemon=True).start()
 
     def close(self) -> None:
         self._closing.set()
@@ -286,7 +285,6 @@ class RunManager:
         record.update(state="launched", pid=child.pid, started_at=time.time(), launches=record.get("launches", 0) + 1,
                       exit_code=None, stop_requested=False)
         self._write(folder, record)
-        self._children[name] = child
         threading.Thread(target=self._reap, args=(name, child), daemon=True).start()
 
     def _reap(self, name: str, child: subprocess.Popen) -> None:
@@ -299,7 +297,6 @@ class RunManager:
             if record.get("pid") == child.pid:
                 record.update(exit_code=code, ended_at=time.time())
                 self._write(folder, record)
-            self._children.pop(name, None)
 
     def _state(self, record: dict, folder: Path) -> str:
         state = record.get("state")
