@@ -141,11 +141,12 @@ def _dtype_of(path: Path) -> str:
 def _unpaired(root: Path) -> DataReport:
     skipped: list[str] = []
     folders = [root / "trainA", root / "trainB"]
-    shapes = [_headers(list_images(f), skipped) for f in folders]
+    files = [list_images(f) for f in folders]
+    shapes = [_headers(found, skipped) for found in files]
     for folder, found in zip(folders, shapes):
         if not found:
             raise Img2ImgError(f"{folder}: no readable images")
-    splits = [Split("train", tuple(folders), max(map(len, shapes)), tuple(len(list_images(f)) for f in folders))]
+    splits = [Split("train", tuple(folders), max(map(len, shapes)), tuple(map(len, files)))]
     for a, b in (("testA", "testB"), ("valA", "valB")):
         if (root / a).is_dir() and (root / b).is_dir():
             splits.append(Split("val", (root / a, root / b), 0, (len(list_images(root / a)), len(list_images(root / b)))))
@@ -194,7 +195,7 @@ def _one_folder(root: Path, split: Path) -> DataReport:
     double = sum(abs(w - 2 * h) <= 1 for h, w, _ in shapes.values())  # an odd width is a broken pair
     val = val_split_dir(root) if split != root else None
     val_count = len(list_images(val)) if val else 0
-    splits = [Split("train", (split,), len(files) - len(skipped))]
+    splits = [Split("train", (split,), len(shapes))]  # less the broken pairs, below, for A|B images
     if val_count:
         splits.append(Split("val", (val,), val_count))
     samples = [(p,) for p in list(shapes)[:SAMPLES_SHOWN]]
@@ -207,7 +208,6 @@ def _one_folder(root: Path, split: Path) -> DataReport:
                           [_format_line("domain A", shapes, halves=True), _format_line("domain B", shapes, halves=True)], samples,
                           skipped + _not_images([split]))
     grey = sum(c == 1 for _, _, c in shapes.values())
-    splits[0].count = len(shapes)
     formats = [_format_line("photos", shapes),
                "domain A: the photos' lightness L (1 channel); domain B: their colour ab (2 channels)"
                + (f"; {grey} are grey, and teach that colour is grey" if grey else "")]

@@ -170,10 +170,12 @@ class RunManager:
     def runs(self) -> list[RunView]:
         return [self.view(name) for name in self.names()]
 
-    def view(self, name: str) -> RunView:
+    def view(self, name: str, rows: list[dict] | None = None) -> RunView:
+        """The run's state and progress; `rows`: its metrics.csv rows, where already read."""
         folder = self.folder(name)
         record = self._read(name)
-        view = RunView(name=name, state=self._state(record, folder), command=record.get("command", ""))
+        ended = _ended(folder)
+        view = RunView(name=name, state=self._state(record, folder, ended), command=record.get("command", ""))
         if view.state == "queued":
             queued = sorted((r.get("queued_at", 0), n) for n in self.names()
                             if (r := self._read(n)).get("state") == "queued")
@@ -186,7 +188,7 @@ class RunManager:
         view.total_steps, view.total_epochs = schedule.get("total_steps"), schedule.get("total_epochs")
         if view.total_steps and schedule.get("steps_per_epoch"):  # --max-steps may end it before the schedule
             view.total_epochs = min(view.total_epochs, -(-view.total_steps // schedule["steps_per_epoch"]))
-        rows = read_metrics(folder)
+        rows = read_metrics(folder) if rows is None else rows
         train_rows = [r for r in rows if "images_per_s" in r]
         if train_rows:
             last = train_rows[-1]
@@ -194,7 +196,6 @@ class RunManager:
             if view.total_steps and view.images_per_s:
                 steps_per_s = view.images_per_s / schedule.get("batch_size", 1)
                 view.eta_s = (view.total_steps - view.step) / steps_per_s
-        ended = _ended(folder)
         if ended and view.state in ("finished", "stopped"):
             view.step = max(view.step, ended[1])
         view.checkpoint = self.checkpoint(name)
@@ -202,8 +203,9 @@ class RunManager:
 
     def watch(self, name: str, log_lines: int = 15) -> RunWatch:
         folder = self.folder(name)
-        watch = RunWatch(self.view(name))
-        for row in read_metrics(folder):
+        rows = read_metrics(folder)
+        watch = RunWatch(self.view(name, rows))
+        for row in rows:
             if "images_per_s" in row:
                 watch.losses += [{"step": row["step"], "loss": k, "value": v} for k, v in row.items()
                                  if k not in ("step", "epoch", "lr", "images_per_s") and v is not None]
@@ -298,7 +300,8 @@ class RunManager:
                 record.update(exit_code=code, ended_at=time.time())
                 self._write(folder, record)
 
-    def _state(self, record: dict, folder: Path) -> str:
+    def _state(self, record: dict, folder: Path, ended: tuple[str, int] | None | bool = False) -> str:
+        """`ended`: `_ended(folder)` where already read (False: not yet)."""
         state = record.get("state")
         if state in ("queued", "cancelled"):
             return state
@@ -307,7 +310,7 @@ class RunManager:
         pid = record.get("pid")
         if record.get("exit_code") is None and pid and _is_run_process(pid, folder):
             return "stopping" if record.get("stop_requested") else "running"
-        ended = _ended(folder)
+        ended = _ended(folder) if ended is False else ended
         if ended:
             return ended[0]
         if record.get("stop_requested"):  # stopped before training began (Ctrl-C while it starts)

@@ -213,11 +213,11 @@ class TrainingService:
     def model_of(self, name: str) -> tuple[Path, tuple[tuple[str, str], ...]]:
         """The run's checkpoint to translate with (best.pt, else latest.pt) and the card's lines
         about the run: its state and its newest metrics."""
-        view = self.runs.view(name)
+        watch = self.runs.watch(name)
+        view = watch.view
         if view.checkpoint is None:
             raise Img2ImgError(f"{name}: has no checkpoint yet (one is written at the end, on Stop, and every "
                                "--save-every steps)")
-        watch = self.runs.watch(name)
         facts = [("training run", f"{name} ({view.state}), {view.checkpoint.name}")]
         if watch.losses:
             last_step = watch.losses[-1]["step"]
