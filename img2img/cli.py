@@ -71,7 +71,9 @@ def add_config_flags(parser, section: str, cls, defaults: dict[str, str] | None 
         kwargs = {"dest": f"{section}.{spec.name}", "default": argparse.SUPPRESS, "help": help_text}
         if spec.kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-            if spec.default is not None:
+            if isinstance(spec.default, str):  # a default that differs between methods, in words
+                kwargs["help"] += f" (default {spec.default})"
+            elif spec.default is not None:
                 kwargs["help"] += f" (default {'on' if spec.default else 'off'})"
         else:
             kwargs.update(type=spec.parse, choices=spec.choices, metavar=None if spec.choices else spec.name.upper())
@@ -253,7 +255,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--antialias", action=argparse.BooleanOptionalAction, default=None,
-                   help="anti-aliased ResNet sampling (default: the method's; on for cut/fastcut)")
+                   help="anti-aliased sampling in the ResNet generator and the discriminator (default: the "
+                        "method's; on for cut/fastcut)")
     p.add_argument("--recipe", help="a named preset of the method's settings, e.g. pix2pix's improved (default: "
                                     "the paper's)")
     add_config_flags(p, "speed", SpeedConfig)

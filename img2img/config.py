@@ -152,6 +152,8 @@ class ModelConfig:
     dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
     antialias: bool = setting(False, "ResNet generator: blurred (anti-aliased) down- and upsampling, as CUT's "
                               "reference code", fixed=True)
+    antialias_d: bool = setting(False, "patch and multiscale discriminators: stride-1 convolutions, each followed by "
+                                "a blurred (anti-aliased) subsampling, as CUT's reference code", fixed=True)
     init_type: str = setting("normal", "weight initialisation: normal (N(0, gain)), xavier, kaiming or orthogonal",
                              choices=INIT_TYPES, fixed=True)
     init_gain: float = setting(0.02, "scale of the initialisation (normal's std; xavier's and orthogonal's gain)",

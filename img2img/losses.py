@@ -85,7 +85,10 @@ def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 
     the same image (the diagonal is masked out); cross-entropy over similarities / temperature.
     Keys are detached. Returns [B, P] losses."""
     key = key.detach()
-    positive = (query * key).sum(-1, keepdim=True)  # [B, P, 1]
+    batch, patches, channels = query.shape
+    # Each patch's dot product as a 1x1 matrix product, as the reference computes it, so that its
+    # rounding is the same (an elementwise product and sum rounds differently).
+    positive = torch.bmm(query.reshape(-1, 1, channels), key.reshape(-1, channels, 1)).view(batch, patches, 1)
     negative = torch.bmm(query, key.transpose(1, 2))  # [B, P, P]
     diagonal = torch.eye(query.shape[1], dtype=torch.bool, device=query.device)
     negative = negative.masked_fill(diagonal, float("-inf"))

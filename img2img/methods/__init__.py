@@ -39,8 +39,12 @@ def model_defaults() -> dict[str, str]:
     for f in dataclasses.fields(ModelConfig):
         values = {name: getattr(cls.default_model(), f.name) for name, cls in METHODS.items()}
         if len(set(map(str, values.values()))) > 1:
-            out[f.name] = ", ".join(f"{v} for {m}" for m, v in values.items())
+            out[f.name] = ", ".join(f"{_words(v)} for {m}" for m, v in values.items())
     return out
+
+
+def _words(value) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
 
 def method_settings() -> tuple[type, dict[str, str], dict[str, str]]:
@@ -55,7 +59,7 @@ def method_settings() -> tuple[type, dict[str, str], dict[str, str]]:
             used_by.setdefault(f.name, []).append(name)
             defaults.setdefault(f.name, {})[name] = f.default
     merged = dataclasses.make_dataclass("MethodSettings", list(fields.values()))
-    default_text = {k: ", ".join(f"{v} for {m}" for m, v in d.items()) if len(set(map(str, d.values()))) > 1
+    default_text = {k: ", ".join(f"{_words(v)} for {m}" for m, v in d.items()) if len(set(map(str, d.values()))) > 1
                     else str(next(iter(d.values()))) for k, d in defaults.items()}
     return merged, default_text, {k: ", ".join(v) for k, v in used_by.items()}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import POSITIVE, ModelConfig, at_least, setting
@@ -38,7 +37,7 @@ class FastCUTConfig(CUTConfig):
 
 class PatchProjection(nn.Module):
     """One 2-layer MLP per feature layer (Linear -> ReLU -> Linear), applied to sampled patches
-    and L2-normalised. Widths are given, not inferred from a first batch, so the heads exist
+    and scaled to unit length. Widths are given, not inferred from a first batch, so the heads exist
     (in the optimizer and the checkpoint) from the start."""
 
     def __init__(self, in_widths: list[int], dim: int = 256) -> None:
@@ -49,8 +48,11 @@ class PatchProjection(nn.Module):
         """[B, C, H, W] per layer and the flat positions to sample -> [B, P, dim] per layer."""
         out = []
         for head, feature, ids in zip(self.heads, features, patch_ids):
-            patches = feature.flatten(2).transpose(1, 2)[:, ids]  # [B, P, C]
-            out.append(F.normalize(head(patches), dim=-1))
+            projected = head(feature.flatten(2).transpose(1, 2)[:, ids])  # [B, P, dim]
+            # Divided by the norm plus 1e-7, as in the reference, not F.normalize's max(norm, 1e-12):
+            # the heads start small (gain 0.02), with norms of 1e-5 to 1e-3 that the 1e-7 shortens
+            # by up to 1%.
+            out.append(projected / (projected.pow(2).sum(-1, keepdim=True).pow(0.5) + 1e-7))
         return out
 
 
@@ -65,7 +67,8 @@ class CUT(TrainingMethod):
 
     @classmethod
     def default_model(cls) -> ModelConfig:
-        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True, init_type="xavier")
+        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True, antialias_d=True,
+                           init_type="xavier")
 
     def __init__(self, model, config, train, device, speed) -> None:
         super().__init__(model, config, train, device, speed)
@@ -150,8 +153,10 @@ class CUT(TrainingMethod):
         # The heads run under autocast too: the features they take are bf16 there.
         with self.autocast():
             q = project(queries, patch_ids)
-        per_layer = [patch_nce_loss(qi.float(), ki.float(), cfg.nce_temperature).mean() for qi, ki in zip(q, k)]
-        return torch.stack(per_layer).mean() * cfg.lambda_nce
+        # Weighted, then averaged, then summed over layers and divided, in the reference's order.
+        total = sum((patch_nce_loss(qi.float(), ki.float(), cfg.nce_temperature) * cfg.lambda_nce).mean()
+                    for qi, ki in zip(q, k))
+        return total / len(q)
 
     def sample(self, batch):
         """Per image: A | G(A) | B | G(B) (the last shows how close to identity G stays on B)."""

@@ -100,7 +100,7 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
         apply_recipe(s.model, s.recipe, overrides)
         cfg = apply_overrides(cfg, overrides)
     if s.antialias is not None:
-        cfg.model.antialias = s.antialias
+        cfg.model.antialias = cfg.model.antialias_d = s.antialias
     cfg.model = fit_to_size(dataclasses.replace(cfg.model, **s.architecture), s.size)
     speed = s.speed.resolve(device, s.batch_size, cfg.model.netG)
     check_capturable(speed, device)
