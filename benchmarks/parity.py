@@ -1,19 +1,24 @@
 """Our training step against the canonical code's, step for step, from the same weights and batches.
 
-    python benchmarks/parity.py [--methods pix2pix cyclegan] [--steps 10] [--size 256] [--no-fused-adam]
+    python benchmarks/parity.py [--methods pix2pix cyclegan cut] [--steps 10] [--size 256] [--no-fused-adam]
+                                [--reference-flags '--netG resnet_6blocks --ngf 8']
 
 For each method: the reference model is built as its own train.py builds it (its option parser at
-its defaults, create_model, setup: ../shared/reference/bench_reference.py's builder), ours with
-`--recipe paper` where the method has recipes, at the reference's architecture. The reference's
-initial weights are copied into ours, then both train on the same random batches. Every random
-draw of a step is made identical rather than turned off: each step starts both sides from one
-torch seed, so that dropout masks match where the networks draw them in the same order, and the
-image pool's draws are taken from our pool and replayed in the reference's (its own are Python's
-`random`). Printed: per step, the largest relative difference of each loss; after the last step,
-the largest relative difference over every parameter, buffer and Adam moment.
-
-Status (issue 52): pix2pix, CycleGAN and colourisation. CUT and FastCUT, the data pipelines, the
-slow tests and the seed study are not done yet.
+its defaults, create_model, CUT's data_dependent_initialize, setup: through
+../shared/reference/bench_reference.py's builder), ours with `--recipe paper` where the method has
+recipes, at the reference's architecture. pix2pix, CycleGAN and colourisation come from the
+canonical pix2pix/CycleGAN code, CUT and FastCUT from the CUT code. The reference's initial
+weights are copied into ours (CUT's patch heads too, which its code makes at the first forward
+pass), then both train on the same random batches. Every random draw of a step is made identical
+rather than turned off:
+- each step starts both sides from one torch seed, so dropout masks match where the networks draw
+  them in the same order;
+- the image pools' draws are taken from ours and replayed in the reference's (Python's `random`);
+- CUT's patch positions and FastCUT's flip coin are taken from ours (torch) and replayed where
+  the CUT code draws them (NumPy).
+Printed: per step, the largest relative difference of each loss; after the last step, the
+largest relative difference over every parameter, buffer and Adam moment, and how many draws
+were replayed.
 """
 from __future__ import annotations
 
@@ -23,8 +28,10 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import re
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import torch
@@ -39,22 +46,38 @@ METHODS = {
                                                              "idt_B")}),
     "colorization": ("colorization", "colorization",
                      {"D_real": "D_real", "D_fake": "D_fake", "G_GAN": "G_GAN", "G_L1": "G_L1"}),
+    "cut": ("cut", "unaligned", {n: n for n in ("D_real", "D_fake", "G_GAN", "NCE", "NCE_Y")}),
+    "fastcut": ("cut", "unaligned", {n: n for n in ("D_real", "D_fake", "G_GAN", "NCE")}),
 }
+# Which reference codebase holds each method, and the flags that select it there.
+IMPLEMENTATIONS = {"pix2pix": "jz", "cyclegan": "jz", "colorization": "jz", "cut": "cut", "fastcut": "cut"}
+MODE_FLAGS = {"cut": ["--CUT_mode", "CUT"], "fastcut": ["--CUT_mode", "FastCUT"]}
 # Channels of A and B (colourisation: Lab's L in, ab out).
-CHANNELS = {"pix2pix": (3, 3), "cyclegan": (3, 3), "colorization": (1, 2)}
+CHANNELS = {"pix2pix": (3, 3), "cyclegan": (3, 3), "colorization": (1, 2), "cut": (3, 3), "fastcut": (3, 3)}
 # Our networks -> the reference's.
 NETWORKS = {"pix2pix": {"G": "G", "D": "D"}, "colorization": {"G": "G", "D": "D"},
-            "cyclegan": {"G_A": "G_A", "G_B": "G_B", "D_A": "D_A", "D_B": "D_B"}}
+            "cyclegan": {"G_A": "G_A", "G_B": "G_B", "D_A": "D_A", "D_B": "D_B"},
+            "cut": {"G": "G", "D": "D", "F": "F"}, "fastcut": {"G": "G", "D": "D", "F": "F"}}
 # Our image pools -> the reference's.
 POOLS = {"pool_fake_a": "fake_A_pool", "pool_fake_b": "fake_B_pool"}
 OPTIMIZERS = {"pix2pix": {"G": "optimizer_G", "D": "optimizer_D"}, "colorization": {"G": "optimizer_G", "D": "optimizer_D"},
-              "cyclegan": {"G": "optimizer_G", "D": "optimizer_D"}}
+              "cyclegan": {"G": "optimizer_G", "D": "optimizer_D"},
+              # Ours updates G and the patch heads with one Adam; per parameter, the same as two.
+              "cut": {"G": "optimizer_G", "F": "optimizer_F", "D": "optimizer_D"},
+              "fastcut": {"G": "optimizer_G", "F": "optimizer_F", "D": "optimizer_D"}}
 
 
-def reference_model(method: str, size: int, seed: int, extra: list[str] = ()):
-    """The reference's model at its defaults (or with `extra` flags of its own parser), built as
-    its train.py builds it."""
-    argv, sys.argv = sys.argv, [sys.argv[0], "--impl", "jz"]  # the builder reads its --impl at import
+def import_reference(impl: str):
+    """bench_reference.py's builder and the `models` package of one reference codebase. The two
+    codebases have packages of the same names (models, options, data, util), so those of the other
+    are dropped from sys.modules first."""
+    roots = {"jz": REFERENCE / "pix2pix-cyclegan", "cut": REFERENCE / "cut"}
+    loaded = sys.modules.get("bench_reference")
+    if loaded is None or Path(loaded.REF_ROOT) != roots[impl]:
+        for name in [n for n in sys.modules if n.split(".")[0] in ("bench_reference", "models", "options", "data", "util")]:
+            del sys.modules[name]
+        sys.path[:] = [p for p in sys.path if Path(p) not in roots.values()]
+    argv, sys.argv = sys.argv, [sys.argv[0], "--impl", impl]  # the builder reads its --impl at import
     if str(REFERENCE) not in sys.path:
         sys.path.insert(0, str(REFERENCE))
     if "skimage" not in sys.modules and importlib.util.find_spec("skimage") is None:
@@ -68,13 +91,24 @@ def reference_model(method: str, size: int, seed: int, extra: list[str] = ()):
         builder = importlib.import_module("bench_reference")
     finally:
         sys.argv = argv
-    models = importlib.import_module("models")
+    return builder, importlib.import_module("models")
+
+
+def reference_model(method: str, size: int, seed: int, extra: list[str] = ()):
+    """The reference's model at its defaults (or with `extra` flags of its own parser), built as
+    its train.py builds it (CUT's: its patch heads made by a first forward pass, then setup)."""
+    builder, models = import_reference(IMPLEMENTATIONS[method])
     torch.manual_seed(seed)
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         # The builder names the aligned or unaligned dataset; a later --dataset_mode wins.
         opt = builder.build_reference_opt(METHODS[method][0], 1, size, torch.device("cpu"),
-                                          ["--dataset_mode", METHODS[method][1], *extra])
+                                          ["--dataset_mode", METHODS[method][1], *MODE_FLAGS.get(method, []), *extra])
         model = models.create_model(opt)
+        if hasattr(model, "data_dependent_initialize"):
+            warnings.filterwarnings("ignore", "To copy construct", UserWarning)  # see run()
+            first = torch.Generator().manual_seed(seed)
+            model.data_dependent_initialize({k: torch.rand((1, 3, size, size), generator=first) * 2 - 1
+                                             for k in ("A", "B")} | {"A_paths": ["a.png"], "B_paths": ["b.png"]})
         model.setup(opt)
     return model, opt
 
@@ -92,8 +126,18 @@ def our_method(method: str, opt, fused_adam: bool):
     if "paper" in method_class(method).recipes:
         apply_recipe(method, "paper", overrides)
     cfg = RunConfig.for_method(method)
-    model = dataclasses.replace(cfg.model, netG=opt.netG, ngf=opt.ngf, ndf=opt.ndf, norm=opt.norm,
-                                dropout=not opt.no_dropout, **overrides.get("model", {}))
+    if IMPLEMENTATIONS[method] == "cut":  # its G and D have a norm each, and anti-aliased sampling
+        if opt.normG != opt.normD or opt.no_antialias != opt.no_antialias_up:
+            raise SystemExit("img2img has one --norm and one --antialias for G and D")
+        overrides.setdefault("model", {}).update(norm=opt.normG, antialias=not opt.no_antialias)
+        overrides["method_config"] = {
+            "gan_mode": opt.gan_mode, "lambda_gan": opt.lambda_GAN, "lambda_nce": opt.lambda_NCE,
+            "nce_idt": opt.nce_idt, "nce_layers": opt.nce_layers, "num_patches": opt.num_patches,
+            "nce_temperature": opt.nce_T, "nce_dim": opt.netF_nc, "flip_equivariance": opt.flip_equivariance}
+    else:
+        overrides.setdefault("model", {}).setdefault("norm", opt.norm)
+    model = dataclasses.replace(cfg.model, netG=opt.netG, ngf=opt.ngf, ndf=opt.ndf, dropout=not opt.no_dropout,
+                                **overrides["model"])
     method_config = dataclasses.replace(cfg.method_config, **overrides.get("method_config", {}))
     if hasattr(method_config, "pool_size"):
         method_config = dataclasses.replace(method_config, pool_size=opt.pool_size)
@@ -111,6 +155,8 @@ def name_map(ours: torch.nn.Module, theirs: torch.nn.Module) -> dict[str, str]:
     our_keys, their_keys = list(ours.state_dict()), set(theirs.state_dict())
     if set(our_keys) <= their_keys:
         return {k: k for k in our_keys}
+    if all(k.startswith("heads.") for k in our_keys):  # CUT's patch heads: heads.i. -> mlp_i.
+        return {k: re.sub(r"^heads\.(\d+)\.", r"mlp_\1.", k) for k in our_keys}
     modules = unet_name_map(ours.num_downs)
     out = {}
     for key in our_keys:
@@ -193,6 +239,59 @@ def record_our_pool_draws(ours) -> list:
     return records
 
 
+@contextlib.contextmanager
+def recording_patch_draws(record: list):
+    """Our CUT's draws in a step, in order: the flip coin (torch.rand(())) and each layer's patch
+    permutation (torch.randperm)."""
+    rand, randperm = torch.rand, torch.randperm
+
+    def coin(*args, **kwargs):
+        value = rand(*args, **kwargs)
+        record.append(("coin", bool(value < 0.5)))
+        return value
+
+    def permutation(*args, **kwargs):
+        value = randperm(*args, **kwargs)
+        record.append(("permutation", value.cpu().numpy()))
+        return value
+
+    torch.rand, torch.randperm = coin, permutation
+    try:
+        yield
+    finally:
+        torch.rand, torch.randperm = rand, randperm
+
+
+@contextlib.contextmanager
+def replaying_patch_draws(record: list):
+    """The reference's CUT draws its flip coin and patch permutations with NumPy: each call gets
+    the draw ours made at the same point of the step."""
+    import numpy as np
+
+    random, permutation = np.random.random, np.random.permutation
+
+    def take(kind):
+        drawn_kind, value = record.pop(0)
+        if drawn_kind != kind:
+            raise SystemExit(f"the reference drew a {kind} where ours drew a {drawn_kind}")
+        return value
+
+    def replayed_permutation(n):
+        value = take("permutation")
+        if len(value) != n:
+            raise SystemExit(f"the reference permutes {n} positions where ours permuted {len(value)}")
+        return value
+
+    np.random.random = lambda *args: 0.25 if take("coin") else 0.75  # < 0.5: flip
+    np.random.permutation = replayed_permutation
+    try:
+        yield
+    finally:
+        np.random.random, np.random.permutation = random, permutation
+    if record:
+        raise SystemExit(f"the reference drew {len(record)} fewer times than ours")
+
+
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     scale = b.abs().max().item()
     return (a - b).abs().max().item() / scale if scale else (a - b).abs().max().item()
@@ -209,17 +308,29 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
     replay_pool_draws(ours, ref)
     batches = torch.Generator().manual_seed(seed + 1)
     loss_map = METHODS[method][2]
+    cut_like = IMPLEMENTATIONS[method] == "cut"
+    replayed = dict.fromkeys(("pool draws", "patch permutations", "flip coins", "flips"), 0)
     per_step = []
     for step in range(steps):
         a = torch.rand((1, CHANNELS[method][0], size, size), generator=batches) * 2 - 1
         b = torch.rand((1, CHANNELS[method][1], size, size), generator=batches) * 2 - 1
+        patch_draws: list = []
         torch.manual_seed(10_000 + step)
-        losses = {k: v.item() for k, v in ours.training_step({"A": a, "B": b}).items()}
+        with recording_patch_draws(patch_draws) if cut_like else contextlib.nullcontext():
+            losses = {k: v.item() for k, v in ours.training_step({"A": a, "B": b}).items()}
         for name, draws in records:  # ours queried first: hand its draws to the reference's pool
             getattr(ref, POOLS[name]).replayed.append(draws)
+            replayed["pool draws"] += len(draws)
         records.clear()
+        replayed["patch permutations"] += sum(kind == "permutation" for kind, _ in patch_draws)
+        replayed["flip coins"] += sum(kind == "coin" for kind, _ in patch_draws)
+        replayed["flips"] += sum(kind == "coin" and value for kind, value in patch_draws)
         torch.manual_seed(10_000 + step)
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), \
+                (replaying_patch_draws(patch_draws) if cut_like else contextlib.nullcontext()):
+            # The CUT code re-wraps its key patch ids (tensors) with torch.tensor for the queries,
+            # which warns.
+            warnings.filterwarnings("ignore", "To copy construct", UserWarning)
             ref.set_input({"A": a, "B": b, "A_paths": ["a.png"], "B_paths": ["b.png"]})
             ref.optimize_parameters()
         # The reference logs its weighted L1; ours the plain one.
@@ -249,23 +360,25 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
             "losses_per_step": [max(s.values()) for s in per_step],
             "largest_loss_difference": {k: max(s[k] for s in per_step) for k in loss_map},
             "parameters_and_buffers": tensors, "worst_tensors": [(n, float(f"{d:.3g}")) for d, n in sorted(ranked)[-4:]],
-            "adam_moments": moments}
+            "adam_moments": moments, "replayed": {k: v for k, v in replayed.items() if v}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--size", type=int, default=None, help="default: 256 for the U-Nets (unet_256), 64 otherwise")
+    parser.add_argument("--size", type=int, default=None, help="default: 256 for the U-Nets (unet_256), 64 for the ResNets")
     parser.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reference-flags", default="", help="flags for the reference's option parser, e.g. "
+                        "'--netG resnet_6blocks --ngf 8'; ours follows its architecture")
     args = parser.parse_args()
     if not REFERENCE.is_dir():
         raise SystemExit(f"{REFERENCE}: the reference code is not here")
     torch.set_num_threads(args.threads)
     for method in args.methods:
-        size = args.size or (64 if method == "cyclegan" else 256)
-        result = run(method, args.steps, size, args.fused_adam)
+        size = args.size or (256 if method in ("pix2pix", "colorization") else 64)
+        result = run(method, args.steps, size, args.fused_adam, extra=args.reference_flags.split())
         print(json.dumps(result), flush=True)
 
 

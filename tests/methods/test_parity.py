@@ -10,6 +10,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (REFERENCE / "bench_reference.py").is_file(),
                                  reason=f"the reference code is not at {REFERENCE}")]
 UNET = ["--netG", "unet_128", "--ngf", "8", "--ndf", "8"]
+RESNET = ["--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +18,20 @@ def parity():
     return load_benchmark("parity")
 
 
-# CycleGAN with 5-image pools, run past their filling, so that their draws are replayed.
-@pytest.mark.parametrize("method,steps,size,extra", [
-    ("pix2pix", 10, 128, UNET),
-    ("colorization", 10, 128, UNET),
-    ("cyclegan", 12, 32, ["--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--pool_size", "5"]),
+# CycleGAN with 5-image pools, run past their filling, so that their draws are replayed; FastCUT
+# long enough that its flip coin lands both ways.
+@pytest.mark.parametrize("method,steps,size,extra,replayed", [
+    ("pix2pix", 10, 128, UNET, {}),
+    ("colorization", 10, 128, UNET, {}),
+    ("cyclegan", 12, 32, [*RESNET, "--pool_size", "5"], {"pool draws": 24}),
+    ("cut", 4, 32, RESNET, {"patch permutations": 40}),
+    ("fastcut", 12, 32, RESNET, {"patch permutations": 60, "flip coins": 12}),
 ])
-def test_training_steps_equal_the_reference_bit_for_bit(parity, method, steps, size, extra):
+def test_training_steps_equal_the_reference_bit_for_bit(parity, method, steps, size, extra, replayed):
     result = parity.run(method, steps, size, fused_adam=False, extra=extra)
     assert result["parameters_and_buffers"] == 0 and result["adam_moments"] == 0, result["worst_tensors"]
     # Every loss equal; pix2pix's L1 up to the rounding of λ·L1 (the reference logs it weighted).
     assert max(result["losses_per_step"]) < 1e-7, result["largest_loss_difference"]
+    assert {k: v for k, v in result["replayed"].items() if k in replayed} == replayed
+    if method == "fastcut":
+        assert 0 < result["replayed"]["flips"] < steps
