@@ -12,7 +12,7 @@ Protocol: `img2img train --data maps --size 128 --load-size 143 --netG unet_128 
 `--steps` stops earlier for screening, with the learning rate still constant; running the same
 NAME again without `--steps` resumes the screened run to the full schedule). Evaluation:
 the 100 val pairs, aerial and map each resized to 128 px with PIL's bicubic (as the canonical
-test loads them), translated by the checkpoint (PyTorch, BatchNorm statistics per image,
+test loads them), translated by the checkpoint (PyTorch in fp32, BatchNorm statistics per image,
 dropout off); mean per-image L1 on 8-bit pixels / 255, mean PSNR, mean SSIM (scikit-image),
 and FID/KID against the 100 real maps (pytorch-fid's Inception; 100 images make FID biased
 upwards, so only differences between rows mean anything). s/step is the median over the logged
@@ -66,8 +66,10 @@ def seconds_per_step(run: Path) -> float:
     return float(np.median([1 / s for s in speeds])) if speeds else float("nan")
 
 
-def evaluate(checkpoint: Path, pairs) -> dict[str, float | list[np.ndarray]]:
-    translator = Translator.from_checkpoint(checkpoint, device="cpu", engine="torch")
+def pixel_scores(checkpoint: Path, pairs) -> dict[str, float | list[np.ndarray]]:
+    """Mean L1 (/255), PSNR and SSIM of the checkpoint's translations against the targets, and
+    the translations. fp32, so that int8 (which `auto` may pick on a CPU) never enters a score."""
+    translator = Translator.from_checkpoint(checkpoint, device="cpu", engine="torch", precision="fp32")
     l1, psnr, ssim, outputs = [], [], [], []
     for _, a, b in pairs:
         out = np.asarray(translator.translate(Image.fromarray(a)))
@@ -76,13 +78,16 @@ def evaluate(checkpoint: Path, pairs) -> dict[str, float | list[np.ndarray]]:
         psnr.append(10 * math.log10(255**2 / max(np.mean(diff**2), 1e-10)))
         ssim.append(structural_similarity(out, b, channel_axis=2, data_range=255))
         outputs.append(out)
+    return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)), "outputs": outputs}
+
+
+def evaluate(checkpoint: Path, pairs) -> dict[str, float | list[np.ndarray]]:
+    scores = pixel_scores(checkpoint, pairs)
     extractor = InceptionFeatures(device="cpu")
-    fake = extractor.from_tensors(torch.stack([to_tensor(o) for o in outputs]))
+    fake = extractor.from_tensors(torch.stack([to_tensor(o) for o in scores["outputs"]]))
     real = extractor.from_tensors(torch.stack([to_tensor(b) for _, _, b in pairs]))
     kid_mean, _ = kid(fake, real, subset_size=50)
-    return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)),
-            "fid": frechet_distance(*feature_statistics(fake), *feature_statistics(real)), "kid": kid_mean,
-            "outputs": outputs}
+    return {**scores, "fid": frechet_distance(*feature_statistics(fake), *feature_statistics(real)), "kid": kid_mean}
 
 
 def without_ema(checkpoint: Path, out: Path) -> Path:
