@@ -128,3 +128,38 @@ def test_a_non_finite_cut_step_changes_no_weight_and_no_optimizer_state():
     assert bool(bad)
     assert all(torch.equal(v, before[k]) for k, v in m.networks.state_dict().items())
     assert all(torch.equal(s["step"], old) for s, old in zip(m.optimizers["G"].state.values(), steps))
+
+
+@pytest.mark.parametrize("size", [32, 70, 256])
+def test_cuts_discriminator_is_the_cut_codes_antialiased_patchgan(size):
+    from img2img.models import PatchDiscriminator
+    from img2img.models.antialias import BlurDownsample
+
+    d = tiny_method("cut").netD
+    convs = [m for m in d.model if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.stride == (1, 1) for c in convs)  # each downsampling is a blur after a stride-1 conv
+    assert sum(isinstance(m, BlurDownsample) for m in d.model) == 3
+    plain, blurred = (PatchDiscriminator(3, ndf=4, antialias=a) for a in (False, True))
+    x = torch.randn(1, 3, size, size)
+    assert plain(x).shape == blurred(x).shape == (1, 1, *(2 * [PatchDiscriminator.output_size(size)]))
+
+
+def test_a_cut_checkpoint_from_before_antialias_d_keeps_its_plain_discriminator():
+    config = RunConfig.for_method("cut").to_dict()
+    del config["model"]["antialias_d"]  # as saved before the setting existed
+    assert not RunConfig.from_dict(config).model.antialias_d
+    assert RunConfig.for_method("cut").model.antialias_d and RunConfig.for_method("fastcut").model.antialias_d
+
+
+def test_projections_are_divided_by_their_norm_plus_1e_7_as_in_the_cut_code():
+    m = tiny_method("cut")
+    features = [torch.randn(1, w, 8, 8) * 1e-3 for w in (3, 16, 32, 32, 32)]
+    with torch.no_grad():
+        for head in m.netF.heads:  # a small head, as at initialisation: its outputs' norms near 1e-5
+            head[2].weight.mul_(1e-3), head[2].bias.zero_()
+        raw = [h(f.flatten(2).transpose(1, 2)[:, :4]) for h, f in zip(m.netF.heads, features)]
+        projected = m.netF(features, [torch.arange(4)] * 5)
+    for r, p in zip(raw, projected):
+        norm = r.norm(dim=-1, keepdim=True)
+        assert torch.allclose(p, r / (norm + 1e-7), rtol=1e-5)
+        assert (p.norm(dim=-1) < 0.999).any()  # where F.normalize would give exactly 1
