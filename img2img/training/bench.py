@@ -109,9 +109,10 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     method = build_method(cfg, device, dataclasses.replace(speed, compile=False))
     check_capturable(speed, device, method)
     method.train()
-    shape = (s.batch_size, 3, s.size, s.size)
-    batch = {k: (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=speed.memory_format)
-             for k in ("A", "B")}
+    # Each side with its domain's channels (colourisation: L in, ab out).
+    channels = {"A": cfg.model.in_channels, "B": cfg.model.out_channels}
+    batch = {k: (torch.rand((s.batch_size, c, s.size, s.size), device=device) * 2 - 1)
+             .contiguous(memory_format=speed.memory_format) for k, c in channels.items()}
 
     with FlopCounterMode(display=False) as counter:
         guarded_step(method, batch)

@@ -157,6 +157,13 @@ def test_bench_counts_cyclegan_flops_in_proportion_to_the_batch(capsys):
     assert flops[1] == pytest.approx(2 * flops[0], rel=0.01)
 
 
+@pytest.mark.slow
+def test_bench_feeds_colourisation_its_one_channel_input_and_two_channel_target(capsys):
+    assert main(["bench", "--model", "colorization", "--size", "32", "--device", "cpu", "--steps", "1",
+                 "--warmup", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sec_per_iter"] > 0
+
+
 def test_fp32_steps_on_cuda_are_held_to_the_tf32_peak_their_convolutions_run_at():
     assert peak_precision(torch.device("cuda"), amp=True) == "bf16"
     assert peak_precision(torch.device("cuda"), amp=False) == "tf32"  # cuDNN's default
