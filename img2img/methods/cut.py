@@ -50,8 +50,8 @@ class PatchProjection(nn.Module):
         for head, feature, ids in zip(self.heads, features, patch_ids):
             projected = head(feature.flatten(2).transpose(1, 2)[:, ids])  # [B, P, dim]
             # Divided by the norm plus 1e-7, as in the reference, not F.normalize's max(norm, 1e-12):
-            # the heads start small (gain 0.02), with norms of 1e-5 to 1e-3 that the 1e-7 shortens
-            # by up to 1%.
+            # the heads start small (gain 0.02), with norms of 1e-5 to 5e-3 that the 1e-7 shortens
+            # by up to 0.75%.
             out.append(projected / (projected.pow(2).sum(-1, keepdim=True).pow(0.5) + 1e-7))
         return out
 
