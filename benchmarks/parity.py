@@ -2,6 +2,7 @@
 
     python benchmarks/parity.py [--methods pix2pix cyclegan cut] [--steps 10] [--size 256] [--no-fused-adam]
                                 [--reference-flags '--netG resnet_6blocks --ngf 8']
+    python benchmarks/parity.py --trainer-data ../shared/datasets/maps --steps 40
 
 For each method: the reference model is built as its own train.py builds it (its option parser at
 its defaults, create_model, CUT's data_dependent_initialize, setup: through
@@ -18,7 +19,8 @@ rather than turned off:
   the CUT code draws them (NumPy).
 Printed: per step, the largest relative difference of each loss; after the last step, the
 largest relative difference over every parameter, buffer and Adam moment, and how many draws
-were replayed.
+were replayed. `--trainer-data`: the same for pix2pix through our whole Trainer (data loader,
+loop) on real files, the reference fed the batches ours drew.
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ import importlib
 import importlib.util
 import json
 import re
+import shutil
 import sys
+import tempfile
 import types
 import warnings
 from pathlib import Path
@@ -363,6 +367,55 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
             "adam_moments": moments, "replayed": {k: v for k, v in replayed.items() if v}}
 
 
+def run_trainer(data: Path, steps: int, size: int, extra: list[str] = (), seed: int = 0) -> dict:
+    """pix2pix end to end: our Trainer (its data loader, loop and checkpointing) on the files in
+    `data`, and the reference model fed each batch ours trained on, from the same initial weights
+    and with one torch seed per step on both sides (dropout). Returns the largest loss and
+    weight differences over the run."""
+    import img2img.training.trainer as trainer_module
+    from img2img.config import DataConfig, TrainConfig
+    from img2img.training import Trainer
+
+    ref, opt = reference_model("pix2pix", size, seed, extra)
+    ours, cfg = our_method("pix2pix", opt, fused_adam=False)
+    out = Path(tempfile.mkdtemp(prefix="parity_trainer_"))
+    cfg = dataclasses.replace(
+        cfg, data=DataConfig(root=str(data), size=size, load_size=size * 286 // 256, num_workers=0),
+        train=dataclasses.replace(cfg.train, out=str(out), max_steps=steps, seed=seed, device="cpu", fid_every=0,
+                                  sample_every=0, save_every=0, log_every=steps))
+    trainer = Trainer.from_config(cfg)
+    maps = copy_weights(trainer.method, ref, "pix2pix")
+    guarded_step = trainer_module.guarded_step
+    worst_loss, taken = 0.0, []
+
+    def both_steps(method, batch):
+        nonlocal worst_loss
+        torch.manual_seed(10_000 + len(taken))
+        losses, bad = guarded_step(method, batch)
+        torch.manual_seed(10_000 + len(taken))
+        with contextlib.redirect_stdout(sys.stderr):
+            ref.set_input({"A": batch["A"], "B": batch["B"], "A_paths": ["a.png"], "B_paths": ["b.png"]})
+            ref.optimize_parameters()
+        for name in ("D_real", "D_fake", "G_GAN"):
+            worst_loss = max(worst_loss, abs(float(losses[name]) - float(getattr(ref, "loss_" + name))))
+        taken.append(batch["A"].shape)
+        return losses, bad
+
+    trainer_module.guarded_step = both_steps
+    try:
+        trainer.fit()
+    finally:
+        trainer_module.guarded_step = guarded_step
+        shutil.rmtree(out, ignore_errors=True)
+    weights = 0.0
+    for name, mapping in maps.items():
+        theirs = getattr(ref, "net" + name).state_dict()
+        for key, tensor in trainer.method.networks[name].state_dict().items():
+            if tensor.is_floating_point():
+                weights = max(weights, (tensor - theirs[mapping[key]]).abs().max().item())
+    return {"steps": len(taken), "largest_loss_difference": worst_loss, "largest_weight_difference": weights}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -372,10 +425,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reference-flags", default="", help="flags for the reference's option parser, e.g. "
                         "'--netG resnet_6blocks --ngf 8'; ours follows its architecture")
+    parser.add_argument("--trainer-data", type=Path, help="instead: pix2pix through our Trainer on this A|B "
+                        "dataset for --steps steps, against the reference fed the same batches (unet_128, 128 px)")
     args = parser.parse_args()
     if not REFERENCE.is_dir():
         raise SystemExit(f"{REFERENCE}: the reference code is not here")
     torch.set_num_threads(args.threads)
+    if args.trainer_data:
+        print(json.dumps(run_trainer(args.trainer_data, args.steps, 128, ["--netG", "unet_128"])), flush=True)
+        return
     for method in args.methods:
         size = args.size or (256 if method in ("pix2pix", "colorization") else 64)
         result = run(method, args.steps, size, args.fused_adam, extra=args.reference_flags.split())

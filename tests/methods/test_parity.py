@@ -3,7 +3,7 @@ reference's initial weights, on the same batches, with every random draw made id
 reference's Adam (`--no-fused-adam`), with 8-filter networks (the reference's smallest U-Net is
 unet_128, so the U-Nets train at 128 px, the ResNets at 32)."""
 import pytest
-from helpers import ROOT, load_benchmark
+from helpers import ROOT, load_benchmark, make_paired
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 pytestmark = [pytest.mark.slow,
@@ -35,3 +35,11 @@ def test_training_steps_equal_the_reference_bit_for_bit(parity, method, steps, s
     assert {k: v for k, v in result["replayed"].items() if k in replayed} == replayed
     if method == "fastcut":
         assert 0 < result["replayed"]["flips"] < steps
+
+
+def test_the_trainer_end_to_end_trains_as_the_reference_fed_its_batches(parity, tmp_path):
+    """Our Trainer, with its data loader and loop, on files: the same steps as the reference's
+    model given the batches ours drew, bit for bit."""
+    data = make_paired(tmp_path / "pairs", n_train=5, n_val=1, size=150)
+    result = parity.run_trainer(data, steps=8, size=128, extra=UNET)
+    assert result == {"steps": 8, "largest_loss_difference": 0.0, "largest_weight_difference": 0.0}
