@@ -377,7 +377,7 @@ def run_trainer(data: Path, steps: int, size: int, extra: list[str] = (), seed: 
     from img2img.training import Trainer
 
     ref, opt = reference_model("pix2pix", size, seed, extra)
-    ours, cfg = our_method("pix2pix", opt, fused_adam=False)
+    _, cfg = our_method("pix2pix", opt, fused_adam=False)
     out = Path(tempfile.mkdtemp(prefix="parity_trainer_"))
     cfg = dataclasses.replace(
         cfg, data=DataConfig(root=str(data), size=size, load_size=size * 286 // 256, num_workers=0),
