@@ -397,7 +397,7 @@ def run_trainer(data: Path, steps: int, size: int, extra: list[str] = (), seed: 
             ref.set_input({"A": batch["A"], "B": batch["B"], "A_paths": ["a.png"], "B_paths": ["b.png"]})
             ref.optimize_parameters()
         for name in ("D_real", "D_fake", "G_GAN"):
-            worst_loss = max(worst_loss, abs(float(losses[name]) - float(getattr(ref, "loss_" + name))))
+            worst_loss = max(worst_loss, abs(losses[name].item() - getattr(ref, "loss_" + name).item()))
         taken.append(batch["A"].shape)
         return losses, bad
 
