@@ -373,7 +373,7 @@ def run_trainer(data: Path, steps: int, size: int, extra: list[str] = (), seed: 
     and with one torch seed per step on both sides (dropout). Returns the largest loss and
     weight differences over the run."""
     import img2img.training.trainer as trainer_module
-    from img2img.config import DataConfig, TrainConfig
+    from img2img.config import DataConfig
     from img2img.training import Trainer
 
     ref, opt = reference_model("pix2pix", size, seed, extra)
