@@ -9,8 +9,8 @@ the weights resolve as in `img2img fid`; --no-fid skips them).
 Images are the val split resized to the model's training size with PIL's bicubic filter, as the
 canonical test does, whatever filter the model trained with (--resize area: cv2's INTER_AREA, the
 filter of runs from before checkpoint format 3), so that two models' cards score the same pixels.
-Translation goes through Translator (dropout off; BatchNorm statistics per image by default, as
-in the app, or the running ones with --batch-norm running).
+Translation goes through Translator in fp32 (dropout off; BatchNorm statistics per image by
+default, as in the app, or the running ones with --batch-norm running).
 """
 from __future__ import annotations
 
@@ -67,7 +67,10 @@ def main() -> None:
         cfg.data.root = args.data
     cfg.data.resize = args.resize
     val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
-    trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm, engine="torch")
+    # fp32 explicitly: "auto" may choose int8 or bf16 on a CPU where they are faster, and a card's
+    # scores are the model's, not a serving choice's.
+    trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm, engine="torch",
+                                         precision="fp32")
     seed_everything(cfg.train.seed)  # the initialisation the run started from
     # Built and initialised as the run's G was (it is the first network a method builds).
     untrained_g = init_weights(method_class(cfg.method).build_generator(cfg.model, "AtoB", args.batch_norm))
