@@ -42,6 +42,8 @@ PRESETS = {
 # "Quick look": (crop size, steps) per method, sized to train about 5 minutes on the 2-core CPU
 # of benchmarks/LOG.md ("Issue 50"): `img2img bench --model M --size S --steps 5` measured
 # 0.43 s/step for pix2pix at 128 px; at 64 px 1.59 s for CycleGAN, 1.15 s CUT, 0.55 s FastCUT.
+# CUT's anti-aliased discriminator (issue 52) kept them inside it: 0.82 s CUT, 0.47 s FastCUT then
+# on a slow night, 0.40 s and 0.24 s on a fast day (LOG.md, "Issue 52, closing measurements").
 QUICK = {"pix2pix": (128, 600), "cyclegan": (64, 180), "cut": (64, 250), "fastcut": (64, 400),
          "colorization": (128, 600)}
 # The papers resize to 286 before a random 256 crop; the quick look keeps that ratio.
