@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from img2img.checkpoint import generators_only, save_checkpoint
-from img2img.config import RunConfig
+from img2img.methods import new_run_config
 from img2img.training import Trainer
 from img2img.training.guard import guarded_step
 
@@ -47,7 +47,7 @@ def real_sizes(trainer: Trainer, folder: Path) -> tuple[int, int]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, pairs in SCHEDULES.items():
-            cfg = RunConfig.for_method("pix2pix")
+            cfg = new_run_config("pix2pix")
             cfg.data.root, cfg.train.out, cfg.train.device, cfg.train.fid_every = tmp, tmp, "cpu", 0
             old = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, keep=0, snapshot_every=0))
             new = Trainer(cfg, RandomPairs(pairs))

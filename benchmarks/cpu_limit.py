@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint, load_generators
 from img2img.config import RunConfig
-from img2img.methods import method_class
+from img2img.methods import METHODS, new_run_config
 from img2img.translate.onnx_graph import OnnxGenerator, export_generator
 from img2img.translate.precision import quantize_int8
 
@@ -106,11 +106,11 @@ def generators() -> dict[str, tuple[RunConfig, torch.nn.Module]]:
     state = load_checkpoint(BUNDLED)
     found = {"bundled U-Net, ngf 32": (checkpoint_config(state), load_generators(state)["AtoB"])}
     torch.manual_seed(0)
-    cfg = RunConfig.for_method("pix2pix")
+    cfg = new_run_config("pix2pix")
     cfg.model.netG = "unet_256"  # ngf 64
-    found["U-Net, ngf 64 (the paper's)"] = (cfg, method_class("pix2pix").build_generator(cfg.model, "AtoB", "image"))
-    cfg = RunConfig.for_method("cyclegan")  # resnet_9blocks, ngf 64: every CycleGAN and CUT model
-    found["ResNet, 9 blocks, ngf 64"] = (cfg, method_class("cyclegan").build_generator(cfg.model, "AtoB", "image"))
+    found["U-Net, ngf 64 (the paper's)"] = (cfg, METHODS["pix2pix"].build_generator(cfg.model, "AtoB", "image"))
+    cfg = new_run_config("cyclegan")  # resnet_9blocks, ngf 64: every CycleGAN and CUT model
+    found["ResNet, 9 blocks, ngf 64"] = (cfg, METHODS["cyclegan"].build_generator(cfg.model, "AtoB", "image"))
     return found
 
 

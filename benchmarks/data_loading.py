@@ -27,7 +27,7 @@ from img2img.data.domain import resolve_formats
 from img2img.data.loader import EpochSampler, collate_skipping_errors
 from img2img.io.writers import write_image
 from img2img.log import log_to_console
-from img2img.methods import METHODS
+from img2img.methods import METHODS, new_run_config
 
 FORMATS = {"16-bit 1-channel TIFF": (".tif", 1, np.uint16), "16-bit 1-channel PNG": (".png", 1, np.uint16),
            "8-bit RGB JPEG": (".jpg", 3, np.uint8)}
@@ -82,13 +82,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for name, (suffix, channels, dtype) in FORMATS.items():
                 root = make_images(Path(tmp) / suffix.strip("."), suffix, channels, dtype, args.images)
-                cfg = RunConfig.for_method("cyclegan", data=DataConfig(root=str(root)))
+                cfg = new_run_config("cyclegan", data=DataConfig(root=str(root)))
                 rates = measure(cfg, args.workers, args.batch_size, args.batches)
                 print(f"{name}: " + ", ".join(f"workers {n}: {r:.1f} images/s" for n, r in zip(args.workers, rates)))
         return
     if not args.data:
         parser.error("--data or --formats")
-    cfg = RunConfig.for_method(args.model, data=DataConfig(root=args.data))
+    cfg = new_run_config(args.model, data=DataConfig(root=args.data))
     print(f"{args.data}, load 286 -> crop 256, batch {args.batch_size}")
     for workers, rate in zip(args.workers, measure(cfg, args.workers, args.batch_size, args.batches)):
         print(f"workers {workers}: {rate / 2:.1f} samples/s ({rate / 2 / max(workers, 1):.1f} per process)")

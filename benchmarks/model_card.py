@@ -28,7 +28,7 @@ from img2img.config import RESIZE_FILTERS
 from img2img.data.builders import build_val_dataset
 from img2img.device import seed_everything
 from img2img.io.readers import to_tensor, to_uint8
-from img2img.methods import method_class
+from img2img.methods import METHODS
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 from img2img.models import init_weights
 from img2img.translate.translator import BATCH_NORM_MODES, Translator
@@ -66,14 +66,14 @@ def main() -> None:
     if args.data:
         cfg.data.root = args.data
     cfg.data.resize = args.resize
-    val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
+    val = build_val_dataset(cfg, METHODS[cfg.method].dataset_kind)
     # fp32 explicitly: "auto" may choose int8 or bf16 on a CPU where they are faster, and a card's
     # scores are the model's, not a serving choice's.
     trained = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm, engine="torch",
                                          precision="fp32")
     seed_everything(cfg.train.seed)  # the initialisation the run started from
     # Built and initialised as the run's G was (it is the first network a method builds).
-    untrained_g = init_weights(method_class(cfg.method).build_generator(cfg.model, "AtoB", args.batch_norm))
+    untrained_g = init_weights(METHODS[cfg.method].build_generator(cfg.model, "AtoB", args.batch_norm))
     untrained = Translator(cfg, {"AtoB": untrained_g}, torch.device("cpu"))
     print(f"val: {len(val)} images from {cfg.data.root} at {cfg.data.size}px; step {state['progress']['step']}; "
           f"{args.resize} resize; batch norm statistics: {args.batch_norm}")

@@ -18,7 +18,7 @@ import torch
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint, load_generators
 from img2img.config import RunConfig
-from img2img.methods import method_class
+from img2img.methods import METHODS, new_run_config
 from img2img.translate.onnx_graph import OnnxGenerator, export_generator
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "maps_aerial2map" / "model.pt"
@@ -29,8 +29,8 @@ def generators() -> dict[str, tuple[RunConfig, torch.nn.Module]]:
     found = {"pix2pix (bundled maps_aerial2map, unet_256 ngf 32)": (checkpoint_config(state), load_generators(state)["AtoB"])}
     for method in ("cyclegan", "cut"):
         torch.manual_seed(0)
-        cfg = RunConfig.for_method(method)
-        net = method_class(method).build_generator(cfg.model, "AtoB", "image")
+        cfg = new_run_config(method)
+        net = METHODS[method].build_generator(cfg.model, "AtoB", "image")
         found[f"{method} ({cfg.model.netG} ngf {cfg.model.ngf}{', antialias' if cfg.model.antialias else ''})"] = (cfg, net.eval())
     return found
 

@@ -40,11 +40,13 @@ from pathlib import Path
 
 import torch
 
+from img2img.methods import METHODS, new_run_config
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"
 
 # Our method -> (the reference's model name, its dataset mode, our loss names -> the reference's).
-METHODS = {
+REFERENCE_MODELS = {
     "pix2pix": ("pix2pix", "aligned", {"D_real": "D_real", "D_fake": "D_fake", "G_GAN": "G_GAN", "G_L1": "G_L1"}),
     "cyclegan": ("cycle_gan", "unaligned", {n: n for n in ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B",
                                                              "idt_B")}),
@@ -105,8 +107,8 @@ def reference_model(method: str, size: int, seed: int, extra: list[str] = ()):
     torch.manual_seed(seed)
     with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         # The builder names the aligned or unaligned dataset; a later --dataset_mode wins.
-        opt = builder.build_reference_opt(METHODS[method][0], 1, size, torch.device("cpu"),
-                                          ["--dataset_mode", METHODS[method][1], *MODE_FLAGS.get(method, []), *extra])
+        opt = builder.build_reference_opt(REFERENCE_MODELS[method][0], 1, size, torch.device("cpu"),
+                                          ["--dataset_mode", REFERENCE_MODELS[method][1], *MODE_FLAGS.get(method, []), *extra])
         model = models.create_model(opt)
         if hasattr(model, "data_dependent_initialize"):
             warnings.filterwarnings("ignore", "To copy construct", UserWarning)  # see run()
@@ -122,14 +124,14 @@ def _not_in_a_training_step(*args, **kwargs):
 
 
 def our_method(method: str, opt, fused_adam: bool):
-    from img2img.config import RunConfig, SpeedConfig
-    from img2img.methods import build_method, method_class
+    from img2img.config import SpeedConfig
+    from img2img.methods import build_method
     from img2img.training.resume import apply_recipe
 
     overrides: dict = {}
-    if "paper" in method_class(method).recipes:
+    if "paper" in METHODS[method].recipes:
         apply_recipe(method, "paper", overrides)
-    cfg = RunConfig.for_method(method)
+    cfg = new_run_config(method)
     if IMPLEMENTATIONS[method] == "cut":  # its G and D have a norm each, and anti-aliased sampling
         if opt.normG != opt.normD or opt.no_antialias != opt.no_antialias_up:
             raise SystemExit("img2img has one --norm and one --antialias for G and D")
@@ -311,7 +313,7 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
     records = record_our_pool_draws(ours)
     replay_pool_draws(ours, ref)
     batches = torch.Generator().manual_seed(seed + 1)
-    loss_map = METHODS[method][2]
+    loss_map = REFERENCE_MODELS[method][2]
     cut_like = IMPLEMENTATIONS[method] == "cut"
     replayed = dict.fromkeys(("pool draws", "patch permutations", "flip coins", "flips"), 0)
     per_step = []
@@ -418,7 +420,7 @@ def run_trainer(data: Path, steps: int, size: int, extra: list[str] = (), seed: 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(REFERENCE_MODELS), choices=list(REFERENCE_MODELS))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--size", type=int, default=None, help="default: 256 for the U-Nets (unet_256), 64 for the ResNets")
     parser.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=True)

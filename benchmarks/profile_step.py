@@ -25,6 +25,8 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
+from img2img.methods import new_run_config
+from img2img.methods.base import memory_format
 from img2img.training.guard import guarded_step
 
 FAMILIES = [
@@ -112,18 +114,18 @@ def our_step(model: str, size: int, batch_size: int, device: torch.device, speed
              architecture: dict | None = None) -> Callable[[], object]:
     """One guarded training step of our `model` (the paper's defaults, or with `architecture`'s
     ModelConfig fields) on fixed random inputs."""
-    from img2img.config import RunConfig, SpeedConfig, TrainConfig
+    from img2img.config import SpeedConfig, TrainConfig
     from img2img.methods import build_method
     from img2img.models import fit_to_size
 
     torch.manual_seed(0)
-    cfg = RunConfig.for_method(model, train=TrainConfig(device=str(device), speed=speed or SpeedConfig()))
+    cfg = new_run_config(model, train=TrainConfig(device=str(device), speed=speed or SpeedConfig()))
     cfg.model = fit_to_size(dataclasses.replace(cfg.model, **(architecture or {})), size)
     cfg.data.batch_size = batch_size
     method = build_method(cfg, device)
     method.train()
     batch = {k: (torch.rand(batch_size, 3, size, size, device=device) * 2 - 1).contiguous(
-        memory_format=method.speed.memory_format) for k in "AB"}
+        memory_format=memory_format(method.speed)) for k in "AB"}
     return lambda: guarded_step(method, batch)
 
 

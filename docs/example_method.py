@@ -1,7 +1,7 @@
 """An example method, to copy: paired translation whose generator also matches the target's edges.
 
-To add it, save this file as img2img/methods/edge_pix2pix.py and register it with one line in
-img2img/methods/__init__.py:  METHODS["edge-pix2pix"] = EdgePix2Pix
+To add it, save this file as img2img/methods/edge_pix2pix.py and register its spec with one line
+in img2img/methods/__init__.py's METHODS:  "edge-pix2pix": edge_pix2pix.SPEC,
 Then `img2img train --model edge-pix2pix --lambda-edge 5 --data DIR` trains it: its settings
 become flags, its config is stored in every checkpoint, and translation, FID, export and the app
 use it as they use pix2pix. tests/methods/test_example_method.py does exactly that.
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from img2img.config import setting
 from img2img.methods.base import AdversarialConfig, TrainingMethod, gan_mode_setting, set_requires_grad
+from img2img.methods.spec import MethodSpec
 from img2img.models import build_discriminator, init_weights
 
 
@@ -31,14 +32,12 @@ def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class EdgePix2Pix(TrainingMethod):
-    Config = EdgePix2PixConfig
-    dataset_kind = "paired"  # a data layout of img2img.data.builders.LAYOUTS
-    generator_keys = {"AtoB": "G"}  # the network that translates A to B
+    """How it trains: the networks, optimizers and one step's losses."""
 
-    def __init__(self, model, config, train, device, speed) -> None:
-        super().__init__(model, config, train, device, speed)  # sets self.gan_loss from gan_mode
+    def __init__(self, spec, model, config, train, device, speed) -> None:
+        super().__init__(spec, model, config, train, device, speed)  # sets self.gan_loss from gan_mode
         init = dict(std=model.init_gain, kind=model.init_type)
-        self.networks["G"] = init_weights(self.build_generator(model, "AtoB"), **init).to(device)
+        self.networks["G"] = init_weights(spec.build_generator(model, "AtoB"), **init).to(device)
         # D judges (input, output) pairs, as pix2pix's does.
         self.networks["D"] = init_weights(build_discriminator(model, model.in_channels + model.out_channels),
                                           **init).to(device)
@@ -70,3 +69,8 @@ class EdgePix2Pix(TrainingMethod):
     def sample(self, batch):
         """Sample grids: input | output | target."""
         return self.grid_columns(batch["A"], self.translate(batch["A"]), batch["B"])
+
+
+# What it is, for everything but training (translation, checkpoints, the app): its settings, the
+# data layout it trains on (img2img.data.builders.LAYOUTS), and the network that translates A to B.
+SPEC = MethodSpec(config=EdgePix2PixConfig, dataset_kind="paired", generator_keys={"AtoB": "G"}, training=EdgePix2Pix)

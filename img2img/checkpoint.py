@@ -19,7 +19,7 @@ from .config import DIRECTIONS, Direction, RunConfig
 from .errors import Img2ImgError
 from .files import atomic_write, atomic_write_text
 from .hub import fetch_model, is_hub_reference
-from .methods import method_class
+from .methods import METHODS, run_config_from_dict
 
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
 #    are `method_config`, and the speed switches are `train.speed`.
@@ -85,7 +85,7 @@ def _upgraded(path: Path, state: dict[str, Any]) -> dict[str, Any]:
         state["config"] = upgrade_config_v3(state["config"])
     state["format_version"] = FORMAT_VERSION
     try:
-        RunConfig.from_dict(state["config"])
+        run_config_from_dict(state["config"])
     except (TypeError, ValueError) as e:
         raise Img2ImgError(f"{path}: its stored config is not valid ({e})") from None
     return state
@@ -215,7 +215,7 @@ def upgrade_config_v1(config: dict[str, Any]) -> dict[str, Any]:
     train = dict(config.get("train", {}))
     method = model.pop("method", "pix2pix")
     settings = {k: model.pop(k) for k in _V1_METHOD_FIELDS if k in model}
-    known = {f for f in method_class(method).Config.__dataclass_fields__}
+    known = {f for f in METHODS[method].config.__dataclass_fields__}
     speed = {k: train.pop(k) for k in _V1_SPEED_FIELDS if k in train}
     if "fused_adam" not in speed and speed.get("amp") is True:
         # Before the fast path, amp=True meant bf16 autocast on CUDA only; now it applies on
@@ -238,15 +238,15 @@ def upgrade_config_v3(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def checkpoint_config(state: dict[str, Any]) -> RunConfig:
-    return RunConfig.from_dict(state["config"])
+    return run_config_from_dict(state["config"])
 
 
 def stored_directions(state: dict[str, Any]) -> list[Direction]:
     """The directions whose generator the checkpoint holds (a converted CycleGAN may hold one)."""
     cfg = checkpoint_config(state)
     networks = state["method"]["networks"]
-    cls = method_class(cfg.method)
-    return [d for d in DIRECTIONS if d in cls.generator_keys and cls.translating_key(d, networks) in networks]
+    spec = METHODS[cfg.method]
+    return [d for d in DIRECTIONS if d in spec.generator_keys and spec.translating_key(d, networks) in networks]
 
 
 def load_generators(state: dict[str, Any], batch_statistics: str = "image",
@@ -255,15 +255,15 @@ def load_generators(state: dict[str, Any], batch_statistics: str = "image",
     `batch_statistics`: what BatchNorm layers use (each image's own, or the running ones);
     `source` names the checkpoint in errors."""
     cfg = checkpoint_config(state)
-    cls = method_class(cfg.method)
+    spec = METHODS[cfg.method]
     generators = {}
     for direction in stored_directions(state):
         try:
-            net = cls.build_generator(cfg.model, direction, batch_statistics)
+            net = spec.build_generator(cfg.model, direction, batch_statistics)
         except ValueError as e:  # e.g. a network name this img2img does not know
             raise Img2ImgError(f"{source}: its config names no network img2img can build ({e})") from None
         networks = state["method"]["networks"]
-        weights = networks[cls.translating_key(direction, networks)]
+        weights = networks[spec.translating_key(direction, networks)]
         try:
             net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
         except RuntimeError as e:
@@ -295,10 +295,10 @@ def generators_only(state: dict[str, Any], half: bool = True) -> dict[str, Any]:
     nothing else: what `export` writes and what a run's snapshots hold."""
     cfg = checkpoint_config(state)
     networks = state["method"]["networks"]
-    cls = method_class(cfg.method)
+    spec = METHODS[cfg.method]
     generators = {
-        cls.generator_keys[d]: {k: v.half() if half and v.is_floating_point() else v
-                                for k, v in networks[cls.translating_key(d, networks)].items()}
+        spec.generator_keys[d]: {k: v.half() if half and v.is_floating_point() else v
+                                for k, v in networks[spec.translating_key(d, networks)].items()}
         for d in stored_directions(state)
     }
     progress = state.get("progress", {})
@@ -313,5 +313,5 @@ def is_generators_only(state: dict[str, Any]) -> bool:
 
 def generator_only_checkpoint(cfg: RunConfig, direction: Direction, generator: nn.Module, **extra: Any) -> dict[str, Any]:
     """The state of a checkpoint holding one generator (e.g. converted from another project)."""
-    key = method_class(cfg.method).generator_keys[direction]
+    key = METHODS[cfg.method].generator_keys[direction]
     return {"config": cfg.to_dict(), "method": {"networks": {key: generator.state_dict()}}, **extra}

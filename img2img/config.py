@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple, get_args
 
-import torch
-
 from .errors import Img2ImgError
-from .models.discriminators import DISCRIMINATORS
-from .models.generators import AUTO_UNET, GENERATOR_BUILDERS
-from .models.init import INIT_TYPES
-from .models.norm import NORM_LAYERS
+
+# The architectures' names, as settings offer them; models/ builds each (its registries hold the
+# same names, which tests/test_structure.py checks). Here so that configs load no torch.
+AUTO_UNET = "unet"  # the deepest canonical U-Net whose size fits the crop (unet_256 at 256, ...)
+GENERATOR_NAMES = ("unet_256", "unet_128", "unet_64", "unet_32", "resnet_9blocks", "resnet_6blocks")
+DISCRIMINATOR_NAMES = ("patch", "multiscale", "pixel")
+NORM_NAMES = ("batch", "instance", "none")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 Direction = Literal["AtoB", "BtoA"]
 DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
@@ -138,17 +139,17 @@ def size_text(size: int | tuple[int, int]) -> str:
 @dataclass
 class ModelConfig:
     """The networks' architecture. Defaults are the pix2pix paper's; each method gives its own
-    (`TrainingMethod.default_model`)."""
+    (`MethodSpec.default_model`)."""
 
     netG: str = setting(AUTO_UNET, "generator: unet (depth from --size), unet_N for N-pixel multiples, "
-                        "resnet_Nblocks for multiples of 4", choices=(AUTO_UNET, *GENERATOR_BUILDERS), fixed=True)
-    netD: str = setting("patch", "discriminator", choices=tuple(DISCRIMINATORS), fixed=True)
+                        "resnet_Nblocks for multiples of 4", choices=(AUTO_UNET, *GENERATOR_NAMES), fixed=True)
+    netD: str = setting("patch", "discriminator", choices=DISCRIMINATOR_NAMES, fixed=True)
     ngf: int = setting(64, "generator width", fixed=True, accepts=at_least(1))
     ndf: int = setting(64, "discriminator width", fixed=True, accepts=at_least(1))
     n_layers_d: int = setting(3, "PatchGAN depth (3 = 70x70 patches)", fixed=True, accepts=at_least(1))
     num_d: int = setting(2, "multiscale discriminator: number of scales", fixed=True, accepts=at_least(1))
     spectral_norm: bool = setting(False, "spectral normalisation of the discriminator's convolutions", fixed=True)
-    norm: str = setting("batch", "normalisation layers", choices=tuple(NORM_LAYERS), fixed=True)
+    norm: str = setting("batch", "normalisation layers", choices=NORM_NAMES, fixed=True)
     dropout: bool = setting(True, "dropout in the generator (pix2pix's noise)", fixed=True)
     antialias: bool = setting(False, "ResNet generator: blurred (anti-aliased) down- and upsampling, as CUT's "
                               "reference code", fixed=True)
@@ -182,25 +183,44 @@ LR_POLICIES = ("linear", "step", "cosine", "plateau")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
+def parse_range(text: str, flag: str) -> tuple[float, float] | str:
+    """'LO,HI' as two floats, or 'auto'; one line naming the flag otherwise."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        lo, hi = (float(p) for p in text.split(","))
+    except ValueError:
+        raise Img2ImgError(f"{flag} {text}: give LO,HI (e.g. -1024,3071) or auto") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise Img2ImgError(f"{flag} {text}: LO must be less than HI, both finite")
+    return lo, hi
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise Img2ImgError(f"--preview-channels {text}: give channel numbers, e.g. 3,2,1") from None
+    if len(channels) not in (1, 3) or min(channels) < 0:
+        raise Img2ImgError(f"--preview-channels {text}: one channel (grey) or three (R,G,B), each 0 or more")
+    return channels
+
+
 def _parse_range(text: str):
-    from .io.pixel_format import parse_range
+    import argparse
 
     try:
         return parse_range(text, "range")
     except Img2ImgError as e:
-        import argparse
-
         raise argparse.ArgumentTypeError(str(e).removeprefix("range ")) from None
 
 
 def _parse_channels(text: str):
-    from .io.pixel_format import parse_channels
+    import argparse
 
     try:
         return parse_channels(text)
     except Img2ImgError as e:
-        import argparse
-
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -279,12 +299,12 @@ class SpeedConfig:
     fused_adam: bool = setting(True, "fused Adam kernel, which skips non-finite steps without a host sync")
     cudnn_benchmark: bool = setting(True, "let cuDNN pick the fastest convolution algorithms (CUDA only)")
 
-    def resolve(self, device: torch.device, batch_size: int = 1, generator: str = AUTO_UNET) -> "SpeedConfig":
+    def resolve(self, device_type: str, batch_size: int = 1, generator: str = AUTO_UNET) -> "SpeedConfig":
         """The switches that apply on `device`. The defaults follow the H200 measurements: at
         batch 1 plain fp32 beat bf16 with channels_last (pix2pix 89.9 against 69.6 img/s), at
         batch 64 bf16 won (2x), and channels_last lost 22% with ResNet generators, whose
         reflection padding and instance norm copy between layouts."""
-        batched_cuda = device.type == "cuda" and batch_size > 1
+        batched_cuda = device_type == "cuda" and batch_size > 1
         return SpeedConfig(
             amp=batched_cuda if self.amp is None else self.amp,
             channels_last=(batched_cuda and not generator.startswith("resnet")) if self.channels_last is None
@@ -292,15 +312,8 @@ class SpeedConfig:
             compile=self.compile,
             cuda_graphs=self.cuda_graphs,  # refused off CUDA (training/cuda_graph.py)
             fused_adam=self.fused_adam,
-            cudnn_benchmark=self.cudnn_benchmark and device.type == "cuda",
+            cudnn_benchmark=self.cudnn_benchmark and device_type == "cuda",
         )
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
-    def apply_globally(self) -> None:
-        torch.backends.cudnn.benchmark = self.cudnn_benchmark
 
     def describe(self) -> str:
         on = [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
@@ -347,82 +360,19 @@ class TrainConfig:
     num_samples: int = setting(4, "images in each sample grid", accepts=at_least(1))
 
 
-# Training methods by name. `img2img.methods` fills it (it is `methods.METHODS`) when the package
-# is imported: a config names its method and finds its settings class and defaults here, while
-# this module imports nothing from methods/ (methods are built on the configs, not the reverse).
-METHOD_TABLE: dict[str, Any] = {}
-
-
 @dataclass
 class RunConfig:
-    """Everything a run is. `method_config` is the method's own dataclass (e.g. Pix2PixConfig)."""
+    """Everything a run is. `method_config` is the method's own dataclass (e.g. Pix2PixConfig);
+    `img2img.methods` makes whole ones: `new_run_config` and `run_config_from_dict`."""
 
-    method: str = "pix2pix"
+    method: str
+    method_config: Any
     model: ModelConfig = field(default_factory=ModelConfig)
-    method_config: Any = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self) -> None:
-        if self.method_config is None:
-            self.method_config = registered_method(self.method).Config()
-
-    @classmethod
-    def for_method(cls, method: str, **sections: Any) -> "RunConfig":
-        """A new run of `method` with its defaults; `sections` replace whole sections."""
-        cls_ = registered_method(method)
-        epochs, epochs_decay = cls_.default_schedule
-        domain_a, domain_b = cls_.default_domains
-        sections.setdefault("data", DataConfig(domain_a=domain_a, domain_b=domain_b))
-        return cls(method=method, model=sections.pop("model", cls_.default_model()),
-                   method_config=sections.pop("method_config", cls_.Config()),
-                   train=sections.pop("train", TrainConfig(epochs=epochs, epochs_decay=epochs_decay)), **sections)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        """The current format only; `checkpoint.load_checkpoint` upgrades older ones first."""
-        method = d.get("method", "pix2pix")
-        train = dict(d.get("train", {}))
-        speed = from_dict(SpeedConfig, train.pop("speed", {}))
-        return cls(
-            method=method,
-            model=from_dict(ModelConfig, d.get("model", {})),
-            method_config=from_dict(registered_method(method).Config, d.get("method_config", {})),
-            data=from_dict(DataConfig, d.get("data", {})),
-            train=dataclasses.replace(from_dict(TrainConfig, train), speed=speed),
-        )
-
-
-def equivalent_command(cfg: RunConfig) -> str:
-    """An `img2img train` command that makes this config: --model and --data, then a flag for
-    every command-line setting whose value differs from the method's default."""
-    base = RunConfig.for_method(cfg.method)
-    words = ["img2img", "train", "--model", cfg.method]
-    if cfg.data.root:
-        words += ["--data", shlex.quote(cfg.data.root)]
-    pairs = [(cfg.data, base.data), (cfg.model, base.model), (cfg.method_config, base.method_config),
-             (cfg.train, base.train), (cfg.train.speed, base.train.speed)]
-    for ours, default in pairs:
-        for f in dataclasses.fields(ours):
-            value = getattr(ours, f.name)
-            if not f.metadata.get("cli", True) or value == getattr(default, f.name) or dataclasses.is_dataclass(value):
-                continue
-            if isinstance(value, bool):
-                words.append(flag_name(f.name) if value else "--no-" + f.name.replace("_", "-"))
-            elif value is not None:
-                text = ("x" if f.name in ("size", "load_size") else ",").join(map(_number_text, value)) \
-                    if isinstance(value, (tuple, list)) else _number_text(value)
-                # A value that starts with "-" would read as a flag: --range-a=-1024,3071.
-                words += [f"{flag_name(f.name)}={shlex.quote(text)}"] if text.startswith("-") else \
-                    [flag_name(f.name), shlex.quote(text)]
-    return " ".join(words)
-
-
-def _number_text(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def flag_name(field_name: str) -> str:
@@ -436,14 +386,6 @@ def from_dict(cls, d: dict[str, Any]):
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return cls(**d)
-
-
-def registered_method(name: str):
-    """The training method registered as `name` (see METHOD_TABLE)."""
-    try:
-        return METHOD_TABLE[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHOD_TABLE)}") from None
 
 
 def check_settings(cfg: RunConfig) -> None:

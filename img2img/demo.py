@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .config import DataConfig, ModelConfig, TrainConfig
 from .files import atomic_write
 from .log import logger
+from .methods import new_run_config
 from .training import Trainer
 from .translate.batch import translate_files
 from .translate.translator import Translator
@@ -63,7 +64,7 @@ def run_demo(out: Path, steps: int = 600, device: str = "auto", install_to: Path
     if installed is not None and installed.is_file():
         logger.info(f"demo: using the existing model {installed} (delete it to retrain)")
         return installed
-    cfg = RunConfig.for_method(
+    cfg = new_run_config(
         "pix2pix",
         model=ModelConfig(netG="unet_128", ngf=16, ndf=16),
         data=DataConfig(root=str(data), load_size=128, size=128, batch_size=4, num_workers=0),

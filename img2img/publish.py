@@ -17,10 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import (
-    checkpoint_config, export_safetensors, export_training_state, is_generators_only, load_checkpoint,
-    stored_directions)
-from .config import RunConfig, equivalent_command
+    checkpoint_config,
+    export_safetensors,
+    export_training_state,
+    is_generators_only,
+    load_checkpoint,
+    stored_directions,
+)
+from .config import RunConfig
 from .errors import Img2ImgError
+from .methods import METHODS, equivalent_command
 
 # metrics.csv columns of validation results, and their model-index names.
 CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR"}
@@ -52,10 +58,9 @@ def validation_results(run: Path, step: int) -> Validation | None:
 def validation_images(cfg: RunConfig) -> int | None:
     """How many images the run's validation split holds, where its data is still here."""
     from .data.builders import build_val_dataset
-    from .methods import method_class
 
     try:
-        split = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
+        split = build_val_dataset(cfg, METHODS[cfg.method].dataset_kind)
     except Img2ImgError:
         return None
     return len(split) if split is not None else None

@@ -23,8 +23,8 @@ from torch import nn
 
 from img2img.checkpoint import generator_only_checkpoint, load_checkpoint, save_checkpoint
 from img2img.cli import main
-from img2img.config import RunConfig, SpeedConfig, TrainConfig
-from img2img.methods import TrainingMethod, build_method, method_class
+from img2img.config import SpeedConfig, TrainConfig
+from img2img.methods import METHODS, TrainingMethod, build_method, new_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -38,7 +38,7 @@ def tiny_method(method: str, device: str = "cpu", **settings) -> TrainingMethod:
     fields of SpeedConfig, ModelConfig or the method's Config, each put where it belongs."""
     torch.manual_seed(0)
     speed = {k: settings.pop(k) for k in list(settings) if k in SpeedConfig.__dataclass_fields__}
-    cfg = RunConfig.for_method(method, train=TrainConfig(device=device, speed=SpeedConfig(**speed)))
+    cfg = new_run_config(method, train=TrainConfig(device=device, speed=SpeedConfig(**speed)))
     cfg.model.netG = "unet_32" if cfg.model.netG.startswith("unet") else "resnet_6blocks"
     cfg.model.ngf = cfg.model.ndf = 8
     if method in ("cut", "fastcut"):
@@ -397,7 +397,6 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
     fields of ServingSettings."""
     sys.path.insert(0, str(ROOT))
     import app as app_module
-
     from img2img.io.limits import Limits
     from img2img.service.serving import ServingSettings
 
@@ -492,10 +491,10 @@ def make_checkpoint(method: str, path, seed: int = 0, model: dict | None = None,
     per-image normalisation matters to the output. `model` replaces SMALL_MODELS' settings;
     `data`: DataConfig fields (root, size, ...)."""
     torch.manual_seed(seed)
-    cfg = RunConfig.for_method(method)
+    cfg = new_run_config(method)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **(model or SMALL_MODELS[method])),
                               data=dataclasses.replace(cfg.data, **data))
-    cls = method_class(method)
+    cls = METHODS[method]
     state = None
     for direction in cls.generator_keys:
         g = cls.build_generator(cfg.model, direction, "image")

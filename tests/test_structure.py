@@ -14,7 +14,7 @@ from img2img import methods
 from img2img.cli import build_parser, main
 from img2img.config import DataConfig, ModelConfig, SpeedConfig, TrainConfig, flag_name, setting
 from img2img.losses import GAN_MODES
-from img2img.methods import METHODS, Pix2Pix
+from img2img.methods import METHODS
 from img2img.methods.pix2pix import Pix2PixConfig
 from img2img.models import NORM_LAYERS
 
@@ -22,9 +22,10 @@ PACKAGE = ROOT / "img2img"
 # The rooms of the package, bottom first: a module may import from its own layer's rooms (not in
 # a circle) and from the layers below, never from above.
 LAYERS = [
-    {"errors", "files", "log", "device", "download", "cancellation", "hub"},
+    {"errors", "registry", "files", "log", "device", "download", "cancellation", "hub"},
+    {"config"},
     {"io", "models"},
-    {"config", "losses"},
+    {"losses"},
     {"methods"},
     {"checkpoint", "data", "metrics"},
     {"translate", "publish"},
@@ -95,7 +96,7 @@ def test_the_import_graph_has_no_circle():
     assert not circles
 
 
-@pytest.mark.parametrize("lower,higher", [("config", "methods"), ("io", "config"), ("models", "config"),
+@pytest.mark.parametrize("lower,higher", [("config", "methods"), ("config", "models"), ("config", "io"),
                                           ("translate", "training"), ("data", "methods")])
 def test_a_room_imports_nothing_from_a_room_above_it(lower, higher):
     assert not [(m, t) for m, targets in import_graph().items() for t in targets
@@ -109,6 +110,32 @@ def test_importing_inference_loads_no_trainer_data_pipeline_or_metrics():
     assert out.strip() == "[]"
 
 
+@pytest.mark.parametrize("module", ["img2img", "img2img.errors", "img2img.config"])
+def test_importing_the_errors_or_the_configs_loads_no_torch_and_no_method(module):
+    code = (f"import sys, {module}; print([m for m in ('torch', 'numpy', 'img2img.methods', 'img2img.models') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_configs_offer_exactly_the_architectures_models_build():
+    from img2img import config
+    from img2img.models import DISCRIMINATORS, GENERATOR_BUILDERS, NORM_LAYERS
+    from img2img.models.init import INIT_TYPES
+
+    assert config.GENERATOR_NAMES == tuple(GENERATOR_BUILDERS)
+    assert config.DISCRIMINATOR_NAMES == tuple(DISCRIMINATORS)
+    assert config.NORM_NAMES == tuple(NORM_LAYERS)
+    assert config.INIT_TYPES is INIT_TYPES
+
+
+def test_an_unknown_name_is_one_line_that_lists_the_choices():
+    from img2img.errors import Img2ImgError
+
+    with pytest.raises(Img2ImgError, match=r"^unknown method 'pix3pix'; choose one of pix2pix, cyclegan, cut, "):
+        METHODS["pix3pix"]
+
+
 def train_option_strings() -> set[str]:
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
     return {s for action in train._actions for s in action.option_strings}
@@ -116,7 +143,7 @@ def train_option_strings() -> set[str]:
 
 def test_every_config_setting_has_a_train_flag():
     options = train_option_strings()
-    for cls in (ModelConfig, DataConfig, TrainConfig, SpeedConfig, *(m.Config for m in METHODS.values())):
+    for cls in (ModelConfig, DataConfig, TrainConfig, SpeedConfig, *(m.config for m in METHODS.values())):
         for f in dataclasses.fields(cls):
             if f.metadata.get("cli", True):
                 assert flag_name(f.name) in options, f"{cls.__name__}.{f.name} has no flag"
@@ -140,12 +167,11 @@ class SharpPix2PixConfig(Pix2PixConfig):
     lambda_sharp: float = setting(0.0, "a setting only this method has")
 
 
-class SharpPix2Pix(Pix2Pix):
-    Config = SharpPix2PixConfig
+SHARP = dataclasses.replace(METHODS["pix2pix"], config=SharpPix2PixConfig)
 
 
 def test_a_method_added_to_the_registry_trains_from_the_cli(paired_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(methods.METHODS, "sharp", SharpPix2Pix)
+    monkeypatch.setitem(methods.METHODS, "sharp", SHARP)
     assert "--lambda-sharp" in train_option_strings()
     out = tmp_path / "run"
     assert main(["train", "--model", "sharp", "--data", str(paired_dir), "--out", str(out), "--max-steps", "1",

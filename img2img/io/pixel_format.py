@@ -38,20 +38,6 @@ def canonical_dtype(dtype) -> str:
     return name
 
 
-def parse_range(text: str, flag: str) -> tuple[float, float] | str:
-    """'LO,HI' as two floats, or 'auto'; one line naming the flag otherwise."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    parts = text.split(",")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise Img2ImgError(f"{flag} {text}: give LO,HI (e.g. -1024,3071) or auto") from None
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
-        raise Img2ImgError(f"{flag} {text}: LO must be less than HI, both finite")
-    return lo, hi
-
-
 @dataclass(frozen=True)
 class PixelFormat:
     """A domain's pixels: `channels` of `dtype`, with [lo, hi] mapped linearly onto [-1, 1]."""
@@ -146,16 +132,6 @@ def auto_range(samples: Sequence[np.ndarray]) -> tuple[float, float]:
     if lo >= hi:
         hi = lo + 1.0  # a constant domain: any span maps it to -1
     return lo, hi
-
-
-def parse_channels(text: str) -> tuple[int, ...]:
-    try:
-        channels = tuple(int(c) for c in text.split(","))
-    except ValueError:
-        raise Img2ImgError(f"--preview-channels {text}: give channel numbers, e.g. 3,2,1") from None
-    if len(channels) not in (1, 3) or min(channels) < 0:
-        raise Img2ImgError(f"--preview-channels {text}: one channel (grey) or three (R,G,B), each 0 or more")
-    return channels
 
 
 def preview_channels(channels: int, chosen: Sequence[int] | None = None) -> tuple[int, ...]:

@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig, setting
-from ..io.pixel_format import PixelFormat, preview_rgb
+from ..io.pixel_format import preview_rgb
 from ..losses import GAN_MODES, GANLoss, gradient_penalty, r1_penalty
-from ..models import build_generator
+from .spec import MethodSpec
 
-DatasetKind = Literal["paired", "unpaired", "colour"]
+
+def memory_format(speed: SpeedConfig) -> torch.memory_format:
+    """The layout `--channels-last` asks of networks and batches."""
+    return torch.channels_last if speed.channels_last else torch.contiguous_format
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -42,11 +44,10 @@ class AdversarialConfig:
 
 
 class TrainingMethod:
-    """Everything that makes a method: its settings (`Config`), data (`dataset_kind`), default
-    architecture (`default_model`), which network translates each way (`generator_keys`), the
-    losses of a step, and the sample grid's layout. Subclasses build `self.networks` and
-    `self.optimizers` (with `self.adam`) and implement `training_step`, `sample` and, if they
-    keep any, `extra_state`. A new method is one such file plus one line in `methods.METHODS`.
+    """How a method trains: its networks and optimizers, the losses of a step, and the sample
+    grid's layout. What the method is (settings, data, generator keys, codec) is its
+    `MethodSpec` (`self.spec`). Subclasses build `self.networks` and `self.optimizers` (with
+    `self.adam`) and implement `training_step`, `sample` and, if they keep any, `extra_state`.
 
     `training_step` returns detached loss tensors and never reads them on the host, so a step
     never waits for the device; the Trainer reads them every `log_every` steps.
@@ -57,62 +58,12 @@ class TrainingMethod:
     (D in the generator update) is called directly.
     """
 
-    # The method's own settings: a dataclass of `config.setting` fields.
-    Config: ClassVar[type]
-    # Which data layout it trains on (see data.build_datasets).
-    dataset_kind: ClassVar[DatasetKind]
-    # Which entry of `networks` translates in each direction; inference loads only these.
-    generator_keys: ClassVar[dict[Direction, str]] = {}
-    # A generator's moving average, where the method keeps one: it then translates instead.
-    ema_keys: ClassVar[dict[str, str]] = {}
-
-    @classmethod
-    def translating_key(cls, direction: Direction, network_names) -> str:
-        """The entry of `networks` that translates in `direction`: the moving average if stored."""
-        key = cls.generator_keys[direction]
-        ema = cls.ema_keys.get(key)
-        return ema if ema in network_names else key
     # Set where a step draws on the host (what a captured CUDA graph would freeze): the reason.
     host_draws: ClassVar[str] = ""
-    # The paper's (epochs at constant lr, epochs of linear decay) for a new run.
-    default_schedule: ClassVar[tuple[int, int]] = (100, 100)
-    # Named presets a new run can start from (`--recipe NAME`): {section: {field: value}}, each
-    # applied unless that setting is given explicitly.
-    recipes: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
-    # What a new run names its domains, for people (the app's menu), unless --domain-a/-b say.
-    default_domains: ClassVar[tuple[str, str]] = ("A", "B")
-
-    @classmethod
-    def default_model(cls) -> ModelConfig:
-        return ModelConfig()
-
-    # Where the pictures users give and get differ from what the generator takes and gives
-    # (colourisation: RGB outside, Lab's L and ab inside), the method converts them.
-    @classmethod
-    def user_formats(cls, direction: Direction) -> tuple[PixelFormat, PixelFormat] | None:
-        """(what users give, what they get) in `direction`; None: the generator's own formats."""
-        return None
-
-    @classmethod
-    def to_network(cls, pixels: np.ndarray) -> np.ndarray:
-        """A user's picture as the generator's input."""
-        return pixels
-
-    @classmethod
-    def from_network(cls, source: np.ndarray, result: np.ndarray) -> np.ndarray:
-        """The picture a user gets from `source` (theirs) and the generator's `result`."""
-        return result
-
-    @classmethod
-    def build_generator(cls, model: ModelConfig, direction: Direction, batch_statistics: str = "image") -> nn.Module:
-        """The generator for `direction`, untrained: BtoA maps out_channels to in_channels."""
-        if direction == "BtoA":
-            return build_generator(model, model.out_channels, model.in_channels, batch_statistics)
-        return build_generator(model, batch_statistics=batch_statistics)
-
-    def __init__(self, model: ModelConfig, config: Any, train: TrainConfig, device: torch.device,
-                 speed: SpeedConfig) -> None:
+    def __init__(self, spec: MethodSpec, model: ModelConfig, config: Any, train: TrainConfig,
+                 device: torch.device, speed: SpeedConfig) -> None:
+        self.spec = spec
         self.model_cfg = model
         self.cfg = config
         self.train_cfg = train
@@ -135,7 +86,7 @@ class TrainingMethod:
     def prepare_networks(self) -> None:
         """Memory format and compilation; subclasses call it once their networks exist."""
         for net in self.networks.values():
-            net.to(memory_format=self.speed.memory_format)
+            net.to(memory_format=memory_format(self.speed))
         if self.speed.compile:
             self.compile_networks()
 
@@ -242,9 +193,10 @@ class TrainingMethod:
         return torch.stack([preview_rgb(c, self.preview_channels) for c in columns], dim=1)
 
     def generator(self, direction: Direction = "AtoB") -> nn.Module:
-        if direction not in self.generator_keys:
-            raise ValueError(f"{type(self).__name__} translates {' and '.join(self.generator_keys)}, not {direction!r}")
-        return self.networks[self.translating_key(direction, self.networks)]
+        keys = self.spec.generator_keys
+        if direction not in keys:
+            raise ValueError(f"{type(self).__name__} translates {' and '.join(keys)}, not {direction!r}")
+        return self.networks[self.spec.translating_key(direction, self.networks)]
 
     def train(self) -> None:
         self.networks.train()
@@ -290,7 +242,7 @@ class TrainingMethod:
         net.eval()
         try:
             with self.autocast():
-                return net.forward(x.contiguous(memory_format=self.speed.memory_format)).float()
+                return net.forward(x.contiguous(memory_format=memory_format(self.speed))).float()
         finally:
             net.train(was_training)
 

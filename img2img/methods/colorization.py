@@ -13,33 +13,27 @@ import torch
 from ..config import Direction, ModelConfig
 from ..io.lab import AB_RANGE, L_RANGE, as_rgb, lab_to_rgb, lab_to_rgb_keeping_lightness, rgb_to_lab
 from ..io.pixel_format import PixelFormat
-from .pix2pix import Pix2Pix
+from .pix2pix import RECIPES, Pix2Pix, Pix2PixConfig
+from .spec import MethodSpec, PixelCodec
 
 RGB = PixelFormat(3, "uint8", 0.0, 255.0)
 
 
-class Colorization(Pix2Pix):
-    dataset_kind = "colour"
-    default_domains = ("black-and-white photo", "colour")
+class LabCodec(PixelCodec):
+    """RGB outside, Lab's L in and ab out of the generator."""
 
-    @classmethod
-    def default_model(cls) -> ModelConfig:
-        return ModelConfig(in_channels=1, out_channels=2, in_dtype="float32", out_dtype="float32", in_range=L_RANGE,
-                           out_range=AB_RANGE)
-
-    @classmethod
-    def user_formats(cls, direction: Direction) -> tuple[PixelFormat, PixelFormat]:
+    def user_formats(self, direction: Direction) -> tuple[PixelFormat, PixelFormat]:
         return RGB, RGB
 
-    @classmethod
-    def to_network(cls, pixels: np.ndarray) -> np.ndarray:
+    def to_network(self, pixels: np.ndarray) -> np.ndarray:
         return rgb_to_lab(as_rgb(pixels))[..., :1]
 
-    @classmethod
-    def from_network(cls, source: np.ndarray, result: np.ndarray) -> np.ndarray:
+    def from_network(self, source: np.ndarray, result: np.ndarray) -> np.ndarray:
         lightness = rgb_to_lab(as_rgb(source))[..., :1]
         return lab_to_rgb_keeping_lightness(np.concatenate([lightness, result.astype(np.float32)], axis=2))
 
+
+class Colorization(Pix2Pix):
     def sample(self, batch):
         """Per photo: grey input | output | original."""
         lightness, colour = batch["A"], batch["B"]
@@ -52,3 +46,13 @@ class Colorization(Pix2Pix):
         images = [RGB.encode(lab_to_rgb(np.concatenate([l_format.decode_tensor(l), ab_format.decode_tensor(ab)], 2)))
                   for l, ab in zip(lightness, colour)]
         return torch.stack(images).to(lightness.device)
+
+
+def lab_model() -> ModelConfig:
+    return ModelConfig(in_channels=1, out_channels=2, in_dtype="float32", out_dtype="float32", in_range=L_RANGE,
+                       out_range=AB_RANGE)
+
+
+SPEC = MethodSpec(config=Pix2PixConfig, dataset_kind="colour", generator_keys={"AtoB": "G"}, training=Colorization,
+                  ema_keys={"G": "G_ema"}, recipes=RECIPES, default_model=lab_model,
+                  default_domains=("black-and-white photo", "colour"), codec=LabCodec())

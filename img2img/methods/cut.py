@@ -12,6 +12,7 @@ from ..errors import Img2ImgError
 from ..losses import patch_nce_loss
 from ..models import build_discriminator, init_weights
 from .base import AdversarialConfig, TrainingMethod, set_requires_grad
+from .spec import MethodSpec
 
 
 @dataclass
@@ -60,22 +61,14 @@ class CUT(TrainingMethod):
     """G: A->B, with D judging G(A) against real B, and PatchNCE tying each patch of G(A) to the
     same patch of A (and, with nce_idt, of G(B) to B)."""
 
-    Config = CUTConfig
-    dataset_kind = "unpaired"
-    generator_keys = {"AtoB": "G"}
     host_draws = "draws its flips on the host and its patch positions with randperm at each step"
 
-    @classmethod
-    def default_model(cls) -> ModelConfig:
-        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True, antialias_d=True,
-                           init_type="xavier")
-
-    def __init__(self, model, config, train, device, speed) -> None:
-        super().__init__(model, config, train, device, speed)
+    def __init__(self, spec, model, config, train, device, speed) -> None:
+        super().__init__(spec, model, config, train, device, speed)
         if not model.netG.startswith("resnet"):
             raise Img2ImgError(f"{type(self).__name__} takes its features from a ResNet generator, not "
                                f"--netG {model.netG}: use resnet_9blocks or resnet_6blocks")
-        self.netG = init_weights(self.build_generator(model, "AtoB"), model.init_gain, model.init_type).to(device)
+        self.netG = init_weights(spec.build_generator(model, "AtoB"), model.init_gain, model.init_type).to(device)
         self.layers = ([int(i) for i in config.nce_layers.split(",")] if config.nce_layers
                        else self.netG.encoder_layers)
         self.netD = init_weights(build_discriminator(model, model.out_channels), model.init_gain, model.init_type).to(device)
@@ -170,5 +163,14 @@ class FastCUT(CUT):
     """CUT without the identity term, with flip equivariance and a larger NCE weight: about half
     CycleGAN's cost per step, trained 150 + 50 epochs as in the paper."""
 
-    Config = FastCUTConfig
-    default_schedule = (150, 50)
+
+def cut_model() -> ModelConfig:
+    """The CUT code's networks: anti-aliased ResNet generator and discriminator, Xavier init."""
+    return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False, antialias=True, antialias_d=True,
+                       init_type="xavier")
+
+
+SPEC = MethodSpec(config=CUTConfig, dataset_kind="unpaired", generator_keys={"AtoB": "G"}, training=CUT,
+                  default_model=cut_model)
+FASTCUT_SPEC = MethodSpec(config=FastCUTConfig, dataset_kind="unpaired", generator_keys={"AtoB": "G"},
+                          training=FastCUT, default_model=cut_model, default_schedule=(150, 50))

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ..config import ModelConfig, setting
 from ..models import build_discriminator, init_weights
 from .base import AdversarialConfig, TrainingMethod, set_requires_grad
+from .spec import MethodSpec
 
 
 @dataclass
@@ -103,19 +104,11 @@ class ImagePool:
 class CycleGAN(TrainingMethod):
     """G_A: A->B judged by D_A (against real B); G_B: B->A judged by D_B (against real A)."""
 
-    Config = CycleGANConfig
-    dataset_kind = "unpaired"
-    generator_keys = {"AtoB": "G_A", "BtoA": "G_B"}
-
-    @classmethod
-    def default_model(cls) -> ModelConfig:
-        return ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False)
-
-    def __init__(self, model, config, train, device, speed) -> None:
-        super().__init__(model, config, train, device, speed)
+    def __init__(self, spec, model, config, train, device, speed) -> None:
+        super().__init__(spec, model, config, train, device, speed)
         init = dict(std=model.init_gain, kind=model.init_type)
-        self.netG_A = init_weights(self.build_generator(model, "AtoB"), **init).to(device)
-        self.netG_B = init_weights(self.build_generator(model, "BtoA"), **init).to(device)
+        self.netG_A = init_weights(spec.build_generator(model, "AtoB"), **init).to(device)
+        self.netG_B = init_weights(spec.build_generator(model, "BtoA"), **init).to(device)
         self.netD_A = init_weights(build_discriminator(model, model.out_channels), **init).to(device)
         self.netD_B = init_weights(build_discriminator(model, model.in_channels), **init).to(device)
         self.networks.update({"G_A": self.netG_A, "G_B": self.netG_B, "D_A": self.netD_A, "D_B": self.netD_B})
@@ -197,3 +190,8 @@ class CycleGAN(TrainingMethod):
     def load_extra_state(self, state):
         self.pool_fake_a.load_state_dict(state["pool_fake_a"], self.device)
         self.pool_fake_b.load_state_dict(state["pool_fake_b"], self.device)
+
+
+SPEC = MethodSpec(config=CycleGANConfig, dataset_kind="unpaired", generator_keys={"AtoB": "G_A", "BtoA": "G_B"},
+                  training=CycleGAN,
+                  default_model=lambda: ModelConfig(netG="resnet_9blocks", norm="instance", dropout=False))

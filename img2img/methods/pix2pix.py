@@ -11,6 +11,7 @@ from ..config import IN_UNIT, setting
 from ..losses import feature_matching_loss
 from ..models import build_discriminator, init_weights
 from .base import AdversarialConfig, TrainingMethod, gan_mode_setting, set_requires_grad
+from .spec import MethodSpec
 
 
 @dataclass
@@ -26,25 +27,11 @@ class Pix2PixConfig(AdversarialConfig):
 
 
 class Pix2Pix(TrainingMethod):
-    Config = Pix2PixConfig
-    dataset_kind = "paired"
-    generator_keys = {"AtoB": "G"}
-    ema_keys = {"G": "G_ema"}
-    # "improved": the combination that scored best at the full protocol of the maps ablation
-    # (benchmarks/RESULTS.md).
-    recipes = {
-        "paper": {},
-        "improved": {
-            "model": {"netD": "multiscale", "num_d": 2, "spectral_norm": True},
-            "method_config": {"ema": 0.999, "lambda_feat": 10.0},
-        },
-    }
-
-    def __init__(self, model, config, train, device, speed) -> None:
-        super().__init__(model, config, train, device, speed)
+    def __init__(self, spec, model, config, train, device, speed) -> None:
+        super().__init__(spec, model, config, train, device, speed)
         if not 0.0 <= config.ema < 1.0:
             raise ValueError(f"--ema {config.ema}: a decay in [0, 1), e.g. 0.999 (0: off)")
-        self.netG = init_weights(self.build_generator(model, "AtoB"), model.init_gain, model.init_type).to(device)
+        self.netG = init_weights(spec.build_generator(model, "AtoB"), model.init_gain, model.init_type).to(device)
         # D is conditioned on the input: it sees concat(input, output).
         self.netD = init_weights(build_discriminator(model, model.in_channels + model.out_channels), model.init_gain,
                                  model.init_type).to(device)
@@ -117,3 +104,16 @@ def _split_features(predictions):
     if isinstance(predictions, tuple):
         return predictions[0], [predictions[1]]
     return [p for p, _ in predictions], [f for _, f in predictions]
+
+
+# "improved": the combination that scored best at the full protocol of the maps ablation
+# (benchmarks/RESULTS.md).
+RECIPES = {
+    "paper": {},
+    "improved": {
+        "model": {"netD": "multiscale", "num_d": 2, "spectral_norm": True},
+        "method_config": {"ema": 0.999, "lambda_feat": 10.0},
+    },
+}
+SPEC = MethodSpec(config=Pix2PixConfig, dataset_kind="paired", generator_keys={"AtoB": "G"}, training=Pix2Pix,
+                  ema_keys={"G": "G_ema"}, recipes=RECIPES)

@@ -1,10 +1,10 @@
 import dataclasses
 import math
 
+from ..config import AUTO_UNET
 from ..errors import Img2ImgError
 from .discriminators import DISCRIMINATORS, PatchDiscriminator, PixelDiscriminator, build_discriminator
 from .generators import (
-    AUTO_UNET,
     GENERATOR_BUILDERS,
     ResNetGenerator,
     UNetGenerator,

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as spectral_normalised
 
+from ..registry import Registry
 from .antialias import BlurDownsample
 from .norm import NormLayer, PerImageBatchNorm2d, conv_bias, norm_layer
 
@@ -122,13 +123,9 @@ def pixel(in_channels: int, cfg) -> PixelDiscriminator:
     return PixelDiscriminator(in_channels, ndf=cfg.ndf, norm=norm_layer(cfg.norm))
 
 
-DISCRIMINATORS = {"patch": patch, "multiscale": multiscale, "pixel": pixel}
+DISCRIMINATORS = Registry("discriminator", {"patch": patch, "multiscale": multiscale, "pixel": pixel})
 
 
 def build_discriminator(cfg, in_channels: int) -> nn.Module:
     """Build the discriminator a `ModelConfig` describes for inputs of `in_channels`."""
-    try:
-        builder = DISCRIMINATORS[cfg.netD]
-    except KeyError:
-        raise ValueError(f"unknown discriminator {cfg.netD!r}; choose one of {', '.join(DISCRIMINATORS)}") from None
-    return builder(in_channels, cfg)
+    return DISCRIMINATORS[cfg.netD](in_channels, cfg)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .antialias import BlurDownsample, BlurUpsample
 from .norm import NORM_LAYERS, NormLayer, PerImageBatchNorm2d, conv_bias, norm_layer
 from .padding import ReflectionPad2d
@@ -217,16 +218,14 @@ def resnet_6blocks(**kwargs) -> ResNetGenerator:
     return ResNetGenerator(n_blocks=6, **kwargs)
 
 
-GENERATOR_BUILDERS = {
+GENERATOR_BUILDERS = Registry("generator", {
     "unet_256": unet_256,
     "unet_128": unet_128,
     "unet_64": unet_64,
     "unet_32": unet_32,
     "resnet_9blocks": resnet_9blocks,
     "resnet_6blocks": resnet_6blocks,
-}
-# The default netG: the deepest canonical U-Net whose size fits the crop (unet_256 at 256, ...).
-AUTO_UNET = "unet"
+})
 
 
 def unet_for_size(size: int) -> str:
@@ -246,10 +245,7 @@ def build_generator(cfg, in_channels: int | None = None, out_channels: int | Non
                     batch_statistics: str = "image") -> nn.Module:
     """Build the generator a `ModelConfig` describes (weights not yet initialised).
     `batch_statistics`: what BatchNorm uses in eval mode (see `norm_layer`)."""
-    try:
-        builder = GENERATOR_BUILDERS[cfg.netG]
-    except KeyError:
-        raise ValueError(f"unknown generator {cfg.netG!r}; choose one of {', '.join(GENERATOR_BUILDERS)}") from None
+    builder = GENERATOR_BUILDERS[cfg.netG]
     resnet_only = {"antialias": cfg.antialias} if cfg.netG.startswith("resnet") else {}
     if cfg.antialias and not resnet_only:
         raise ValueError(f"--antialias is for ResNet generators, not {cfg.netG}")

@@ -7,8 +7,9 @@ from typing import Literal
 
 from torch import nn
 
+from ..config import INIT_TYPES
+
 InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
-INIT_TYPES: tuple[str, ...] = ("normal", "xavier", "kaiming", "orthogonal")
 
 
 def init_weights(module: nn.Module, std: float = 0.02, kind: InitType = "normal") -> nn.Module:

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..registry import Registry
+
 NormLayer = Callable[[int], nn.Module]
 BatchNormStatistics = Literal["image", "running"]
 
@@ -173,21 +175,18 @@ def _no_norm(channels: int) -> nn.Module:
 
 
 # As in pix2pix/CycleGAN: instance norm without affine parameters or running statistics.
-NORM_LAYERS: dict[str, NormLayer] = {
+NORM_LAYERS: Registry[NormLayer] = Registry("norm", {
     "batch": PerImageBatchNorm2d,
     "instance": PerImageInstanceNorm2d,
     "none": _no_norm,
-}
+})
 
 
 def norm_layer(name: str, batch_statistics: BatchNormStatistics = "image") -> NormLayer:
     """The layer for a config's norm name. `batch_statistics` is what BatchNorm uses in eval
     mode: each image's own ("image", what samples, FID and translation use by default) or the
     running averages ("running", plain nn.BatchNorm2d)."""
-    try:
-        layer = NORM_LAYERS[name]
-    except KeyError:
-        raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORM_LAYERS)}") from None
+    layer = NORM_LAYERS[name]
     if name == "batch" and batch_statistics == "running":
         return nn.BatchNorm2d
     return layer

@@ -3,7 +3,7 @@ as the CLI takes them, runs in processes of their own, and their models in the t
 
 A run's settings become a config through the same code as `img2img train`'s flags: every setting
 of the config dataclasses (config.setting_specs), parsed and checked with the CLI's one-line
-refusals. The run is started with `img2img train` and the flags `config.equivalent_command` writes
+refusals. The run is started with `img2img train` and the flags `methods.equivalent_command` writes
 for that config, and the page shows that command, so a run from the page can be repeated in a
 terminal."""
 from __future__ import annotations
@@ -17,17 +17,25 @@ import numpy as np
 from PIL import Image
 
 from ..checkpoint import export_generators
-from ..config import (DataConfig, ModelConfig, RunConfig, SettingSpec, SpeedConfig, TrainConfig, check_settings,
-                      equivalent_command, setting_specs)
+from ..config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    SettingSpec,
+    SpeedConfig,
+    TrainConfig,
+    check_settings,
+    setting_specs,
+)
 from ..data.inspect import DataReport
 from ..errors import Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits
-from ..io.readers import read_image
 from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
-from ..methods import METHODS, method_class, method_settings, model_defaults
+from ..io.readers import read_image
+from ..methods import METHODS, equivalent_command, method_settings, model_defaults
+from ..training.resume import config_for_run
 from ..translate.onnx_graph import export_checkpoint
 from ..translate.translator import to_pil
-from ..training.resume import config_for_run
 from .datasets import DataRoot, UploadLimits
 from .runs import RunManager, RunView, RunWatch
 
@@ -188,7 +196,7 @@ class TrainingService:
                     ("train", "fid_every", 0), ("train", "log_every", 10), ("train", "sample_every", steps // 6)]
         if preset == "paper":
             values = [("data", "size", 256), ("data", "load_size", 286)]
-            if "paper" in method_class(method).recipes:
+            if "paper" in METHODS[method].recipes:
                 values.append(("method_config", "recipe", "paper"))
             return values
         return []

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..config import RunConfig, SpeedConfig, TrainConfig
+from ..config import SpeedConfig, TrainConfig
 from ..device import resolve_device
-from ..methods import build_method
+from ..methods import build_method, new_run_config
+from ..methods.base import memory_format
 from ..models import fit_to_size
 from .cuda_graph import WARMUP_STEPS, CapturedStep, check_capturable
 from .guard import guarded_step
@@ -94,7 +95,7 @@ def matmul_tflops(device: torch.device, precision: str, n: int = 4096, repeats: 
 def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     device = resolve_device(s.device)
     torch.manual_seed(s.seed)
-    cfg = RunConfig.for_method(s.model, train=TrainConfig(device=str(device), speed=s.speed))
+    cfg = new_run_config(s.model, train=TrainConfig(device=str(device), speed=s.speed))
     if s.recipe is not None:
         overrides = {"method_config": {"recipe": s.recipe}}
         apply_recipe(s.model, s.recipe, overrides)
@@ -102,9 +103,9 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     if s.antialias is not None:
         cfg.model.antialias = cfg.model.antialias_d = s.antialias
     cfg.model = fit_to_size(dataclasses.replace(cfg.model, **s.architecture), s.size)
-    speed = s.speed.resolve(device, s.batch_size, cfg.model.netG)
+    speed = s.speed.resolve(device.type, s.batch_size, cfg.model.netG)
     check_capturable(speed, device)
-    speed.apply_globally()
+    torch.backends.cudnn.benchmark = speed.cudnn_benchmark
     # FLOPs are counted on an eager step, so the method is compiled only after it.
     method = build_method(cfg, device, dataclasses.replace(speed, compile=False))
     check_capturable(speed, device, method)
@@ -112,7 +113,7 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     # Each side with its domain's channels (colourisation: L in, ab out).
     channels = {"A": cfg.model.in_channels, "B": cfg.model.out_channels}
     batch = {k: (torch.rand((s.batch_size, c, s.size, s.size), device=device) * 2 - 1)
-             .contiguous(memory_format=speed.memory_format) for k, c in channels.items()}
+             .contiguous(memory_format=memory_format(speed)) for k, c in channels.items()}
 
     with FlopCounterMode(display=False) as counter:
         guarded_step(method, batch)

@@ -67,7 +67,7 @@ class CheckpointWriter:
         `progress`: the step and epoch record that snapshots carry."""
         if not self.ranks.is_main:
             return
-        networks, cls = self.method.networks, type(self.method)
+        networks, cls = self.method.networks, self.method.spec
         translating = {cls.translating_key(d, networks) for d in cls.generator_keys}
         state = to_host({"config": self.cfg.to_dict(), "progress": progress,
                          "method": {"networks": {k: networks[k].state_dict() for k in translating}}})

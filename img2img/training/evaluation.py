@@ -67,7 +67,7 @@ class Evaluation:
 
     def _tracker(self) -> FIDTracker | None:
         cfg = self.cfg
-        val = (build_val_dataset(cfg, self.method.dataset_kind, cfg.train.fid_val) if cfg.train.fid_val
+        val = (build_val_dataset(cfg, self.method.spec.dataset_kind, cfg.train.fid_val) if cfg.train.fid_val
                else self.val_set)
         asked = cfg.train.fid_every is not None
         if val is None:

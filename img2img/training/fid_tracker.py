@@ -10,6 +10,7 @@ import torch
 from ..files import atomic_write
 from ..io.pixel_format import PixelFormat, describe_preview, preview_rgb
 from ..log import logger
+from ..methods import METHODS
 from ..metrics import (
     InceptionFeatures,
     Statistics,
@@ -66,7 +67,7 @@ class FIDTracker:
     def evaluate(self) -> dict[str, float | str] | None:
         """{val_l1, val_psnr (paired data), fid_AtoB, kid_AtoB, fid_channels_AtoB, ...}, or None
         when there is nothing to report (FID unavailable is warned once)."""
-        results = self._native_metrics() if self.method.dataset_kind == "paired" else {}
+        results = self._native_metrics() if self.method.spec.dataset_kind == "paired" else {}
         results.update(self._fid() or {})
         return results or None
 
@@ -91,7 +92,7 @@ class FIDTracker:
                     logger.info(f"FID is skipped for this run: {e}")
                 return None
         try:
-            return generator_fid(self._translate, list(self.method.generator_keys), self.inputs_a, self.inputs_b,
+            return generator_fid(self._translate, list(self.method.spec.generator_keys), self.inputs_a, self.inputs_b,
                                  self.extractor, self.method.preview_channels, self._real_statistics)
         except ValueError as e:  # pytorch-fid's fallback: sqrtm left a large imaginary part
             logger.warning(f"warning: FID not computed this time: {e}")
@@ -143,13 +144,12 @@ def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str
     from ..checkpoint import checkpoint_config, load_checkpoint
     from ..data.builders import build_val_dataset
     from ..errors import Img2ImgError
-    from ..methods import method_class
     from ..translate.translator import Translator
 
     cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))
     if data:
         cfg.data.root = str(data)
-    val = build_val_dataset(cfg, method_class(cfg.method).dataset_kind)
+    val = build_val_dataset(cfg, METHODS[cfg.method].dataset_kind)
     if val is None:
         raise Img2ImgError(f"{cfg.data.root}: no validation split (val/, test/, testA+testB) to compute FID on; "
                            "point --data at a dataset folder that has one")

@@ -36,7 +36,7 @@ class Footprint:
         # Adam's moments are created at the first step: count them from the parameters.
         moments = sum(2 * _bytes(p) for opt in method.optimizers.values() for g in opt.param_groups for p in g["params"])
         snapshot = sum(t.numel() * (2 if tc.snapshot_half and t.is_floating_point() else t.element_size())
-                       for d in method.generator_keys for t in method.generator(d).state_dict().values())
+                       for d in method.spec.generator_keys for t in method.generator(d).state_dict().values())
         if tc.keep:
             full_files = tc.keep + 2  # best.pt, and the one being written before the oldest is pruned
         else:

@@ -11,7 +11,7 @@ from ..checkpoint import checkpoint_config, is_generators_only, load_checkpoint
 from ..config import RunConfig, flag_name
 from ..errors import Img2ImgError
 from ..log import logger
-from ..methods import method_class
+from ..methods import METHODS, new_run_config
 from ..models import AUTO_UNET, fit_to_size
 from .checkpoint_files import load_newest_valid
 
@@ -43,7 +43,7 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
         raise ValueError(f"unknown config sections {sorted(unknown)}")
     start = _find_checkpoint(method, data, out, resume)
     if start is None:
-        base = RunConfig.for_method(method or "pix2pix")
+        base = new_run_config(method or "pix2pix")
         state, path = None, None
     else:
         path, state = start
@@ -70,7 +70,7 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
 
 def apply_recipe(method: str, recipe: str, overrides: Overrides) -> None:
     """Fill in the recipe's settings that the run does not give explicitly."""
-    recipes = method_class(method).recipes
+    recipes = METHODS[method].recipes
     if recipe not in recipes:
         raise Img2ImgError(f"--recipe {recipe}: {method} has {', '.join(recipes) or 'no recipes'}")
     for section, values in recipes[recipe].items():

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from ..config import RunConfig, check_settings
 from ..data.builders import build_datasets, check_batch_sizes
 from ..data.domain import DomainData, resolve_formats, with_default_formats
-from ..methods import method_class
+from ..methods import METHODS
 from ..models import fit_to_size
 
 
@@ -22,7 +22,7 @@ def prepare_run(cfg: RunConfig, train_set: Dataset | None = None,
     (`DomainData`) give the formats and get them, the val split too; other datasets are taken
     as 8-bit RGB."""
     check_settings(cfg)
-    kind = method_class(cfg.method).dataset_kind
+    kind = METHODS[cfg.method].dataset_kind
     if train_set is None:
         train_set, val_set = build_datasets(cfg, kind)
     if isinstance(train_set, DomainData):

@@ -20,6 +20,7 @@ from ..errors import Img2ImgError
 from ..files import atomic_write_text
 from ..log import MetricsLog, logger
 from ..methods import build_method
+from ..methods.base import memory_format
 from . import distributed
 from .checkpoint_files import checkpoint_name
 from .checkpointing import CheckpointWriter
@@ -56,11 +57,11 @@ class Trainer:
         self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
         # Ranks differ in dropout and pool draws; DDP gives them rank 0's initial weights.
         seed_everything(cfg.train.seed + self.ranks.rank)
-        self.speed = cfg.train.speed.resolve(self.device, cfg.data.batch_size, cfg.model.netG)
+        self.speed = cfg.train.speed.resolve(self.device.type, cfg.data.batch_size, cfg.model.netG)
         if cfg.train.deterministic:
             self.speed = dataclasses.replace(self.speed, cudnn_benchmark=False)
         check_capturable(self.speed, self.device)
-        self.speed.apply_globally()
+        torch.backends.cudnn.benchmark = self.speed.cudnn_benchmark
         self.train_set = train_set
         self.val_set = val_set
         self.method = build_method(cfg, self.device, self.speed)
@@ -323,7 +324,7 @@ class Trainer:
 
     def _to_device(self, batch: dict) -> dict:
         return {
-            k: v.to(self.device, non_blocking=True, memory_format=self.speed.memory_format)
+            k: v.to(self.device, non_blocking=True, memory_format=memory_format(self.speed))
             if isinstance(v, torch.Tensor) and v.dim() == 4 else v
             for k, v in batch.items()
         }

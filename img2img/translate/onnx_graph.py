@@ -22,6 +22,7 @@ from ..errors import Img2ImgError
 from ..files import atomic_path, atomic_write_text
 from ..io.pixel_format import PixelFormat
 from ..log import logger
+from ..methods import run_config_from_dict
 
 OPSET = 18
 META_CONFIG, META_DIRECTION, META_SIZE_MULTIPLE, META_BATCH_NORM = (
@@ -152,7 +153,7 @@ class OnnxGenerator:
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_CONFIG not in meta:
             raise Img2ImgError(f"{path}: not an img2img ONNX export (no {META_CONFIG} metadata)")
-        self.cfg = RunConfig.from_dict(json.loads(meta[META_CONFIG]))
+        self.cfg = run_config_from_dict(json.loads(meta[META_CONFIG]))
         self.direction: Direction = meta[META_DIRECTION]
         self.size_multiple = int(meta[META_SIZE_MULTIPLE])
         self.precision = meta.get("img2img.precision", "fp32")

@@ -104,7 +104,7 @@ def calibration_inputs(translator, direction: Direction, folder: Path | str | No
             raise Img2ImgError(f"--calibration {folder}: holds no images")
         width, height = cfg.data.crop_size
         source = translator.network_formats(direction).source
-        return [source.encode(resize_pixels(translator.method.to_network(translator.pixels_of(path, direction)),
+        return [source.encode(resize_pixels(translator.method.codec.to_network(translator.pixels_of(path, direction)),
                                             width, height))[None].numpy() for path in files]
     from ..data.builders import build_val_dataset
 

@@ -17,12 +17,12 @@ from urllib.parse import urlparse
 import torch
 
 from ..checkpoint import generator_only_checkpoint, save_checkpoint
-from ..config import DataConfig, RunConfig
+from ..config import DataConfig
 from ..download import ConnectionFailed, download
 from ..errors import Img2ImgError
 from ..files import sha256_of
 from ..log import logger
-from ..methods import method_class
+from ..methods import METHODS, new_run_config
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"
@@ -65,10 +65,10 @@ class PretrainedModel:
 
 @functools.cache
 def _architecture_mb(method: str) -> int:
-    cfg = RunConfig.for_method(method)
+    cfg = new_run_config(method)
     if method == "pix2pix":
         cfg.model.netG = "unet_256"  # the published pix2pix generators' (256 px)
-    net = method_class(method).build_generator(cfg.model, "AtoB")
+    net = METHODS[method].build_generator(cfg.model, "AtoB")
     return round(sum(t.numel() for t in net.state_dict().values()) * 4 / 1e6)
 
 
@@ -229,10 +229,10 @@ def convert(src: Path | str, dst: Path | str, netG: str | None = None, norm: str
     netG, norm = netG or inferred_netG, norm or inferred_norm
     antialias = is_antialiased(state)
     method = method or ("cut" if antialias else "cyclegan" if netG.startswith("resnet") else "pix2pix")
-    cfg = RunConfig.for_method(method, data=DataConfig(size=size, load_size=size, domain_a=domains[0],
+    cfg = new_run_config(method, data=DataConfig(size=size, load_size=size, domain_a=domains[0],
                                                        domain_b=domains[1]))
     cfg.model.netG, cfg.model.norm, cfg.model.ngf, cfg.model.antialias = netG, norm, ngf, antialias
-    net = method_class(method).build_generator(cfg.model, "AtoB")
+    net = METHODS[method].build_generator(cfg.model, "AtoB")
     converted = convert_state_dict(state, net, netG)
     net.load_state_dict(converted, strict=True)
     save_checkpoint(dst, generator_only_checkpoint(cfg, "AtoB", net, **(provenance or {"source": str(src)})))

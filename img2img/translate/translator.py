@@ -19,7 +19,7 @@ from ..hub import SCHEME, fetch_model, is_hub_reference
 from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
 from ..io.readers import pil_pixels, read_image
 from ..log import logger
-from ..methods import method_class
+from ..methods import METHODS
 from ..models.norm import FrameStatistics, shared_statistics
 from .precision import PRECISIONS, select
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
@@ -170,12 +170,12 @@ class Translator:
 
     @property
     def method(self):
-        return method_class(self.cfg.method)
+        return METHODS[self.cfg.method]
 
     def formats(self, direction: Direction) -> Formats:
         """The pixel formats users give and get in `direction`: the generator's (the model's input
         and output, or reversed), unless the method converts them (colourisation: 8-bit RGB)."""
-        user = self.method.user_formats(direction)
+        user = self.method.codec.user_formats(direction)
         return Formats(*user) if user else self.network_formats(direction)
 
     def network_formats(self, direction: Direction) -> Formats:
@@ -238,7 +238,7 @@ class Translator:
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         given = [self.pixels_of(item, direction) for item in items]
-        pixels = [self.method.to_network(p) for p in given]
+        pixels = [self.method.codec.to_network(p) for p in given]
         sizes = [p.shape[:2] for p in pixels]
         if size is not None:
             pixels = [resize_pixels(p, size, size) for p in pixels]
@@ -273,7 +273,7 @@ class Translator:
                     out[i] = result
         if size is not None:
             out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
-        out = [self.method.from_network(source, result) for source, result in zip(given, out)]
+        out = [self.method.codec.from_network(source, result) for source, result in zip(given, out)]
         return out[0] if single else out
 
     @torch.no_grad()
@@ -284,7 +284,7 @@ class Translator:
         before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
         to tile are tiled as images are, each by its own pooled tile statistics."""
         height, width = frames[0].shape[:2]
-        if statistics is not None and self.method.user_formats(direction):
+        if statistics is not None and self.method.codec.user_formats(direction):
             statistics = None  # the method converts frames on their way in and out: per frame
         if statistics is None or self.tiling_for(width, height, tile=tile) is not None:
             if statistics is not None and not self._noted_tiled_frames:
@@ -331,7 +331,7 @@ class Translator:
     def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:
         """One image in blended tiles (see img2img.translate.tiling); memory is bounded by the tile size."""
         if isinstance(pixels, Image.Image):
-            pixels = self.method.to_network(self.pixels_of(pixels, direction))
+            pixels = self.method.codec.to_network(self.pixels_of(pixels, direction))
         # Statistics shared across tiles need PyTorch's norm layers; per-tile ones run as whole images do.
         shared = tiling.statistics != "per-tile"
         net = self.generators.get(direction) if shared and direction in self.generators else self.network(direction)

@@ -7,10 +7,20 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers import ROOT, chromium_path, free_port, launch, make_checkpoint, make_paired, open_browser, random_image, screenshot_dir
+from helpers import (
+    ROOT,
+    chromium_path,
+    free_port,
+    launch,
+    make_checkpoint,
+    make_paired,
+    open_browser,
+    random_image,
+    screenshot_dir,
+)
+from PIL import Image
 
 from img2img.cli import main
-from PIL import Image
 
 sys.path.insert(0, str(ROOT))
 import app as app_module  # noqa: E402

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gradio_client import Client
-from helpers import (chromium_path, compare_states, launch, make_paired, open_browser, random_image,
-                     screenshot_dir)
+from helpers import chromium_path, compare_states, launch, make_paired, open_browser, random_image, screenshot_dir
 
 from img2img.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService

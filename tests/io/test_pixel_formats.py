@@ -15,13 +15,13 @@ from PIL import Image
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
-from img2img.config import DataConfig, RunConfig
+from img2img.config import DataConfig
 from img2img.data.builders import build_datasets
 from img2img.errors import ImageReadError, Img2ImgError
 from img2img.io.pixel_format import PixelFormat, describe_preview, preview_rgb
 from img2img.io.readers import list_items, read_image
 from img2img.io.writers import write_image
-from img2img.methods import METHODS
+from img2img.methods import METHODS, new_run_config
 from img2img.translate.translator import Translator
 
 TINY = ["--ngf", "8", "--ndf", "8", "--num-workers", "0", "--log-every", "1", "--device", "cpu"]
@@ -284,7 +284,7 @@ def test_translate_flags_are_checked_with_one_line(tmp_path, capsys):
 
 
 def test_range_lo_not_below_hi_is_refused_in_one_line():
-    from img2img.io.pixel_format import parse_range
+    from img2img.config import parse_range
 
     with pytest.raises(Img2ImgError, match="--range-a 3071,-1024: LO must be less than HI"):
         parse_range("3071,-1024", "--range-a")
@@ -386,7 +386,7 @@ def test_an_8bit_rgb_run_keeps_todays_default_formats(paired_dir, tmp_path):
     main(["train", "--data", str(paired_dir), "--out", str(tmp_path / "run"), "--max-steps", "1", *TINY_P2P])
     model = checkpoint_config(load_checkpoint(tmp_path / "run/checkpoints/latest.pt")).model
     assert PixelFormat.of_model(model, "in") == PixelFormat() == PixelFormat.of_model(model, "out")
-    assert RunConfig().data.preprocess == DataConfig().preprocess == "resize_and_crop"
+    assert new_run_config("pix2pix").data.preprocess == DataConfig().preprocess == "resize_and_crop"
 
 
 @pytest.mark.slow

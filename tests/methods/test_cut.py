@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from helpers import TINY_CUT, tiny_method
 
 from img2img.cli import main
-from img2img.config import RunConfig
 from img2img.losses import patch_nce_loss
-from img2img.methods import FastCUT
+from img2img.methods import new_run_config, run_config_from_dict
+from img2img.methods.cut import FastCUT
 from img2img.training.guard import guarded_step
 from img2img.translate.translator import Translator
 
@@ -69,7 +69,7 @@ def test_fastcut_is_cut_with_the_papers_fastcut_settings():
     fast = tiny_method("fastcut")
     assert isinstance(fast, FastCUT)
     assert (fast.cfg.lambda_nce, fast.cfg.nce_idt, fast.cfg.flip_equivariance) == (10.0, False, True)
-    train = RunConfig.for_method("fastcut").train
+    train = new_run_config("fastcut").train
     assert (train.epochs, train.epochs_decay) == (150, 50)
     losses = fast.training_step({"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1})
     assert "NCE" in losses and "NCE_Y" not in losses
@@ -145,10 +145,10 @@ def test_cuts_discriminator_is_the_cut_codes_antialiased_patchgan(size):
 
 
 def test_a_cut_checkpoint_from_before_antialias_d_keeps_its_plain_discriminator():
-    config = RunConfig.for_method("cut").to_dict()
+    config = new_run_config("cut").to_dict()
     del config["model"]["antialias_d"]  # as saved before the setting existed
-    assert not RunConfig.from_dict(config).model.antialias_d
-    assert RunConfig.for_method("cut").model.antialias_d and RunConfig.for_method("fastcut").model.antialias_d
+    assert not run_config_from_dict(config).model.antialias_d
+    assert new_run_config("cut").model.antialias_d and new_run_config("fastcut").model.antialias_d
 
 
 def test_projections_are_divided_by_their_norm_plus_1e_7_as_in_the_cut_code():

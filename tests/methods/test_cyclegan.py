@@ -6,8 +6,9 @@ from PIL import Image
 
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
-from img2img.config import ModelConfig, RunConfig
-from img2img.methods import ImagePool, build_method
+from img2img.config import ModelConfig
+from img2img.methods import build_method, new_run_config
+from img2img.methods.cyclegan import ImagePool
 
 
 def batch(n=1, size=32, seed=0):
@@ -88,7 +89,7 @@ def test_discriminator_step_changes_no_generator_weights_and_vice_versa():
 
 def test_pix2pix_steps_touch_only_their_own_network():
     torch.manual_seed(0)
-    method = build_method(RunConfig(model=ModelConfig(netG="unet_32", ngf=8, ndf=8)), torch.device("cpu"))
+    method = build_method(new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8)), torch.device("cpu"))
     b = batch()
     g0, d0 = snapshot(method.netG), snapshot(method.netD)
     fake = method.netG(b["A"])

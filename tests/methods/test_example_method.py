@@ -25,7 +25,7 @@ def load_example(monkeypatch):
 @pytest.mark.slow
 def test_the_example_method_trains_from_the_cli_with_its_own_flag(paired_dir, tmp_path, monkeypatch, capsys):
     example = load_example(monkeypatch)
-    monkeypatch.setitem(methods.METHODS, "edge-pix2pix", example.EdgePix2Pix)  # the one line
+    monkeypatch.setitem(methods.METHODS, "edge-pix2pix", example.SPEC)  # the one line
     out = tmp_path / "run"
     flags = ["--model", "edge-pix2pix", "--data", str(paired_dir), "--out", str(out), "--lambda-edge", "5",
              *TINY_PIX2PIX]

@@ -9,6 +9,7 @@ from helpers import TINY_PIX2PIX, tiny_method
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.losses import feature_matching_loss
+from img2img.methods import METHODS
 from img2img.models.discriminators import MultiscaleDiscriminator, PatchDiscriminator
 from img2img.translate.translator import Translator
 
@@ -110,10 +111,9 @@ def test_bad_ema_decay_is_refused():
 
 def test_improved_recipe_fills_in_its_settings_unless_given(tmp_path):
     from img2img.errors import Img2ImgError
-    from img2img.methods.pix2pix import Pix2Pix
     from img2img.training import config_for_run
 
-    improved = Pix2Pix.recipes["improved"]
+    improved = METHODS["pix2pix"].recipes["improved"]
     cfg = config_for_run({"method_config": {"recipe": "improved"}}, data="d", out=str(tmp_path / "a")).cfg
     for name, value in improved["model"].items():
         assert getattr(cfg.model, name) == value

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from img2img.config import ModelConfig
-from img2img.methods import CycleGAN
+from img2img.methods import METHODS
 from img2img.models import PatchDiscriminator, PixelDiscriminator, ResNetGenerator, UNetGenerator, build_generator
 from img2img.models.init import init_weights
 from img2img.models.norm import norm_layer
@@ -66,7 +66,7 @@ def test_pixel_discriminator_receptive_field_is_1():
 def test_default_generators_have_canonical_parameter_counts():
     # Counts from ../shared/reference/canonical_state_dicts.txt, so published weights can map 1:1.
     assert sum(p.numel() for p in build_generator(ModelConfig(netG="unet_256")).parameters()) == 54_413_955
-    cyc = build_generator(CycleGAN.default_model())
+    cyc = build_generator(METHODS["cyclegan"].default_model())
     assert sum(p.numel() for p in cyc.parameters()) == 11_378_179
 
 

@@ -14,8 +14,8 @@ from helpers import CHECKPOINT_FIXTURES, make_paired
 
 from img2img.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, upgrade_config_v1
 from img2img.cli import main
-from img2img.config import RunConfig
 from img2img.errors import Img2ImgError
+from img2img.methods import new_run_config, run_config_from_dict
 from img2img.translate.translator import Translator
 
 FIXTURES = CHECKPOINT_FIXTURES
@@ -35,11 +35,11 @@ def test_a_format_1_checkpoint_translates_as_it_did_when_written(method):
 def test_a_format_1_checkpoint_is_upgraded_to_the_current_config():
     state = load_checkpoint(FIXTURES / "cyclegan.pt")
     assert state["format_version"] == FORMAT_VERSION
-    cfg = RunConfig.from_dict(state["config"])
+    cfg = run_config_from_dict(state["config"])
     assert cfg.method == "cyclegan" and cfg.model.netG == "resnet_6blocks"
     assert (cfg.method_config.gan_mode, cfg.method_config.lambda_cycle, cfg.method_config.pool_size) == ("lsgan", 10.0, 50)
     # Runs from before format 3 resized with cv2's area filter, and resume with it.
-    assert cfg.data.resize == "area" and RunConfig().data.resize == "bicubic"
+    assert cfg.data.resize == "area" and new_run_config("pix2pix").data.resize == "bicubic"
     assert cfg.train.speed.fused_adam and cfg.train.speed.amp is None
 
 
@@ -62,10 +62,10 @@ def test_amp_of_a_checkpoint_from_before_the_fast_path_keeps_meaning_cuda_only()
     for key in ("channels_last", "compile", "cuda_graphs", "fused_adam", "cudnn_benchmark", "sync_bn"):
         old["train"].pop(key)  # absent before the fast path
     old["train"]["amp"] = True  # that version's default: bf16 autocast on CUDA, nothing on CPU
-    upgraded = RunConfig.from_dict(upgrade_config_v1(old))
+    upgraded = run_config_from_dict(upgrade_config_v1(old))
     assert upgraded.train.speed.amp is None  # the measured default: off on CPU, on for CUDA when batched
-    assert not upgraded.train.speed.resolve(torch.device("cpu"), batch_size=16).amp
-    assert upgraded.train.speed.resolve(torch.device("cuda"), batch_size=16).amp
+    assert not upgraded.train.speed.resolve("cpu", batch_size=16).amp
+    assert upgraded.train.speed.resolve("cuda", batch_size=16).amp
 
 
 def test_a_checkpoint_from_a_newer_version_is_refused_clearly(tmp_path):

@@ -11,8 +11,8 @@ from helpers import TINY_CYCLEGAN, TINY_PIX2PIX, tiny_method
 
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
-from img2img.config import RunConfig, SpeedConfig, TrainConfig
-from img2img.methods import build_method
+from img2img.config import SpeedConfig, TrainConfig
+from img2img.methods import build_method, new_run_config
 from img2img.models.padding import pad2d
 from img2img.training.cuda_graph import check_capturable, make_capturable
 from img2img.training.guard import guarded_step
@@ -116,7 +116,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 def cuda_method(method: str, **speed):
     torch.manual_seed(0)
     improved = method == "pix2pix-improved"
-    cfg = RunConfig.for_method("pix2pix" if improved else method,
+    cfg = new_run_config("pix2pix" if improved else method,
                                train=TrainConfig(device="cuda", speed=SpeedConfig(**speed)))
     cfg.model.netG = "resnet_6blocks" if method == "cyclegan" else "unet_32"
     cfg.model.ngf = cfg.model.ndf = 8

@@ -9,8 +9,9 @@ from helpers import TINY_PIX2PIX
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from img2img.cli import main
-from img2img.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from img2img.config import DataConfig, ModelConfig, TrainConfig
 from img2img.log import MetricsLog
+from img2img.methods import equivalent_command, new_run_config
 from img2img.training import Trainer
 from img2img.training.checkpoint_files import numbered_checkpoints
 
@@ -88,7 +89,7 @@ class InMemoryPairs(torch.utils.data.Dataset):
 
 
 def test_a_trainer_trains_on_datasets_passed_in(tmp_path):
-    cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
+    cfg = new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
                                data=DataConfig(size=32, num_workers=0),
                                train=TrainConfig(out=str(tmp_path / "run"), max_steps=3, log_every=1, device="cpu"))
     trainer = Trainer(cfg, InMemoryPairs(4))
@@ -119,7 +120,7 @@ def test_metrics_csv_is_appended_and_rewritten_only_for_a_new_column(tmp_path, m
 def test_checkpoints_are_ordered_by_step_not_file_time(tmp_path):
     for name, step in (("step_0000010.pt", 10), ("epoch_0001_step_0000020.pt", 20), ("step_0000030.pt", 30),
                        ("epoch_0002.pt", 40)):
-        save_checkpoint(tmp_path / name, {"config": RunConfig().to_dict(), "progress": {"step": step}})
+        save_checkpoint(tmp_path / name, {"config": new_run_config("pix2pix").to_dict(), "progress": {"step": step}})
     # Copying a run folder (or a clock change) can give any order of modification times.
     for i, name in enumerate(["step_0000030.pt", "epoch_0002.pt", "step_0000010.pt", "epoch_0001_step_0000020.pt"]):
         os.utime(tmp_path / name, (1000 + i, 1000 + i))
@@ -131,10 +132,9 @@ def test_the_equivalent_command_rebuilds_the_config(tmp_path):
     import shlex
 
     from img2img.cli import build_parser, given_settings
-    from img2img.config import RunConfig, equivalent_command
     from img2img.training import config_for_run
 
-    cfg = RunConfig.for_method("cyclegan")
+    cfg = new_run_config("cyclegan")
     cfg.data.root, cfg.data.size, cfg.data.range_a = str(tmp_path / "my data"), (64, 32), (-1024.0, 3071.0)
     cfg.data.domain_a, cfg.model.ngf, cfg.data.flip = "horse photo", 16, False
     cfg.method_config.lambda_cycle, cfg.train.lr, cfg.train.speed.amp = 5.0, 1e-4, False

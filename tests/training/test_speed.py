@@ -111,7 +111,7 @@ def test_the_unfused_fallback_reads_the_loss_on_the_host(host_reads_forbidden):
 
 def test_device_defaults_are_the_measured_ones():
     def switches(device, batch_size=1, generator="unet"):
-        speed = SpeedConfig().resolve(torch.device(device), batch_size, generator)
+        speed = SpeedConfig().resolve(device, batch_size, generator)
         return speed.amp, speed.channels_last, speed.compile, speed.fused_adam, speed.cudnn_benchmark
     assert switches("cpu", 64) == (False, False, False, True, False)
     # Batch 1 on CUDA: plain fp32 was faster than bf16 with channels_last.
@@ -119,8 +119,8 @@ def test_device_defaults_are_the_measured_ones():
     assert switches("cuda", 64) == (True, True, False, True, True)
     # channels_last lost with ResNet generators (reflection padding, instance norm).
     assert switches("cuda", 16, "resnet_9blocks") == (True, False, False, True, True)
-    assert SpeedConfig(amp=True).resolve(torch.device("cpu")).amp
-    assert SpeedConfig(channels_last=True).resolve(torch.device("cuda"), 16, "resnet_9blocks").channels_last
+    assert SpeedConfig(amp=True).resolve("cpu").amp
+    assert SpeedConfig(channels_last=True).resolve("cuda", 16, "resnet_9blocks").channels_last
 
 
 def test_channels_last_training_gives_the_contiguous_losses():

@@ -7,8 +7,8 @@ from helpers import TINY_PIX2PIX, make_paired, make_unpaired, tiny_method
 
 from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
-from img2img.config import ModelConfig, RunConfig
-from img2img.methods import METHODS
+from img2img.config import ModelConfig
+from img2img.methods import METHODS, new_run_config
 from img2img.models import build_discriminator, init_weights
 from img2img.training.guard import guarded_step
 
@@ -29,7 +29,7 @@ def test_each_init_type_draws_its_own_weights_and_keeps_the_gain():
 def test_the_methods_default_initialisations_are_unchanged():
     assert [METHODS[m].default_model().init_type for m in ("pix2pix", "cyclegan", "cut", "fastcut")] == [
         "normal", "normal", "xavier", "xavier"]
-    assert RunConfig.for_method("pix2pix").model.init_gain == 0.02
+    assert new_run_config("pix2pix").model.init_gain == 0.02
 
 
 def test_init_type_is_stored_and_cannot_change_on_resume(tmp_path, capsys):
@@ -48,7 +48,7 @@ def test_max_dataset_size_trains_on_a_fixed_seeded_subset(tmp_path):
     from img2img.data.builders import build_train_dataset
 
     data = make_unpaired(tmp_path / "data", n_a=6, n_b=7)
-    cfg = RunConfig.for_method("cyclegan")
+    cfg = new_run_config("cyclegan")
     cfg.data.root, cfg.data.max_dataset_size = str(data), 3
 
     def subset(seed):

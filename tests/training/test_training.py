@@ -9,8 +9,8 @@ from helpers import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitw
 
 from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
-from img2img.config import ModelConfig, RunConfig
-from img2img.methods import build_method
+from img2img.config import ModelConfig
+from img2img.methods import build_method, new_run_config
 from img2img.training.schedule import lr_factor
 from img2img.translate.translator import Translator
 
@@ -79,7 +79,7 @@ def test_checkpoint_round_trips_to_an_identical_model(paired_dir, tmp_path):
 def test_pix2pix_overfits_one_pair():
     """L1 must halve within 200 steps; 120 keep the test quick and still pass with margin."""
     torch.manual_seed(0)
-    cfg = RunConfig(model=ModelConfig(netG="unet_32", ngf=16, ndf=16))
+    cfg = new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=16, ndf=16))
     method = build_method(cfg, torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     a = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g) * 2 - 1, size=32, mode="bilinear")
@@ -238,7 +238,7 @@ def test_a_trainer_is_freed_when_dropped_so_its_loader_workers_exit(paired_dir, 
     from img2img.config import DataConfig, TrainConfig
     from img2img.training import Trainer
 
-    cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
+    cfg = new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
                                data=DataConfig(root=str(paired_dir), size=32, load_size=36, num_workers=1),
                                train=TrainConfig(out=str(tmp_path / "run"), max_steps=1, device="cpu", fid_every=0))
     trainer = Trainer.from_config(cfg)
@@ -256,7 +256,7 @@ EXITS_WITH_A_LIVE_TRAINER = """
 import sys
 from img2img.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from img2img.training import Trainer
-cfg = RunConfig.for_method("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
+cfg = new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
                            data=DataConfig(root=sys.argv[1], size=32, load_size=36, num_workers=1),
                            train=TrainConfig(out=sys.argv[2], max_steps=1, device="cpu", fid_every=0))
 trainer = Trainer.from_config(cfg)  # still referenced when the interpreter exits

@@ -7,6 +7,7 @@ from helpers import make_checkpoint, random_image
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
+from img2img.methods import new_run_config
 from img2img.translate.translator import Translator
 
 
@@ -111,13 +112,12 @@ def test_the_card_states_only_the_metrics_the_run_measured(hub, tmp_path):
     found = validation_results(run, step=30)
     assert found.step == 20 and found.values == {"val_l1": 0.125, "val_psnr": 21.5}
     assert validation_results(run, step=10) is None
-    from img2img.config import RunConfig
 
-    card = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, found, None, None, [], 7)
+    card = model_card(new_run_config("pix2pix"), "someone/tiny", ["AtoB"], 30, found, None, None, [], 7)
     assert "{type: l1, value: 0.125, name: L1 at step 20}" in card and "{type: psnr, value: 21.5" in card
     assert ", 7 validation images" in card and "```bash\nimg2img train --model pix2pix" in card
     assert "fid" not in card.split("---")[1] and "license" not in card
-    silent = model_card(RunConfig.for_method("pix2pix"), "someone/tiny", ["AtoB"], 30, None, None, None, [])
+    silent = model_card(new_run_config("pix2pix"), "someone/tiny", ["AtoB"], 30, None, None, None, [])
     assert "model-index" not in silent and "recorded no validation metrics" in silent
 
 
@@ -142,9 +142,8 @@ def test_every_command_that_loads_checkpoints_takes_hf(hub, tmp_path, capsys):
 
 
 def test_the_bundled_model_publishes_as_it_is_with_its_hub_card(hub, tmp_path):
-    from huggingface_hub import ModelCard
-
     from helpers import ROOT
+    from huggingface_hub import ModelCard
 
     bundled = ROOT / "checkpoints" / "maps_aerial2map" / "model.pt"
     assert main(["push", "--checkpoint", str(bundled), "--repo", "img2img/maps_aerial2map"]) == 0

@@ -7,8 +7,8 @@ import torch
 from helpers import SMALL_MODELS, make_checkpoint, random_image
 
 from img2img.cli import main
-from img2img.config import RunConfig
 from img2img.errors import Img2ImgError
+from img2img.methods import run_config_from_dict
 from img2img.translate.onnx_graph import META_CONFIG, OPSET
 from img2img.translate.translator import Translator
 
@@ -39,7 +39,7 @@ def test_onnx_file_carries_the_config_and_opset(tmp_path):
     main(["export", "--format", "onnx", str(checkpoint), str(tmp_path / "p.onnx")])
     model = onnx.load(str(tmp_path / "p.onnx"))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert RunConfig.from_dict(__import__("json").loads(meta[META_CONFIG])).model.netG == "unet_32"
+    assert run_config_from_dict(__import__("json").loads(meta[META_CONFIG])).model.netG == "unet_32"
     assert meta["img2img.direction"] == "AtoB" and meta["img2img.size_multiple"] == "32"
     assert {o.domain: o.version for o in model.opset_import}[""] == OPSET
     ops = {n.op_type for n in model.graph.node}

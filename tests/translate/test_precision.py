@@ -13,6 +13,7 @@ from helpers import make_checkpoint, make_paired, random_image
 
 from img2img.cli import main
 from img2img.errors import Img2ImgError
+from img2img.methods import METHODS, new_run_config
 from img2img.translate import precision
 from img2img.translate.onnx_graph import META_CONFIG, META_DIRECTION, file_sha256
 from img2img.translate.precision import META_CALIBRATION, META_CHECKPOINT, META_PRECISION, QualityGate
@@ -209,12 +210,10 @@ def test_an_unknown_precision_is_refused(tmp_path):
 def test_the_convolution_count_equals_torchs_flop_counter(netG):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from img2img.config import RunConfig
-    from img2img.methods import method_class
 
-    cfg = RunConfig.for_method("pix2pix")
+    cfg = new_run_config("pix2pix")
     cfg.model.netG, cfg.model.ngf = netG, 8
-    generator = method_class("pix2pix").build_generator(cfg.model, "AtoB", "image").eval()
+    generator = METHODS["pix2pix"].build_generator(cfg.model, "AtoB", "image").eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         generator(torch.zeros(1, 3, 256, 256))
     assert precision.generator_gflop(generator, generator.size_multiple) == pytest.approx(
