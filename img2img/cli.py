@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,8 @@ def add_train_parser(sub) -> None:
                    "for unpaired ones")
     p.add_argument("--out", help="run folder (default runs/<data name>_<model>)")
     p.add_argument("--resume", help="checkpoint to continue from, or 'auto' for the newest usable one in OUT")
+    p.add_argument("--config", help="a run's config.json to start from (flags given beside it win); a resumed run "
+                   "keeps its checkpoint's")
     add_config_flags(p.add_argument_group("data"), "data", DataConfig)
     add_config_flags(p.add_argument_group("model (fixed once trained)"), "model", ModelConfig, model_defaults())
     settings, defaults, used_by = method_settings()
@@ -111,22 +114,31 @@ def add_train_parser(sub) -> None:
 def run_train(args) -> int:
     from .training import Trainer, config_for_run
     from .training.distributed import teardown
+    from .training.run_folder import RunFolder, one_line, read_config
 
-    start = config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
-                           method=args.model, data=args.data, out=args.out, resume=args.resume)
+    try:
+        base = read_config(args.config) if args.config else None
+        start = config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
+                               method=args.model, data=args.data, out=args.out, resume=args.resume, base=base)
+    except Img2ImgError as e:
+        if args.out and Path(args.out).is_dir():  # whoever watches the folder learns why the run never began
+            RunFolder(args.out).update_status(state="failed", error=one_line(e))
+        raise
     cfg = start.cfg
     try:
-        trainer = Trainer.from_config(cfg)
-        if start.state is not None:
-            trainer.load_state_dict(start.state)
-            trainer.info(f"resumed from {start.resumed_from} at step {trainer.progress.step} "
-                         f"(epoch {trainer.progress.epoch + 1})")
-        ranks = trainer.ranks
-        where = f"{ranks.world_size} ranks on {trainer.device.type}" if ranks.enabled else str(trainer.device)
-        trainer.info(f"training {cfg.method} ({trainer.cfg.model.netG}) on {cfg.data.root} "
-                     f"({len(trainer.train_set)} samples/epoch) on {where} ({trainer.speed.describe()}); "
-                     f"outputs in {cfg.train.out}")
-        trainer.fit()
+        # status.json says how the run ends, a refusal before training too (rank 0 writes it).
+        with RunFolder(cfg.train.out).reporting(main=os.environ.get("RANK", "0") == "0"):
+            trainer = Trainer.from_config(cfg)
+            if start.state is not None:
+                trainer.load_state_dict(start.state)
+                trainer.info(f"resumed from {start.resumed_from} at step {trainer.progress.step} "
+                             f"(epoch {trainer.progress.epoch + 1})")
+            ranks = trainer.ranks
+            where = f"{ranks.world_size} ranks on {trainer.device.type}" if ranks.enabled else str(trainer.device)
+            trainer.info(f"training {cfg.method} ({trainer.cfg.model.netG}) on {cfg.data.root} "
+                         f"({len(trainer.train_set)} samples/epoch) on {where} ({trainer.speed.describe()}); "
+                         f"outputs in {cfg.train.out}")
+            trainer.fit()
         if trainer.stopped:
             trainer.info(f"resume with: img2img train --resume auto --out {cfg.train.out}")
     finally:

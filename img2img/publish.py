@@ -9,7 +9,6 @@ left out, never invented.
 """
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from .checkpoint import (
 from .config import RunConfig
 from .errors import Img2ImgError
 from .methods import METHODS, equivalent_command
+from .training.run_folder import RunFolder
 
 # metrics.csv columns of validation results, and their model-index names.
 CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR"}
@@ -40,18 +40,14 @@ class Validation:
 
 
 def validation_results(run: Path, step: int) -> Validation | None:
-    """The last row of RUN/metrics.csv at or before `step` holding validation results."""
-    path = run / "metrics.csv"
-    if not path.is_file():
-        return None
+    """The run's last evaluation row (RunFolder's metrics) at or before `step`."""
     found = None
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if int(row["step"]) > step:
-                break
-            values = {k: float(v) for k, v in row.items() if v not in ("", None) and _metric(k)}
-            if values:
-                found = Validation(int(row["step"]), values)
+    for row in RunFolder(run).metrics():
+        if row.step > step:
+            break
+        values = {k: v for k, v in row.values.items() if isinstance(v, float) and _metric(k)}
+        if row.kind == "eval" and values:
+            found = Validation(row.step, values)
     return found
 
 

@@ -28,8 +28,8 @@ LAYERS = [
     {"losses"},
     {"methods"},
     {"checkpoint", "data", "metrics"},
-    {"translate", "publish"},
-    {"training"},
+    {"translate"},
+    {"training", "publish"},
     {"service"},
     {"cli", "demo", "inference", "__main__", "__init__"},
 ]

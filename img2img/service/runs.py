@@ -1,15 +1,17 @@
-"""Training runs for the app: each in its own process, started as `img2img train` is, in a folder
-under the server's runs folder, and watched through that folder alone.
+"""Training runs for the app: each in its own process, started as `img2img train --config` from
+the config the page asked for, in a folder under the server's runs folder, and watched through
+that folder alone.
 
-A run's folder holds `run.json` (how it was asked for and launched), `train.log` (the process's
-output) and what the trainer writes (config.json, schedule.json, metrics.csv, samples/,
-checkpoints/). Nothing else is kept in memory that a restarted server would need: the processes
-run in sessions of their own, so they outlive the page and the server, and a new server finds
-them again from their folders. A run whose process is gone without saying how it ended is
-`interrupted`, and resumes from its newest checkpoint."""
+A run's folder holds `run.json` (the app's queue record: asked for, launched, stop asked),
+`request.json` (the config the run starts from), `train.log` (the process's output, shown, never
+parsed) and what the trainer writes (the contract in training/run_folder.py: status.json,
+metrics.csv, config.json, samples/, checkpoints/). Nothing else is kept in memory that a
+restarted server would need: the processes run in sessions of their own, so they outlive the
+page and the server, and a new server finds them again from their folders. A run whose process
+is gone without saying how it ended is `interrupted`, and resumes from its newest checkpoint."""
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import os
 import re
@@ -23,16 +25,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import RunConfig
 from ..errors import Img2ImgError
 from ..files import atomic_write_text
 from ..log import logger
+from ..methods import equivalent_command
+from ..training.run_folder import RunFolder, RunStatus, process_alive
 
 RUN_FILE = "run.json"
+REQUEST_FILE = "request.json"
 LOG_FILE = "train.log"
 TRAIN_COMMAND = (sys.executable, "-m", "img2img", "train")
-# How a run's process ends, in the trainer's words (cli.run_train and Trainer.fit).
-ENDED = re.compile(r"^(finished|stopped) at step (\d+)")
-ERROR = re.compile(r"^(?:img2img[\w ]*: )?error: (.*)")
 
 
 @dataclass
@@ -109,18 +112,22 @@ class RunManager:
 
     # Asking for work ---------------------------------------------------------------------------
 
-    def submit(self, argv: list[str], name: str) -> str:
-        """Queue a new run of `img2img train ARGV --out RUNS/NAME` (NAME made unique); returns its name."""
+    def submit(self, cfg: RunConfig, name: str) -> str:
+        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique); returns its name. The process
+        starts from the config itself; the equivalent command is kept to show, and to repeat the
+        run in a terminal."""
         with self._lock:
             folder = self._new_folder(name)
-            self._write(folder, {"name": folder.name, "argv": list(argv), "command": self.command_text(argv, folder),
-                                 "created": time.time(), "queued_at": time.time(), "state": "queued", "launches": 0})
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
+            atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
+            self._write(folder, {"name": folder.name, "command": self.command_text(cfg), "created": time.time(),
+                                 "queued_at": time.time(), "state": "queued", "launches": 0})
             self.tick()
             return folder.name
 
     @staticmethod
-    def command_text(argv: list[str], folder: Path) -> str:
-        return shlex.join(["img2img", "train", *argv, "--out", str(folder)])
+    def command_text(cfg: RunConfig) -> str:
+        return f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
 
     def resume(self, name: str) -> None:
         """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint
@@ -170,51 +177,43 @@ class RunManager:
     def runs(self) -> list[RunView]:
         return [self.view(name) for name in self.names()]
 
-    def view(self, name: str, rows: list[dict] | None = None) -> RunView:
-        """The run's state and progress; `rows`: its metrics.csv rows, where already read."""
+    def view(self, name: str, status: RunStatus | None = None) -> RunView:
+        """The run's state and progress, from its run.json and the trainer's status.json."""
         folder = self.folder(name)
         record = self._read(name)
-        ended = _ended(folder)
-        view = RunView(name=name, state=self._state(record, folder, ended), command=record.get("command", ""))
+        status = RunFolder(folder).status() if status is None else status
+        view = RunView(name=name, state=self._state(record, folder, status), command=record.get("command", ""))
         if view.state == "queued":
             queued = sorted((r.get("queued_at", 0), n) for n in self.names()
                             if (r := self._read(n)).get("state") == "queued")
             view.queue_position = 1 + [n for _, n in queued].index(name)
         if view.state == "failed":
-            view.error = self._error(folder, record)
+            view.error = status.error if status and status.state == "failed" else \
+                f"the process ended with code {record.get('exit_code')} before training began"
         elif view.state == "interrupted" and (record.get("exit_code") or 0) < 0:
             view.error = f"killed by {signal.Signals(-record['exit_code']).name}"
-        schedule = _read_json(folder / "schedule.json")
-        view.total_steps, view.total_epochs = schedule.get("total_steps"), schedule.get("total_epochs")
-        if view.total_steps and schedule.get("steps_per_epoch"):  # --max-steps may end it before the schedule
-            view.total_epochs = min(view.total_epochs, -(-view.total_steps // schedule["steps_per_epoch"]))
-        rows = read_metrics(folder) if rows is None else rows
-        train_rows = [r for r in rows if "images_per_s" in r]
-        if train_rows:
-            last = train_rows[-1]
-            view.step, view.epoch, view.images_per_s = int(last["step"]), int(last.get("epoch", 0)), last["images_per_s"]
+        if status is not None:
+            view.step, view.epoch, view.images_per_s = status.step, status.epoch, status.images_per_s
+            view.total_steps, view.total_epochs = status.total_steps, status.total_epochs
+            if view.total_steps and status.steps_per_epoch:  # --max-steps may end it before the schedule
+                view.total_epochs = min(view.total_epochs, -(-view.total_steps // status.steps_per_epoch))
             if view.total_steps and view.images_per_s:
-                steps_per_s = view.images_per_s / schedule.get("batch_size", 1)
-                view.eta_s = (view.total_steps - view.step) / steps_per_s
-        if ended and view.state in ("finished", "stopped"):
-            view.step = max(view.step, ended[1])
-        view.checkpoint = self.checkpoint(name)
+                view.eta_s = (view.total_steps - view.step) / (view.images_per_s / status.batch_size)
+        view.checkpoint = RunFolder(folder).checkpoint()
         return view
 
     def watch(self, name: str, log_lines: int = 15) -> RunWatch:
-        folder = self.folder(name)
-        rows = read_metrics(folder)
-        watch = RunWatch(self.view(name, rows))
-        for row in rows:
-            if "images_per_s" in row:
-                watch.losses += [{"step": row["step"], "loss": k, "value": v} for k, v in row.items()
-                                 if k not in ("step", "epoch", "lr", "images_per_s") and v is not None]
+        run = RunFolder(self.folder(name))
+        watch = RunWatch(self.view(name))
+        for row in run.metrics():
+            numbers = {k: v for k, v in row.values.items() if isinstance(v, float)}
+            if row.kind == "train":
+                watch.losses += [{"step": row.step, "loss": k, "value": v} for k, v in numbers.items()
+                                 if k not in ("lr", "images_per_s")]
             else:
-                watch.evaluations += [{"step": row["step"], "metric": k, "value": v} for k, v in row.items()
-                                      if k not in ("step", "epoch") and v is not None]
-        samples = sorted((folder / "samples").glob("step_*.png"))
-        watch.sample = samples[-1] if samples else None
-        watch.log_tail = "\n".join(log_tail(folder / LOG_FILE, log_lines))
+                watch.evaluations += [{"step": row.step, "metric": k, "value": v} for k, v in numbers.items()]
+        watch.sample = run.newest_sample()
+        watch.log_tail = "\n".join(log_tail(run.path / LOG_FILE, log_lines))
         return watch
 
     def signature(self, name: str) -> tuple:
@@ -222,13 +221,14 @@ class RunManager:
         nothing needs to be read or drawn again."""
         folder = self.folder(name)
         stats = []
-        for path in (folder / RUN_FILE, folder / "metrics.csv", folder / LOG_FILE, folder / "samples"):
+        for path in (folder / RUN_FILE, folder / "status.json", folder / "metrics.csv", folder / LOG_FILE,
+                     folder / "samples"):
             try:
                 st = path.stat()
                 stats.append((st.st_mtime_ns, st.st_size))
             except OSError:
                 stats.append(None)
-        return name, self._state(self._read(name), folder), *stats
+        return name, self._state(self._read(name), folder, RunFolder(folder).status()), *stats
 
     def folder(self, name: str) -> Path:
         if not name or "/" in name or "\\" in name or name.startswith(".") or \
@@ -238,8 +238,7 @@ class RunManager:
 
     def checkpoint(self, name: str) -> Path | None:
         """The run's best.pt (lowest FID) where it has one, else its latest.pt."""
-        folder = self.runs_dir / name / "checkpoints"
-        return next((p for p in (folder / "best.pt", folder / "latest.pt") if p.is_file()), None)
+        return RunFolder(self.runs_dir / name).checkpoint()
 
     # Processes ---------------------------------------------------------------------------------
 
@@ -249,7 +248,7 @@ class RunManager:
             records = {n: self._read(n) for n in self.names()}
             # From run.json and /proc alone: this runs every second, and reads no logs.
             active = sum(r.get("state") == "launched" and r.get("exit_code") is None and bool(r.get("pid"))
-                         and _is_run_process(r["pid"], self.runs_dir / n) for n, r in records.items())
+                         and process_alive(r["pid"], self.runs_dir / n) for n, r in records.items())
             for queued_at, name in sorted((r.get("queued_at", 0), n) for n, r in records.items()
                                           if r.get("state") == "queued"):
                 if active >= self.max_runs:
@@ -272,7 +271,7 @@ class RunManager:
 
     def _launch(self, name: str, record: dict) -> None:
         folder = self.runs_dir / name
-        argv = list(record["argv"])
+        argv = ["--config", str(folder / REQUEST_FILE)]
         if record.get("launches"):
             argv += ["--resume", "auto"]
         with open(folder / LOG_FILE, "ab") as log:
@@ -300,32 +299,25 @@ class RunManager:
                 record.update(exit_code=code, ended_at=time.time())
                 self._write(folder, record)
 
-    def _state(self, record: dict, folder: Path, ended: tuple[str, int] | None | bool = False) -> str:
-        """`ended`: `_ended(folder)` where already read (False: not yet)."""
+    def _state(self, record: dict, folder: Path, status: RunStatus | None) -> str:
+        """The app's queue (run.json) for a run that waits; the trainer's status.json, and whether
+        its process lives, for one that was launched."""
         state = record.get("state")
-        if state in ("queued", "cancelled"):
+        if state in ("queued", "cancelled", "stopped"):
             return state
-        if state == "stopped":
-            return "stopped"
-        pid = record.get("pid")
-        if record.get("exit_code") is None and pid and _is_run_process(pid, folder):
+        launched_alive = record.get("exit_code") is None and bool(record.get("pid")) and \
+            process_alive(record["pid"], folder)
+        newest = status is not None and status.updated >= record.get("started_at", 0) - 1
+        status_alive = newest and status.claims_to_run and RunFolder(folder).process_alive(status) is not False
+        if launched_alive or status_alive:
             return "stopping" if record.get("stop_requested") else "running"
-        ended = _ended(folder) if ended is False else ended
-        if ended:
-            return ended[0]
-        if record.get("stop_requested"):  # stopped before training began (Ctrl-C while it starts)
+        if newest and not status.claims_to_run:
+            return status.state
+        if record.get("stop_requested"):  # stopped before the trainer said anything
             return "stopped"
-        code = record.get("exit_code")
-        if (code is not None and code > 0) or _error_line(folder):
+        if (record.get("exit_code") or 0) > 0 and not newest:
             return "failed"
         return "interrupted"  # killed by a signal, or gone with the machine: its checkpoints stand
-
-    def _error(self, folder: Path, record: dict) -> str:
-        line = _error_line(folder)
-        if line:
-            return line
-        tail = [t for t in log_tail(folder / LOG_FILE, 5) if t.strip()]
-        return f"the process ended with code {record.get('exit_code')}" + (f": {tail[-1]}" if tail else "")
 
     def _new_folder(self, name: str) -> Path:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
@@ -350,24 +342,6 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _is_run_process(pid: int, folder: Path) -> bool:
-    """Whether process `pid` lives and is this run's (a pid is reused once its process is gone)."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.parent.parent.is_dir() and Path("/proc/self").exists():
-        try:
-            words = cmdline.read_bytes().split(b"\0")
-            status = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
-        return not zombie and str(folder).encode() in words
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 def log_tail(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a log, a progress bar's redraws (carriage returns) as lines."""
     try:
@@ -379,45 +353,3 @@ def log_tail(path: Path, lines: int) -> list[str]:
         return []
     out = [line.rstrip() for line in re.split(r"[\r\n]+", text) if line.strip()]
     return out[-lines:]
-
-
-def _ended(folder: Path) -> tuple[str, int] | None:
-    """How the newest launch ended, from the trainer's last words: (finished|stopped, step)."""
-    for line in reversed(log_tail(folder / LOG_FILE, 40)):
-        if line.startswith("--- resumed"):
-            return None
-        match = ENDED.match(line)
-        if match:
-            return match[1], int(match[2])
-    return None
-
-
-def _error_line(folder: Path) -> str:
-    for line in reversed(log_tail(folder / LOG_FILE, 40)):
-        if line.startswith("--- resumed"):
-            return ""
-        match = ERROR.match(line)
-        if match:
-            return match[1]
-    return ""
-
-
-def read_metrics(folder: Path) -> list[dict]:
-    """metrics.csv's rows, numbers as floats (an empty cell is None); a half-written last line
-    (the trainer appends while the page reads) is left out."""
-    try:
-        with open(folder / "metrics.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return []
-    out = []
-    for row in rows:
-        try:
-            parsed = {k: (float(v) if v not in ("", None) else None) for k, v in row.items() if k is not None}
-        except ValueError:
-            continue
-        if parsed.get("step") is None:
-            continue
-        parsed["step"] = int(parsed["step"])
-        out.append(parsed)
-    return out

@@ -3,12 +3,12 @@ as the CLI takes them, runs in processes of their own, and their models in the t
 
 A run's settings become a config through the same code as `img2img train`'s flags: every setting
 of the config dataclasses (config.setting_specs), parsed and checked with the CLI's one-line
-refusals. The run is started with `img2img train` and the flags `methods.equivalent_command` writes
-for that config, and the page shows that command, so a run from the page can be repeated in a
-terminal."""
+refusals. The run is started from that config itself (`img2img train --config`); the page shows
+the equivalent command (`methods.equivalent_command`), so a run from the page can be repeated in
+a terminal."""
 from __future__ import annotations
 
-import shlex
+import dataclasses
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from ..errors import Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
 from ..io.readers import read_image
-from ..methods import METHODS, equivalent_command, method_settings, model_defaults
+from ..methods import METHODS, method_settings, model_defaults
 from ..training.resume import config_for_run
 from ..translate.onnx_graph import export_checkpoint
 from ..translate.translator import to_pil
@@ -90,14 +90,15 @@ def form_settings() -> list[FormSetting]:
 
 @dataclass
 class RunPlan:
-    """A run about to start: its config, the flags that make it, and the command to show."""
+    """A run about to start: its config, and its name under the runs folder."""
 
     cfg: RunConfig
-    argv: list[str]
     name: str
 
     def command(self, runs_dir: Path) -> str:
-        return RunManager.command_text(self.argv, runs_dir / self.name)
+        """The `img2img train` command that makes the same run in a terminal."""
+        return RunManager.command_text(dataclasses.replace(
+            self.cfg, train=dataclasses.replace(self.cfg.train, out=str(runs_dir / self.name))))
 
 
 class TrainingService:
@@ -185,8 +186,7 @@ class TrainingService:
         except ValueError as e:
             raise Img2ImgError(str(e)) from None
         check_settings(start.cfg)
-        argv = shlex.split(equivalent_command(start.cfg))[2:]
-        return RunPlan(start.cfg, argv, name)
+        return RunPlan(start.cfg, name)
 
     @staticmethod
     def _preset(method: str, preset: str) -> list[tuple[str, str, object]]:
@@ -202,7 +202,7 @@ class TrainingService:
         return []
 
     def start(self, plan: RunPlan) -> str:
-        return self.runs.submit(plan.argv, plan.name)
+        return self.runs.submit(plan.cfg, plan.name)
 
     # ---- runs -----------------------------------------------------------------------------------
     def list_runs(self) -> list[RunView]:

@@ -11,10 +11,10 @@ from torch.utils.data import Dataset
 from ..config import RunConfig
 from ..data.builders import build_val_dataset
 from ..device import Ranks
-from ..log import MetricsLog
 from ..methods import TrainingMethod
 from . import distributed
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
+from .run_folder import MetricsLog
 from .progress import Progress
 from .schedule import plateau_metric
 
@@ -85,7 +85,7 @@ class Evaluation:
         if results is None:
             return None
         results["seconds_fid"] = round(time.perf_counter() - started, 2)
-        metrics.write({"step": p.step, "epoch": p.epoch, **results})
+        metrics.write("eval", p.step, p.epoch, results)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items()
                           if k.startswith(("fid_AtoB", "fid_BtoA", "kid_", "val_")))
         if "inception_weights" in results:

@@ -33,17 +33,19 @@ def default_out(data: str, method: str) -> str:
 
 
 def config_for_run(overrides: Overrides | None = None, method: str | None = None, data: str | None = None,
-                   out: str | None = None, resume: str | None = None) -> RunStart:
-    """A new run of `method` (default pix2pix) with `overrides`, or, with `resume` (a checkpoint
-    path, or "auto" for the newest usable one in OUT/checkpoints), the checkpoint's run with
-    `overrides` applied."""
+                   out: str | None = None, resume: str | None = None, base: RunConfig | None = None) -> RunStart:
+    """A new run of `method` (default pix2pix), or of `base` (a saved config, e.g. the app's
+    request), with `overrides`; or, with `resume` (a checkpoint path, or "auto" for the newest
+    usable one in OUT/checkpoints), the checkpoint's run with `overrides` applied."""
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     unknown = set(overrides) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown config sections {sorted(unknown)}")
     start = _find_checkpoint(method, data, out, resume)
+    if base is not None and method and method != base.method:
+        raise Img2ImgError(f"--model {method}: the config is a {base.method} run")
     if start is None:
-        base = new_run_config(method or "pix2pix")
+        base = base or new_run_config(method or "pix2pix")
         state, path = None, None
     else:
         path, state = start

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,8 +16,7 @@ from ..config import RunConfig
 from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
 from ..device import seed_everything, use_deterministic_algorithms
 from ..errors import Img2ImgError
-from ..files import atomic_write_text
-from ..log import MetricsLog, logger
+from ..log import logger
 from ..methods import build_method
 from ..methods.base import memory_format
 from . import distributed
@@ -31,6 +29,7 @@ from .guard import guarded_step
 from .progress import LossWindow, Progress
 from .rng import capture_rng_state, restore_rng_state
 from .run_config import prepare_run
+from .run_folder import MetricsLog, RunFolder
 from .samples import fixed_sample_batch, save_sample_grid
 from .schedule import Schedule, lr_scheduler
 from .signals import StopRequest, ignore_stop_signals
@@ -52,6 +51,7 @@ class Trainer:
         cfg, train_set, val_set = prepare_run(cfg, train_set, val_set)
         self.cfg = cfg
         self.out = Path(cfg.train.out)
+        self.folder = RunFolder(self.out)
         if cfg.train.deterministic:
             use_deterministic_algorithms()  # before the first CUDA call
         self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
@@ -198,11 +198,10 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self.info(self.footprint.describe(self.cfg.train.keep))
             self.footprint.check_disk(self.out)
-            atomic_write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
-            # The run's length, for whoever watches the folder (the app's Train tab).
-            atomic_write_text(self.out / "schedule.json", json.dumps({
-                "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-                "total_epochs": self.total_epochs, "batch_size": self.cfg.data.batch_size}))
+            self.folder.write_config(self.cfg)
+            self.folder.update_status(state="running", step=p.step, epoch=p.epoch, total_steps=self.total_steps,
+                                      steps_per_epoch=self.steps_per_epoch, total_epochs=self.total_epochs,
+                                      batch_size=self.cfg.data.batch_size)
             self.metrics = MetricsLog(self.out, after_step=p.step)
         self.window.reset(first_step=p.step + 1)
         self.checkpoints.last_asked_step = p.step
@@ -255,6 +254,8 @@ class Trainer:
                 if self.metrics:
                     self.metrics.close()
         self.stopped = self._stop_requested or self._stop_agreed
+        if main:
+            self.folder.update_status(state="stopped" if self.stopped else "finished", step=p.step, epoch=p.epoch)
         self.info(f"{'stopped' if self.stopped else 'finished'} at step {p.step}; checkpoint {final}")
         if p.bad_images:
             self.warning(f"warning: {p.bad_images} images were skipped (unreadable, or not a usable pair)")
@@ -283,8 +284,9 @@ class Trainer:
         if means and self.bar:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
         if means and self.metrics:
-            self.metrics.write({"step": p.step, "epoch": p.epoch + 1, **means, "lr": self._lr(),
-                                "images_per_s": round(images_per_s, 3)})
+            self.metrics.write("train", p.step, p.epoch + 1, {**means, "lr": self._lr(),
+                                                              "images_per_s": round(images_per_s, 3)})
+            self.folder.update_status(step=p.step, epoch=p.epoch + 1, images_per_s=round(images_per_s, 3))
 
     @property
     def _stop_requested(self) -> bool:

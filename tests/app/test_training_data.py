@@ -174,21 +174,3 @@ def test_settings_become_the_cli_command_and_are_refused_in_the_cli_words(tmp_pa
             service.plan("pairs", "pix2pix", "custom", settings=settings)
     paper = service.plan("pairs", "pix2pix", "paper")
     assert paper.cfg.method_config.recipe == "paper" and paper.cfg.data.crop_size == (256, 256)
-
-
-def test_a_failed_run_shows_its_one_line_error(tmp_path):
-    import sys
-    import time
-
-    from img2img.service.runs import RunManager
-
-    fails = (sys.executable, "-c", "import sys; print('loading...'); print('error: data/x.png: not an image'); "
-             "sys.exit(2)")
-    runs = RunManager(tmp_path / "runs", train_command=fails)
-    name = runs.submit(["--model", "pix2pix"], "broken")
-    deadline = time.monotonic() + 30
-    while runs.view(name).state == "running" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    view = runs.view(name)
-    assert (view.state, view.error) == ("failed", "data/x.png: not an image")
-    assert view.can_resume and "error: data/x.png: not an image" in view.line()

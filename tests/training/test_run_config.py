@@ -10,7 +10,7 @@ from helpers import TINY_PIX2PIX
 from img2img.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.config import DataConfig, ModelConfig, TrainConfig
-from img2img.log import MetricsLog
+from img2img.training.run_folder import MetricsLog, RunFolder, read_config
 from img2img.methods import equivalent_command, new_run_config
 from img2img.training import Trainer
 from img2img.training.checkpoint_files import numbered_checkpoints
@@ -99,15 +99,15 @@ def test_a_trainer_trains_on_datasets_passed_in(tmp_path):
 
 
 def test_metrics_csv_is_appended_and_rewritten_only_for_a_new_column(tmp_path, monkeypatch):
-    import img2img.log as log
+    import img2img.training.run_folder as run_folder
 
     rewrites = []
-    real = log.atomic_write_text
-    monkeypatch.setattr(log, "atomic_write_text", lambda path, text: (rewrites.append(path), real(path, text)))
+    real = run_folder.atomic_write_text
+    monkeypatch.setattr(run_folder, "atomic_write_text", lambda path, text: (rewrites.append(path), real(path, text)))
     metrics = MetricsLog(tmp_path)
     for step in range(1, 101):
-        metrics.write({"step": step, "epoch": 1, "loss": 1.0 / step})
-    metrics.write({"step": 100, "epoch": 1, "fid_AtoB": 42.0})
+        metrics.write("train", step, 1, {"loss": 1.0 / step})
+    metrics.write("eval", 100, 1, {"fid_AtoB": 42.0})
     metrics.close()
     assert len(rewrites) == 2  # the first row, and the first FID row
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -115,6 +115,18 @@ def test_metrics_csv_is_appended_and_rewritten_only_for_a_new_column(tmp_path, m
     # A resume from step 50 drops the rows after it, which are about to be trained again.
     MetricsLog(tmp_path, after_step=50).close()
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))] == list(range(1, 51))
+
+
+def test_metrics_rows_are_read_back_tagged_train_or_eval(tmp_path):
+    metrics = MetricsLog(tmp_path)
+    metrics.write("train", 10, 1, {"G_L1": 0.5, "images_per_s": 3.0})
+    metrics.write("eval", 10, 1, {"fid_AtoB": 42.0, "inception_weights": "tf"})
+    metrics.write("train", 20, 2, {"G_L1": 0.25, "images_per_s": 3.5})
+    metrics.close()
+    rows = RunFolder(tmp_path).metrics()
+    assert [(r.kind, r.step, r.epoch) for r in rows] == [("train", 10, 1), ("eval", 10, 1), ("train", 20, 2)]
+    assert rows[1].values == {"fid_AtoB": 42.0, "inception_weights": "tf"}
+    assert rows[2].values == {"G_L1": 0.25, "images_per_s": 3.5}
 
 
 def test_checkpoints_are_ordered_by_step_not_file_time(tmp_path):
@@ -128,7 +140,9 @@ def test_checkpoints_are_ordered_by_step_not_file_time(tmp_path):
         "epoch_0002.pt", "step_0000030.pt", "epoch_0001_step_0000020.pt", "step_0000010.pt"]
 
 
-def test_the_equivalent_command_rebuilds_the_config(tmp_path):
+def test_the_equivalent_command_and_the_saved_config_give_the_same_run(tmp_path):
+    """The app starts a run from its saved config, and shows the command that repeats it in a
+    terminal: both routes give the run the same config."""
     import shlex
 
     from img2img.cli import build_parser, given_settings
@@ -138,11 +152,18 @@ def test_the_equivalent_command_rebuilds_the_config(tmp_path):
     cfg.data.root, cfg.data.size, cfg.data.range_a = str(tmp_path / "my data"), (64, 32), (-1024.0, 3071.0)
     cfg.data.domain_a, cfg.model.ngf, cfg.data.flip = "horse photo", 16, False
     cfg.method_config.lambda_cycle, cfg.train.lr, cfg.train.speed.amp = 5.0, 1e-4, False
-    command = equivalent_command(cfg)
+    cfg.train.out = str(tmp_path / "run")
+    command = f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
     assert command.startswith("img2img train --model cyclegan --data ")
-    args = build_parser().parse_args(shlex.split(command)[1:])
-    rebuilt = config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
-                             method=args.model, data=args.data).cfg
-    for section in ("data", "model", "method_config"):
-        assert getattr(rebuilt, section) == getattr(cfg, section), section
-    assert (rebuilt.train.lr, rebuilt.train.speed.amp) == (1e-4, False)
+    parser = build_parser()
+
+    def run_of(words):
+        args = parser.parse_args(words)
+        base = read_config(args.config) if args.config else None
+        return config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
+                              method=args.model, data=args.data, out=args.out, base=base).cfg
+
+    RunFolder(tmp_path / "saved").write_config(cfg)
+    from_command = run_of(shlex.split(command)[1:])
+    from_config = run_of(["train", "--config", str(tmp_path / "saved" / "config.json"), "--out", cfg.train.out])
+    assert from_command == from_config == cfg

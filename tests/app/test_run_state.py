@@ -1,0 +1,71 @@
+"""The Train tab's run state comes from the run folder's contract (status.json), never from the
+log's words: a real `img2img train` process, stopped by SIGKILL or failing on a bad file."""
+import os
+import signal
+import time
+
+import pytest
+from helpers import make_paired
+from PIL import Image
+
+from img2img.config import DataConfig, ModelConfig, TrainConfig
+from img2img.methods import new_run_config
+from img2img.service.runs import RunManager
+from img2img.training.run_folder import RunFolder
+
+
+def tiny_run(data, max_steps: int):
+    return new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
+                          data=DataConfig(root=str(data), size=32, load_size=36, num_workers=0),
+                          train=TrainConfig(max_steps=max_steps, log_every=1, fid_every=0, device="cpu"))
+
+
+def wait_for(condition, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_is_interrupted_and_says_so(tmp_path):
+    runs = RunManager(tmp_path / "runs")
+    name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=100_000), "killed")
+    folder = RunFolder(runs.folder(name))
+    wait_for(lambda: (s := folder.status()) is not None and s.state == "running" and s.step > 0)
+    assert runs.view(name).state == "running"
+    os.kill(folder.status().pid, signal.SIGKILL)
+    wait_for(lambda: runs.view(name).error, 30)  # the reaper records how the process ended
+    view = runs.view(name)
+    assert (view.state, view.error) == ("interrupted", "killed by SIGKILL")
+    assert folder.status().state == "running"  # what the process last said; the page knows better
+    # A server that starts afresh (no exit code known) still sees it from status.json alone.
+    again = RunManager(tmp_path / "runs")
+    record = again._read(name)
+    record.pop("exit_code")
+    again._write(again.folder(name), record)
+    assert again.view(name).state == "interrupted" and again.view(name).can_resume
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_on_a_bad_file_shows_the_one_line_error(tmp_path):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    Image.new("RGB", (65, 32)).save(tmp_path / "data" / "train" / "odd.png")
+    runs = RunManager(tmp_path / "runs")
+    name = runs.submit(tiny_run(tmp_path / "data", max_steps=3), "broken")
+    wait_for(lambda: runs.view(name).state not in ("queued", "running"))
+    view = runs.view(name)
+    assert view.state == "failed" and "odd.png" in view.error and "width 65 is odd" in view.error
+    assert "\n" not in view.error and RunFolder(runs.folder(name)).status().state == "failed"
+    assert view.can_resume and f"error: {view.error}" in view.line()
+
+
+@pytest.mark.slow
+def test_a_finished_run_reports_its_totals_and_rows_from_the_contract(tmp_path):
+    runs = RunManager(tmp_path / "runs")
+    name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=3), "done")
+    wait_for(lambda: runs.view(name).state not in ("queued", "running"))
+    watch = runs.watch(name)
+    assert (watch.view.state, watch.view.step, watch.view.total_steps) == ("finished", 3, 3)
+    assert sorted({r["step"] for r in watch.losses}) == [1, 2, 3] and not watch.evaluations
+    assert RunFolder(runs.folder(name)).config().train.max_steps == 3
