@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import app as app_module  # noqa: E402
+from img2img.app.page import build_app  # noqa: E402
+from img2img.app.translate_tabs import LIVE_SIDE  # noqa: E402
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
@@ -36,7 +37,7 @@ def live_rate(url: str, seconds: float, side: int, profile: Path, screenshot: Pa
             page = browser.new_page()
             page.goto(url)
             page.get_by_role("tab", name="Live").click()
-            if side != app_module.LIVE_SIDE:
+            if side != LIVE_SIDE:
                 page.locator("input[type=number]").last.fill(str(side))
                 page.locator("input[type=number]").last.press("Enter")
             page.get_by_text("Click to Access Webcam").click()
@@ -54,12 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--side", type=int, default=app_module.LIVE_SIDE)
+    parser.add_argument("--side", type=int, default=LIVE_SIDE)
     args = parser.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = app_module.build_app(args.checkpoints, device="cpu")
+    app = build_app(args.checkpoints, device="cpu")
     app.preload()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:

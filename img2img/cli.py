@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, setting_specs
 from .errors import Img2ImgError
+from .flags import add_limit_flags, limits_from
 from .io.writers import FORMATS
 from .log import log_to_console
 from .methods import METHODS, method_settings, model_defaults
@@ -158,24 +159,6 @@ def run_inspect(args) -> int:
 
     print(inspect_dataset(args.data).text())
     return 0
-
-
-def add_limit_flags(parser) -> None:
-    """A --max-* flag per field of io.limits.Limits: what one input may cost, checked from its header."""
-    from .io.limits import DEFAULT_LIMITS, Limits, flag_for
-
-    group = parser.add_argument_group("limits per input, checked from the file's header before decoding")
-    for f in dataclasses.fields(Limits):
-        default = getattr(DEFAULT_LIMITS, f.name)
-        kind = float if isinstance(default, float) else int
-        group.add_argument(flag_for(f.name), type=kind, default=default, metavar="N",
-                           help=f"refuse more {f.metadata['help']} (default {default:,})")
-
-
-def limits_from(args):
-    from .io.limits import Limits
-
-    return Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
 
 
 def add_translate_parser(sub) -> None:
@@ -556,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_push_parser(sub)
     add_demo_parser(sub)
     add_bench_parser(sub)
+    # Listed for --help; `main` hands `img2img app ...` to the app's own parser.
+    sub.add_parser("app", help="serve the web app (img2img app --help)", add_help=False)
     return parser
 
 
@@ -579,7 +564,12 @@ def join_signed_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(join_signed_values(sys.argv[1:] if argv is None else argv))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:  # the web app has its own flags (img2img/app/main.py)
+        from .app.main import main as serve
+
+        return serve(argv[1:], prog="img2img app")
+    args = build_parser().parse_args(join_signed_values(argv))
     log_to_console()
     try:
         return args.run(args)

@@ -395,14 +395,13 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
     """The app (app.py) serving `checkpoints` on a free port, behind `auth` logins if given, with
     the Train tab of `training` (a TrainingService) if given: (the app, its URL). `serving`:
     fields of ServingSettings."""
-    sys.path.insert(0, str(ROOT))
-    import app as app_module
+    from img2img.app.page import build_app
     from img2img.io.limits import Limits
     from img2img.service.serving import ServingSettings
 
     port = free_port()
     settings = ServingSettings(**serving)
-    app = app_module.build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels), serving=settings,
+    app = build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels), serving=settings,
                                training=training)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
                max_file_size=f"{settings.max_upload_mb}mb")

@@ -30,8 +30,8 @@ LAYERS = [
     {"checkpoint", "data", "metrics"},
     {"translate"},
     {"training", "publish"},
-    {"service"},
-    {"cli", "demo", "inference", "__main__", "__init__"},
+    {"service", "flags"},
+    {"cli", "app", "demo", "inference", "__main__", "__init__"},
 ]
 LAYER_OF = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
 
@@ -72,6 +72,15 @@ def test_imports_run_down_the_layers():
     upward = [f"{m} imports {t}" for m, targets in import_graph().items() for t in targets
               if LAYER_OF[room(t)] > LAYER_OF[room(m)]]
     assert not upward
+
+
+def test_the_app_is_a_thin_package_that_never_imports_the_cli():
+    app_modules = [m for m in import_graph() if room(m) == "app"]
+    assert "img2img.app.page" in app_modules
+    assert not [(m, t) for m in app_modules for t in import_graph()[m] if room(t) == "cli"]
+    too_long = {p.name: n for p in (PACKAGE / "app").glob("*.py") if (n := len(p.read_text().splitlines())) > 250}
+    assert not too_long
+    assert len((ROOT / "app.py").read_text().splitlines()) <= 10  # the clone's entry point only
 
 
 def test_every_room_has_a_layer():

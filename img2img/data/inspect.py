@@ -34,18 +34,23 @@ class DataReport:
     root: Path
     kind: str  # a data layout of data.builders.LAYOUTS: paired, unpaired, colour
     layout: str  # in words
-    method: str  # the method that fits it
+    methods: tuple[str, ...]  # the methods that fit it, the suggested one first
     splits: list[Split]
     formats: list[str]  # a line per domain
     samples: list[tuple[Path, ...]]  # a few (A, B) pairs, A|B files or photos, for thumbnails
     skipped: list[str] = field(default_factory=list)  # "file: why"
 
     @property
+    def method(self) -> str:
+        """The suggested method."""
+        return self.methods[0]
+
+    @property
     def train_count(self) -> int:
         return next((s.count for s in self.splits if s.name == "train"), 0)
 
     def text(self) -> str:
-        lines = [f"{self.root}: {self.layout}", f"suggested method: {self.method}"]
+        lines = [f"{self.root}: {self.layout}", f"suggested method: {self.method}" + (f" (or {', '.join(self.methods[1:])})" if self.methods[1:] else "")]
         for split in self.splits:
             where = " + ".join(str(f.relative_to(self.root)) if f != self.root else "." for f in split.folders)
             if split.counts:
@@ -152,7 +157,7 @@ def _unpaired(root: Path) -> DataReport:
             splits.append(Split("val", (root / a, root / b), 0, (len(list_images(root / a)), len(list_images(root / b)))))
             break
     samples = list(zip(list(shapes[0])[:SAMPLES_SHOWN], list(shapes[1])[:SAMPLES_SHOWN]))
-    return DataReport(root, "unpaired", "trainA/ + trainB/ folders (unpaired)", "cyclegan (or cut, fastcut)",
+    return DataReport(root, "unpaired", "trainA/ + trainB/ folders (unpaired)", ("cyclegan", "cut", "fastcut"),
                       splits, [_format_line("domain A", shapes[0]), _format_line("domain B", shapes[1])], samples,
                       skipped + _not_images(folders))
 
@@ -180,7 +185,7 @@ def _paired_folders(root: Path, split: Path) -> DataReport:
     if val and (val / "A").is_dir() and (val / "B").is_dir():
         splits.append(Split("val", (val / "A", val / "B"), len(list_images(val / "A"))))
     samples = [(a_files[s], b_files[s]) for s in common[:SAMPLES_SHOWN]]
-    return DataReport(root, "paired", "paired A/ + B/ folders (same-named files)", "pix2pix", splits,
+    return DataReport(root, "paired", "paired A/ + B/ folders (same-named files)", ("pix2pix",), splits,
                       [_format_line("domain A", shapes_a), _format_line("domain B", shapes_b)], samples,
                       skipped + _not_images([split / "A", split / "B"]))
 
@@ -204,7 +209,7 @@ def _one_folder(root: Path, split: Path) -> DataReport:
             if w % 2:
                 skipped.append(f"{path}: width {w} is odd, so it cannot be split into A|B halves")
         splits[0].count = len(shapes) - sum(w % 2 for _, w, _ in shapes.values())
-        return DataReport(root, "paired", "A|B images side by side (paired, A on the left)", "pix2pix", splits,
+        return DataReport(root, "paired", "A|B images side by side (paired, A on the left)", ("pix2pix",), splits,
                           [_format_line("domain A", shapes, halves=True), _format_line("domain B", shapes, halves=True)], samples,
                           skipped + _not_images([split]))
     grey = sum(c == 1 for _, _, c in shapes.values())
@@ -212,4 +217,4 @@ def _one_folder(root: Path, split: Path) -> DataReport:
                "domain A: the photos' lightness L (1 channel); domain B: their colour ab (2 channels)"
                + (f"; {grey} are grey, and teach that colour is grey" if grey else "")]
     return DataReport(root, "colour", "a folder of photos (not A|B pairs: their widths are not twice their heights)",
-                      "colorization", splits, formats, samples, skipped + _not_images([split]))
+                      ("colorization",), splits, formats, samples, skipped + _not_images([split]))

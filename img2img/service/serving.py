@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +14,7 @@ import anyio
 
 from ..cancellation import StopSignal, stop_on
 from ..errors import Img2ImgError
+from ..hub import is_hub_reference
 
 T = TypeVar("T")
 
@@ -26,13 +27,17 @@ class ServingSettings:
     once. Uploads above `max_upload_mb` are refused by Gradio while they arrive, and its copies of
     uploads and results are removed after `cache_minutes`."""
 
-    max_concurrent: int = 2
-    max_queue: int = 16
-    max_live_streams: int = 2
-    time_limit_s: float = 600
-    max_upload_mb: int = 200
-    max_batch_files: int = 64
-    cache_minutes: int = 30
+    max_concurrent: int = field(default=2, metadata={"help": "heavy requests translated at once"})
+    max_queue: int = field(default=16, metadata={"help": "requests waiting; the next is told the queue is full"})
+    max_live_streams: int = field(default=2, metadata={"help": "webcam streams at once"})
+    time_limit_s: float = field(default=600, metadata={"help": "seconds one request may run before it is stopped"})
+    max_upload_mb: int = field(default=200, metadata={"help": "MB of one upload, refused while it arrives"})
+    max_batch_files: int = field(default=64, metadata={"help": "files in one batch"})
+    cache_minutes: int = field(default=30, metadata={"help": "minutes uploads and results are kept"})
+
+
+def serving_flag(name: str) -> str:
+    return "--time-limit" if name == "time_limit_s" else "--" + name.replace("_", "-")
 
 
 def parse_auth(pairs: list[str], auth_file: Path | str | None = None) -> list[tuple[str, str]]:
@@ -70,6 +75,21 @@ def exposure_problem(host: str, share: bool, has_auth: bool, allow_anonymous: bo
     where = "a public --share link" if share else f"--host {host}"
     return (f"{where} without a login would let anyone use this server: add --auth user:password (or --auth-file), "
             "or --allow-anonymous to serve it openly on purpose")
+
+
+def downloads_allowed(has_login: bool, host: str, share: bool) -> bool:
+    """Whether visitors may add models (published ones, or from the Hub), which costs the server
+    disk and bandwidth: logged-in users may, and anyone when only this machine can connect."""
+    return has_login or (is_loopback(host) and not share)
+
+
+def split_model_sources(sources: list[str]) -> tuple[str, list[str]]:
+    """(the checkpoint folder, the Hub models) of `--checkpoints`' values: at most one folder
+    (default checkpoints), any number of hf://user/name[@revision]."""
+    folders = [s for s in sources if not is_hub_reference(s)]
+    if len(folders) > 1:
+        raise Img2ImgError(f"--checkpoints takes one folder, not {len(folders)}")
+    return (folders[0] if folders else "checkpoints"), [s for s in sources if is_hub_reference(s)]
 
 
 async def run_stoppable(work: Callable[[], T], signal: StopSignal, client_gone: Callable[[], bool],

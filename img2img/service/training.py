@@ -149,11 +149,13 @@ class TrainingService:
         return out
 
     # ---- a run's settings ------------------------------------------------------------------------
-    def plan(self, data: str, method: str, preset: str = "quick", size: int | None = None,
-             length: int | None = None, unit: str = "steps", settings: dict[str, str] | None = None) -> RunPlan:
+    def plan(self, data: str, method: str, preset: str = "quick", size: float | None = None,
+             length: float | None = None, unit: str = "steps", settings: dict[str, str] | None = None) -> RunPlan:
         """The run these choices make, checked as the CLI checks them (one-line refusals).
+        `size` and `length` as a page's number fields give them: blank or 0 is the preset's.
         `settings`: "section.name" -> the flag's text, for the settings given in "all settings"
         (they win over the preset and the size and length above them)."""
+        size, length = int(size or 0) or None, int(length or 0) or None
         if method not in METHODS:
             raise Img2ImgError(f"--model {method}: choose one of {', '.join(METHODS)}")
         if preset not in PRESETS:
@@ -207,6 +209,15 @@ class TrainingService:
     # ---- runs -----------------------------------------------------------------------------------
     def list_runs(self) -> list[RunView]:
         return self.runs.runs()
+
+    def default_run(self, remembered: str | None = None) -> str | None:
+        """The run a page opens on: the one this browser watched last, else one that trains, else
+        the newest."""
+        views = self.list_runs()
+        names = [v.name for v in views]
+        if remembered in names:
+            return remembered
+        return next((v.name for v in views if v.state in ("running", "stopping")), names[0] if names else None)
 
     def watch(self, name: str) -> RunWatch:
         return self.runs.watch(name)

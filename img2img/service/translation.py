@@ -72,6 +72,11 @@ class ServiceError(Img2ImgError):
     """A request refused or failed, in words for the visitor."""
 
 
+class DownloadsNotAllowed(ServiceError):
+    def __init__(self) -> None:
+        super().__init__("Adding models is for logged-in users of this server; start it with --auth.")
+
+
 def _no_progress(fraction: float | None, desc: str = "") -> None:
     pass
 
@@ -164,13 +169,14 @@ class TranslationService:
     def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto",
                  limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
                  max_batch_files: int = MAX_BATCH_FILES, precision: str = "auto",
-                 hub_models: list[str] | tuple[str, ...] = ()) -> None:
+                 hub_models: list[str] | tuple[str, ...] = (), allow_downloads: bool = True) -> None:
         """`hub_models`: `hf://user/name[@revision]` models offered beside the folder's."""
         self.checkpoint_dir = Path(checkpoint_dir)
         self.work = work
         self.limits = limits
         self.max_batch_files = max_batch_files
         self.published_url = published_url
+        self.allow_downloads = allow_downloads  # serving.downloads_allowed
         self.shelf = ModelShelf(self.checkpoint_dir, hub_models)
         self.cache = TranslatorCache(device, precision)
         choices = self.shelf.choices()
@@ -399,6 +405,8 @@ class TranslationService:
     # ---- more models --------------------------------------------------------------------
     def add_published(self, name: str, progress: Progress = _no_progress) -> Path:
         """Download and convert a published model into the checkpoint folder, and list it."""
+        if not self.allow_downloads:
+            raise DownloadsNotAllowed()
         entry = PRETRAINED[name]
 
         def report(done: int, total: int | None) -> None:
@@ -413,6 +421,8 @@ class TranslationService:
 
     def add_hub(self, reference: str) -> ModelInfo:
         """A model from the Hugging Face Hub, `user/name[@revision]` or `hf://...`, added to the shelf."""
+        if not self.allow_downloads:
+            raise DownloadsNotAllowed()
         reference = reference.strip()
         if not reference:
             raise ServiceError("Give a Hub model as user/name or user/name@revision.")

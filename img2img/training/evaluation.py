@@ -14,8 +14,8 @@ from ..device import Ranks
 from ..methods import TrainingMethod
 from . import distributed
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
-from .run_folder import MetricsLog
 from .progress import Progress
+from .run_folder import MetricsLog
 from .schedule import plateau_metric
 
 # --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).

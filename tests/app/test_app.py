@@ -20,10 +20,9 @@ from helpers import (
 )
 from PIL import Image
 
+from img2img.app.main import build_parser
+from img2img.app.page import build_app
 from img2img.cli import main
-
-sys.path.insert(0, str(ROOT))
-import app as app_module  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +104,7 @@ def test_each_tab_says_which_precision_served_it(tmp_path):
     _, rate, _ = service.translate_frame(np.zeros((32, 32, 3), np.uint8), None, "AtoB", 32, None)
     for said in (details, status, rate):
         assert "int8 (onnxruntime) on cpu" in said
-    assert app_module.parse_args(["--precision", "int8"]).precision == "int8"
+    assert build_parser().parse_args(["--precision", "int8"]).precision == "int8"
 
 
 def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):
@@ -172,7 +171,7 @@ def test_app_without_models_starts_and_explains(tmp_path):
 
 
 def test_binds_to_loopback_and_shares_nothing_by_default():
-    args = app_module.parse_args([])
+    args = build_parser().parse_args([])
     assert (args.host, args.port, args.share, args.checkpoints) == ("127.0.0.1", 7860, False, ["checkpoints"])
 
 
@@ -306,7 +305,7 @@ def test_browser_adds_a_published_model_in_one_click_and_translates_with_it(mode
     raw = tmp_path / "horse2zebra.pth"
     torch.save(randomise(canonical_resnet(n_blocks=6, ngf=8), 3).state_dict(), raw)
     port = free_port()
-    app = app_module.build_app(checkpoints, device="cpu", published_url=published.url("/{name}.pth"))
+    app = build_app(checkpoints, device="cpu", published_url=published.url("/{name}.pth"))
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     shots = screenshot_dir(tmp_path)
     random_image(np.random.default_rng(0), 64, 48).save(tmp_path / "in.png")
@@ -431,5 +430,5 @@ def test_hub_models_join_the_shelf_at_start_and_from_the_page(hub, tmp_path):
     assert [service.shelf.key(m) for m in service.shelf.models] == ["someone/first", "someone/second"]
     with pytest.raises(ServiceError, match="no model repo someone/absent"):
         service.add_hub("someone/absent")
-    assert app_module.parse_args(["--checkpoints", "models", "hf://someone/first"]).checkpoints == [
+    assert build_parser().parse_args(["--checkpoints", "models", "hf://someone/first"]).checkpoints == [
         "models", "hf://someone/first"]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from helpers import launch, nifti_header_only, npy_header_only, png_header_only, random_image, tiff_planes_header
 
-import app as app_module
+from img2img.app.main import main as serve
+from img2img.app.page import build_app
 from img2img.errors import Img2ImgError
 from img2img.service.serving import exposure_problem, parse_auth
 
@@ -17,7 +18,7 @@ def test_serving_beyond_this_machine_needs_a_login_or_says_it_is_anonymous(capsy
     assert exposure_problem("0.0.0.0", share=False, has_auth=True, allow_anonymous=False) is None
     assert exposure_problem("0.0.0.0", share=False, has_auth=False, allow_anonymous=True) is None
     assert "--auth" in exposure_problem("127.0.0.1", share=True, has_auth=False, allow_anonymous=False)
-    assert app_module.main(["--host", "0.0.0.0", "--checkpoints", "nowhere"]) == 2
+    assert serve(["--host", "0.0.0.0", "--checkpoints", "nowhere"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--host 0.0.0.0 without a login" in err[0] and "--allow-anonymous" in err[0]
 
@@ -174,7 +175,7 @@ def test_with_logins_nothing_is_served_before_one(models_dir, tmp_path):
     import httpx
     from helpers import free_port
 
-    app = app_module.build_app(models_dir, device="cpu")
+    app = build_app(models_dir, device="cpu")
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                auth=[("ann", "secret")])
@@ -190,7 +191,7 @@ def test_with_logins_nothing_is_served_before_one(models_dir, tmp_path):
 
 
 def test_the_default_model_is_loaded_before_the_first_request(models_dir):
-    app = app_module.build_app(models_dir, device="cpu")
+    app = build_app(models_dir, device="cpu")
     try:
         assert app.preload() is not None
     finally:

@@ -39,7 +39,7 @@ def test_every_method_trains_under_every_speed_switch(method, amp, channels_last
     for _ in range(2):
         m = tiny_method(method, amp=amp, channels_last=channels_last)
         dtypes = []
-        generator = m.networks[m.generator_keys["AtoB"]]
+        generator = m.networks[m.spec.generator_keys["AtoB"]]
         # Translations only: CUT's generator also returns encoder features, the first of which
         # is the padded (fp32) input.
         def record(module, inputs, out) -> None:

@@ -254,11 +254,12 @@ def test_a_trainer_is_freed_when_dropped_so_its_loader_workers_exit(paired_dir, 
 
 EXITS_WITH_A_LIVE_TRAINER = """
 import sys
-from img2img.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from img2img.config import DataConfig, ModelConfig, TrainConfig
+from img2img.methods import new_run_config
 from img2img.training import Trainer
 cfg = new_run_config("pix2pix", model=ModelConfig(netG="unet_32", ngf=8, ndf=8),
-                           data=DataConfig(root=sys.argv[1], size=32, load_size=36, num_workers=1),
-                           train=TrainConfig(out=sys.argv[2], max_steps=1, device="cpu", fid_every=0))
+                     data=DataConfig(root=sys.argv[1], size=32, load_size=36, num_workers=1),
+                     train=TrainConfig(out=sys.argv[2], max_steps=1, device="cpu", fid_every=0))
 trainer = Trainer.from_config(cfg)  # still referenced when the interpreter exits
 trainer.fit()
 """

@@ -1,38 +1,19 @@
-"""The app's Train tab and its API: components, layout and events over
-img2img.service.training.TrainingService, which does the work (app.py builds the rest of the page).
-
-    train_tab(service, translation, ...)   inside the app's gr.Blocks, when training is allowed
-    training_api(...)                       the named endpoints, always (they refuse when it is not)
-"""
+"""The Train tab: components, layout and events over service.training.TrainingService, which does
+the work (its endpoints for API clients are train_api.py)."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from img2img.errors import Img2ImgError
-from img2img.methods import METHODS
-from img2img.service.training import PRESETS, SECTION_TITLES, TrainingService
+from ..errors import Img2ImgError
+from ..methods import METHODS
+from ..service.training import PRESETS, SECTION_TITLES, TrainingService
+from .glue import shown_on_page
 
 # The page asks the run folder for news this often; the training process is not involved.
 POLL_S = 2.0
-TRAINING_OFF = "Training is off on this server: start it with --allow-training (see docs/app.md)."
-
-
-def shown_on_page(handler):
-    """The library's errors as Gradio errors: one line on the page, and in an API client (the
-    translator's tabs use it too)."""
-    @functools.wraps(handler)
-    def wrapped(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except Img2ImgError as e:
-            raise gr.Error(str(e)) from None
-    return wrapped
-
-
 
 
 def curves(rows: list[dict], name: str) -> pd.DataFrame:
@@ -54,85 +35,6 @@ def plot(frame: pd.DataFrame, name: str):
 
 def run_choices(service: TrainingService) -> list[tuple[str, str]]:
     return [(f"{v.name} ({v.state})", v.name) for v in service.list_runs()]
-
-
-def training_api(service: TrainingService | None) -> None:
-    """Named endpoints for gradio_client: inspect data, start, list, poll, stop, resume and delete
-    runs. Without a service (no --allow-training) each refuses in one line."""
-    def guarded(fn):
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            if service is None:
-                raise Img2ImgError(TRAINING_OFF)
-            return fn(*args, **kwargs)
-        return shown_on_page(wrapped)
-
-    @guarded
-    def train_upload(file: gr.FileData) -> dict:
-        """Unpack a zip of pictures into the data root: {"data": its name, "report": what it holds}."""
-        name, report = service.upload(file["path"], Path(file.get("orig_name") or file["path"]).name)
-        return {"data": name, "report": service.describe(report), "method": report.method.split()[0]}
-
-    @guarded
-    def train_datasets() -> list[str]:
-        """The data folders under the data root."""
-        return service.data.datasets()
-
-    @guarded
-    def train_inspect(data: str) -> dict:
-        """What a data folder holds, in `img2img inspect`'s words."""
-        report = service.inspect(data)
-        return {"data": data, "report": service.describe(report), "method": report.method.split()[0]}
-
-    @guarded
-    def train_start(data: str, method: str = "pix2pix", preset: str = "quick", size: int = 0, length: int = 0,
-                    unit: str = "steps", settings: dict | None = None) -> dict:
-        """Start (or queue) a run: {"run": its name, "command": the same run as a terminal command}.
-        `settings`: {"section.name": text} of any `img2img train` setting, e.g. {"train.lr": "1e-4"}."""
-        plan = service.plan(data, method, preset, int(size) or None, int(length) or None, unit, settings or {})
-        name = service.start(plan)
-        return {"run": name, "command": service.runs.view(name).command}
-
-    @guarded
-    def train_runs() -> list[dict]:
-        """Every run: name, state, step, total_steps."""
-        return [{"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps}
-                for v in service.list_runs()]
-
-    @guarded
-    def train_poll(run: str) -> dict:
-        """A run's progress, its newest losses, and the end of its log."""
-        watch = service.watch(run)
-        v = watch.view
-        last = watch.losses[-1]["step"] if watch.losses else None
-        return {"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps, "epoch": v.epoch,
-                "total_epochs": v.total_epochs, "images_per_s": v.images_per_s, "eta_s": v.eta_s, "error": v.error,
-                "command": v.command, "queue_position": v.queue_position,
-                "losses": {r["loss"]: r["value"] for r in watch.losses if r["step"] == last},
-                "evaluations": watch.evaluations, "sample": watch.sample.name if watch.sample else None,
-                "checkpoint": v.checkpoint.name if v.checkpoint else None, "log": watch.log_tail}
-
-    @guarded
-    def train_stop(run: str) -> str:
-        """Stop a run as Ctrl-C does: it finishes its step and writes a checkpoint."""
-        service.stop(run)
-        return f"{run}: stopping"
-
-    @guarded
-    def train_resume(run: str) -> str:
-        """Resume a stopped, failed or interrupted run from its newest checkpoint (bit for bit)."""
-        service.resume(run)
-        return f"{run}: resumed"
-
-    @guarded
-    def train_delete(run: str) -> str:
-        """Remove a run's folder (a running run must be stopped first)."""
-        service.delete(run)
-        return f"{run}: deleted"
-
-    for fn in (train_upload, train_datasets, train_inspect, train_start, train_runs, train_poll, train_stop,
-               train_resume, train_delete):
-        gr.api(fn, api_name=fn.__name__)
 
 
 def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: dict):
@@ -216,14 +118,14 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             return gr.update(), gr.update(), gr.update(), gr.update()
         name, report_ = service.upload(file, Path(file).name)
         return (gr.Dropdown(choices=service.data.datasets(), value=name), f"```text\n{service.describe(report_)}\n```",
-                pictures_of(report_), report_.method.split()[0])
+                pictures_of(report_), report_.method)
 
     @shown_on_page
     def on_inspect(name):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
         report_ = service.inspect(name)
-        return f"```text\n{service.describe(report_)}\n```", pictures_of(report_), report_.method.split()[0]
+        return f"```text\n{service.describe(report_)}\n```", pictures_of(report_), report_.method
 
     def values_of(texts):
         return {s.key: t for s, t in zip(settings, texts) if t not in (None, "")}
@@ -232,8 +134,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         if not name:
             return "Choose the data first; the command that the settings make appears here."
         try:
-            plan = service.plan(name, method_, preset_, int(size_ or 0) or None, int(length_ or 0) or None, unit_,
-                                values_of(texts))
+            plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts))
         except Img2ImgError as e:
             return f"**Not valid:** {e}"
         return ("The same run from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
@@ -242,8 +143,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     def on_start(name, method_, preset_, size_, length_, unit_, *texts):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
-        plan = service.plan(name, method_, preset_, int(size_ or 0) or None, int(length_ or 0) or None, unit_,
-                            values_of(texts))
+        plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts))
         started = service.start(plan)
         return gr.Dropdown(choices=run_choices(service), value=started), started
 
@@ -291,11 +191,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             return download.move_resource_to_block_cache(service.export(name, kind, folder))
 
     def on_load(saved):
-        views = service.list_runs()
-        names = [v.name for v in views]
-        chosen = saved if saved in names else next((v.name for v in views if v.state in ("running", "stopping")),
-                                                   names[0] if names else None)
-        return gr.Dropdown(choices=run_choices(service), value=chosen), gr.Dropdown(choices=service.data.datasets())
+        return (gr.Dropdown(choices=run_choices(service), value=service.default_run(saved)),
+                gr.Dropdown(choices=service.data.datasets()))
 
     private = {"api_visibility": "private"}
     upload.upload(on_upload, inputs=upload, outputs=[data, report, thumbs, method], **heavy, **private)

@@ -1,0 +1,93 @@
+"""The Train tab's named endpoints for gradio_client: inspect data, start, list, poll, stop, resume
+and delete runs. Without a service (no --allow-training) each refuses in one line."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import gradio as gr
+
+from ..errors import Img2ImgError
+from ..service.training import TrainingService
+from .glue import shown_on_page
+
+TRAINING_OFF = "Training is off on this server: start it with --allow-training (see docs/app.md)."
+
+
+def training_api(service: TrainingService | None) -> None:
+    """Named endpoints for gradio_client: inspect data, start, list, poll, stop, resume and delete
+    runs. Without a service (no --allow-training) each refuses in one line."""
+    def guarded(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            if service is None:
+                raise Img2ImgError(TRAINING_OFF)
+            return fn(*args, **kwargs)
+        return shown_on_page(wrapped)
+
+    @guarded
+    def train_upload(file: gr.FileData) -> dict:
+        """Unpack a zip of pictures into the data root: {"data": its name, "report": what it holds}."""
+        name, report = service.upload(file["path"], Path(file.get("orig_name") or file["path"]).name)
+        return {"data": name, "report": service.describe(report), "method": report.method}
+
+    @guarded
+    def train_datasets() -> list[str]:
+        """The data folders under the data root."""
+        return service.data.datasets()
+
+    @guarded
+    def train_inspect(data: str) -> dict:
+        """What a data folder holds, in `img2img inspect`'s words."""
+        report = service.inspect(data)
+        return {"data": data, "report": service.describe(report), "method": report.method}
+
+    @guarded
+    def train_start(data: str, method: str = "pix2pix", preset: str = "quick", size: int = 0, length: int = 0,
+                    unit: str = "steps", settings: dict | None = None) -> dict:
+        """Start (or queue) a run: {"run": its name, "command": the same run as a terminal command}.
+        `settings`: {"section.name": text} of any `img2img train` setting, e.g. {"train.lr": "1e-4"}."""
+        plan = service.plan(data, method, preset, size, length, unit, settings or {})
+        name = service.start(plan)
+        return {"run": name, "command": service.runs.view(name).command}
+
+    @guarded
+    def train_runs() -> list[dict]:
+        """Every run: name, state, step, total_steps."""
+        return [{"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps}
+                for v in service.list_runs()]
+
+    @guarded
+    def train_poll(run: str) -> dict:
+        """A run's progress, its newest losses, and the end of its log."""
+        watch = service.watch(run)
+        v = watch.view
+        last = watch.losses[-1]["step"] if watch.losses else None
+        return {"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps, "epoch": v.epoch,
+                "total_epochs": v.total_epochs, "images_per_s": v.images_per_s, "eta_s": v.eta_s, "error": v.error,
+                "command": v.command, "queue_position": v.queue_position,
+                "losses": {r["loss"]: r["value"] for r in watch.losses if r["step"] == last},
+                "evaluations": watch.evaluations, "sample": watch.sample.name if watch.sample else None,
+                "checkpoint": v.checkpoint.name if v.checkpoint else None, "log": watch.log_tail}
+
+    @guarded
+    def train_stop(run: str) -> str:
+        """Stop a run as Ctrl-C does: it finishes its step and writes a checkpoint."""
+        service.stop(run)
+        return f"{run}: stopping"
+
+    @guarded
+    def train_resume(run: str) -> str:
+        """Resume a stopped, failed or interrupted run from its newest checkpoint (bit for bit)."""
+        service.resume(run)
+        return f"{run}: resumed"
+
+    @guarded
+    def train_delete(run: str) -> str:
+        """Remove a run's folder (a running run must be stopped first)."""
+        service.delete(run)
+        return f"{run}: deleted"
+
+    for fn in (train_upload, train_datasets, train_inspect, train_start, train_runs, train_poll, train_stop,
+               train_resume, train_delete):
+        gr.api(fn, api_name=fn.__name__)

@@ -1,0 +1,39 @@
+"""Flags the two front ends share (`img2img` and `img2img app`), generated from the library's
+dataclasses so that a limit or a serving setting is declared once: `--max-*` from io.limits.Limits,
+and the app's work-at-once flags from service.serving.ServingSettings. Adding flags to a parser
+is all this does; each front end parses its own argv."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .io.limits import DEFAULT_LIMITS, Limits, flag_for
+from .service.serving import ServingSettings, serving_flag
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """A --max-* flag per field of Limits: what one input may cost, checked from its header."""
+    group = parser.add_argument_group("limits per input, checked from the file's header before decoding")
+    for f in dataclasses.fields(Limits):
+        default = getattr(DEFAULT_LIMITS, f.name)
+        kind = float if isinstance(default, float) else int
+        group.add_argument(flag_for(f.name), type=kind, default=default, metavar="N",
+                           help=f"refuse more {f.metadata['help']} (default {default:,})")
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
+
+
+def add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per field of ServingSettings: how much work the app takes on at once."""
+    group = parser.add_argument_group("work at once (defaults sized for a 16 GB server: docs/app.md)")
+    defaults = ServingSettings()
+    for f in dataclasses.fields(ServingSettings):
+        default = getattr(defaults, f.name)
+        group.add_argument(serving_flag(f.name), dest=f.name, type=type(default), default=default, metavar="N",
+                           help=f"{f.metadata['help']} (default {default:g})")
+
+
+def serving_from(args: argparse.Namespace) -> ServingSettings:
+    return ServingSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServingSettings)})
