@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from img2img.checkpoint import generators_only, save_checkpoint
 from img2img.methods import new_run_config
+from img2img.persist.checkpoint import generators_only, save_checkpoint
 from img2img.training import Trainer
 from img2img.training.guard import guarded_step
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint, load_generators
 from img2img.config import RunConfig
 from img2img.methods import METHODS, new_run_config
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint, load_generators
 from img2img.translate.onnx_graph import OnnxGenerator, export_generator
 from img2img.translate.precision import quantize_int8
 

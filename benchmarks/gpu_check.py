@@ -47,9 +47,9 @@ sys.path.insert(0, str(ROOT))
 
 from profile_step import our_step, profile_step  # noqa: E402
 
-from img2img.checkpoint import load_checkpoint  # noqa: E402
 from img2img.cli import main as img2img  # noqa: E402
 from img2img.config import SpeedConfig  # noqa: E402
+from img2img.persist.checkpoint import load_checkpoint  # noqa: E402
 from img2img.training.bench import BenchSettings, run_benchmark  # noqa: E402
 
 # The targets of issue 29, per workload (images/s, or a ratio to the canonical code).

@@ -23,7 +23,6 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.config import RESIZE_FILTERS
 from img2img.data.builders import build_val_dataset
 from img2img.device import seed_everything
@@ -31,6 +30,7 @@ from img2img.io.readers import to_tensor, to_uint8
 from img2img.methods import METHODS
 from img2img.metrics import InceptionFeatures, feature_statistics, frechet_distance, kid
 from img2img.models import init_weights
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
 from img2img.translate.translator import BATCH_NORM_MODES, Translator
 
 SAMPLE_INDICES = (3, 42, 77)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint, load_generators
 from img2img.config import RunConfig
 from img2img.methods import METHODS, new_run_config
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint, load_generators
 from img2img.translate.onnx_graph import OnnxGenerator, export_generator
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "maps_aerial2map" / "model.pt"

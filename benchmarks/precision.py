@@ -31,9 +31,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_limit import forward_flops, peaks  # noqa: E402
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint  # noqa: E402
 from img2img.io.readers import list_images  # noqa: E402
 from img2img.metrics import fid_between  # noqa: E402
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint  # noqa: E402
 from img2img.translate.batch import BatchSettings, translate_files  # noqa: E402
 from img2img.translate.precision import bf16_is_native, difference_levels, psnr  # noqa: E402
 from img2img.translate.translator import Translator  # noqa: E402

@@ -288,7 +288,7 @@ def add_demo_parser(sub) -> None:
 
 
 def run_demo(args) -> int:
-    from .demo import run_demo as demo
+    from .training.demo import run_demo as demo
 
     demo(Path(args.out), steps=args.steps, device=args.device,
          install_to=Path(args.install_to) if args.install_to else None)
@@ -456,7 +456,7 @@ def add_push_parser(sub) -> None:
 
 
 def run_push(args) -> int:
-    from .publish import push
+    from .training.publish import push
 
     url = push(args.checkpoint, args.repo, private=args.private, revision=args.revision, token=args.token,
                onnx=args.onnx, license_id=args.license_id, datasets=args.dataset,
@@ -499,7 +499,7 @@ def run_export(args) -> int:
             print(f"exported {out} (int8 ONNX, {out.stat().st_size / 1e6:.1f} MB)")
         return 0
     if args.format == "safetensors":
-        from .checkpoint import export_safetensors
+        from .persist.checkpoint import export_safetensors
 
         if args.domain_a or args.domain_b:
             raise Img2ImgError("--domain-a/--domain-b name the domains in a .pt export")
@@ -518,7 +518,7 @@ def run_export(args) -> int:
         for out in outputs:
             print(f"exported {out} (ONNX opset {OPSET}, {out.stat().st_size / 1e6:.1f} MB)")
         return 0
-    from .checkpoint import export_generators
+    from .persist.checkpoint import export_generators
 
     out = export_generators(args.checkpoint, args.output, half=not args.fp32,
                             domain_names=(args.domain_a, args.domain_b))

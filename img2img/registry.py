@@ -25,4 +25,8 @@ class Registry(dict[str, T]):
         self.kind = kind
 
     def __missing__(self, name: str) -> T:
-        raise UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}")
+        raise self.unknown(name)
+
+    def unknown(self, name: str) -> UnknownName:
+        """The error for a name this registry lacks."""
+        return UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self)}")

@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from img2img.checkpoint import generator_only_checkpoint, load_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.config import SpeedConfig, TrainConfig
 from img2img.methods import METHODS, TrainingMethod, build_method, new_run_config
+from img2img.persist.checkpoint import generator_only_checkpoint, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

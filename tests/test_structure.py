@@ -22,16 +22,16 @@ PACKAGE = ROOT / "img2img"
 # The rooms of the package, bottom first: a module may import from its own layer's rooms (not in
 # a circle) and from the layers below, never from above.
 LAYERS = [
-    {"errors", "registry", "files", "log", "device", "download", "cancellation", "hub"},
+    {"errors", "registry", "files", "log", "device", "download", "cancellation"},
     {"config"},
     {"io", "models"},
     {"losses"},
     {"methods"},
-    {"checkpoint", "data", "metrics"},
+    {"persist", "data", "metrics"},
     {"translate"},
-    {"training", "publish"},
+    {"training"},
     {"service", "flags"},
-    {"cli", "app", "demo", "inference", "__main__", "__init__"},
+    {"cli", "app", "inference", "__main__", "__init__"},
 ]
 LAYER_OF = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
 
@@ -81,6 +81,22 @@ def test_the_app_is_a_thin_package_that_never_imports_the_cli():
     too_long = {p.name: n for p in (PACKAGE / "app").glob("*.py") if (n := len(p.read_text().splitlines())) > 250}
     assert not too_long
     assert len((ROOT / "app.py").read_text().splitlines()) <= 10  # the clone's entry point only
+
+
+# The package root holds the rooms' floor and the front ends; every other module lives in a room.
+ROOT_FILES = {
+    "__init__": "the package map", "__main__": "python -m img2img", "cli": "the command line",
+    "flags": "flags both front ends share", "inference": "the Translator's old import path, kept for users",
+    "config": "the typed configs (a room of one file)", "losses": "the adversarial losses (a room of one file)",
+    "errors": "the floor: one-line errors", "registry": "the floor: lookups by name",
+    "files": "the floor: atomic writes", "log": "the floor: the logger",
+    "device": "device, seeds and ranks: training's and translation's", "download": "resumable downloads: "
+    "published models' and datasets'", "cancellation": "stopping long work: translation's and the app's",
+}
+
+
+def test_the_package_root_holds_only_files_with_a_reason_to_be_there():
+    assert {p.stem for p in PACKAGE.glob("*.py")} == set(ROOT_FILES)
 
 
 def test_every_room_has_a_layer():
@@ -185,7 +201,7 @@ def test_a_method_added_to_the_registry_trains_from_the_cli(paired_dir, tmp_path
     out = tmp_path / "run"
     assert main(["train", "--model", "sharp", "--data", str(paired_dir), "--out", str(out), "--max-steps", "1",
                  "--lambda-sharp", "2", *TINY_PIX2PIX]) == 0
-    from img2img.checkpoint import checkpoint_config, load_checkpoint
+    from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
 
     cfg = checkpoint_config(load_checkpoint(out / "checkpoints" / "latest.pt"))
     assert cfg.method == "sharp" and cfg.method_config == SharpPix2PixConfig(lambda_sharp=2.0)

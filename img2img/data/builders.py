@@ -12,19 +12,17 @@ from ..errors import Img2ImgError
 from ..models import fit_to_size, generator_size_multiple
 from .colour import COLOUR
 from .layout import Layout
+from ..registry import Registry
 from .paired import PAIRED
 from .transforms import eval_transform, train_transform
 from .unpaired import UNPAIRED
 
 # The layouts a method may name as its `dataset_kind`.
-LAYOUTS: dict[str, Layout] = {"paired": PAIRED, "unpaired": UNPAIRED, "colour": COLOUR}
+LAYOUTS: Registry[Layout] = Registry("data layout", {"paired": PAIRED, "unpaired": UNPAIRED, "colour": COLOUR})
 
 
 def layout(kind: str) -> Layout:
-    try:
-        return LAYOUTS[kind]
-    except KeyError:
-        raise ValueError(f"unknown data layout {kind!r}; one of {', '.join(LAYOUTS)}") from None
+    return LAYOUTS[kind]
 
 
 def build_datasets(cfg: RunConfig, kind: str) -> tuple[Dataset, Dataset | None]:

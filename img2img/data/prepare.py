@@ -23,6 +23,7 @@ from ..io.pixel_format import resize_pixels
 from ..io.readers import ImageReadError, file_stem, is_image_file, list_images, load_rgb, read_image
 from ..io.writers import png_holds, write_image
 from ..log import logger
+from ..registry import Registry
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
@@ -170,7 +171,7 @@ def canny_edges(rgb: np.ndarray, min_component: int = 12) -> np.ndarray:
 
 
 # New detectors (e.g. a learned HED) register here: RGB uint8 HxWx3 -> uint8 HxW, lines dark on white.
-EDGE_METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"canny": canny_edges}
+EDGE_METHODS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("edge method", {"canny": canny_edges})
 
 
 def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
@@ -200,8 +201,7 @@ class FolderReport:
 def make_edges_dataset(photos: Path | str, output: Path | str, size: int = 256, val_fraction: float = 0.1,
                        method: str = "canny") -> FolderReport:
     """OUTPUT/{train,val}/NAME.png with A = edges (left) and B = the photo (right)."""
-    if method not in EDGE_METHODS:
-        raise Img2ImgError(f"unknown edge method {method!r}; choose one of {', '.join(EDGE_METHODS)}")
+    edges_of = EDGE_METHODS[method]
     photos, output = Path(photos), Path(output)
     if not photos.is_dir():
         raise Img2ImgError(f"{photos}: photo folder does not exist")
@@ -216,7 +216,7 @@ def make_edges_dataset(photos: Path | str, output: Path | str, size: int = 256, 
         except ImageReadError as e:
             report.problems.append(f"skipped {e}")
             continue
-        edges = Image.fromarray(EDGE_METHODS[method](np.asarray(photo))).convert("RGB")
+        edges = Image.fromarray(edges_of(np.asarray(photo))).convert("RGB")
         pair = Image.new("RGB", (2 * size, size))
         pair.paste(edges, (0, 0))
         pair.paste(photo, (size, 0))

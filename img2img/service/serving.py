@@ -14,7 +14,7 @@ import anyio
 
 from ..cancellation import StopSignal, stop_on
 from ..errors import Img2ImgError
-from ..hub import is_hub_reference
+from ..persist.hub import is_hub_reference
 
 T = TypeVar("T")
 

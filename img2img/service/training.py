@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..checkpoint import export_generators
 from ..config import (
     DataConfig,
     ModelConfig,
@@ -33,6 +32,7 @@ from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
 from ..io.readers import read_image
 from ..methods import METHODS, method_settings, model_defaults
+from ..persist.checkpoint import export_generators
 from ..training.resume import config_for_run
 from ..translate.onnx_graph import export_checkpoint
 from ..translate.translator import to_pil
@@ -157,7 +157,7 @@ class TrainingService:
         (they win over the preset and the size and length above them)."""
         size, length = int(size or 0) or None, int(length or 0) or None
         if method not in METHODS:
-            raise Img2ImgError(f"--model {method}: choose one of {', '.join(METHODS)}")
+            raise METHODS.unknown(method)
         if preset not in PRESETS:
             raise Img2ImgError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
         root = self.data.resolve(data)

@@ -25,11 +25,11 @@ import numpy as np
 
 from ..cancellation import Cancelled, check_stop
 from ..errors import Img2ImgError
-from ..hub import SCHEME as HUB_SCHEME
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import resize_pixels
 from ..io.readers import check_volume, is_volume_file, list_images, read_image, read_volume, reader_for
 from ..io.writers import output_suffix, with_suffix, write_image
+from ..persist.hub import SCHEME as HUB_SCHEME
 from ..translate.batch import translate_volume, unique_outputs
 from ..translate.catalog import (
     ModelInfo,

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checkpoint import load_checkpoint
 from ..errors import Img2ImgError
+from ..persist.checkpoint import load_checkpoint
 
 
 def link_latest(path: Path, latest: Path) -> None:

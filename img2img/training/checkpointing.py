@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..checkpoint import generators_only, save_checkpoint
 from ..config import RunConfig
 from ..device import Ranks
 from ..files import atomic_write_text
 from ..methods import TrainingMethod
+from ..persist.checkpoint import generators_only, save_checkpoint
 from .background_writer import BackgroundWriter, to_host
 from .checkpoint_files import link_latest, prune_checkpoints
 from .footprint import Footprint

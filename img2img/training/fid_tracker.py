@@ -141,9 +141,9 @@ def checkpoint_fid(checkpoint: Path | str, data: str | None = None, weights: str
     """{fid_AtoB, kid_AtoB, ...} of a checkpoint, snapshot or export: its generators translate the
     validation split of `data` (default: the folder it trained on) at its training size, and
     their outputs are compared with the split's real targets, as FID tracking does in training."""
-    from ..checkpoint import checkpoint_config, load_checkpoint
     from ..data.builders import build_val_dataset
     from ..errors import Img2ImgError
+    from ..persist.checkpoint import checkpoint_config, load_checkpoint
     from ..translate.translator import Translator
 
     cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))

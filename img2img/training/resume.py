@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import checkpoint_config, is_generators_only, load_checkpoint
 from ..config import RunConfig, flag_name
 from ..errors import Img2ImgError
 from ..log import logger
 from ..methods import METHODS, new_run_config
 from ..models import AUTO_UNET, fit_to_size
+from ..persist.checkpoint import checkpoint_config, is_generators_only, load_checkpoint
 from .checkpoint_files import load_newest_valid
 
 # Section name -> {field: value} of settings given for this run; absent ones keep the base's.

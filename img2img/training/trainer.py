@@ -11,7 +11,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..checkpoint import checkpoint_config
 from ..config import RunConfig
 from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
 from ..device import seed_everything, use_deterministic_algorithms
@@ -19,6 +18,7 @@ from ..errors import Img2ImgError
 from ..log import logger
 from ..methods import build_method
 from ..methods.base import memory_format
+from ..persist.checkpoint import checkpoint_config
 from . import distributed
 from .checkpoint_files import checkpoint_name
 from .checkpointing import CheckpointWriter

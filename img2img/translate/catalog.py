@@ -9,10 +9,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..checkpoint import checkpoint_config, load_checkpoint, safetensors_files, stored_directions
 from ..config import size_text
 from ..errors import Img2ImgError
-from ..hub import fetch_model, parse_reference
+from ..persist.checkpoint import checkpoint_config, load_checkpoint, safetensors_files, stored_directions
+from ..persist.hub import fetch_model, parse_reference
 from .translator import Translator
 
 
@@ -27,7 +27,7 @@ class ModelInfo:
     domains: tuple[str, str] = ("A", "B")
     # What a user needs to trust it, as (name, value) lines: from the checkpoint and its card.
     facts: tuple[tuple[str, str], ...] = ()
-    # For a model from the Hugging Face Hub: "user/name", as loaded (see img2img.hub).
+    # For a model from the Hugging Face Hub: "user/name", as loaded (see img2img.persist.hub).
     hub_repo: str | None = None
     # A name given by whoever added it (e.g. the app's training run it came from).
     given_name: str | None = None

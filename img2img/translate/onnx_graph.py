@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
 from ..config import Direction, RunConfig
 from ..errors import Img2ImgError
 from ..files import atomic_path, atomic_write_text
 from ..io.pixel_format import PixelFormat
 from ..log import logger
 from ..methods import run_config_from_dict
+from ..persist.checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
 
 OPSET = 18
 META_CONFIG, META_DIRECTION, META_SIZE_MULTIPLE, META_BATCH_NORM = (

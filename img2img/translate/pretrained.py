@@ -16,13 +16,13 @@ from urllib.parse import urlparse
 
 import torch
 
-from ..checkpoint import generator_only_checkpoint, save_checkpoint
 from ..config import DataConfig
 from ..download import ConnectionFailed, download
 from ..errors import Img2ImgError
 from ..files import sha256_of
 from ..log import logger
 from ..methods import METHODS, new_run_config
+from ..persist.checkpoint import generator_only_checkpoint, save_checkpoint
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"

@@ -11,16 +11,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..cancellation import check_stop
-from ..checkpoint import checkpoint_config, load_checkpoint, load_generators, safetensors_files
 from ..config import Direction, RunConfig
 from ..device import resolve_device
 from ..errors import Img2ImgError
-from ..hub import SCHEME, fetch_model, is_hub_reference
 from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
 from ..io.readers import pil_pixels, read_image
 from ..log import logger
 from ..methods import METHODS
 from ..models.norm import FrameStatistics, shared_statistics
+from ..persist.checkpoint import checkpoint_config, load_checkpoint, load_generators, safetensors_files
+from ..persist.hub import SCHEME, fetch_model, is_hub_reference
 from .precision import PRECISIONS, select
 from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
 from .video import DEFAULT_TEMPORAL_STATISTICS, VideoReport, translate_video_frames
@@ -115,7 +115,7 @@ class Translator:
 
     @classmethod
     def from_pretrained(cls, repo: str, **options) -> Translator:
-        """A model on the Hugging Face Hub, "user/name" or "user/name@revision" (see img2img.hub);
+        """A model on the Hugging Face Hub, "user/name" or "user/name@revision" (see img2img.persist.hub);
         `options` as `from_checkpoint`."""
         return cls.from_checkpoint(repo if is_hub_reference(repo) else SCHEME + repo, **options)
 

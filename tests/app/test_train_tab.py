@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 from helpers import chromium_path, compare_states, launch, make_paired, open_browser, random_image, screenshot_dir
 
-from img2img.checkpoint import load_checkpoint
+from img2img.persist.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService
 
 # A tiny pix2pix that trains a step in a few tens of milliseconds.

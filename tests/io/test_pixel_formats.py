@@ -13,7 +13,6 @@ import torch
 from helpers import ROOT, assert_resume_is_bitwise
 from PIL import Image
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.config import DataConfig
 from img2img.data.builders import build_datasets
@@ -22,6 +21,7 @@ from img2img.io.pixel_format import PixelFormat, describe_preview, preview_rgb
 from img2img.io.readers import list_items, read_image
 from img2img.io.writers import write_image
 from img2img.methods import METHODS, new_run_config
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
 from img2img.translate.translator import Translator
 
 TINY = ["--ngf", "8", "--ndf", "8", "--num-workers", "0", "--log-every", "1", "--device", "cpu"]
@@ -367,8 +367,8 @@ def test_datasets_combine_keeps_16bit_pairs(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_written_files_get_the_permissions_the_umask_gives(tmp_path):
-    from img2img.checkpoint import save_checkpoint
     from img2img.files import atomic_write_text
+    from img2img.persist.checkpoint import save_checkpoint
 
     old = os.umask(0o022)
     try:

@@ -4,11 +4,11 @@ import torch
 from helpers import TINY_CYCLEGAN, random_image, tiny_method
 from PIL import Image
 
-from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.config import ModelConfig
 from img2img.methods import build_method, new_run_config
 from img2img.methods.cyclegan import ImagePool
+from img2img.persist.checkpoint import load_checkpoint
 
 
 def batch(n=1, size=32, seed=0):

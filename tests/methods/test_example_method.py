@@ -8,8 +8,8 @@ import pytest
 from helpers import ROOT, TINY_PIX2PIX
 
 from img2img import methods
-from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
 from img2img.translate.translator import Translator
 
 

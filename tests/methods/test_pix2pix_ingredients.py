@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import TINY_PIX2PIX, tiny_method
 
-from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.losses import feature_matching_loss
 from img2img.methods import METHODS
 from img2img.models.discriminators import MultiscaleDiscriminator, PatchDiscriminator
+from img2img.persist.checkpoint import load_checkpoint
 from img2img.translate.translator import Translator
 
 

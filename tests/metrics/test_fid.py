@@ -178,7 +178,7 @@ def test_training_with_fid_every_epoch_writes_fid_rows_plot_and_best(weights, pa
 
     from helpers import TINY_PIX2PIX
 
-    from img2img.checkpoint import load_checkpoint
+    from img2img.persist.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     # 4 training pairs at batch 2: an epoch is 2 steps, so 4 steps are 2 evaluations.

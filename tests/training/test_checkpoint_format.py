@@ -12,10 +12,10 @@ import pytest
 import torch
 from helpers import CHECKPOINT_FIXTURES, make_paired
 
-from img2img.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, upgrade_config_v1
 from img2img.cli import main
 from img2img.errors import Img2ImgError
 from img2img.methods import new_run_config, run_config_from_dict
+from img2img.persist.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, upgrade_config_v1
 from img2img.translate.translator import Translator
 
 FIXTURES = CHECKPOINT_FIXTURES

@@ -9,9 +9,9 @@ import pytest
 import torch
 from helpers import TINY_PIX2PIX
 
-from img2img.checkpoint import load_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.errors import Img2ImgError
+from img2img.persist.checkpoint import load_checkpoint, save_checkpoint
 from img2img.training.checkpoint_files import load_newest_valid
 
 

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from helpers import TINY_CYCLEGAN, TINY_PIX2PIX, tiny_method
 
-from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.config import SpeedConfig, TrainConfig
 from img2img.methods import build_method, new_run_config
 from img2img.models.padding import pad2d
+from img2img.persist.checkpoint import load_checkpoint
 from img2img.training.cuda_graph import check_capturable, make_capturable
 from img2img.training.guard import guarded_step
 from img2img.training.schedule import lr_factor

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import TINY_CYCLEGAN, TINY_PIX2PIX, make_paired, make_unpaired
 
-from img2img.checkpoint import load_checkpoint
+from img2img.persist.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 

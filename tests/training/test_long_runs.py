@@ -11,8 +11,8 @@ import torch
 from helpers import TINY_PIX2PIX, random_image
 from torch.utils.data import DataLoader
 
-from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
+from img2img.persist.checkpoint import load_checkpoint
 from img2img.training import Trainer, config_for_run
 from img2img.training import footprint as footprint_module
 from img2img.translate.catalog import discover_checkpoints
@@ -143,7 +143,7 @@ def test_the_loader_keeps_its_workers_loading_across_epoch_ends(paired_dir, tmp_
 KILLED_DURING_A_WRITE = textwrap.dedent("""
     import sys, time, torch
     from pathlib import Path
-    from img2img.checkpoint import save_checkpoint
+    from img2img.persist.checkpoint import save_checkpoint
     from img2img.training.background_writer import BackgroundWriter
 
     path = Path(sys.argv[1])

@@ -7,10 +7,10 @@ import pytest
 import torch
 from helpers import TINY_PIX2PIX
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from img2img.cli import main
 from img2img.config import DataConfig, ModelConfig, TrainConfig
 from img2img.methods import equivalent_command, new_run_config
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from img2img.training import Trainer
 from img2img.training.checkpoint_files import numbered_checkpoints
 from img2img.training.run_folder import MetricsLog, RunFolder, read_config

@@ -5,11 +5,11 @@ import pytest
 import torch
 from helpers import TINY_PIX2PIX, make_paired, make_unpaired, tiny_method
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
 from img2img.config import ModelConfig
 from img2img.methods import METHODS, new_run_config
 from img2img.models import build_discriminator, init_weights
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
 from img2img.training.guard import guarded_step
 
 

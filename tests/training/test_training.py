@@ -7,10 +7,10 @@ import pytest
 import torch
 from helpers import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitwise, compare_states, random_image
 
-from img2img.checkpoint import load_checkpoint
 from img2img.cli import main
 from img2img.config import ModelConfig
 from img2img.methods import build_method, new_run_config
+from img2img.persist.checkpoint import load_checkpoint
 from img2img.training.schedule import lr_factor
 from img2img.translate.translator import Translator
 

@@ -39,7 +39,7 @@ def test_bundled_files_stay_small():
 def test_the_app_card_of_the_bundled_model_shows_no_number_its_card_or_checkpoint_lacks():
     import re
 
-    from img2img.checkpoint import load_checkpoint
+    from img2img.persist.checkpoint import load_checkpoint
     from img2img.translate.catalog import describe_checkpoint
 
     info = describe_checkpoint(BUNDLED)

@@ -103,7 +103,7 @@ def test_a_pushed_model_loads_by_hf_and_translates_bit_for_bit(hub, tmp_path, me
 
 
 def test_the_card_states_only_the_metrics_the_run_measured(hub, tmp_path):
-    from img2img.publish import model_card, validation_results
+    from img2img.training.publish import model_card, validation_results
 
     run = tmp_path / "run"
     run.mkdir()
@@ -132,7 +132,7 @@ def test_a_push_to_a_branch_leaves_main_alone(hub, tmp_path):
 
 
 def test_every_command_that_loads_checkpoints_takes_hf(hub, tmp_path, capsys):
-    from img2img.checkpoint import load_checkpoint
+    from img2img.persist.checkpoint import load_checkpoint
 
     _, files = model_files(tmp_path, "cyclegan")
     hub.add("someone/small", files)
@@ -160,7 +160,7 @@ def test_the_bundled_model_publishes_as_it_is_with_its_hub_card(hub, tmp_path):
 def test_a_run_pushed_with_its_training_state_resumes_from_the_hub_bit_for_bit(hub, tmp_path):
     from helpers import TINY_CYCLEGAN, compare_states, make_unpaired
 
-    from img2img.checkpoint import load_checkpoint
+    from img2img.persist.checkpoint import load_checkpoint
 
     data = make_unpaired(tmp_path / "data")
     flags = ["train", "--data", str(data), *TINY_CYCLEGAN, "--sample-every", "0"]

@@ -6,8 +6,8 @@ import torch
 from helpers import TINY_PIX2PIX, make_paired, random_image
 from PIL import Image
 
-from img2img.checkpoint import checkpoint_config, load_checkpoint
 from img2img.cli import main
+from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
 from img2img.translate.batch import translate_files
 from img2img.translate.translator import Translator, pad_to_multiple
 

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import DIRECTIONS, Direction, RunConfig
-from .errors import Img2ImgError
-from .files import atomic_write, atomic_write_text
+from ..config import DIRECTIONS, Direction, RunConfig
+from ..errors import Img2ImgError
+from ..files import atomic_write, atomic_write_text
+from ..methods import METHODS, run_config_from_dict
 from .hub import fetch_model, is_hub_reference
-from .methods import METHODS, run_config_from_dict
 
 # 2: ModelConfig holds only the architecture; the method name is top-level, its loss settings
 #    are `method_config`, and the speed switches are `train.speed`.

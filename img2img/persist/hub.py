@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import Img2ImgError
+from ..errors import Img2ImgError
 
 SCHEME = "hf://"
 MODEL_FILES = ("model.safetensors", "config.json")

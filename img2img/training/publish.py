@@ -1,7 +1,7 @@
 """`img2img push`: a trained model as a Hugging Face Hub model repo.
 
 The repo holds the translating generator(s) as `model.safetensors` with the typed config as
-`config.json` (what `hf://user/name` loads, see img2img.hub), a `README.md` model card in the
+`config.json` (what `hf://user/name` loads, see img2img.persist.hub), a `README.md` model card in the
 Hub's format, the run's newest sample grid, with `onnx=True` the ONNX export, and with
 `training_state=True` the whole checkpoint in safetensors and JSON, to resume from. The card's
 numbers are the run's own validation rows in metrics.csv; a metric the run did not measure is
@@ -15,7 +15,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import (
+from ..config import RunConfig
+from ..errors import Img2ImgError
+from ..methods import METHODS, equivalent_command
+from ..persist.checkpoint import (
     checkpoint_config,
     export_safetensors,
     export_training_state,
@@ -23,10 +26,7 @@ from .checkpoint import (
     load_checkpoint,
     stored_directions,
 )
-from .config import RunConfig
-from .errors import Img2ImgError
-from .methods import METHODS, equivalent_command
-from .training.run_folder import RunFolder
+from .run_folder import RunFolder
 
 # metrics.csv columns of validation results, and their model-index names.
 CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR"}
@@ -53,7 +53,7 @@ def validation_results(run: Path, step: int) -> Validation | None:
 
 def validation_images(cfg: RunConfig) -> int | None:
     """How many images the run's validation split holds, where its data is still here."""
-    from .data.builders import build_val_dataset
+    from ..data.builders import build_val_dataset
 
     try:
         split = build_val_dataset(cfg, METHODS[cfg.method].dataset_kind)
@@ -142,7 +142,7 @@ def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, l
         if (checkpoint.parent / "samples").is_dir():
             shutil.copytree(checkpoint.parent / "samples", folder / "samples")
         if onnx:
-            from .translate.onnx_graph import export_checkpoint
+            from ..translate.onnx_graph import export_checkpoint
 
             export_checkpoint(checkpoint, folder / "model.onnx")
         return sorted(folder.iterdir())
@@ -153,7 +153,7 @@ def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, l
         sample = "sample" + samples[-1].suffix
         shutil.copyfile(samples[-1], folder / sample)
     if onnx:
-        from .translate.onnx_graph import export_checkpoint
+        from ..translate.onnx_graph import export_checkpoint
 
         export_checkpoint(checkpoint, folder / "model.onnx")
     card = model_card(cfg, repo, directions, step, validation_results(run, step), sample, license_id, datasets or [],

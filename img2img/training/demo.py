@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .config import DataConfig, ModelConfig, TrainConfig
-from .files import atomic_write
-from .log import logger
-from .methods import new_run_config
-from .training import Trainer
-from .translate.batch import translate_files
-from .translate.translator import Translator
+from ..config import DataConfig, ModelConfig, TrainConfig
+from ..files import atomic_write
+from ..log import logger
+from ..methods import new_run_config
+from ..translate.batch import translate_files
+from ..translate.translator import Translator
+from . import Trainer
 
 CIRCLE_COLOUR, SQUARE_COLOUR = (220, 60, 50), (40, 120, 220)
 
