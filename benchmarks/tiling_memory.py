@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from img2img.translate.tiling import Tiling
 from img2img.translate.translator import Translator
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "maps_aerial2map" / "model.pt"
@@ -31,7 +32,7 @@ def main() -> None:
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    translator.translate(image, tile=args.tile, overlap=args.overlap)
+    translator.translate(image, tiling=Tiling(args.tile, args.overlap))
     seconds = time.perf_counter() - start
     growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     how = f"{args.tile} px tiles, overlap {args.overlap}" if args.tile else "whole"

@@ -94,7 +94,7 @@ def main() -> None:
     image_stats = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")
     running_stats = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch", batch_norm="running")
     start = time.perf_counter()
-    whole = image_stats.translate(aerial, tile=0)
+    whole = image_stats.translate(aerial, tiling=Tiling(0))
     whole_s = time.perf_counter() - start
     reference = np.asarray(whole, float)
     print(f"{aerial.width}x{aerial.height} mosaic of {args.grid * args.grid} maps val images at {args.side} px; "
@@ -106,7 +106,7 @@ def main() -> None:
     for name, translator, statistics in variants:
         tiling = Tiling(args.tile, args.overlap, statistics)
         start = time.perf_counter()
-        out = translator.translate(aerial, tile=args.tile, overlap=args.overlap, tile_statistics=statistics)
+        out = translator.translate(aerial, tiling=Tiling(args.tile, args.overlap, statistics))
         seconds = time.perf_counter() - start
         pixels = np.asarray(out, float)
         outputs[name] = out

@@ -19,7 +19,7 @@ from .io.writers import FORMATS
 from .log import log_to_console
 from .methods import METHODS, method_settings, model_defaults
 from .models import GENERATOR_BUILDERS, NORM_LAYERS
-from .translate.tiling import AUTO_TILE_PIXELS, TILE_STATISTICS
+from .translate.tiling import AUTO_TILE_PIXELS, TILE_STATISTICS, Tiling
 from .translate.translator import BATCH_NORM_MODES, ENGINES
 from .translate.video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS
 
@@ -215,7 +215,7 @@ def run_translate(args) -> int:
     settings = BatchSettings(
         direction=args.direction, batch_size=args.batch_size, overwrite=args.overwrite, fmt=args.format,
         size=args.size, limits=limits_from(args), num_workers=args.num_workers, shard=(rank, world_size),
-        tile=args.tile, overlap=args.overlap, tile_statistics=args.tile_statistics,
+        tiling=Tiling(args.tile, args.overlap, args.tile_statistics),
         temporal_statistics=args.temporal_statistics, crf=args.crf, codec=args.codec,
     )
     report = translate_files(translator, args.input, args.output, settings)
@@ -489,13 +489,14 @@ def run_export(args) -> int:
     if args.precision == "int8" and args.format != "onnx":
         raise Img2ImgError("--precision int8 writes ONNX: add --format onnx")
     if args.precision == "int8":
+        from .persist.checkpoint import checkpoint_config, load_checkpoint, load_generators
         from .translate.precision import export_int8
-        from .translate.translator import Translator
 
-        translator = Translator.from_checkpoint(args.checkpoint, device="cpu", batch_norm=args.batch_norm,
-                                                engine="torch", precision="fp32")
-        for out in export_int8(translator, args.checkpoint, args.output, [args.direction] if args.direction else None,
-                               batch_norm=args.batch_norm, calibration_dir=args.calibration):
+        state = load_checkpoint(args.checkpoint)
+        generators = {d: g.eval() for d, g in load_generators(state, args.batch_norm, source=str(args.checkpoint)).items()}
+        for out in export_int8(checkpoint_config(state), generators, args.checkpoint, args.output,
+                               [args.direction] if args.direction else None, batch_norm=args.batch_norm,
+                               calibration_dir=args.calibration):
             print(f"exported {out} (int8 ONNX, {out.stat().st_size / 1e6:.1f} MB)")
         return 0
     if args.format == "safetensors":

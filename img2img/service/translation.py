@@ -27,7 +27,7 @@ from ..cancellation import Cancelled, check_stop
 from ..errors import Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import resize_pixels
-from ..io.readers import check_volume, is_volume_file, list_images, read_image, read_volume, reader_for
+from ..io.readers import check_volume, is_volume_file, list_images, read_volume, reader_for
 from ..io.writers import output_suffix, with_suffix, write_image
 from ..persist.hub import SCHEME as HUB_SCHEME
 from ..translate.batch import translate_volume, unique_outputs
@@ -235,29 +235,27 @@ class TranslationService:
 
     # ---- translations -------------------------------------------------------------------
     def run_pixels(self, path: str, model: str | None, direction: str):
-        """(input pixels, output pixels, translator, a line saying what made it) of an image file
-        of any format the readers know, converted to the model's input as needed."""
+        """(the translation, translator, a line saying what made it) of an image file of any
+        format the readers know, read once and converted to the model's input as needed."""
         self.check_upload(path)
         info, translator = self.load(model, direction)
-        pixels = translator.pixels_of(read_image(path, limits=self.limits).array, direction)
-        height, width = pixels.shape[:2]
-        tiling = translator.tiling_for(width, height)
         start = time.perf_counter()
         # One tile per network call: a request stops between calls, and on a CPU larger batches of
         # tiles gain little (a 512 px tile of a 9-block ResNet alone takes seconds).
-        result = translator.translate_pixels(pixels, direction=direction, batch_size=1)
+        translation = translator.translate_file(path, direction, self.limits, batch_size=1)
         seconds = time.perf_counter() - start
-        how = f"in {tiling.describe()}" if tiling else "whole"
+        height, width = translation.source.shape[:2]
+        how = f"in {translation.tiling.describe()}" if translation.tiling else "whole"
         details = (f"**{info.name}**, {info.direction_label(direction)} ({info.details}); "
                    f"{width}×{height} px {how}, {translator.describe_precision(direction)} on {translator.device}; "
                    f"{seconds:.2f} s")
-        return pixels, result, translator, details
+        return translation, translator, details
 
     def translate_image(self, image: str, model: str | None, direction: str, out_dir: Path) -> tuple[Path, str]:
         """The translation as a PNG file of its own (the output itself for 8-bit models, else its
         preview) and a line saying what made it."""
         try:
-            _, result, translator, details = self.run_pixels(image, model, direction)
+            translation, translator, details = self.run_pixels(image, model, direction)
         except (ServiceError, Cancelled):
             raise
         except Img2ImgError as e:
@@ -266,7 +264,7 @@ class TranslationService:
         # and rewrote it while another request for the same picture was still downloading it
         # (truncated responses under concurrent load); a file it copies once, atomically.
         out = out_dir / "translated.png"
-        to_pil(result, translator.formats(direction).target).save(out, format="PNG")
+        to_pil(translation.result, translator.formats(direction).target).save(out, format="PNG")
         return out, details
 
     def translate_video(self, video: str, model: str | None, direction: str, out_dir: Path,
@@ -325,9 +323,9 @@ class TranslationService:
             result = np.take(volume, volume.shape[axis] // 2, axis=axis)  # H x W, or H x W x C
             to_pil(result[..., None] if result.ndim == 2 else result, target).save(preview)
         else:
-            _, result, translator, _ = self.run_pixels(path, model, direction)
-            write_image(out, result)
-            to_pil(result, target).save(preview)
+            translation, translator, _ = self.run_pixels(path, model, direction)
+            write_image(out, translation.result)
+            to_pil(translation.result, target).save(preview)
         return preview
 
     def translate_many(self, files: list[str], model: str | None, direction: str, out_dir: Path,
@@ -388,7 +386,8 @@ class TranslationService:
                 to_pil(translator.pixels_of(middle, direction), formats.source).save(shown_in)
                 details = f"**{info.name}**, {info.direction_label(direction)}: a volume of {volume.shape[axis]} slices"
                 return FileResult(shown_in, preview, out, details)
-            pixels, result, translator, details = self.run_pixels(file, model, direction)
+            translation, translator, details = self.run_pixels(file, model, direction)
+            pixels, result = translation.source, translation.result
             out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "same", formats.target.dtype,
                                                                    formats.target.channels)).name
             write_image(out, result)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
+from ..data.folders import validation_files
 from ..errors import Img2ImgError
 from ..methods import METHODS, equivalent_command
 from ..persist.checkpoint import (
@@ -52,14 +53,9 @@ def validation_results(run: Path, step: int) -> Validation | None:
 
 
 def validation_images(cfg: RunConfig) -> int | None:
-    """How many images the run's validation split holds, where its data is still here."""
-    from ..data.builders import build_val_dataset
-
-    try:
-        split = build_val_dataset(cfg, METHODS[cfg.method].dataset_kind)
-    except Img2ImgError:
-        return None
-    return len(split) if split is not None else None
+    """How many input images the run's validation split holds, where its data is still here."""
+    files = validation_files(cfg, METHODS[cfg.method].dataset_kind, "A").files
+    return len(files) or None
 
 
 def _metric(column: str) -> bool:

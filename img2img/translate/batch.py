@@ -15,7 +15,8 @@ from ..errors import ImageReadError, Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.readers import is_image_file, is_volume_file, read_image, read_volume
 from ..io.writers import FORMATS, output_suffix, with_suffix, write_image, write_volume
-from .translator import Translator
+from .tiling import AUTO_TILING, Tiling
+from .translator import NamedPixels, Translator
 from .video import DEFAULT_CRF, DEFAULT_TEMPORAL_STATISTICS, VideoReport, is_video_file
 
 
@@ -116,8 +117,8 @@ class _ImageFiles(Dataset):
 @dataclass(frozen=True)
 class BatchSettings:
     """How a batch runs. `limits`: what one input may cost (checked from its header);
-    `shard=(rank, world_size)` takes every world_size-th file; `tile`,
-    `overlap`, `tile_statistics`: as `Translator.translate` (large images are tiled);
+    `shard=(rank, world_size)` takes every world_size-th file; `tiling`: which images are tiled,
+    and how (by default those above tiling.AUTO_TILE_PIXELS);
     `temporal_statistics`, `crf`, `codec`: videos (see img2img.translate.video)."""
 
     direction: str = "AtoB"
@@ -128,9 +129,7 @@ class BatchSettings:
     limits: Limits = DEFAULT_LIMITS
     num_workers: int = 2
     shard: tuple[int, int] = (0, 1)
-    tile: int | None = None
-    overlap: int = 64
-    tile_statistics: str = "pooled"
+    tiling: Tiling = AUTO_TILING
     temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS
     crf: int = DEFAULT_CRF
     codec: str | None = None
@@ -142,7 +141,7 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
     fields of BatchSettings, applied). Image decoding runs in worker processes and saving in
     threads, overlapping the network. Videos follow the images, one at a time."""
     s = dataclasses.replace(settings or BatchSettings(), **changes)
-    direction, batch_size, size, tile, overlap = s.direction, s.batch_size, s.size, s.tile, s.overlap
+    direction, batch_size, size = s.direction, s.batch_size, s.size
     translator.network(direction)  # fail early on a direction the model lacks
     target = translator.formats(direction).target
     pairs, ignored = plan_outputs(Path(input_path), Path(output_path), s.fmt, target.dtype, target.channels)
@@ -162,26 +161,22 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
 
         def flush() -> None:
             try:
-                results = translator.translate_pixels([im for _, im in pending], direction=direction, size=size,
-                                                      batch_size=batch_size, tile=tile, overlap=overlap,
-                                                      tile_statistics=s.tile_statistics)
+                done = translator.translate_inputs([image for _, image in pending], direction, size, batch_size,
+                                                   s.tiling)
             except Img2ImgError:
                 # One input the model cannot take (e.g. its channel count): the others still go.
-                results = []
+                done = []
                 for i, image in pending:
                     try:
-                        results.append(translator.translate_pixels(image, direction=direction, size=size, tile=tile,
-                                                                   overlap=overlap, tile_statistics=s.tile_statistics))
+                        done += translator.translate_inputs([image], direction, size, batch_size, s.tiling)
                     except Img2ImgError as e:
-                        results.append(None)
+                        done.append(None)
                         report.failures.append((str(todo[i][0]), str(e).split(": ", 1)[-1]))
-            for (i, image), result in zip(pending, results):
-                if result is None:
+            for (i, _), translation in zip(pending, done):
+                if translation is None:
                     continue
-                height, width = image.shape[:2]
-                if size is None and translator.tiling_for(width, height, tile=tile, overlap=overlap):
-                    report.tiled += 1
-                saves.append((i, saver.submit(write_image, todo[i][1], result)))
+                report.tiled += translation.tiling is not None
+                saves.append((i, saver.submit(write_image, todo[i][1], translation.result)))
             pending.clear()
 
         for i, image, error in loader:
@@ -195,7 +190,7 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
                                               batch_size, s.limits)))
                 bar.update(1)
                 continue
-            pending.append((i, image))
+            pending.append((i, NamedPixels(todo[i][0].name, image)))
             if len(pending) == batch_size:
                 flush()
             bar.update(1)
@@ -213,7 +208,7 @@ def translate_files(translator: Translator, input_path: Path | str, output_path:
         try:
             report.videos.append(translator.translate_video(src, dst, direction=direction, batch_size=batch_size,
                                                             temporal_statistics=s.temporal_statistics, crf=s.crf,
-                                                            codec=s.codec, overwrite=True, tile=tile,
+                                                            codec=s.codec, overwrite=True, tiling=s.tiling,
                                                             limits=s.limits))
             report.converted += 1
         except Img2ImgError as e:

@@ -23,9 +23,10 @@ import torch
 from ..config import Direction, RunConfig
 from ..errors import Img2ImgError
 from ..files import atomic_path, atomic_write_text
-from ..io.pixel_format import resize_pixels
-from ..io.readers import is_image_file
+from ..io.pixel_format import PixelFormat, resize_pixels
+from ..io.readers import list_images, read_image
 from ..log import logger
+from ..methods import METHODS
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 META_PRECISION, META_CHECKPOINT, META_CALIBRATION = (
@@ -86,41 +87,52 @@ def calibration_source(cfg: RunConfig, folder: Path | str | None) -> str:
     """Where `calibration_inputs` reads from, in words; part of each cached int8 model's metadata."""
     if folder is not None:
         return f"--calibration {Path(folder).resolve()}"
-    return f"the validation split of {cfg.data.val_dir or cfg.data.root}"
+    return f"the validation images of {cfg.data.val_dir or cfg.data.root}"
 
 
-def calibration_inputs(translator, direction: Direction, folder: Path | str | None = None,
+def calibration_inputs(cfg: RunConfig, direction: Direction, folder: Path | str | None = None,
                        count: int = CALIBRATION_IMAGES + GATE_IMAGES) -> list[np.ndarray]:
     """Up to `count` network inputs ([1, C, H, W] float32 in [-1, 1], at the training size) of
-    the model's input domain in `direction`: the images of `folder`, or else the validation split
-    the checkpoint was trained with."""
-    cfg: RunConfig = translator.cfg
+    the model's input domain in `direction`: the images of `folder`, or else those of the
+    validation split the checkpoint was trained with, listed and read as files are (an A|B file
+    gives its input's half); each as translation takes it (the method's codec, the model's
+    formats)."""
+    from ..data.folders import DomainFiles, validation_files
+
+    spec = METHODS[cfg.method]
     if folder is not None:
         folder = Path(folder)
         if not folder.is_dir():
             raise Img2ImgError(f"--calibration {folder}: not a folder")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))[:count]
-        if not files:
+        found = DomainFiles(tuple(list_images(folder, recursive=True)))
+        if not found.files:
             raise Img2ImgError(f"--calibration {folder}: holds no images")
-        width, height = cfg.data.crop_size
-        source = translator.network_formats(direction).source
-        return [source.encode(resize_pixels(translator.method.codec.to_network(translator.pixels_of(path, direction)),
-                                            width, height))[None].numpy() for path in files]
-    from ..data.builders import build_val_dataset
-
-    where = cfg.data.val_dir or cfg.data.root
-    try:
-        split = build_val_dataset(cfg, translator.method.dataset_kind)
-    except Img2ImgError:
-        split = None
-    if split is None or len(split) == 0:
-        raise Img2ImgError(f"int8 needs calibration images of the model's input: its validation split ({where}) "
-                           "is not here; give --calibration DIR")
-    key = "A" if direction == "AtoB" else "B"
-    items = (split[index] for index in range(min(count, len(split))))
-    inputs = [item[key][None].numpy() for item in items if "error" not in item]
+    else:
+        found = validation_files(cfg, spec.dataset_kind, "A" if direction == "AtoB" else "B")
+        if not found.files:
+            raise Img2ImgError(f"int8 needs calibration images of the model's input: its validation split "
+                               f"({cfg.data.val_dir or cfg.data.root}) is not here; give --calibration DIR")
+    network = PixelFormat.of_model(cfg.model, "in" if direction == "AtoB" else "out")
+    given = spec.codec.user_formats(direction)
+    user = given[0] if given else network
+    width, height = cfg.data.crop_size
+    inputs = []
+    for path in found.files:
+        if len(inputs) == count:
+            break
+        try:
+            pixels = read_image(path).array
+        except Img2ImgError:
+            continue  # a broken file calibrates nothing
+        if found.half is not None:
+            half = pixels.shape[1] // 2
+            pixels = pixels[:, :half] if found.half == "left" else pixels[:, half:2 * half]
+        pixels, _ = user.adapt(pixels, path.name)
+        pixels = resize_pixels(spec.codec.to_network(pixels), width, height)
+        inputs.append(network.encode(pixels)[None].numpy())
     if not inputs:
-        raise Img2ImgError(f"int8: no image of the validation split ({where}) reads; give --calibration DIR")
+        raise Img2ImgError(f"int8: no calibration image reads ({calibration_source(cfg, folder)}); give "
+                           "--calibration DIR")
     return inputs
 
 
@@ -380,24 +392,34 @@ class Selection:
     reason: str
 
 
-def select(translator, checkpoint: Path | str, direction: Direction, requested: str, batch_norm: str,
-           calibration_dir: Path | str | None = None) -> Selection:
-    """`requested` precision for one direction of a CPU Translator; `auto` measures against
-    `GATE` (once per checkpoint, calibration source and gate; the choice is cached beside the
-    int8 model)."""
+@dataclass(frozen=True)
+class Int8Cache:
+    """Where a generator's int8 model and auto's measured choice are cached (beside `checkpoint`),
+    and what they depend on: the direction, the BatchNorm mode and the calibration source."""
+    checkpoint: Path
+    direction: Direction
+    batch_norm: str
+    calibration: str  # calibration_source's words
+
+
+def select(generator: torch.nn.Module, reference: Callable[[torch.Tensor], torch.Tensor], cfg: RunConfig,
+           requested: str, cache: Int8Cache, calibration: Callable[[], list[np.ndarray]]) -> Selection:
+    """The `requested` precision for one CPU generator (`reference`: what runs it at fp32, the
+    module or its fp32 onnxruntime session). `auto` measures against `GATE` once per cache key
+    (the choice is recorded beside the int8 model). `calibration()` gives the calibration
+    arrays; it is called only when an int8 model is made or measured."""
     from .onnx_graph import OnnxGenerator, file_sha256
 
-    cfg, generator = translator.cfg, translator.generators[direction]
-    key = calibration_source(cfg, calibration_dir)
     loaded: list[np.ndarray] = []
 
-    def calibration() -> list[np.ndarray]:
+    def calibration_arrays() -> list[np.ndarray]:
         if not loaded:
-            loaded.extend(calibration_inputs(translator, direction, calibration_dir))
+            loaded.extend(calibration())
         return loaded
 
     def int8_network() -> OnnxGenerator:
-        path = cached_int8(checkpoint, generator, cfg, direction, batch_norm, calibration, key)
+        path = cached_int8(cache.checkpoint, generator, cfg, cache.direction, cache.batch_norm, calibration_arrays,
+                           cache.calibration)
         return OnnxGenerator(path, torch.device("cpu"))
 
     if requested == "fp32":
@@ -406,32 +428,32 @@ def select(translator, checkpoint: Path | str, direction: Direction, requested: 
         note = "" if bf16_is_native() else " (this CPU has no bf16 instructions: expect it far slower than fp32)"
         return Selection("bf16", None, f"bf16, as asked{note}")
     if requested == "int8":
-        return Selection("int8", int8_network(), f"int8, as asked, calibrated on {key}")
+        return Selection("int8", int8_network(), f"int8, as asked, calibrated on {cache.calibration}")
     gflop = generator_gflop(generator, generator.size_multiple)
     if gflop < MIN_GFLOP_FOR_INT8:
         # Said only in precision_reason: most models are this small, and nothing was measured.
         return Selection("fp32", None, f"auto: fp32; at {gflop:.2f} GFLOP per 256x256 image int8 has nothing to gain")
-    record = int8_cache_path(Path(checkpoint), file_sha256(checkpoint), direction, batch_norm)
+    name = cache.checkpoint.name
+    record = int8_cache_path(cache.checkpoint, file_sha256(cache.checkpoint), cache.direction, cache.batch_norm)
     record = record.with_name(record.name.removesuffix(".onnx") + ".auto.json")
     gate = GATE
-    choice = _recorded_choice(record, key, gate)
+    choice = _recorded_choice(record, cache.calibration, gate)
     if choice is None:
         try:
-            inputs = calibration()
+            inputs = calibration_arrays()
         except Img2ImgError as e:
             return Selection("fp32", None, f"auto stays fp32: {e}")
         _, held_out = split_for_gate(inputs)
-        logger.info(f"{Path(checkpoint).name} {direction}: measuring int8 against fp32 on {len(held_out)} images of "
-                    f"{key}, once for this checkpoint")
-        reference = translator.network(direction)
+        logger.info(f"{name} {cache.direction}: measuring int8 against fp32 on {len(held_out)} images of "
+                    f"{cache.calibration}, once for this checkpoint")
         measurements = [measure(_no_grad(reference), int8_network(), "int8", held_out)]
         if bf16_is_native():
             measurements.append(measure(_no_grad(reference), _no_grad(generator, bf16=True), "bf16", held_out))
         choice = choose(measurements, gate)
-        logger.info(f"{Path(checkpoint).name} {direction}: {choice.reason}")
+        logger.info(f"{name} {cache.direction}: {choice.reason}")
         record.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(record, json.dumps({"calibration": key, "gate": asdict(gate), **choice.to_dict()},
-                                             indent=1) + "\n")
+        atomic_write_text(record, json.dumps({"calibration": cache.calibration, "gate": asdict(gate),
+                                             **choice.to_dict()}, indent=1) + "\n")
     return Selection(choice.precision, int8_network() if choice.precision == "int8" else None, choice.reason)
 
 
@@ -452,21 +474,21 @@ def _no_grad(net, bf16: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-def export_int8(translator, checkpoint: Path | str, out: Path | str, directions: list[Direction] | None = None,
-                batch_norm: str = "image", calibration_dir: Path | str | None = None) -> list[Path]:
-    """int8 ONNX files of the generators of `translator` (the fp32 Translator of `checkpoint`,
-    made with `batch_norm`), at the paths of `onnx_graph.onnx_paths`, with the fp32 export's
-    metadata and the int8 keys, for onnxruntime anywhere."""
+def export_int8(cfg: RunConfig, generators: dict[Direction, torch.nn.Module], checkpoint: Path | str,
+                out: Path | str, directions: list[Direction] | None = None, batch_norm: str = "image",
+                calibration_dir: Path | str | None = None) -> list[Path]:
+    """int8 ONNX files of `generators` (the fp32 generators of `checkpoint`, made with
+    `batch_norm`), at the paths of `onnx_graph.onnx_paths`, with the fp32 export's metadata and
+    the int8 keys, for onnxruntime anywhere."""
     from .onnx_graph import file_sha256, onnx_paths
 
-    wanted = directions or translator.directions
-    missing = [d for d in wanted if d not in translator.directions]
+    wanted = directions or list(generators)
+    missing = [d for d in wanted if d not in generators]
     if missing:
-        raise Img2ImgError(f"{checkpoint}: holds {' and '.join(translator.directions)} only, not {' and '.join(missing)}")
-    sha, key = file_sha256(checkpoint), calibration_source(translator.cfg, calibration_dir)
+        raise Img2ImgError(f"{checkpoint}: holds {' and '.join(generators)} only, not {' and '.join(missing)}")
+    sha, key = file_sha256(checkpoint), calibration_source(cfg, calibration_dir)
     written = []
     for direction, path in onnx_paths(out, wanted).items():
-        inputs, _ = split_for_gate(calibration_inputs(translator, direction, calibration_dir))
-        written.append(write_int8(translator.generators[direction], translator.cfg, direction, batch_norm, path,
-                                  inputs, sha, key))
+        inputs, _ = split_for_gate(calibration_inputs(cfg, direction, calibration_dir))
+        written.append(write_int8(generators[direction], cfg, direction, batch_norm, path, inputs, sha, key))
     return written

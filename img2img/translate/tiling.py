@@ -30,7 +30,7 @@ from ..models.norm import SharedStatistics, shared_statistics
 #   per-image normalisation).
 TILE_STATISTICS = ("pooled", "downscaled", "per-tile")
 
-# Above this many pixels, `Translator.translate` tiles (in DEFAULT_TILE px tiles) unless told otherwise.
+# Above this many pixels, translation tiles (in DEFAULT_TILE px tiles) unless told otherwise.
 AUTO_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE = 512
 
@@ -39,9 +39,24 @@ Network = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class Tiling:
-    tile: int = DEFAULT_TILE
+    """How images are tiled: in `tile`-pixel tiles overlapping by `overlap`, normalised by
+    `statistics` (TILE_STATISTICS). `tile=None` tiles (DEFAULT_TILE px) only images above
+    AUTO_TILE_PIXELS; `tile=0` never tiles."""
+
+    tile: int | None = DEFAULT_TILE
     overlap: int = 64
     statistics: str = "pooled"
+
+    def for_image(self, width: int, height: int) -> "Tiling | None":
+        """The tiles an image of this size gets, or None to translate it whole."""
+        tile = self.tile
+        if tile is None:
+            tile = DEFAULT_TILE if width * height > AUTO_TILE_PIXELS else 0
+        return Tiling(tile, self.overlap, self.statistics) if tile else None
+
+    @property
+    def automatic(self) -> bool:
+        return self.tile is None
 
     def validate(self, size_multiple: int) -> "Tiling":
         """Checks the settings; the tile is rounded up to a size the network accepts."""
@@ -55,6 +70,9 @@ class Tiling:
 
     def describe(self) -> str:
         return f"{self.tile} px tiles, overlap {self.overlap}, {self.statistics} statistics"
+
+
+AUTO_TILING = Tiling(None)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -2,8 +2,11 @@
 images of any size: whole, or in blended tiles when they are large."""
 from __future__ import annotations
 
+import dataclasses
+import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -15,14 +18,15 @@ from ..config import Direction, RunConfig
 from ..device import resolve_device
 from ..errors import Img2ImgError
 from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
+from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.readers import pil_pixels, read_image
 from ..log import logger
 from ..methods import METHODS
 from ..models.norm import FrameStatistics, shared_statistics
 from ..persist.checkpoint import checkpoint_config, load_checkpoint, load_generators, safetensors_files
 from ..persist.hub import SCHEME, fetch_model, is_hub_reference
-from .precision import PRECISIONS, select
-from .tiling import AUTO_TILE_PIXELS, DEFAULT_TILE, Formats, Tiling, translate_tiled
+from .precision import PRECISIONS, Int8Cache, calibration_inputs, calibration_source, select
+from .tiling import AUTO_TILING, DEFAULT_TILE, Formats, Tiling, translate_tiled
 from .video import DEFAULT_TEMPORAL_STATISTICS, VideoReport, translate_video_frames
 
 ImageInput = Image.Image | str | Path
@@ -34,6 +38,25 @@ BATCH_NORM_MODES = ("image", "running")
 # generators only 1.05-1.24x at 256 px, short of the 1.3x that would justify the export
 # (benchmarks/RESULTS.md).
 ENGINES = ("auto", "torch", "onnxruntime")
+
+
+class NamedPixels(NamedTuple):
+    """Pixels already read (H x W x C), with the name its messages give them."""
+
+    name: str
+    pixels: np.ndarray
+
+
+@dataclass
+class Translation:
+    """One input translated: its `source` pixels as read and adapted to the model (the user's
+    format), the `result` in the output format at the input's size, and the tiles it ran in
+    (None: whole)."""
+
+    name: str
+    source: np.ndarray
+    result: np.ndarray
+    tiling: Tiling | None
 
 
 def onnxruntime_is_faster(cfg: RunConfig, device: torch.device) -> bool:
@@ -55,14 +78,17 @@ class Translator:
     """
 
     def __init__(self, cfg: RunConfig, generators: dict[Direction, torch.nn.Module], device: torch.device,
-                 onnx: dict[Direction, Network] | None = None) -> None:
+                 runtime: dict[Direction, Runtime] | None = None) -> None:
+        """`runtime`: per direction, what runs whole images (`choose_runtime`); default the
+        generator at fp32."""
         self.cfg = cfg
         self.generators = generators
         self.device = device
-        self.onnx = onnx or {}
+        runtime = runtime or {d: Runtime("fp32") for d in generators}
+        self.onnx: dict[Direction, Network] = {d: r.network for d, r in runtime.items() if r.network is not None}
         # Per direction: "fp32", "bf16" or "int8", and why (see translate.precision).
-        self.precision: dict[Direction, str] = {d: "fp32" for d in (generators or self.onnx)}
-        self.precision_reason: dict[Direction, str] = {}
+        self.precision: dict[Direction, str] = {d: r.precision for d, r in runtime.items()}
+        self.precision_reason: dict[Direction, str] = {d: r.reason for d, r in runtime.items() if r.reason}
         self._noted: set[str] = set()  # conversions already noted (one line each)
         self._noted_tiled_frames = False
         for g in generators.values():
@@ -79,39 +105,24 @@ class Translator:
         `precision` (see translate.precision): on the CPU, "auto" measures int8 (and bf16 where the
         CPU has bf16 instructions) against fp32 on the model's own images, once per checkpoint,
         and keeps the fastest that passes the quality gate; "int8" calibrates on `calibration`
-        (a folder of input-domain images) or the checkpoint's validation split. On CUDA, "auto"
+        (a folder of input-domain images) or the checkpoint's validation images. On CUDA, "auto"
         is bf16 autocast, as before."""
         if is_hub_reference(path):
             path = fetch_model(str(path))
         if Path(path).suffix == ".onnx":
             return cls.from_onnx(path, device)
-        if batch_norm not in BATCH_NORM_MODES:
-            raise Img2ImgError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
-        if engine not in ENGINES:
-            raise Img2ImgError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-        if precision not in PRECISIONS:
-            raise Img2ImgError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        for value, allowed, what in ((batch_norm, BATCH_NORM_MODES, "batch_norm"), (engine, ENGINES, "engine"),
+                                     (precision, PRECISIONS, "precision")):
+            if value not in allowed:
+                raise Img2ImgError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
         dev = resolve_device(device)
         if Path(path).is_dir():  # a safetensors model's folder: its weights file names the caches
             path = safetensors_files(path)[0]
         state = load_checkpoint(path)
         cfg = checkpoint_config(state)
         generators = load_generators(state, batch_norm, source=str(path))
-        translator = cls(cfg, generators, dev)
-        if dev.type == "cuda":
-            if precision == "int8":
-                raise Img2ImgError("int8 translation is for the CPU (onnxruntime); on CUDA use auto, bf16 or fp32")
-            translator.precision = {d: "fp32" if precision == "fp32" else "bf16" for d in generators}
-        if engine == "onnxruntime" or (engine == "auto" and onnxruntime_is_faster(cfg, dev) and precision != "bf16"):
-            translator.onnx = _onnx_sessions(path, cfg, generators, batch_norm, dev, required=engine == "onnxruntime")
-        if dev.type == "cpu":
-            for direction in generators:
-                chosen = select(translator, path, direction, precision, batch_norm, calibration)
-                translator.precision[direction] = chosen.precision
-                translator.precision_reason[direction] = chosen.reason
-                if chosen.network is not None:
-                    translator.onnx[direction] = chosen.network
-        return translator
+        runtime = choose_runtime(Path(path), cfg, generators, dev, batch_norm, engine, precision, calibration)
+        return cls(cfg, generators, dev, runtime)
 
     @classmethod
     def from_pretrained(cls, repo: str, **options) -> Translator:
@@ -124,9 +135,7 @@ class Translator:
         from .onnx_graph import OnnxGenerator
 
         graph = OnnxGenerator(path, resolve_device(device))
-        translator = cls(graph.cfg, {}, resolve_device(device), onnx={graph.direction: graph})
-        translator.precision[graph.direction] = graph.precision
-        return translator
+        return cls(graph.cfg, {}, resolve_device(device), {graph.direction: Runtime(graph.precision, graph)})
 
     @property
     def directions(self) -> list[str]:
@@ -157,16 +166,14 @@ class Translator:
             raise Img2ImgError("this model was loaded from an ONNX file; its PyTorch generator is not available")
         return self.generators[direction]
 
-    def tiling_for(self, width: int, height: int, tile: int | None = None, overlap: int = 64,
-                   statistics: str = "pooled") -> Tiling | None:
-        """The tiling an image of this size gets: `tile=None` tiles (DEFAULT_TILE px) only above
-        AUTO_TILE_PIXELS, `tile=0` never. A Translator made from a .onnx file alone cannot share
-        statistics between tiles, so each tile is normalised by its own."""
-        if tile is None:
-            tile = DEFAULT_TILE if width * height > AUTO_TILE_PIXELS else 0
-        if not tile:
-            return None
-        return Tiling(tile, overlap, statistics if self.generators else "per-tile")
+    def tiling_for(self, width: int, height: int, tiling: Tiling = AUTO_TILING) -> Tiling | None:
+        """The tiles an image of this size gets under `tiling` (None: whole). A Translator made
+        from a .onnx file alone cannot share statistics between tiles, so each tile is normalised
+        by its own."""
+        chosen = tiling.for_image(width, height)
+        if chosen is None or self.generators:
+            return chosen
+        return dataclasses.replace(chosen, statistics="per-tile")
 
     @property
     def method(self):
@@ -183,10 +190,10 @@ class Translator:
         source, target = PixelFormat.of_model(self.cfg.model, "in"), PixelFormat.of_model(self.cfg.model, "out")
         return Formats(source, target) if direction == "AtoB" else Formats(target, source)
 
-    def pixels_of(self, item: ImageInput | np.ndarray, direction: Direction) -> np.ndarray:
+    def pixels_of(self, item: ImageInput | np.ndarray, direction: Direction, name: str | None = None) -> np.ndarray:
         """An input as pixels of the direction's source format (H x W x C), read and converted
         as needed; a conversion is noted in one line, once per kind of conversion."""
-        name = _name(item)
+        name = name or _name(item)
         if isinstance(item, np.ndarray):
             pixels = item[..., None] if item.ndim == 2 else item
         elif isinstance(item, Image.Image):
@@ -203,16 +210,14 @@ class Translator:
         return pixels
 
     @torch.no_grad()
-    def translate(
-        self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB", size: int | None = None,
-        batch_size: int = 8, tile: int | None = None, overlap: int = 64, tile_statistics: str = "pooled",
-    ) -> Image.Image | list[Image.Image]:
+    def translate(self, images: ImageInput | Sequence[ImageInput], direction: Direction = "AtoB",
+                  size: int | None = None, batch_size: int = 8,
+                  tiling: Tiling = AUTO_TILING) -> Image.Image | list[Image.Image]:
         """Translate one image or a list; returns PIL images of the inputs' sizes: the output
         itself for 8-bit models, else its 8-bit preview (`translate_pixels` keeps every bit).
         Arguments as `translate_pixels`."""
         single = not isinstance(images, (list, tuple))
-        out = self.translate_pixels([images] if single else list(images), direction, size, batch_size, tile,
-                                    overlap, tile_statistics)
+        out = self.translate_pixels([images] if single else list(images), direction, size, batch_size, tiling)
         target = self.formats(direction).target
         pil = [to_pil(result, target) for result in out]
         return pil[0] if single else pil
@@ -220,40 +225,59 @@ class Translator:
     @torch.no_grad()
     def translate_pixels(
         self, images: ImageInput | np.ndarray | Sequence[ImageInput | np.ndarray], direction: Direction = "AtoB",
-        size: int | None = None, batch_size: int = 8, tile: int | None = None, overlap: int = 64,
-        tile_statistics: str = "pooled",
+        size: int | None = None, batch_size: int = 8, tiling: Tiling = AUTO_TILING,
     ) -> np.ndarray | list[np.ndarray]:
         """Translate one image or a list (PIL images, files of any format the readers know, or
         H x W x C arrays); returns H x W x C arrays of the output format, at the inputs' sizes.
+        Arguments as `translate_inputs`."""
+        single = not isinstance(images, (list, tuple))
+        out = [t.result for t in self.translate_inputs([images] if single else list(images), direction, size,
+                                                       batch_size, tiling)]
+        return out[0] if single else out
+
+    @torch.no_grad()
+    def translate_file(self, path: str | Path, direction: Direction = "AtoB", limits: Limits = DEFAULT_LIMITS,
+                       size: int | None = None, tiling: Tiling = AUTO_TILING, batch_size: int = 8) -> Translation:
+        """One image file, read once (its header checked against `limits` first) and translated."""
+        self.network(direction)  # a direction the model lacks is refused before the file is read
+        read = NamedPixels(Path(path).name, read_image(path, limits=limits).array)
+        return self.translate_inputs([read], direction, size, batch_size, tiling)[0]
+
+    @torch.no_grad()
+    def translate_inputs(self, items: Sequence[ImageInput | np.ndarray | NamedPixels], direction: Direction = "AtoB",
+                         size: int | None = None, batch_size: int = 8,
+                         tiling: Tiling = AUTO_TILING) -> list[Translation]:
+        """The one translation path: each input read and adapted once (`pixels_of`), then
+        translated whole or in tiles, as `tiling` decides for its size; a `Translation` each.
 
         Inputs of another channel count or dtype than the model's are converted (see
         `PixelFormat.adapt`). With `size`, images are resized to size x size first (the training
         scale) and the output is resized back; otherwise the network runs on the image as it is,
-        padded to a size it accepts and cropped back. Images above AUTO_TILE_PIXELS, or that run
-        out of memory whole, are translated in `tile`-pixel tiles overlapping by `overlap` (see
-        img2img.translate.tiling); `tile=0` never tiles.
-        """
+        padded to a size it accepts and cropped back. Images that `tiling` tiles (by default those
+        above AUTO_TILE_PIXELS), or that run out of memory whole, are translated in overlapping
+        tiles (see img2img.translate.tiling). Same-sized whole images go through the network
+        `batch_size` at a time."""
         self.network(direction)
         formats = self.network_formats(direction)
-        single = not isinstance(images, (list, tuple))
-        items = [images] if single else list(images)
-        given = [self.pixels_of(item, direction) for item in items]
+        names = [item.name if isinstance(item, NamedPixels) else _name(item) for item in items]
+        given = [self.pixels_of(item.pixels if isinstance(item, NamedPixels) else item, direction, name)
+                 for item, name in zip(items, names)]
         pixels = [self.method.codec.to_network(p) for p in given]
         sizes = [p.shape[:2] for p in pixels]
         if size is not None:
             pixels = [resize_pixels(p, size, size) for p in pixels]
         out: list[np.ndarray | None] = [None] * len(pixels)
+        used: list[Tiling | None] = [None] * len(pixels)
         whole: dict[tuple[int, int], list[int]] = {}
         for i, p in enumerate(pixels):
             height, width = p.shape[:2]
-            tiling = self.tiling_for(width, height, tile=tile, overlap=overlap, statistics=tile_statistics)
-            if tiling is None:
+            used[i] = self.tiling_for(width, height, tiling)
+            if used[i] is None:
                 whole.setdefault((width, height), []).append(i)
             else:
-                if tile is None:
-                    logger.info(f"{_name(items[i])}: {width}x{height} px; translating in {tiling.describe()}")
-                out[i] = self.translate_tiled(p, direction, tiling)
-        # Same-sized images go through the network together.
+                if tiling.automatic:
+                    logger.info(f"{names[i]}: {width}x{height} px; translating in {used[i].describe()}")
+                out[i] = self.translate_tiled(p, direction, used[i])
         for (width, height), idx in whole.items():
             for start in range(0, len(idx), batch_size):
                 check_stop()
@@ -263,22 +287,24 @@ class Translator:
                                                     direction)
                     results = [formats.target.decode_tensor(t) for t in results]
                 except (torch.OutOfMemoryError, MemoryError) as e:
-                    if tile == 0:
+                    if tiling.tile == 0:
                         raise Img2ImgError(f"out of memory translating {width}x{height} px images whole ({e}); "
                                            "use tiles") from None
-                    tiling = self.tiling_for(width, height, DEFAULT_TILE, overlap, tile_statistics)
-                    logger.warning(f"out of memory for whole images; translating in {tiling.describe()}")
-                    results = [self.translate_tiled(pixels[i], direction, tiling) for i in chunk]
+                    fallback = self.tiling_for(width, height, dataclasses.replace(tiling, tile=DEFAULT_TILE))
+                    logger.warning(f"out of memory for whole images; translating in {fallback.describe()}")
+                    results = [self.translate_tiled(pixels[i], direction, fallback) for i in chunk]
+                    for i in chunk:
+                        used[i] = fallback
                 for i, result in zip(chunk, results):
                     out[i] = result
         if size is not None:
             out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
-        out = [self.method.codec.from_network(source, result) for source, result in zip(given, out)]
-        return out[0] if single else out
+        return [Translation(name, source, self.method.codec.from_network(source, result), tiles)
+                for name, source, result, tiles in zip(names, given, out, used)]
 
     @torch.no_grad()
     def translate_frames(self, frames: Sequence[np.ndarray], direction: Direction = "AtoB", batch_size: int = 8,
-                         statistics: FrameStatistics | None = None, tile: int | None = None) -> list[np.ndarray]:
+                         statistics: FrameStatistics | None = None, tiling: Tiling = AUTO_TILING) -> list[np.ndarray]:
         """Consecutive video frames (H x W x C arrays of one size). Without `statistics` each frame
         is translated as `translate_pixels` would; with them, by statistics pooled over the frames
         before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
@@ -286,11 +312,11 @@ class Translator:
         height, width = frames[0].shape[:2]
         if statistics is not None and self.method.codec.user_formats(direction):
             statistics = None  # the method converts frames on their way in and out: per frame
-        if statistics is None or self.tiling_for(width, height, tile=tile) is not None:
+        if statistics is None or self.tiling_for(width, height, tiling) is not None:
             if statistics is not None and not self._noted_tiled_frames:
                 self._noted_tiled_frames = True
                 logger.info(f"frames of {width}x{height} px are tiled: each is normalised by its own tiles' statistics")
-            return self.translate_pixels(list(frames), direction=direction, batch_size=batch_size, tile=tile)
+            return self.translate_pixels(list(frames), direction=direction, batch_size=batch_size, tiling=tiling)
         formats = self.formats(direction)
         net = self.generator(direction)
         out = []
@@ -306,7 +332,7 @@ class Translator:
         return out
 
     def translate_video(self, src: str | Path, dst: str | Path, direction: Direction = "AtoB", batch_size: int = 8,
-                        temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS, tile: int | None = None,
+                        temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS, tiling: Tiling = AUTO_TILING,
                         **options) -> VideoReport:
         """A video file translated into `dst`, with its frame rate, frame count, size and sound;
         returns its `VideoReport`. Normalisation statistics are pooled over `temporal_statistics`
@@ -322,7 +348,7 @@ class Translator:
 
         def translate(frames: list[np.ndarray]) -> list[np.ndarray]:
             return self.translate_frames(frames, direction=direction, batch_size=batch_size, statistics=statistics,
-                                         tile=tile)
+                                         tiling=tiling)
 
         return translate_video_frames(translate, src, dst, batch_size=batch_size,
                                       temporal_statistics=temporal_statistics, **options)
@@ -361,6 +387,39 @@ def to_pil(pixels: np.ndarray, fmt: PixelFormat) -> Image.Image:
     if pixels.dtype == np.uint8 and pixels.shape[2] in (1, 3):
         return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     return Image.fromarray(preview_uint8(fmt.encode(pixels).permute(1, 2, 0).numpy()))
+
+
+class Runtime(NamedTuple):
+    """What runs one direction's whole images: its precision, the onnxruntime network (None: the
+    PyTorch generator) and why, in one line."""
+
+    precision: str
+    network: Network | None = None
+    reason: str = ""
+
+
+def choose_runtime(checkpoint: Path, cfg: RunConfig, generators: dict[Direction, torch.nn.Module],
+                   device: torch.device, batch_norm: str, engine: str, precision: str,
+                   calibration: str | Path | None) -> dict[Direction, Runtime]:
+    """Each direction's runtime, chosen once: on CUDA, PyTorch at fp32 or bf16 autocast; on the
+    CPU, onnxruntime where `engine` asks for it (auto: for U-Nets), and the precision
+    `precision.select` measures or is asked for, calibrated on `calibration` or the model's
+    validation images (read as files)."""
+    if device.type == "cuda" and precision == "int8":
+        raise Img2ImgError("int8 translation is for the CPU (onnxruntime); on CUDA use auto, bf16 or fp32")
+    onnx = {}
+    if engine == "onnxruntime" or (engine == "auto" and onnxruntime_is_faster(cfg, device) and precision != "bf16"):
+        onnx = _onnx_sessions(checkpoint, cfg, generators, batch_norm, device, required=engine == "onnxruntime")
+    if device.type == "cuda":
+        return {d: Runtime("fp32" if precision == "fp32" else "bf16", onnx.get(d)) for d in generators}
+    source = calibration_source(cfg, calibration)
+    runtime = {}
+    for direction, generator in generators.items():
+        chosen = select(generator, onnx.get(direction) or generator, cfg, precision,
+                        Int8Cache(checkpoint, direction, batch_norm, source),
+                        functools.partial(calibration_inputs, cfg, direction, calibration))
+        runtime[direction] = Runtime(chosen.precision, chosen.network or onnx.get(direction), chosen.reason)
+    return runtime
 
 
 def _onnx_sessions(path, cfg, generators, batch_norm, device, required: bool) -> dict[Direction, Network]:

@@ -110,9 +110,9 @@ def test_each_tab_says_which_precision_served_it(tmp_path):
 def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
 
-    from img2img.translate import translator as inference
+    from img2img.translate import tiling as tiling_module
 
-    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 200 * 200)
+    monkeypatch.setattr(tiling_module, "AUTO_TILE_PIXELS", 200 * 200)
     app, url = launch(models_dir, tmp_path)
     try:
         random_image(np.random.default_rng(0), 300, 200).save(tmp_path / "wide.png")
@@ -184,18 +184,19 @@ def test_serves_no_files_outside_its_folders(app_url):
 @pytest.mark.skipif(chromium_path() is None, reason="no Chromium: install Debian's chromium package to run")
 def test_browser_translates_one_image_and_a_batch_with_every_control(models_dir, tmp_path, monkeypatch):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    from img2img.translate import translator as inference
+    from img2img.translate import tiling as tiling_module
+    from img2img.translate.translator import Translator
 
     # The fake camera's 1920x1440 photo is then tiled.
-    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 1_000_000)
-    translate = inference.Translator.translate_pixels
+    monkeypatch.setattr(tiling_module, "AUTO_TILE_PIXELS", 1_000_000)
+    translate = Translator.translate_inputs
     slow = {"seconds": 0.0}
 
     def slowed(self, *args, **kwargs):  # the batch's progress bar has time to show
         time.sleep(slow["seconds"])
         return translate(self, *args, **kwargs)
 
-    monkeypatch.setattr(inference.Translator, "translate_pixels", slowed)
+    monkeypatch.setattr(Translator, "translate_inputs", slowed)
     app, server = launch(models_dir, tmp_path, max_pixels=4_000_000, auth=[("ann", "secret")])
     shots = screenshot_dir(tmp_path)
     rng = np.random.default_rng(0)

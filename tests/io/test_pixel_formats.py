@@ -22,6 +22,7 @@ from img2img.io.readers import list_items, read_image
 from img2img.io.writers import write_image
 from img2img.methods import METHODS, new_run_config
 from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
+from img2img.translate.tiling import Tiling
 from img2img.translate.translator import Translator
 
 TINY = ["--ngf", "8", "--ndf", "8", "--num-workers", "0", "--log-every", "1", "--device", "cpu"]
@@ -459,8 +460,8 @@ def test_tiled_translation_keeps_the_models_pixel_format(format_models, tmp_path
     translator = Translator.from_checkpoint(format_models / "models" / "pix2pix_gray16.pt", device="cpu",
                                             engine="torch")
     image = smooth(np.random.default_rng(3), 100, 90, 1, 65535).astype(np.uint16)
-    tiled = translator.translate_pixels(image, tile=64, overlap=16)
-    whole = translator.translate_pixels(image, tile=0)
+    tiled = translator.translate_pixels(image, tiling=Tiling(64, 16))
+    whole = translator.translate_pixels(image, tiling=Tiling(0))
     assert tiled.dtype == np.uint16 and tiled.shape == (100, 90, 1)
     assert np.abs(tiled.astype(float) - whole).mean() < 0.02 * 65535
 

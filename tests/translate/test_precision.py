@@ -109,7 +109,7 @@ def test_int8_calibrates_on_the_validation_split_the_checkpoint_names(tmp_path):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, root=str(data), **SMALL_DATA)
     translator = Translator.from_checkpoint(checkpoint, device="cpu", precision="int8")
     assert translator.precision == {"AtoB": "int8"}
-    assert f"the validation split of {data}" == precision.onnx_metadata(int8_files(tmp_path)[0])[META_CALIBRATION]
+    assert f"the validation images of {data}" == precision.onnx_metadata(int8_files(tmp_path)[0])[META_CALIBRATION]
 
 
 def test_unpaired_int8_calibrates_each_direction_on_its_own_domain(tmp_path, calibration_dir):

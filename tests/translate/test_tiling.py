@@ -128,14 +128,14 @@ def test_bad_tiling_settings_are_one_line_errors(tile, overlap):
 
 
 def test_translator_tiles_large_images_automatically_and_says_so(monkeypatch, caplog):
-    from img2img.translate import translator as inference
+    from img2img.translate import tiling as tiling_module
     from img2img.translate.translator import Translator
 
     translator = Translator.from_checkpoint(BUNDLED, device="cpu", engine="torch")
-    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 300 * 300)
+    monkeypatch.setattr(tiling_module, "AUTO_TILE_PIXELS", 300 * 300)
     assert translator.tiling_for(300, 300) is None and translator.tiling_for(301, 300) == Tiling(512, 64)
-    assert translator.tiling_for(100, 100, tile=256) == Tiling(256, 64)
-    assert translator.tiling_for(5000, 5000, tile=0) is None
+    assert translator.tiling_for(100, 100, Tiling(256)) == Tiling(256, 64)
+    assert translator.tiling_for(5000, 5000, Tiling(0)) is None
     image = random_image(np.random.default_rng(2), 520, 200)
     with caplog.at_level("INFO", logger="img2img"):
         out = translator.translate(image)
@@ -146,6 +146,7 @@ PEAK_MEMORY_SCRIPT = """
 import json, os, sys, threading
 import numpy as np
 from PIL import Image
+from img2img.translate.tiling import Tiling
 from img2img.translate.translator import Translator
 translator = Translator.from_checkpoint(sys.argv[1], device="cpu", engine="torch")
 image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (4096, 4096, 3), dtype=np.uint8))
@@ -153,7 +154,7 @@ page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
 def rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * page_mb
-def growth(**tiling):
+def growth(tiling):
     # The process's peak is its own history; this samples the resident size during one call.
     before, peak, done = rss_mb(), [0.0], threading.Event()
     def sample():
@@ -161,12 +162,12 @@ def growth(**tiling):
             peak[0] = max(peak[0], rss_mb())
     sampler = threading.Thread(target=sample)
     sampler.start()
-    out = translator.translate(image, **tiling)
+    out = translator.translate(image, tiling=tiling)
     done.set()
     sampler.join()
     assert out.size == (4096, 4096)
     return max(peak[0], rss_mb()) - before
-print(json.dumps({"tiled_mb": growth(tile=512, overlap=64), "whole_mb": growth(tile=0)}))
+print(json.dumps({"tiled_mb": growth(Tiling(512, 64)), "whole_mb": growth(Tiling(0))}))
 """
 
 # The stated bound (README): translating a 4096x4096 image in 512 px tiles adds at most 350 MB
@@ -198,7 +199,7 @@ def test_an_image_that_runs_out_of_memory_whole_is_retried_in_tiles(monkeypatch,
         out = translator.translate(image)
     assert out.size == (300, 200) and "out of memory for whole images; translating in 512 px tiles" in caplog.text
     with pytest.raises(Img2ImgError, match="out of memory"):
-        translator.translate(image, tile=0)
+        translator.translate(image, tiling=Tiling(0))
 
 
 def test_tiles_along_the_bottom_and_right_edges_see_the_padding_the_whole_image_gets():

@@ -174,9 +174,9 @@ def test_an_interrupted_run_leaves_nothing_at_the_output(translator, tmp_path, m
 
 @pytest.mark.slow
 def test_huge_frames_are_tiled(translator, tmp_path, monkeypatch):
-    from img2img.translate import translator as inference
+    from img2img.translate import tiling as tiling_module
 
-    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 32 * 32)
+    monkeypatch.setattr(tiling_module, "AUTO_TILE_PIXELS", 32 * 32)
     tiled_frames = []
     real = Translator.translate_tiled
 
