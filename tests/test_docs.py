@@ -1,9 +1,11 @@
-"""The README and docs/: every relative link resolves, and every img2img command in a code
-block names a subcommand and flags that exist (parsed with the CLI's own parser)."""
+"""The README and docs/: every relative link resolves, every img2img command in a code block
+names a subcommand and flags that exist (parsed with the CLI's own parser), and every path such
+a command reads is in a fresh clone or made by a documented command."""
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 
 import pytest
 from helpers import ROOT
@@ -80,3 +82,51 @@ def test_the_command_check_catches_a_flag_that_does_not_exist():
     (words,) = commands("img2img train --data x --no-such-flag 3\n")
     with pytest.raises(SystemExit):
         parser.parse_args(words)
+
+
+# Command arguments that name a path the command reads, and those that name one it makes.
+READS = ("data", "checkpoint", "input", "resume", "config", "calibration", "a", "b", "data.val_dir", "train.fid_val")
+MAKES = ("out", "output", "dst")
+
+
+def documented_paths() -> tuple[list[tuple[str, str]], set[str]]:
+    """(page, path) of every path a documented command reads, and every path one makes
+    (`datasets download NAME` makes ROOT/NAME)."""
+    parser, reads, made = build_parser(), [], set()
+    for page in PAGES:
+        for block in code_blocks(page.read_text()):
+            for words in commands(block):
+                args = vars(parser.parse_args(join_signed_values(words)))
+                if words[:2] == ["datasets", "download"]:
+                    made.add(f"{args['root'] or 'datasets'}/{args['name']}")
+                made |= {str(args[k]).rstrip("/") for k in MAKES if isinstance(args.get(k), str)}
+                reads += [(page.name, str(args[k]).rstrip("/")) for k in READS if isinstance(args.get(k), str)]
+    return reads, made
+
+
+def in_a_fresh_clone(path: str) -> bool:
+    if not (ROOT / path).resolve().is_relative_to(ROOT):
+        return False  # beside the clone, not in it
+    tracked = subprocess.run(["git", "ls-files", "--", path], cwd=ROOT, capture_output=True, text=True)
+    return bool(tracked.stdout.strip()) if tracked.returncode == 0 else (ROOT / path).exists()
+
+
+def test_every_path_a_command_reads_is_in_a_fresh_clone_or_made_by_a_documented_command():
+    """Paths under the clone's own folders (or outside it) must be there; other names (photos/,
+    scans/) are the reader's own."""
+    reads, made = documented_paths()
+    ours = {p.name for p in ROOT.iterdir() if not p.name.startswith(".")} | {"runs", ".."}
+    checked = [(page, path) for page, path in reads if path.split("/")[0] in ours]
+    assert len(checked) > 10
+    missing = [f"{page}: {path}" for page, path in checked
+               if not in_a_fresh_clone(path) and not any(path == m or path.startswith(m + "/") for m in made)]
+    assert not missing
+
+
+def test_no_user_facing_page_points_outside_the_clone():
+    assert not [page.name for page in PAGES if "../shared" in page.read_text()]
+
+
+def test_the_path_check_tells_a_clone_file_from_one_outside_it():
+    assert in_a_fresh_clone("checkpoints/maps_aerial2map/model.pt")
+    assert not in_a_fresh_clone("../shared/datasets/maps") and not in_a_fresh_clone("datasets/maps")

@@ -1,0 +1,32 @@
+"""What the tests share, by concern: `data` (tiny generated files and checkpoints), `training`
+(tiny methods, run flags, resume checks), `servers` (HTTP, Hub and app servers on 127.0.0.1),
+`browser` (Chromium) and `reference` (the canonical code's stand-ins, benchmark scripts). Test
+files import from here and never from each other."""
+from .browser import chromium_path, open_browser, screenshot_dir  # noqa: F401
+from .data import (  # noqa: F401
+    BUNDLED,
+    CHECKPOINT_FIXTURES,
+    ROOT,
+    SHARED,
+    SMALL_MODELS,
+    TINY_CYC,
+    TINY_FORMATS,
+    TINY_P2P,
+    make_checkpoint,
+    make_format_pairs,
+    make_format_unpaired,
+    make_paired,
+    make_unpaired,
+    make_video,
+    nifti_header_only,
+    nifti_pairs,
+    npy_header_only,
+    png_header_only,
+    random_image,
+    set_rotation,
+    smooth,
+    tiff_planes_header,
+)
+from .reference import CanonicalResnetBlock, canonical_resnet, load_benchmark, randomise  # noqa: F401
+from .servers import HubServer, Server, free_port, launch  # noqa: F401
+from .training import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitwise, compare_states, tiny_method  # noqa: F401
