@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from img2img.config import setting
-from img2img.methods.base import AdversarialConfig, TrainingMethod, gan_mode_setting, set_requires_grad
+from img2img.methods.adversarial import AdversarialConfig, AdversarialMethod, gan_mode_setting
+from img2img.methods.base import set_requires_grad
 from img2img.methods.spec import MethodSpec
 from img2img.models import build_discriminator, init_weights
 
@@ -31,7 +32,7 @@ def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-class EdgePix2Pix(TrainingMethod):
+class EdgePix2Pix(AdversarialMethod):
     """How it trains: the networks, optimizers and one step's losses."""
 
     def __init__(self, spec, model, config, train, device, speed) -> None:

@@ -99,6 +99,16 @@ def test_the_package_root_holds_only_files_with_a_reason_to_be_there():
     assert {p.stem for p in PACKAGE.glob("*.py")} == set(ROOT_FILES)
 
 
+def test_no_class_or_function_is_over_250_lines_and_at_most_two_over_150():
+    sizes = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                sizes[f"{module_name(path)}.{node.name}"] = node.end_lineno - node.lineno + 1
+    assert not {name: n for name, n in sizes.items() if n > 250}
+    assert len([n for n in sizes.values() if n > 150]) <= 2, sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
+
+
 def test_every_room_has_a_layer():
     assert {room(m) for m in import_graph()} <= set(LAYER_OF)
 

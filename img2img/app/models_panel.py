@@ -8,8 +8,8 @@ from urllib.parse import urlparse
 import gradio as gr
 
 from ..errors import Img2ImgError
-from ..service import translation
-from ..service.translation import DownloadsNotAllowed
+from ..service import models
+from ..service.models import DownloadsNotAllowed
 from ..translate.pretrained import PRETRAINED
 from .translate_tabs import Page
 
@@ -17,7 +17,7 @@ from .translate_tabs import Page
 def directions_for(page: Page, model: str | None):
     """The direction menu and the card of the model chosen."""
     info = page.service.shelf.find(model or "")
-    options = translation.direction_choices(info)
+    options = models.direction_choices(info)
     return gr.Radio(choices=options, value=options[0][1], visible=len(options) > 1), info.card() if info else ""
 
 
@@ -40,7 +40,7 @@ def models_panel(page: Page, published_url: str | None) -> gr.Markdown:
         radio, card = choose(path.name)
         status = f"Added **{entry.label}** ({entry.method}) to the app's models and selected it above."
         return (gr.Dropdown(choices=shelf.choices(), value=path.name), radio, card, status,
-                gr.Button(value=translation.published_button_label(entry, True), interactive=False))
+                gr.Button(value=models.published_button_label(entry, True), interactive=False))
 
     def add_from_hub(reference: str, progress=gr.Progress(track_tqdm=True)):
         """Download a model from the Hugging Face Hub (huggingface_hub's progress bars shown) and
@@ -72,7 +72,7 @@ def models_panel(page: Page, published_url: str | None) -> gr.Markdown:
             with gr.Row():
                 for entry in entries[start:start + 4]:
                     added = service.is_added(entry)
-                    button = gr.Button(translation.published_button_label(entry, added), size="sm",
+                    button = gr.Button(models.published_button_label(entry, added), size="sm",
                                        interactive=not added)
                     button.click(functools.partial(add_published, entry.name),
                                  outputs=[page.model, page.direction, model_card, published_status, button],

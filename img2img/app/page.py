@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..io.limits import DEFAULT_LIMITS, Limits
-from ..service import translation
+from ..service import models, translation
 from ..service.serving import ServingSettings
 from ..service.training import TrainingService
 from .models_panel import directions_for, models_panel
@@ -34,17 +34,17 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
     workdir = tempfile.TemporaryDirectory(prefix="img2img_app_")
     service = translation.TranslationService(checkpoint_dir, Path(workdir.name), device, limits, published_url,
                                              serving.max_batch_files, precision, hub_models, allow_downloads)
-    models = service.shelf.models
+    offered = service.shelf.models
     # Gradio's copies of uploads and results: removed `cache_minutes` after they were made.
     retention_s = serving.cache_minutes * 60
     with gr.Blocks(title="img2img", delete_cache=(min(60, retention_s), retention_s), analytics_enabled=False) as app:
         gr.Markdown("# img2img\nImage-to-image translation with pix2pix, CycleGAN and CUT models.")
-        if not models:
-            gr.Markdown(translation.HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
+        if not offered:
+            gr.Markdown(models.HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
         # The translator first: model, direction, then what to translate.
         with gr.Row():
             model = gr.Dropdown(choices=service.shelf.choices(), value=service.default_model, label="Model", scale=3)
-            first = translation.direction_choices(models[0] if models else None)
+            first = models.direction_choices(offered[0] if offered else None)
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
         page = Page(app, service, serving, limits, model, direction)
         image_tab(page, examples_dir)

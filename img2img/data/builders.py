@@ -10,9 +10,9 @@ from torch.utils.data import Dataset
 from ..config import RunConfig
 from ..errors import Img2ImgError
 from ..models import fit_to_size, generator_size_multiple
+from ..registry import Registry
 from .colour import COLOUR
 from .layout import Layout
-from ..registry import Registry
 from .paired import PAIRED
 from .transforms import eval_transform, train_transform
 from .unpaired import UNPAIRED

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig, setting
+from ..config import Direction, ModelConfig, SpeedConfig, TrainConfig
 from ..io.pixel_format import preview_rgb
-from ..losses import GAN_MODES, GANLoss, gradient_penalty, r1_penalty
 from .spec import MethodSpec
 
 
@@ -25,24 +23,6 @@ def set_requires_grad(net: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def gan_mode_setting(default: str):
-    """The adversarial loss setting, with the method's default."""
-    return setting(default, "adversarial loss (wgangp: with a gradient penalty; not with --cuda-graphs)",
-                   choices=GAN_MODES)
-
-
-@dataclass
-class AdversarialConfig:
-    """The settings every GAN method shares; a method's Config extends it (and may give
-    `gan_mode` its own default with `gan_mode_setting`)."""
-
-    gan_mode: str = gan_mode_setting("lsgan")
-    lambda_gp: float = setting(10.0, "--gan-mode wgangp: weight of the gradient penalty")
-    r1_gamma: float = setting(0.0, "R1 penalty on real images, gamma/2 E|dD(x)/dx|^2 (e.g. 10; 0: off). It and "
-                              "wgangp differentiate D's input gradient, which --cuda-graphs does not capture: "
-                              "refused together")
-
-
 class TrainingMethod:
     """How a method trains: its networks and optimizers, the losses of a step, and the sample
     grid's layout. What the method is (settings, data, generator keys, codec) is its
@@ -50,9 +30,7 @@ class TrainingMethod:
     `self.adam`) and implement `training_step`, `sample` and, if they keep any, `extra_state`.
 
     `training_step` returns detached loss tensors and never reads them on the host, so a step
-    never waits for the device; the Trainer reads them every `log_every` steps.
-
-    A network whose own weights a loss updates is called through `self.updating(name)`: under
+    never waits for the device; the Trainer reads them every `log_every` steps. A network whose own weights a loss updates is called through `self.updating(name)`: under
     torchrun that is its DistributedDataParallel wrapper (`training.distributed.distribute` fills
     `self.distributed`), which averages the gradients across ranks. A network only passed through
     (D in the generator update) is called directly.
@@ -76,8 +54,6 @@ class TrainingMethod:
         self.log_grad_norm = False
         # Which channels sample grids show of data with more than three (--preview-channels).
         self.preview_channels: tuple[int, ...] | None = None
-        if isinstance(config, AdversarialConfig):
-            self.gan_loss = GANLoss(config.gan_mode)
 
     def adam(self, params, lr: float | None = None) -> torch.optim.Adam:
         t = self.train_cfg
@@ -126,55 +102,6 @@ class TrainingMethod:
         buffers = dict(self.networks.named_buffers())
         for name, saved in snapshot.items():
             buffers[name].copy_(torch.where(bad, saved, buffers[name]))
-
-    def adversarial_loss(self, predictions, real: bool, for_discriminator: bool = True) -> torch.Tensor:
-        """The GAN loss (`self.gan_loss`), averaged over a multiscale discriminator's scales (so
-        that its weight against other terms is a single PatchGAN's)."""
-        if isinstance(predictions, torch.Tensor):
-            return self.gan_loss(predictions, real, for_discriminator)
-        return sum(self.gan_loss(p, real, for_discriminator) for p in predictions) / len(predictions)
-
-    def update_discriminators(self, judged: dict[str, tuple[torch.Tensor, torch.Tensor]], optimizer: str = "D",
-                              real_first: bool = False) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict]:
-        """One step of optimizer `optimizer` for the discriminators in `judged`, {name: (real,
-        fake)}: each one's GAN loss, halved as in the papers to slow D relative to G, plus the
-        gradient penalties the settings ask for. `real_first`: D sees the real batch first (the
-        CycleGAN code's order; pix2pix's and CUT's see the fake first), which matters to batch
-        norm's running statistics. Returns ({name: (loss on real, loss on fake)}, the penalties
-        and gradient norms to log), all detached."""
-        self.optimizers[optimizer].zero_grad(set_to_none=True)
-        per_network, total = {}, 0
-        for name, (real, fake) in judged.items():
-            set_requires_grad(self.networks[name], True)
-            net = self.updating(name)
-            with self.autocast():
-                if real_first:
-                    pred_real, pred_fake = net(real), net(fake.detach())
-                else:
-                    pred_fake, pred_real = net(fake.detach()), net(real)
-            if real_first:
-                loss_real, loss_fake = self.adversarial_loss(pred_real, True), self.adversarial_loss(pred_fake, False)
-            else:
-                loss_fake, loss_real = self.adversarial_loss(pred_fake, False), self.adversarial_loss(pred_real, True)
-            per_network[name] = (loss_real, loss_fake)
-            total = total + 0.5 * (loss_fake + loss_real)
-        penalties = {}
-        for name, (real, fake) in judged.items():
-            penalties.update(self.discriminator_penalties(name, real, fake))
-        logs = self.optimize(optimizer, total + sum(penalties.values()))
-        detached = {name: (r.detach(), f.detach()) for name, (r, f) in per_network.items()}
-        return detached, {**{k: v.detach() for k, v in penalties.items()}, **logs}
-
-    def discriminator_penalties(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The gradient penalties the settings ask of discriminator `name`: WGAN-GP's (weight
-        --lambda-gp) for --gan-mode wgangp, and R1's (gamma / 2) for --r1-gamma above 0."""
-        penalties = {}
-        net = self.updating(name)
-        if self.cfg.gan_mode == "wgangp":
-            penalties[f"{name}_gp"] = self.cfg.lambda_gp * gradient_penalty(net, real, fake, self.autocast)
-        if self.cfg.r1_gamma > 0:
-            penalties[f"{name}_r1"] = 0.5 * self.cfg.r1_gamma * r1_penalty(net, real, self.autocast)
-        return penalties
 
     def autocast(self):
         if not self.speed.amp:

@@ -11,7 +11,8 @@ from ..config import POSITIVE, ModelConfig, at_least, setting
 from ..errors import Img2ImgError
 from ..losses import patch_nce_loss
 from ..models import build_discriminator, init_weights
-from .base import AdversarialConfig, TrainingMethod, set_requires_grad
+from .adversarial import AdversarialConfig, AdversarialMethod
+from .base import set_requires_grad
 from .spec import MethodSpec
 
 
@@ -57,7 +58,7 @@ class PatchProjection(nn.Module):
         return out
 
 
-class CUT(TrainingMethod):
+class CUT(AdversarialMethod):
     """G: A->B, with D judging G(A) against real B, and PatchNCE tying each patch of G(A) to the
     same patch of A (and, with nce_idt, of G(B) to B)."""
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig, setting
 from ..models import build_discriminator, init_weights
-from .base import AdversarialConfig, TrainingMethod, set_requires_grad
+from .adversarial import AdversarialConfig, AdversarialMethod
+from .base import set_requires_grad
 from .spec import MethodSpec
 
 
@@ -101,7 +102,7 @@ class ImagePool:
         self.count.fill_(len(images))
 
 
-class CycleGAN(TrainingMethod):
+class CycleGAN(AdversarialMethod):
     """G_A: A->B judged by D_A (against real B); G_B: B->A judged by D_B (against real A)."""
 
     def __init__(self, spec, model, config, train, device, speed) -> None:

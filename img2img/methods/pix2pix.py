@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from ..config import IN_UNIT, setting
 from ..losses import feature_matching_loss
 from ..models import build_discriminator, init_weights
-from .base import AdversarialConfig, TrainingMethod, gan_mode_setting, set_requires_grad
+from .adversarial import AdversarialConfig, AdversarialMethod, gan_mode_setting
+from .base import set_requires_grad
 from .spec import MethodSpec
 
 
@@ -26,7 +27,7 @@ class Pix2PixConfig(AdversarialConfig):
                           "2017, the default) or improved (see README)", choices=("paper", "improved"), fixed=True)
 
 
-class Pix2Pix(TrainingMethod):
+class Pix2Pix(AdversarialMethod):
     def __init__(self, spec, model, config, train, device, speed) -> None:
         super().__init__(spec, model, config, train, device, speed)
         if not 0.0 <= config.ema < 1.0:

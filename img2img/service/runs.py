@@ -98,77 +98,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-class RunManager:
-    """The runs under `runs_dir`. At most `max_runs` train at once; later ones wait in order.
-    `train_command`: the argv that starts `img2img train` (this Python's by default)."""
+class RunViews:
+    """The runs under `runs_dir`, as the page shows them: read from each folder's run.json (the
+    app's queue record) and the trainer's contract (training/run_folder.py), never its log."""
 
-    def __init__(self, runs_dir: Path | str, max_runs: int = 1, train_command: tuple[str, ...] = TRAIN_COMMAND) -> None:
+    def __init__(self, runs_dir: Path | str) -> None:
         self.runs_dir = Path(runs_dir).resolve()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.max_runs = max_runs
-        self.train_command = tuple(train_command)
-        self._lock = threading.RLock()
-        self._closing = threading.Event()
-
-    # Asking for work ---------------------------------------------------------------------------
-
-    def submit(self, cfg: RunConfig, name: str) -> str:
-        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique); returns its name. The process
-        starts from the config itself; the equivalent command is kept to show, and to repeat the
-        run in a terminal."""
-        with self._lock:
-            folder = self._new_folder(name)
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
-            atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
-            self._write(folder, {"name": folder.name, "command": self.command_text(cfg), "created": time.time(),
-                                 "queued_at": time.time(), "state": "queued", "launches": 0})
-            self.tick()
-            return folder.name
-
-    @staticmethod
-    def command_text(cfg: RunConfig) -> str:
-        return f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
-
-    def resume(self, name: str) -> None:
-        """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint
-        as `img2img train --resume auto` does (bit for bit)."""
-        with self._lock:
-            view = self.view(name)
-            if not view.can_resume:
-                raise Img2ImgError(f"{name}: is {view.state}; only a stopped, failed or interrupted run resumes")
-            record = self._read(name)
-            record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None)
-            self._write(self.runs_dir / name, record)
-            self.tick()
-
-    def stop(self, name: str) -> None:
-        """What Ctrl-C sends (SIGINT, to the run's process group): the trainer finishes its step
-        and writes a checkpoint. A queued run leaves the queue."""
-        with self._lock:
-            view = self.view(name)
-            record = self._read(name)
-            if view.state == "queued":
-                record.update(state="stopped" if record.get("launches") else "cancelled")
-                self._write(self.runs_dir / name, record)
-                return
-            if view.state not in ("running", "stopping"):
-                raise Img2ImgError(f"{name}: is {view.state}, not running")
-            record["stop_requested"] = True
-            self._write(self.runs_dir / name, record)
-            try:
-                os.killpg(record["pid"], signal.SIGINT)
-            except ProcessLookupError:
-                pass
-
-    def delete(self, name: str) -> None:
-        """Remove a run's folder; a running run must be stopped first."""
-        with self._lock:
-            view = self.view(name)
-            if view.state in ("running", "stopping"):
-                raise Img2ImgError(f"{name}: is {view.state}; stop it before deleting it")
-            shutil.rmtree(self.runs_dir / name)
-
-    # Watching ----------------------------------------------------------------------------------
 
     def names(self) -> list[str]:
         return sorted((p.parent.name for p in self.runs_dir.glob(f"*/{RUN_FILE}")),
@@ -240,7 +176,98 @@ class RunManager:
         """The run's best.pt (lowest FID) where it has one, else its latest.pt."""
         return RunFolder(self.runs_dir / name).checkpoint()
 
-    # Processes ---------------------------------------------------------------------------------
+
+    def _state(self, record: dict, folder: Path, status: RunStatus | None) -> str:
+        """The app's queue (run.json) for a run that waits; the trainer's status.json, and whether
+        its process lives, for one that was launched."""
+        state = record.get("state")
+        if state in ("queued", "cancelled", "stopped"):
+            return state
+        launched_alive = record.get("exit_code") is None and bool(record.get("pid")) and \
+            process_alive(record["pid"], folder)
+        newest = status is not None and status.updated >= record.get("started_at", 0) - 1
+        status_alive = newest and status.claims_to_run and RunFolder(folder).process_alive(status) is not False
+        if launched_alive or status_alive:
+            return "stopping" if record.get("stop_requested") else "running"
+        if newest and not status.claims_to_run:
+            return status.state
+        if record.get("stop_requested"):  # stopped before the trainer said anything
+            return "stopped"
+        if (record.get("exit_code") or 0) > 0 and not newest:
+            return "failed"
+        return "interrupted"  # killed by a signal, or gone with the machine: its checkpoints stand
+
+    def _read(self, name: str) -> dict:
+        return _read_json(self.runs_dir / name / RUN_FILE)
+
+
+class RunManager(RunViews):
+    """The runs under `runs_dir`. At most `max_runs` train at once; later ones wait in order.
+    `train_command`: the argv that starts `img2img train` (this Python's by default)."""
+
+    def __init__(self, runs_dir: Path | str, max_runs: int = 1, train_command: tuple[str, ...] = TRAIN_COMMAND) -> None:
+        super().__init__(runs_dir)
+        self.max_runs = max_runs
+        self.train_command = tuple(train_command)
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+
+    def submit(self, cfg: RunConfig, name: str) -> str:
+        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique); returns its name. The process
+        starts from the config itself; the equivalent command is kept to show, and to repeat the
+        run in a terminal."""
+        with self._lock:
+            folder = self._new_folder(name)
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
+            atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
+            self._write(folder, {"name": folder.name, "command": self.command_text(cfg), "created": time.time(),
+                                 "queued_at": time.time(), "state": "queued", "launches": 0})
+            self.tick()
+            return folder.name
+
+    @staticmethod
+    def command_text(cfg: RunConfig) -> str:
+        return f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
+
+    def resume(self, name: str) -> None:
+        """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint
+        as `img2img train --resume auto` does (bit for bit)."""
+        with self._lock:
+            view = self.view(name)
+            if not view.can_resume:
+                raise Img2ImgError(f"{name}: is {view.state}; only a stopped, failed or interrupted run resumes")
+            record = self._read(name)
+            record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None)
+            self._write(self.runs_dir / name, record)
+            self.tick()
+
+    def stop(self, name: str) -> None:
+        """What Ctrl-C sends (SIGINT, to the run's process group): the trainer finishes its step
+        and writes a checkpoint. A queued run leaves the queue."""
+        with self._lock:
+            view = self.view(name)
+            record = self._read(name)
+            if view.state == "queued":
+                record.update(state="stopped" if record.get("launches") else "cancelled")
+                self._write(self.runs_dir / name, record)
+                return
+            if view.state not in ("running", "stopping"):
+                raise Img2ImgError(f"{name}: is {view.state}, not running")
+            record["stop_requested"] = True
+            self._write(self.runs_dir / name, record)
+            try:
+                os.killpg(record["pid"], signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def delete(self, name: str) -> None:
+        """Remove a run's folder; a running run must be stopped first."""
+        with self._lock:
+            view = self.view(name)
+            if view.state in ("running", "stopping"):
+                raise Img2ImgError(f"{name}: is {view.state}; stop it before deleting it")
+            shutil.rmtree(self.runs_dir / name)
+
 
     def tick(self) -> None:
         """Start queued runs, oldest first, while fewer than `max_runs` train."""
@@ -299,26 +326,6 @@ class RunManager:
                 record.update(exit_code=code, ended_at=time.time())
                 self._write(folder, record)
 
-    def _state(self, record: dict, folder: Path, status: RunStatus | None) -> str:
-        """The app's queue (run.json) for a run that waits; the trainer's status.json, and whether
-        its process lives, for one that was launched."""
-        state = record.get("state")
-        if state in ("queued", "cancelled", "stopped"):
-            return state
-        launched_alive = record.get("exit_code") is None and bool(record.get("pid")) and \
-            process_alive(record["pid"], folder)
-        newest = status is not None and status.updated >= record.get("started_at", 0) - 1
-        status_alive = newest and status.claims_to_run and RunFolder(folder).process_alive(status) is not False
-        if launched_alive or status_alive:
-            return "stopping" if record.get("stop_requested") else "running"
-        if newest and not status.claims_to_run:
-            return status.state
-        if record.get("stop_requested"):  # stopped before the trainer said anything
-            return "stopped"
-        if (record.get("exit_code") or 0) > 0 and not newest:
-            return "failed"
-        return "interrupted"  # killed by a signal, or gone with the machine: its checkpoints stand
-
     def _new_folder(self, name: str) -> Path:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
         folder, n = self.runs_dir / stem, 2
@@ -326,9 +333,6 @@ class RunManager:
             folder, n = self.runs_dir / f"{stem}-{n}", n + 1
         folder.mkdir(parents=True)
         return folder
-
-    def _read(self, name: str) -> dict:
-        return _read_json(self.runs_dir / name / RUN_FILE)
 
     @staticmethod
     def _write(folder: Path, record: dict) -> None:
@@ -340,7 +344,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
 
 def log_tail(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a log, a progress bar's redraws (carriage returns) as lines."""

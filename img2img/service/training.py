@@ -124,29 +124,7 @@ class TrainingService:
 
     def thumbnails(self, report: DataReport, folder: Path) -> list[tuple[Path, str]]:
         """PNG previews of the report's samples (a pair side by side), with their file names."""
-        out = []
-        for i, sample in enumerate(report.samples):
-            images = []
-            for path in sample:
-                try:
-                    image = _preview(read_image(path, limits=self.data.limits).array)
-                except Img2ImgError:
-                    continue
-                image.thumbnail((THUMBNAIL_SIDE * (2 if len(sample) == 1 and report.kind == "paired" else 1),
-                                 THUMBNAIL_SIDE))
-                images.append(image)
-            if not images:
-                continue
-            sheet = Image.new("RGB", (sum(im.width for im in images) + 4 * (len(images) - 1),
-                                      max(im.height for im in images)), "white")
-            x = 0
-            for im in images:
-                sheet.paste(im.convert("RGB"), (x, 0))
-                x += im.width + 4
-            target = folder / f"sample_{i}.png"
-            sheet.save(target)
-            out.append((target, " | ".join(p.name for p in sample)))
-        return out
+        return contact_sheets(report, folder, self.data.limits)
 
     # ---- a run's settings ------------------------------------------------------------------------
     def plan(self, data: str, method: str, preset: str = "quick", size: float | None = None,
@@ -268,6 +246,33 @@ class TrainingService:
                     archive.write(out, out.name)
             return bundle
         raise Img2ImgError(f"export as {kind!r}: pt or onnx")
+
+
+def contact_sheets(report: DataReport, folder: Path, limits: Limits) -> list[tuple[Path, str]]:
+    """PNG previews of the report's samples (a pair side by side), with their file names."""
+    out = []
+    for i, sample in enumerate(report.samples):
+        images = []
+        for path in sample:
+            try:
+                image = _preview(read_image(path, limits=limits).array)
+            except Img2ImgError:
+                continue
+            image.thumbnail((THUMBNAIL_SIDE * (2 if len(sample) == 1 and report.kind == "paired" else 1),
+                             THUMBNAIL_SIDE))
+            images.append(image)
+        if not images:
+            continue
+        sheet = Image.new("RGB", (sum(im.width for im in images) + 4 * (len(images) - 1),
+                                  max(im.height for im in images)), "white")
+        x = 0
+        for im in images:
+            sheet.paste(im.convert("RGB"), (x, 0))
+            x += im.width + 4
+        target = folder / f"sample_{i}.png"
+        sheet.save(target)
+        out.append((target, " | ".join(p.name for p in sample)))
+    return out
 
 
 def _load_size(size: int) -> int:

@@ -7,12 +7,16 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..device import Ranks
+from ..errors import Img2ImgError
 from ..files import atomic_write_text
 from ..methods import TrainingMethod
-from ..persist.checkpoint import generators_only, save_checkpoint
+from ..persist.checkpoint import checkpoint_config, generators_only, save_checkpoint
+from . import distributed
 from .background_writer import BackgroundWriter, to_host
 from .checkpoint_files import link_latest, prune_checkpoints
 from .footprint import Footprint
+from .progress import Progress
+from .rng import capture_rng_state, restore_ranks_rng
 
 
 class CheckpointWriter:
@@ -86,3 +90,40 @@ class CheckpointWriter:
     def wait(self) -> None:
         self.background.wait()
 
+
+def run_state(cfg: RunConfig, method: TrainingMethod, schedulers: dict, progress: Progress, ranks: Ranks) -> dict:
+    """A training checkpoint: config, method (networks, optimizers, extras), schedulers,
+    progress and RNG. A collective under torchrun: each rank's RNG and method extras (image
+    pools) are gathered, so every rank resumes where it was."""
+    own = {"rng": capture_rng_state(), "extra": method.extra_state()}
+    per_rank = distributed.gather_to_main(own, ranks)
+    state = {
+        "config": cfg.to_dict(),
+        "method": method.state_dict(),
+        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+        "progress": vars(progress).copy(),
+        "rng": own["rng"],
+    }
+    if ranks.enabled and ranks.is_main:
+        state["ranks"] = per_rank
+    return state
+
+
+def restore_run_state(state: dict, cfg: RunConfig, method: TrainingMethod, schedulers: dict,
+                      ranks: Ranks) -> Progress:
+    """Load a checkpoint of the same method and architecture into `method` and `schedulers`,
+    this rank's RNG included; returns its progress. Loss weights, data and schedule settings
+    may differ: the run's own config applies from here on."""
+    stored = checkpoint_config(state)
+    if (stored.method, stored.model) != (cfg.method, cfg.model):
+        raise Img2ImgError(f"the checkpoint is a {stored.method} with {stored.model}; this run is a "
+                           f"{cfg.method} with {cfg.model}")
+    method.load_state_dict(state["method"])
+    for k, s in schedulers.items():
+        s.load_state_dict(state["schedulers"][k])
+    progress = Progress(**state["progress"])
+    own = state.get("ranks") or []
+    if len(own) == ranks.world_size > 1:
+        method.load_extra_state(own[ranks.rank]["extra"])
+    restore_ranks_rng(state, ranks.rank, ranks.world_size, cfg.train.seed + progress.step * 1009)
+    return progress

@@ -22,6 +22,13 @@ class Progress:
     best_fid: float | None = None
     best_epoch: int = 0
 
+    def count_bad_steps(self, bad: int, first: int, streak: int) -> str:
+        """Count `bad` skipped steps among `first`..step; the warning that says so."""
+        self.bad_steps += bad
+        which = f"step {self.step} had a non-finite loss and was" if self.step == first else \
+            f"{bad} of steps {first}-{self.step} had non-finite losses and were"
+        return f"warning: {which} skipped ({self.bad_steps} so far, {streak} in a row at most)"
+
 
 class LossWindow:
     """Losses summed on the device between metrics rows and read back once per row, so a

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import seed_everything
+
 
 def capture_rng_state() -> dict[str, Any]:
     py_version, py_internal, py_gauss = random.getstate()
@@ -30,3 +32,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore_ranks_rng(state: dict[str, Any], rank: int, world_size: int, reseed: int) -> None:
+    """This rank's RNG as the checkpoint holds it: its own where the checkpoint was written by
+    as many ranks, else rank 0's, with other ranks reseeded (`reseed + rank`) so that their
+    randomness stays apart."""
+    own = state.get("ranks") or []
+    if len(own) == world_size > 1:
+        restore_rng_state(own[rank]["rng"])
+        return
+    restore_rng_state(state["rng"])
+    if rank:
+        seed_everything(reseed + rank)

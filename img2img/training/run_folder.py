@@ -133,6 +133,15 @@ class RunFolder:
                 self.update_status(state="failed", error=one_line(e))
             raise
 
+    def begin(self, cfg: RunConfig, step: int, epoch: int, schedule) -> "MetricsLog":
+        """A training process starts (or resumes) at `step`: its config, `running` with the
+        schedule's totals, and its metrics log (rows after `step` dropped)."""
+        self.write_config(cfg)
+        self.update_status(state="running", step=step, epoch=epoch, total_steps=schedule.total_steps,
+                           steps_per_epoch=schedule.steps_per_epoch, total_epochs=schedule.total_epochs,
+                           batch_size=cfg.data.batch_size, error="")
+        return MetricsLog(self.path, after_step=step)
+
     def process_alive(self, status: RunStatus) -> bool | None:
         """Whether the process that wrote `status` lives: None when it ran on another host."""
         if status.host != socket.gethostname():

@@ -11,23 +11,21 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..config import RunConfig
+from ..config import RunConfig, SpeedConfig
 from ..data.loader import EpochBatches, EpochSampler, collate_skipping_errors
 from ..device import seed_everything, use_deterministic_algorithms
 from ..errors import Img2ImgError
 from ..log import logger
 from ..methods import build_method
 from ..methods.base import memory_format
-from ..persist.checkpoint import checkpoint_config
 from . import distributed
 from .checkpoint_files import checkpoint_name
-from .checkpointing import CheckpointWriter
+from .checkpointing import CheckpointWriter, restore_run_state, run_state
 from .cuda_graph import CapturedStep, check_capturable
 from .evaluation import Evaluation
 from .footprint import Footprint
 from .guard import guarded_step
 from .progress import LossWindow, Progress
-from .rng import capture_rng_state, restore_rng_state
 from .run_config import prepare_run
 from .run_folder import MetricsLog, RunFolder
 from .samples import fixed_sample_batch, save_sample_grid
@@ -57,11 +55,7 @@ class Trainer:
         self.ranks, self.device = distributed.setup(cfg.train.device, cfg.train.sync_bn)
         # Ranks differ in dropout and pool draws; DDP gives them rank 0's initial weights.
         seed_everything(cfg.train.seed + self.ranks.rank)
-        self.speed = cfg.train.speed.resolve(self.device.type, cfg.data.batch_size, cfg.model.netG)
-        if cfg.train.deterministic:
-            self.speed = dataclasses.replace(self.speed, cudnn_benchmark=False)
-        check_capturable(self.speed, self.device)
-        torch.backends.cudnn.benchmark = self.speed.cudnn_benchmark
+        self.speed = resolve_speed(cfg, self.device)
         self.train_set = train_set
         self.val_set = val_set
         self.method = build_method(cfg, self.device, self.speed)
@@ -95,8 +89,7 @@ class Trainer:
         domains' pixel formats read off the train split (a new run) or checked against it."""
         return cls(cfg)
 
-    def info(self, msg: str) -> None:
-        """A message for people, from rank 0 only."""
+    def info(self, msg: str) -> None:  # for people, from rank 0 only
         distributed.info(self.ranks, msg)
 
     def warning(self, msg: str) -> None:
@@ -104,40 +97,13 @@ class Trainer:
 
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """The checkpoint. A collective under torchrun: each rank's RNG and method extras
-        (image pools) are gathered, so every rank resumes where it was."""
-        own = {"rng": capture_rng_state(), "extra": self.method.extra_state()}
-        per_rank = distributed.gather_to_main(own, self.ranks)
-        state = {
-            "config": self.cfg.to_dict(),
-            "method": self.method.state_dict(),
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "progress": vars(self.progress).copy(),
-            "rng": own["rng"],
-        }
-        if self.ranks.enabled and self.ranks.is_main:
-            state["ranks"] = per_rank
-        return state
+        """The checkpoint (see checkpointing.run_state): a collective under torchrun."""
+        return run_state(self.cfg, self.method, self.schedulers, self.progress, self.ranks)
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a checkpoint of the same method and architecture. Loss weights, data and
-        schedule settings may differ: the run's own config applies from here on."""
-        stored = checkpoint_config(state)
-        if (stored.method, stored.model) != (self.cfg.method, self.cfg.model):
-            raise Img2ImgError(f"the checkpoint is a {stored.method} with {stored.model}; this run is a "
-                               f"{self.cfg.method} with {self.cfg.model}")
-        self.method.load_state_dict(state["method"])
-        for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
-        self.progress = Progress(**state["progress"])
-        own = state.get("ranks") or []
-        if len(own) == self.ranks.world_size > 1:
-            self.method.load_extra_state(own[self.ranks.rank]["extra"])
-            restore_rng_state(own[self.ranks.rank]["rng"])
-        else:
-            restore_rng_state(state["rng"])
-            if self.ranks.rank:  # another world size: keep ranks' randomness apart
-                seed_everything(self.cfg.train.seed + self.progress.step * 1009 + self.ranks.rank)
+        """Continue from a checkpoint of the same method and architecture (see
+        checkpointing.restore_run_state)."""
+        self.progress = restore_run_state(state, self.cfg, self.method, self.schedulers, self.ranks)
 
     def save(self, name: str, background: bool = False, best: dict | None = None,
              snapshot: Path | None = None) -> Path:
@@ -172,23 +138,6 @@ class Trainer:
     def total_steps(self) -> int:
         return self.schedule.total_steps
 
-    def _loader(self) -> DataLoader:
-        """The train split's loader. Made by `fit` and dropped when it returns, so that its worker
-        processes end then: they ignore SIGTERM (a stop is the trainer's to handle), so the exit
-        handlers of a process that still held them would wait for them forever."""
-        cfg = self.cfg
-        return DataLoader(
-            self.train_set,
-            batch_sampler=self.batches,
-            num_workers=cfg.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=cfg.data.num_workers > 0,
-            collate_fn=collate_skipping_errors,
-            worker_init_fn=ignore_stop_signals,
-            # Its own generator, so creating an iterator never draws from the global RNG.
-            generator=torch.Generator().manual_seed(cfg.train.seed),
-        )
-
     def fit(self) -> Path:
         """Train until the schedule ends, `max_steps`, or a stop signal; returns the last checkpoint."""
         tc = self.cfg.train
@@ -198,18 +147,14 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self.info(self.footprint.describe(self.cfg.train.keep))
             self.footprint.check_disk(self.out)
-            self.folder.write_config(self.cfg)
-            self.folder.update_status(state="running", step=p.step, epoch=p.epoch, total_steps=self.total_steps,
-                                      steps_per_epoch=self.steps_per_epoch, total_epochs=self.total_epochs,
-                                      batch_size=self.cfg.data.batch_size)
-            self.metrics = MetricsLog(self.out, after_step=p.step)
+            self.metrics = self.folder.begin(self.cfg, p.step, p.epoch, self.schedule)
         self.window.reset(first_step=p.step + 1)
         self.checkpoints.last_asked_step = p.step
         self.method.train()
         self.method.log_grad_norm = tc.log_grad_norm
         # Made here, after any resume has loaded the optimizers' state.
         step = CapturedStep(self.method) if self.speed.cuda_graphs else functools.partial(guarded_step, self.method)
-        loader = self._loader()
+        loader = train_loader(self.train_set, self.batches, self.cfg, self.device)
         last_batch = None
         # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
         self.bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
@@ -273,10 +218,7 @@ class Trainer:
         first = w.first_step
         w.reset(first_step=p.step + 1)
         if bad:
-            p.bad_steps += bad
-            which = f"step {p.step} had a non-finite loss and was" if p.step == first else \
-                f"{bad} of steps {first}-{p.step} had non-finite losses and were"
-            self.warning(f"warning: {which} skipped ({p.bad_steps} so far, {streak} in a row at most)")
+            self.warning(p.count_bad_steps(bad, first, streak))
         if streak > tc.max_bad_steps:
             raise Img2ImgError(
                 f"{streak} steps in a row had non-finite losses (limit --max-bad-steps {tc.max_bad_steps}); "
@@ -336,6 +278,28 @@ class Trainer:
         if self._sample_batch is None:
             return None
         return save_sample_grid(self.method, self._sample_batch, self.out, self.progress.step)
+
+
+def train_loader(train_set: Dataset, batches: EpochBatches, cfg: RunConfig, device: torch.device) -> DataLoader:
+    """The train split's loader. `fit` makes it and drops it when it returns, so that its worker
+    processes end then: they ignore SIGTERM (a stop is the trainer's to handle), so the exit
+    handlers of a process that still held them would wait for them forever. Its own generator:
+    creating an iterator never draws from the global RNG."""
+    workers = cfg.data.num_workers
+    return DataLoader(train_set, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0, collate_fn=collate_skipping_errors,
+                      worker_init_fn=ignore_stop_signals, generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def resolve_speed(cfg: RunConfig, device: torch.device) -> SpeedConfig:
+    """The run's fast-path switches on `device`, applied process-wide (cuDNN autotuning) and
+    checked against CUDA graphs' needs."""
+    speed = cfg.train.speed.resolve(device.type, cfg.data.batch_size, cfg.model.netG)
+    if cfg.train.deterministic:
+        speed = dataclasses.replace(speed, cudnn_benchmark=False)
+    check_capturable(speed, device)
+    torch.backends.cudnn.benchmark = speed.cudnn_benchmark
+    return speed
 
 
 def is_due(step: int, every: int) -> bool:

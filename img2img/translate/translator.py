@@ -1,5 +1,17 @@
 """Translator: a trained generator, rebuilt from a checkpoint (or an ONNX export), applied to
-images of any size: whole, or in blended tiles when they are large."""
+images of any size: whole, or in blended tiles when they are large. `translate_inputs` is the one
+path every call takes: each input read and adapted once, a typed `Translation` back.
+
+Dropout is off, so a translation is deterministic. BatchNorm layers (pix2pix's default norm)
+normalise with each image's own statistics (`batch_norm="image"`), which is what the canonical
+pix2pix test does at batch size 1 and measured better on maps than the running statistics
+(`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md. The choice is made once,
+in the generators' layers.
+
+Whole images run on the chosen runtime (PyTorch or onnxruntime, `choose_runtime`); tiles run in
+PyTorch, whose norm layers can share one set of statistics across the tiles of an image (an ONNX
+graph fixes its normalisation, so a Translator made from a .onnx file alone normalises each tile
+by its own)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,17 +29,17 @@ from ..cancellation import check_stop
 from ..config import Direction, RunConfig
 from ..device import resolve_device
 from ..errors import Img2ImgError
-from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
 from ..io.limits import DEFAULT_LIMITS, Limits
+from ..io.pixel_format import PixelFormat, check_finite, preview_uint8, resize_pixels
 from ..io.readers import pil_pixels, read_image
 from ..log import logger
 from ..methods import METHODS
-from ..models.norm import FrameStatistics, shared_statistics
+from ..models.norm import FrameStatistics
 from ..persist.checkpoint import checkpoint_config, load_checkpoint, load_generators, safetensors_files
 from ..persist.hub import SCHEME, fetch_model, is_hub_reference
 from .precision import PRECISIONS, Int8Cache, calibration_inputs, calibration_source, select
 from .tiling import AUTO_TILING, DEFAULT_TILE, Formats, Tiling, translate_tiled
-from .video import DEFAULT_TEMPORAL_STATISTICS, VideoReport, translate_video_frames
+from .video import DEFAULT_TEMPORAL_STATISTICS, VideoReport, translate_frames, translate_video
 
 ImageInput = Image.Image | str | Path
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -64,18 +76,8 @@ def onnxruntime_is_faster(cfg: RunConfig, device: torch.device) -> bool:
 
 
 class Translator:
-    """Applies a checkpoint's generator(s).
-
-    Dropout is off, so a translation is deterministic. BatchNorm layers (pix2pix's default norm)
-    normalise with each image's own statistics (`batch_norm="image"`), which is what the
-    canonical pix2pix test does at batch size 1 and measured better on maps than the running
-    statistics (`batch_norm="running"`, plain eval mode); see benchmarks/RESULTS.md. The choice
-    is made once, in the generators' layers, so one Translator serves concurrent calls.
-
-    Whole images run on `engine`; tiles run in PyTorch, whose norm layers can share one set of
-    statistics across the tiles of an image (an ONNX graph fixes its normalisation, so a
-    Translator made from a .onnx file alone normalises each tile by its own).
-    """
+    """Applies a checkpoint's generator(s), deterministically, to inputs of any size (see the
+    module's notes on BatchNorm and engines); one Translator serves concurrent calls."""
 
     def __init__(self, cfg: RunConfig, generators: dict[Direction, torch.nn.Module], device: torch.device,
                  runtime: dict[Direction, Runtime] | None = None) -> None:
@@ -89,8 +91,7 @@ class Translator:
         # Per direction: "fp32", "bf16" or "int8", and why (see translate.precision).
         self.precision: dict[Direction, str] = {d: r.precision for d, r in runtime.items()}
         self.precision_reason: dict[Direction, str] = {d: r.reason for d, r in runtime.items() if r.reason}
-        self._noted: set[str] = set()  # conversions already noted (one line each)
-        self._noted_tiled_frames = False
+        self._noted: set[str] = set()  # what was noted already (one line each)
         for g in generators.values():
             g.eval().to(device)
 
@@ -98,31 +99,13 @@ class Translator:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", batch_norm: str = "image",
                         engine: str = "auto", precision: str = "auto",
                         calibration: str | Path | None = None) -> "Translator":
-        """`path`: an img2img checkpoint (.pt), a safetensors model (`img2img export --format
-        safetensors`: its folder or its model.safetensors, or `hf://user/name[@revision]` on the
-        Hugging Face Hub), or an ONNX file (`--format onnx`).
-
-        `precision` (see translate.precision): on the CPU, "auto" measures int8 (and bf16 where the
-        CPU has bf16 instructions) against fp32 on the model's own images, once per checkpoint,
-        and keeps the fastest that passes the quality gate; "int8" calibrates on `calibration`
-        (a folder of input-domain images) or the checkpoint's validation images. On CUDA, "auto"
-        is bf16 autocast, as before."""
+        """The Translator of a checkpoint, a safetensors model, a Hub model or an ONNX file,
+        assembled once (see `load`)."""
         if is_hub_reference(path):
             path = fetch_model(str(path))
         if Path(path).suffix == ".onnx":
             return cls.from_onnx(path, device)
-        for value, allowed, what in ((batch_norm, BATCH_NORM_MODES, "batch_norm"), (engine, ENGINES, "engine"),
-                                     (precision, PRECISIONS, "precision")):
-            if value not in allowed:
-                raise Img2ImgError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
-        dev = resolve_device(device)
-        if Path(path).is_dir():  # a safetensors model's folder: its weights file names the caches
-            path = safetensors_files(path)[0]
-        state = load_checkpoint(path)
-        cfg = checkpoint_config(state)
-        generators = load_generators(state, batch_norm, source=str(path))
-        runtime = choose_runtime(Path(path), cfg, generators, dev, batch_norm, engine, precision, calibration)
-        return cls(cfg, generators, dev, runtime)
+        return cls(*load(path, device, batch_norm, engine, precision, calibration))
 
     @classmethod
     def from_pretrained(cls, repo: str, **options) -> Translator:
@@ -190,6 +173,12 @@ class Translator:
         source, target = PixelFormat.of_model(self.cfg.model, "in"), PixelFormat.of_model(self.cfg.model, "out")
         return Formats(source, target) if direction == "AtoB" else Formats(target, source)
 
+    def noted(self, kind: str) -> bool:
+        """Whether `kind` was noted already; from now on it is."""
+        seen = kind in self._noted
+        self._noted.add(kind)
+        return seen
+
     def pixels_of(self, item: ImageInput | np.ndarray, direction: Direction, name: str | None = None) -> np.ndarray:
         """An input as pixels of the direction's source format (H x W x C), read and converted
         as needed; a conversion is noted in one line, once per kind of conversion."""
@@ -202,11 +191,8 @@ class Translator:
             pixels = read_image(item).array
         check_finite(pixels, name)
         pixels, note = self.formats(direction).source.adapt(pixels, name)
-        if note is not None:
-            kind = note.split(": ", 1)[1]
-            if kind not in self._noted:
-                self._noted.add(kind)
-                logger.info(f"note: {note} (and so for any other such input)")
+        if note is not None and not self.noted(note.split(": ", 1)[1]):
+            logger.info(f"note: {note} (and so for any other such input)")
         return pixels
 
     @torch.no_grad()
@@ -302,56 +288,16 @@ class Translator:
         return [Translation(name, source, self.method.codec.from_network(source, result), tiles)
                 for name, source, result, tiles in zip(names, given, out, used)]
 
-    @torch.no_grad()
     def translate_frames(self, frames: Sequence[np.ndarray], direction: Direction = "AtoB", batch_size: int = 8,
                          statistics: FrameStatistics | None = None, tiling: Tiling = AUTO_TILING) -> list[np.ndarray]:
-        """Consecutive video frames (H x W x C arrays of one size). Without `statistics` each frame
-        is translated as `translate_pixels` would; with them, by statistics pooled over the frames
-        before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
-        to tile are tiled as images are, each by its own pooled tile statistics."""
-        height, width = frames[0].shape[:2]
-        if statistics is not None and self.method.codec.user_formats(direction):
-            statistics = None  # the method converts frames on their way in and out: per frame
-        if statistics is None or self.tiling_for(width, height, tiling) is not None:
-            if statistics is not None and not self._noted_tiled_frames:
-                self._noted_tiled_frames = True
-                logger.info(f"frames of {width}x{height} px are tiled: each is normalised by its own tiles' statistics")
-            return self.translate_pixels(list(frames), direction=direction, batch_size=batch_size, tiling=tiling)
-        formats = self.formats(direction)
-        net = self.generator(direction)
-        out = []
-        for start in range(0, len(frames), batch_size):
-            check_stop()
-            x = torch.stack([formats.source.encode(self.pixels_of(f, direction)) for f in frames[start:start + batch_size]])
-            with shared_statistics(statistics):
-                statistics.record(len(x))
-                self._run(net, x)
-                statistics.pool()
-                y = self._run(net, x)
-            out += [formats.target.decode_tensor(t) for t in y]
-        return out
+        """Consecutive video frames of one size (see video.translate_frames)."""
+        return translate_frames(self, frames, direction, batch_size, statistics, tiling)
 
     def translate_video(self, src: str | Path, dst: str | Path, direction: Direction = "AtoB", batch_size: int = 8,
                         temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS, tiling: Tiling = AUTO_TILING,
                         **options) -> VideoReport:
-        """A video file translated into `dst`, with its frame rate, frame count, size and sound;
-        returns its `VideoReport`. Normalisation statistics are pooled over `temporal_statistics`
-        frames (1: each frame its own). `options`: those of `video.translate_video_frames` (crf,
-        codec, overwrite, progress, show_bar)."""
-        if temporal_statistics < 1:
-            raise Img2ImgError(f"--temporal-statistics {temporal_statistics}: a window of at least 1 frame")
-        self.network(direction)
-        target = self.formats(direction).target
-        if target.channels not in (1, 3) or target.dtype != "uint8":
-            raise Img2ImgError(f"this model writes {target.describe()} images; videos hold 8-bit grey or RGB")
-        statistics = FrameStatistics(temporal_statistics) if temporal_statistics > 1 else None
-
-        def translate(frames: list[np.ndarray]) -> list[np.ndarray]:
-            return self.translate_frames(frames, direction=direction, batch_size=batch_size, statistics=statistics,
-                                         tiling=tiling)
-
-        return translate_video_frames(translate, src, dst, batch_size=batch_size,
-                                      temporal_statistics=temporal_statistics, **options)
+        """A video file translated into `dst` (see video.translate_video)."""
+        return translate_video(self, src, dst, direction, batch_size, temporal_statistics, tiling, **options)
 
     @torch.no_grad()
     def translate_tiled(self, pixels: np.ndarray | Image.Image, direction: Direction, tiling: Tiling) -> np.ndarray:
@@ -361,15 +307,16 @@ class Translator:
         # Statistics shared across tiles need PyTorch's norm layers; per-tile ones run as whole images do.
         shared = tiling.statistics != "per-tile"
         net = self.generators.get(direction) if shared and direction in self.generators else self.network(direction)
-        return translate_tiled(lambda x: self._run(net, x), pixels, tiling, net.size_multiple,
+        return translate_tiled(lambda x: self.run(net, x), pixels, tiling, net.size_multiple,
                                formats=self.network_formats(direction))
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: Direction = "AtoB") -> torch.Tensor:
         """[N, C, H, W] in [-1, 1] -> [N, C', H, W], any H and W."""
-        return self._run(self.network(direction), x)
+        return self.run(self.network(direction), x)
 
-    def _run(self, net: Network, x: torch.Tensor) -> torch.Tensor:
+    def run(self, net: Network, x: torch.Tensor) -> torch.Tensor:
+        """`net` on [N, C, H, W] of any H and W: padded to its size multiple, cropped back."""
         h, w = x.shape[-2:]
         padded = pad_to_multiple(x.to(self.device), net.size_multiple)
         bf16 = isinstance(net, torch.nn.Module) and "bf16" in self.precision.values()
@@ -387,6 +334,31 @@ def to_pil(pixels: np.ndarray, fmt: PixelFormat) -> Image.Image:
     if pixels.dtype == np.uint8 and pixels.shape[2] in (1, 3):
         return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     return Image.fromarray(preview_uint8(fmt.encode(pixels).permute(1, 2, 0).numpy()))
+
+
+def load(path: str | Path, device: str = "auto", batch_norm: str = "image", engine: str = "auto",
+         precision: str = "auto", calibration: str | Path | None = None):
+    """(config, generators, device, runtime) of a Translator. `path`: an img2img checkpoint
+    (.pt), or a safetensors model (`img2img export --format safetensors`: its folder or its
+    model.safetensors, or `hf://user/name[@revision]` on the Hugging Face Hub).
+
+    `precision` (see translate.precision): on the CPU, "auto" measures int8 (and bf16 where the
+    CPU has bf16 instructions) against fp32 on the model's own images, once per checkpoint, and
+    keeps the fastest that passes the quality gate; "int8" calibrates on `calibration` (a
+    folder of input-domain images) or the checkpoint's validation images. On CUDA, "auto" is
+    bf16 autocast."""
+    for value, allowed, what in ((batch_norm, BATCH_NORM_MODES, "batch_norm"), (engine, ENGINES, "engine"),
+                                 (precision, PRECISIONS, "precision")):
+        if value not in allowed:
+            raise Img2ImgError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    dev = resolve_device(device)
+    if Path(path).is_dir():  # a safetensors model's folder: its weights file names the caches
+        path = safetensors_files(path)[0]
+    state = load_checkpoint(path)
+    cfg = checkpoint_config(state)
+    generators = load_generators(state, batch_norm, source=str(path))
+    return cfg, generators, dev, choose_runtime(Path(path), cfg, generators, dev, batch_norm, engine, precision,
+                                                calibration)
 
 
 class Runtime(NamedTuple):

@@ -23,13 +23,18 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from ..cancellation import check_stop
+from ..config import Direction
 from ..errors import Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits, over_limit
+from ..log import logger
+from ..models.norm import FrameStatistics, shared_statistics
+from .tiling import AUTO_TILING, Tiling
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
@@ -405,9 +410,58 @@ def translate_video_frames(translate: FramesFn, src: Path | str, dst: Path | str
         source.close()
 
 
-def translate_video(translator, src: Path | str, dst: Path | str, **options) -> VideoReport:
-    """`translator.translate_video(src, dst, **options)`: a video translated by a Translator."""
-    return translator.translate_video(src, dst, **options)
+@torch.no_grad()
+def translate_frames(translator, frames: Sequence[np.ndarray], direction: Direction = "AtoB",
+                     batch_size: int = 8, statistics: FrameStatistics | None = None,
+                     tiling: Tiling = AUTO_TILING) -> list[np.ndarray]:
+    """Consecutive video frames (H x W x C arrays of one size), by a `Translator`. Without `statistics` each frame
+    is translated as `translate_pixels` would; with them, by statistics pooled over the frames
+    before it (`FrameStatistics`), which takes a second pass in PyTorch. Frames large enough
+    to tile are tiled as images are, each by its own pooled tile statistics."""
+    height, width = frames[0].shape[:2]
+    if statistics is not None and translator.method.codec.user_formats(direction):
+        statistics = None  # the method converts frames on their way in and out: per frame
+    if statistics is None or translator.tiling_for(width, height, tiling) is not None:
+        if statistics is not None and not translator.noted("tiled frames"):
+            logger.info(f"frames of {width}x{height} px are tiled: each is normalised by its own tiles' statistics")
+        return translator.translate_pixels(list(frames), direction=direction, batch_size=batch_size, tiling=tiling)
+    formats = translator.formats(direction)
+    net = translator.generator(direction)
+    out = []
+    for start in range(0, len(frames), batch_size):
+        check_stop()
+        x = torch.stack([formats.source.encode(translator.pixels_of(f, direction))
+                         for f in frames[start:start + batch_size]])
+        with shared_statistics(statistics):
+            statistics.record(len(x))
+            translator.run(net, x)
+            statistics.pool()
+            y = translator.run(net, x)
+        out += [formats.target.decode_tensor(t) for t in y]
+    return out
+
+
+def translate_video(translator, src: Path | str, dst: Path | str, direction: Direction = "AtoB",
+                    batch_size: int = 8, temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
+                    tiling: Tiling = AUTO_TILING, **options) -> VideoReport:
+    """A video file translated by a `Translator` into `dst`, with its frame rate, frame count, size and sound;
+    returns its `VideoReport`. Normalisation statistics are pooled over `temporal_statistics`
+    frames (1: each frame its own). `options`: those of `translate_video_frames` (crf, codec,
+    overwrite, progress, show_bar, limits)."""
+    if temporal_statistics < 1:
+        raise Img2ImgError(f"--temporal-statistics {temporal_statistics}: a window of at least 1 frame")
+    translator.network(direction)
+    target = translator.formats(direction).target
+    if target.channels not in (1, 3) or target.dtype != "uint8":
+        raise Img2ImgError(f"this model writes {target.describe()} images; videos hold 8-bit grey or RGB")
+    statistics = FrameStatistics(temporal_statistics) if temporal_statistics > 1 else None
+
+    def translate(frames: list[np.ndarray]) -> list[np.ndarray]:
+        return translator.translate_frames(frames, direction=direction, batch_size=batch_size, statistics=statistics,
+                                           tiling=tiling)
+
+    return translate_video_frames(translate, src, dst, batch_size=batch_size,
+                                  temporal_statistics=temporal_statistics, **options)
 
 
 def _stop_decoder(decoder: _Worker, stop: threading.Event, frames: queue.Queue) -> None:

@@ -1,0 +1,144 @@
+"""The Train tab's runs: choose one, watch it (status, losses, validation, samples, log), stop,
+resume, delete, download, and use its model in the translator."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import Img2ImgError
+from ..service.training import TrainingService
+from .glue import shown_on_page
+
+# The page asks the run folder for news this often; the training process is not involved.
+POLL_S = 2.0
+
+
+def curves(rows: list[dict], name: str) -> pd.DataFrame:
+    """Rows {"step", NAME, "value"} as a frame of typed columns (an untyped empty one would make
+    the plot read its values as categories)."""
+    return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
+                         name: pd.Series([r[name] for r in rows], dtype="str"),
+                         "value": pd.Series([r["value"] for r in rows], dtype="float64")})
+
+
+def plot(frame: pd.DataFrame, name: str):
+    """A curve plot's update: hidden while there is nothing to draw, and with its legend's names
+    each time (the plot keeps the colour scale of the first data it drew, so a first empty frame
+    would leave every later line without a colour)."""
+    if frame.empty:
+        return gr.LinePlot(visible=False)
+    return gr.LinePlot(value=frame, visible=True, colors_in_legend=sorted(frame[name].unique()))
+
+
+def run_choices(service: TrainingService) -> list[tuple[str, str]]:
+    return [(f"{v.name} ({v.state})", v.name) for v in service.list_runs()]
+
+
+def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy: dict) -> SimpleNamespace:
+    """Section 3 of the Train tab, built in place: (run, remembered, use_in): the run menu, the
+    browser's memory of it, and `use_in(shelf, model, direction, model_card, directions_for)`,
+    which connects "Use in the translator" to the translator's model menu once that exists."""
+    with gr.Group():
+        gr.Markdown("### 3. Runs")
+        with gr.Row():
+            run = gr.Dropdown(choices=run_choices(service), label="Run", elem_id="train-run", scale=3)
+            refresh = gr.Button("Refresh list", size="sm", scale=1)
+        status = gr.Markdown(elem_id="train-status")
+        with gr.Row():
+            stop = gr.Button("Stop", size="sm", elem_id="train-stop")
+            resume = gr.Button("Resume", size="sm", elem_id="train-resume")
+            use = gr.Button("Use in the translator", size="sm", variant="primary", elem_id="train-use")
+            confirm = gr.Checkbox(label="Yes, delete this run's folder", value=False, elem_id="train-confirm")
+            delete = gr.Button("Delete", size="sm", variant="stop", elem_id="train-delete")
+        with gr.Row():
+            losses = gr.LinePlot(x="step", y="value", color="loss", title="Losses", height=260, visible=False,
+                                 elem_id="train-losses")
+            fid = gr.LinePlot(x="step", y="value", color="metric", title="Validation (FID, KID)", height=260,
+                              visible=False, elem_id="train-fid")
+        sample = gr.Image(label="Newest sample grid", type="filepath", interactive=False, elem_id="train-sample")
+        log = gr.Textbox(label="End of the log", lines=8, max_lines=8, interactive=False, elem_id="train-log")
+        with gr.Row():
+            download_pt = gr.Button("Download the model (.pt)", size="sm")
+            download_onnx = gr.Button("Download its ONNX export", size="sm")
+        download = gr.File(label="Download", height=80, elem_id="train-download")
+        remembered = gr.BrowserState(None, storage_key="img2img-train-run")
+        timer = gr.Timer(POLL_S)
+        seen = gr.State(None)  # the signature of the run folder last drawn
+
+
+    def on_poll(name, seen):
+        """The run's news, drawn only when its folder changed: an unchanged page costs the
+        browser nothing, and the machine's cores stay with the training."""
+        if not name:
+            return "No run chosen.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
+        try:
+            signature = service.runs.signature(name)
+            if signature == seen:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+            watch = service.watch(name)
+        except Img2ImgError as e:
+            return str(e), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
+        v = watch.view
+        text = v.line() + (f"\n\n`{v.command}`" if v.command else "")
+        evals = [r for r in watch.evaluations if r["metric"] in ("fid", "kid")]
+        loss_frame, eval_frame = curves(watch.losses, "loss"), curves(evals, "metric")
+        # The grid is handed over as Gradio's copy: the runs folder itself is never served.
+        grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
+        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), grid, watch.log_tail, signature)
+
+    @shown_on_page
+    def on_stop(name):
+        service.stop(name)
+        return gr.Dropdown(choices=run_choices(service), value=name)
+
+    @shown_on_page
+    def on_resume(name):
+        service.resume(name)
+        return gr.Dropdown(choices=run_choices(service), value=name)
+
+    @shown_on_page
+    def on_delete(name, sure):
+        if not sure:
+            raise Img2ImgError("tick 'Yes, delete this run's folder' first")
+        service.delete(name)
+        return gr.Dropdown(choices=run_choices(service), value=None), False
+
+
+    @shown_on_page
+    def on_download(name, kind):
+        with request_folder() as folder:
+            return download.move_resource_to_block_cache(service.export(name, kind, folder))
+
+    def on_load(saved):
+        return gr.Dropdown(choices=run_choices(service), value=service.default_run(saved))
+
+    private = {"api_visibility": "private"}
+    watched = [status, losses, fid, sample, log, seen]
+    run.change(lambda name: on_poll(name, None), inputs=run, outputs=watched, show_progress="hidden", **private)
+    run.input(lambda name: name, inputs=run, outputs=remembered, **private)
+    timer.tick(on_poll, inputs=[run, seen], outputs=watched, show_progress="hidden", **private)
+    refresh.click(lambda name: gr.Dropdown(choices=run_choices(service), value=name), inputs=run, outputs=run,
+                  **private)
+    stop.click(on_stop, inputs=run, outputs=run, **private)
+    resume.click(on_resume, inputs=run, outputs=run, **private)
+    delete.click(on_delete, inputs=[run, confirm], outputs=[run, confirm], **private)
+    download_pt.click(lambda name: on_download(name, "pt"), inputs=run, outputs=download, **heavy, **private)
+    download_onnx.click(lambda name: on_download(name, "onnx"), inputs=run, outputs=download, **heavy, **private)
+    app.load(on_load, inputs=remembered, outputs=run, **private)
+
+    def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for) -> None:
+        @shown_on_page
+        def on_use(name):
+            path, facts = service.model_of(name)
+            info = shelf.add_checkpoint(path, f"run {name}", facts)
+            key = shelf.key(info)
+            radio, card = directions_for(key)
+            gr.Info(f"{name} is now in the model menu: translate with it in the Image tab.")
+            return gr.Dropdown(choices=shelf.choices(), value=key), radio, card
+
+        use.click(on_use, inputs=run, outputs=[model, direction, model_card], **private)
+
+
+    return SimpleNamespace(run=run, remembered=remembered, use_in=use_in)
