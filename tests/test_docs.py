@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from helpers import ROOT
 
+from img2img.app.main import build_parser as build_app_parser
 from img2img.cli import build_parser, join_signed_values
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -62,14 +63,20 @@ def test_every_relative_link_and_image_resolves(page):
         assert (page.parent / target.split("#")[0]).exists(), f"{page.name}: {target}"
 
 
+def parse(words: list[str]):
+    """The namespace `img2img WORDS` parses into (`img2img app` with the app's own parser)."""
+    if words[:1] == ["app"]:
+        return build_app_parser().parse_args(words[1:])
+    return build_parser().parse_args(join_signed_values(words))
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_command_names_a_subcommand_and_flags_that_exist(page):
-    parser = build_parser()
     seen = 0
     for block in code_blocks(page.read_text()):
         for words in commands(block):
             try:
-                parser.parse_args(join_signed_values(words))
+                parse(words)
             except SystemExit:
                 pytest.fail(f"{page.name}: img2img {' '.join(words)}")
             seen += 1
@@ -92,11 +99,11 @@ MAKES = ("out", "output", "dst")
 def documented_paths() -> tuple[list[tuple[str, str]], set[str]]:
     """(page, path) of every path a documented command reads, and every path one makes
     (`datasets download NAME` makes ROOT/NAME)."""
-    parser, reads, made = build_parser(), [], set()
+    reads, made = [], set()
     for page in PAGES:
         for block in code_blocks(page.read_text()):
             for words in commands(block):
-                args = vars(parser.parse_args(join_signed_values(words)))
+                args = vars(parse(words))
                 if words[:2] == ["datasets", "download"]:
                     made.add(f"{args['root'] or 'datasets'}/{args['name']}")
                 made |= {str(args[k]).rstrip("/") for k in MAKES if isinstance(args.get(k), str)}
