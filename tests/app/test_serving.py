@@ -206,16 +206,16 @@ def test_short_requests_leave_a_long_batchs_folder_alone(models_dir, tmp_path, m
 
     from gradio_client import Client, handle_file
 
-    from img2img.translate.translator import Translator
+    from img2img.translate.translator import NamedPixels, Translator
 
-    translate = Translator.translate_pixels
+    translate = Translator.translate_inputs
 
-    def slowed(self, pixels, *args, **kwargs):
-        if isinstance(pixels, np.ndarray) and pixels.shape[:2] == (48, 48):
+    def slowed(self, items, *args, **kwargs):
+        if any(isinstance(item, NamedPixels) and item.pixels.shape[:2] == (48, 48) for item in items):
             time.sleep(0.5)  # the batch's images only
-        return translate(self, pixels, *args, **kwargs)
+        return translate(self, items, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "translate_pixels", slowed)
+    monkeypatch.setattr(Translator, "translate_inputs", slowed)
     app, url = launch(models_dir, tmp_path)
     try:
         rng = np.random.default_rng(0)
