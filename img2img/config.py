@@ -73,6 +73,8 @@ class SettingSpec:
 
     def value_of(self, text: str) -> Any:
         """The value a flag's text gives, or an Img2ImgError in the CLI's words."""
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise Img2ImgError(f"{self.flag}: {text!r} holds a control character")
         if self.kind is bool:
             lowered = text.strip().lower()
             if lowered not in ("true", "false", "on", "off", "yes", "no", "1", "0"):

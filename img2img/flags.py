@@ -1,6 +1,7 @@
 """Flags the two front ends share (`img2img` and `img2img app`), generated from the library's
 dataclasses so that a limit or a serving setting is declared once: `--max-*` from io.limits.Limits,
-and the app's work-at-once flags from service.serving.ServingSettings. Adding flags to a parser
+the app's work-at-once flags from service.serving.ServingSettings, and its bounds on runs from
+service.run_limits.TrainingLimits. Adding flags to a parser
 is all this does; each front end parses its own argv."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import dataclasses
 
 from .io.limits import DEFAULT_LIMITS, Limits, flag_for
+from .service.run_limits import TrainingLimits
 from .service.serving import ServingSettings, serving_flag
 
 
@@ -37,3 +39,16 @@ def add_serving_flags(parser: argparse.ArgumentParser) -> None:
 
 def serving_from(args: argparse.Namespace) -> ServingSettings:
     return ServingSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServingSettings)})
+
+
+def add_training_limit_flags(group) -> None:
+    """A --max-* flag per field of TrainingLimits: what one run from the page may take."""
+    defaults = TrainingLimits()
+    for f in dataclasses.fields(TrainingLimits):
+        default = getattr(defaults, f.name)
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=int, default=default, metavar="N",
+                           help=f"{f.metadata['help']} (default {default:,})")
+
+
+def training_limits_from(args: argparse.Namespace) -> TrainingLimits:
+    return TrainingLimits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingLimits)})

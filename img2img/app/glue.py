@@ -44,3 +44,8 @@ def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
         return False
     events = [e for job in queue.active_jobs if job for e in job if e.session_hash == request.session_hash]
     return bool(events) and not any(e.alive for e in events)
+
+
+def user_of(request: gr.Request | None) -> str | None:
+    """The login a request comes from (None on a server without logins: everyone is one user)."""
+    return getattr(request, "username", None) if request is not None else None

@@ -15,7 +15,14 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry
 
 from ..errors import Img2ImgError  # noqa: E402
-from ..flags import add_limit_flags, add_serving_flags, limits_from, serving_from  # noqa: E402
+from ..flags import (  # noqa: E402
+    add_limit_flags,
+    add_serving_flags,
+    add_training_limit_flags,
+    limits_from,
+    serving_from,
+    training_limits_from,
+)
 from ..service.datasets import UploadLimits  # noqa: E402
 from ..service.serving import downloads_allowed, exposure_problem, parse_auth, split_model_sources  # noqa: E402
 from ..service.training import TrainingService  # noqa: E402
@@ -51,6 +58,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     train.add_argument("--runs", default="runs", metavar="DIR", help="run folders (default runs)")
     train.add_argument("--max-runs", type=int, default=1, metavar="N",
                        help="runs that train at once; later ones wait in a queue (default 1)")
+    train.add_argument("--admin", action="append", default=[], metavar="USER",
+                       help="a login that may stop, resume, delete and use anyone's runs (repeatable); others only "
+                       "their own")
+    add_training_limit_flags(train)
     add_limit_flags(parser)
     return parser
 
@@ -74,7 +85,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     training = None
     if args.allow_training:
         training = TrainingService(args.data_root, args.runs, max(1, args.max_runs), limits_from(args),
-                                   UploadLimits(max_upload_mb=serving.max_upload_mb))
+                                   UploadLimits(max_upload_mb=serving.max_upload_mb),
+                                   run_limits=training_limits_from(args), admins=tuple(args.admin))
         training.runs.start_scheduler()
     from .page import build_app  # Gradio's import takes seconds: not for --help or a refusal
 

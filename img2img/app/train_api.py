@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..errors import Img2ImgError
 from ..service.training import TrainingService
-from .glue import shown_on_page
+from .glue import shown_on_page, user_of
 
 TRAINING_OFF = "Training is off on this server: start it with --allow-training (see docs/app.md)."
 
@@ -44,11 +44,11 @@ def training_api(service: TrainingService | None) -> None:
 
     @guarded
     def train_start(data: str, method: str = "pix2pix", preset: str = "quick", size: int = 0, length: int = 0,
-                    unit: str = "steps", settings: dict | None = None) -> dict:
+                    unit: str = "steps", settings: dict | None = None, request: gr.Request = None) -> dict:
         """Start (or queue) a run: {"run": its name, "command": the same run as a terminal command}.
         `settings`: {"section.name": text} of any `img2img train` setting, e.g. {"train.lr": "1e-4"}."""
         plan = service.plan(data, method, preset, size, length, unit, settings or {})
-        name = service.start(plan)
+        name = service.start(plan, user_of(request))
         return {"run": name, "command": service.runs.view(name).command}
 
     @guarded
@@ -71,21 +71,21 @@ def training_api(service: TrainingService | None) -> None:
                 "checkpoint": v.checkpoint.name if v.checkpoint else None, "log": watch.log_tail}
 
     @guarded
-    def train_stop(run: str) -> str:
+    def train_stop(run: str, request: gr.Request = None) -> str:
         """Stop a run as Ctrl-C does: it finishes its step and writes a checkpoint."""
-        service.stop(run)
+        service.stop(run, user_of(request))
         return f"{run}: stopping"
 
     @guarded
-    def train_resume(run: str) -> str:
+    def train_resume(run: str, request: gr.Request = None) -> str:
         """Resume a stopped, failed or interrupted run from its newest checkpoint (bit for bit)."""
-        service.resume(run)
+        service.resume(run, user_of(request))
         return f"{run}: resumed"
 
     @guarded
-    def train_delete(run: str) -> str:
+    def train_delete(run: str, request: gr.Request = None) -> str:
         """Remove a run's folder (a running run must be stopped first)."""
-        service.delete(run)
+        service.delete(run, user_of(request))
         return f"{run}: deleted"
 
     for fn in (train_upload, train_datasets, train_inspect, train_start, train_runs, train_poll, train_stop,

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import Img2ImgError
 from ..service.training import TrainingService
-from .glue import shown_on_page
+from .glue import shown_on_page, user_of
 
 # The page asks the run folder for news this often; the training process is not involved.
 POLL_S = 2.0
@@ -89,27 +89,33 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), grid, watch.log_tail, signature)
 
     @shown_on_page
-    def on_stop(name):
-        service.stop(name)
+    def on_stop(name, request: gr.Request):
+        service.stop(name, user_of(request))
         return gr.Dropdown(choices=run_choices(service), value=name)
 
     @shown_on_page
-    def on_resume(name):
-        service.resume(name)
+    def on_resume(name, request: gr.Request):
+        service.resume(name, user_of(request))
         return gr.Dropdown(choices=run_choices(service), value=name)
 
     @shown_on_page
-    def on_delete(name, sure):
+    def on_delete(name, sure, request: gr.Request):
         if not sure:
             raise Img2ImgError("tick 'Yes, delete this run's folder' first")
-        service.delete(name)
+        service.delete(name, user_of(request))
         return gr.Dropdown(choices=run_choices(service), value=None), False
 
 
     @shown_on_page
-    def on_download(name, kind):
+    def on_download(name, kind, request: gr.Request):
         with request_folder() as folder:
-            return download.move_resource_to_block_cache(service.export(name, kind, folder))
+            return download.move_resource_to_block_cache(service.export(name, kind, folder, user_of(request)))
+
+    def on_download_pt(name, request: gr.Request):
+        return on_download(name, "pt", request)
+
+    def on_download_onnx(name, request: gr.Request):
+        return on_download(name, "onnx", request)
 
     def on_load(saved):
         return gr.Dropdown(choices=run_choices(service), value=service.default_run(saved))
@@ -124,14 +130,14 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
     stop.click(on_stop, inputs=run, outputs=run, **private)
     resume.click(on_resume, inputs=run, outputs=run, **private)
     delete.click(on_delete, inputs=[run, confirm], outputs=[run, confirm], **private)
-    download_pt.click(lambda name: on_download(name, "pt"), inputs=run, outputs=download, **heavy, **private)
-    download_onnx.click(lambda name: on_download(name, "onnx"), inputs=run, outputs=download, **heavy, **private)
+    download_pt.click(on_download_pt, inputs=run, outputs=download, **heavy, **private)
+    download_onnx.click(on_download_onnx, inputs=run, outputs=download, **heavy, **private)
     app.load(on_load, inputs=remembered, outputs=run, **private)
 
     def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for) -> None:
         @shown_on_page
-        def on_use(name):
-            path, facts = service.model_of(name)
+        def on_use(name, request: gr.Request):
+            path, facts = service.model_of(name, user_of(request))
             info = shelf.add_checkpoint(path, f"run {name}", facts)
             key = shelf.key(info)
             radio, card = directions_for(key)

@@ -9,7 +9,7 @@ import gradio as gr
 from ..errors import Img2ImgError
 from ..methods import METHODS
 from ..service.training import PRESETS, SECTION_TITLES, TrainingService
-from .glue import shown_on_page
+from .glue import shown_on_page, user_of
 from .train_runs import run_choices, runs_section
 
 
@@ -87,14 +87,15 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts))
         except Img2ImgError as e:
             return f"**Not valid:** {e}"
-        return ("The same run from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
+        return (f"This run will take {plan.estimate.describe()} (estimated from its settings).\n\nThe same run "
+                "from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
 
     @shown_on_page
-    def on_start(name, method_, preset_, size_, length_, unit_, *texts):
+    def on_start(request: gr.Request, name, method_, preset_, size_, length_, unit_, *texts):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
         plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts))
-        started = service.start(plan)
+        started = service.start(plan, user_of(request))
         return gr.Dropdown(choices=run_choices(service), value=started), started
 
 

@@ -31,6 +31,7 @@ from ..files import atomic_write_text
 from ..log import logger
 from ..methods import equivalent_command
 from ..training.run_folder import RunFolder, RunStatus, process_alive
+from .run_limits import TrainingLimits
 
 RUN_FILE = "run.json"
 REQUEST_FILE = "request.json"
@@ -124,8 +125,9 @@ class RunViews:
                             if (r := self._read(n)).get("state") == "queued")
             view.queue_position = 1 + [n for _, n in queued].index(name)
         if view.state == "failed":
-            view.error = status.error if status and status.state == "failed" else \
-                f"the process ended with code {record.get('exit_code')} before training began"
+            view.error = record.get("error") or (status.error if status and status.state == "failed" else
+                                                 f"the process ended with code {record.get('exit_code')} before "
+                                                 "training began")
         elif view.state == "interrupted" and (record.get("exit_code") or 0) < 0:
             view.error = f"killed by {signal.Signals(-record['exit_code']).name}"
         if status is not None:
@@ -181,7 +183,7 @@ class RunViews:
         """The app's queue (run.json) for a run that waits; the trainer's status.json, and whether
         its process lives, for one that was launched."""
         state = record.get("state")
-        if state in ("queued", "cancelled", "stopped"):
+        if state in ("queued", "cancelled", "stopped", "failed"):
             return state
         launched_alive = record.get("exit_code") is None and bool(record.get("pid")) and \
             process_alive(record["pid"], folder)
@@ -205,45 +207,51 @@ class RunManager(RunViews):
     """The runs under `runs_dir`. At most `max_runs` train at once; later ones wait in order.
     `train_command`: the argv that starts `img2img train` (this Python's by default)."""
 
-    def __init__(self, runs_dir: Path | str, max_runs: int = 1, train_command: tuple[str, ...] = TRAIN_COMMAND) -> None:
+    def __init__(self, runs_dir: Path | str, max_runs: int = 1, train_command: tuple[str, ...] = TRAIN_COMMAND,
+                 run_limits: TrainingLimits = TrainingLimits(), admins: tuple[str, ...] = ()) -> None:
         super().__init__(runs_dir)
+        self.run_limits = run_limits
+        self.admins = set(admins)
         self.max_runs = max_runs
         self.train_command = tuple(train_command)
         self._lock = threading.RLock()
         self._closing = threading.Event()
 
-    def submit(self, cfg: RunConfig, name: str) -> str:
-        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique); returns its name. The process
-        starts from the config itself; the equivalent command is kept to show, and to repeat the
-        run in a terminal."""
+    def submit(self, cfg: RunConfig, name: str, owner: str | None = None) -> str:
+        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique) for login `owner` (None:
+        a server without logins); returns its name. The process starts from the config itself;
+        the equivalent command is kept to show, and to repeat the run in a terminal. The queue
+        is bounded, in all and per login."""
         with self._lock:
-            folder = self._new_folder(name)
+            check_queue([r.get("owner") for n in self.names() if (r := self._read(n)).get("state") == "queued"],
+                        owner, self.run_limits)
+            folder = new_folder(self.runs_dir, name)
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
             atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
-            self._write(folder, {"name": folder.name, "command": self.command_text(cfg), "created": time.time(),
-                                 "queued_at": time.time(), "state": "queued", "launches": 0})
+            self._write(folder, {"name": folder.name, "owner": owner, "command": command_text(cfg),
+                                 "created": time.time(), "queued_at": time.time(), "state": "queued", "launches": 0})
             self.tick()
             return folder.name
 
-    @staticmethod
-    def command_text(cfg: RunConfig) -> str:
-        return f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
 
-    def resume(self, name: str) -> None:
+    def resume(self, name: str, user: str | None = None) -> None:
         """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint
         as `img2img train --resume auto` does (bit for bit)."""
+        self.check_owner(name, user, "resume")
         with self._lock:
             view = self.view(name)
             if not view.can_resume:
                 raise Img2ImgError(f"{name}: is {view.state}; only a stopped, failed or interrupted run resumes")
             record = self._read(name)
-            record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None)
+            record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None,
+                          error=None)
             self._write(self.runs_dir / name, record)
             self.tick()
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, user: str | None = None) -> None:
         """What Ctrl-C sends (SIGINT, to the run's process group): the trainer finishes its step
         and writes a checkpoint. A queued run leaves the queue."""
+        self.check_owner(name, user, "stop")
         with self._lock:
             view = self.view(name)
             record = self._read(name)
@@ -260,14 +268,20 @@ class RunManager(RunViews):
             except ProcessLookupError:
                 pass
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, user: str | None = None) -> None:
         """Remove a run's folder; a running run must be stopped first."""
+        self.check_owner(name, user, "delete")
         with self._lock:
             view = self.view(name)
             if view.state in ("running", "stopping"):
                 raise Img2ImgError(f"{name}: is {view.state}; stop it before deleting it")
             shutil.rmtree(self.runs_dir / name)
 
+
+    def check_owner(self, name: str, user: str | None, verb: str) -> None:
+        """Only a run's owner, or an admin, may change or use it (anyone may watch)."""
+        self.folder(name)
+        check_owner(name, self._read(name).get("owner"), user, self.admins, verb)
 
     def tick(self) -> None:
         """Start queued runs, oldest first, while fewer than `max_runs` train."""
@@ -307,9 +321,14 @@ class RunManager(RunViews):
             log.flush()
             # A session of its own: the run outlives the page and the server, and a Ctrl-C meant
             # for the server does not reach it. Its output goes to the file, not to a pipe.
-            child = subprocess.Popen([*self.train_command, *argv, "--out", str(folder)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            try:
+                child = subprocess.Popen([*self.train_command, *argv, "--out", str(folder)], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            except (OSError, ValueError) as e:  # it cannot start: failed, so that the queue moves on
+                record.update(state="failed", error=f"the run could not start: {e}", launches=record.get("launches", 0))
+                self._write(folder, record)
+                return
         record.update(state="launched", pid=child.pid, started_at=time.time(), launches=record.get("launches", 0) + 1,
                       exit_code=None, stop_requested=False)
         self._write(folder, record)
@@ -326,13 +345,6 @@ class RunManager(RunViews):
                 record.update(exit_code=code, ended_at=time.time())
                 self._write(folder, record)
 
-    def _new_folder(self, name: str) -> Path:
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
-        folder, n = self.runs_dir / stem, 2
-        while folder.exists():
-            folder, n = self.runs_dir / f"{stem}-{n}", n + 1
-        folder.mkdir(parents=True)
-        return folder
 
     @staticmethod
     def _write(folder: Path, record: dict) -> None:
@@ -344,6 +356,37 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+def new_folder(runs_dir: Path, name: str) -> Path:
+    """A new run folder named after `name`, made unique."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
+    folder, n = runs_dir / stem, 2
+    while folder.exists():
+        folder, n = runs_dir / f"{stem}-{n}", n + 1
+    folder.mkdir(parents=True)
+    return folder
+
+
+def command_text(cfg: RunConfig) -> str:
+    """The `img2img train` command that repeats a run of `cfg` in a terminal."""
+    return f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
+
+
+def check_queue(queued_owners: list[str | None], owner: str | None, limits: TrainingLimits) -> None:
+    """Refuse a run past the queue's bounds: in all, and per login."""
+    if len(queued_owners) >= limits.max_queued_runs:
+        raise Img2ImgError(f"{len(queued_owners)} runs are waiting already, the most this server queues "
+                           "(--max-queued-runs); start this one when one has begun")
+    if owner is not None and queued_owners.count(owner) >= limits.max_queued_runs_per_user:
+        raise Img2ImgError(f"{owner}: {queued_owners.count(owner)} of your runs are waiting already, the most this "
+                           "server queues per login (--max-queued-runs-per-user)")
+
+
+def check_owner(name: str, owner: str | None, user: str | None, admins: set[str], verb: str) -> None:
+    """A server without logins has one user (None), who owns every run."""
+    if user is not None and owner is not None and user != owner and user not in admins:
+        raise Img2ImgError(f"{name}: is {owner}'s run; only its owner or an admin (--admin) may {verb} it")
+
 
 def log_tail(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a log, a progress bar's redraws (carriage returns) as lines."""

@@ -33,11 +33,13 @@ from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
 from ..io.readers import read_image
 from ..methods import METHODS, method_settings, model_defaults
 from ..persist.checkpoint import export_generators
+from ..training.footprint import RunEstimate
 from ..training.resume import config_for_run
 from ..translate.onnx_graph import export_checkpoint
 from ..translate.translator import to_pil
 from .datasets import DataRoot, UploadLimits
-from .runs import RunManager, RunView, RunWatch
+from .run_limits import TrainingLimits, check_run, train_samples
+from .runs import RunManager, RunView, RunWatch, command_text
 
 # The form's sections, in the CLI's order: (section of the overrides, title, dataclass).
 SECTION_TITLES = {"data": "data", "model": "model (fixed once trained)", "method_config": "method settings",
@@ -56,6 +58,8 @@ QUICK = {"pix2pix": (128, 600), "cyclegan": (64, 180), "cut": (64, 250), "fastcu
          "colorization": (128, 600)}
 # The papers resize to 286 before a random 256 crop; the quick look keeps that ratio.
 LOAD_RATIO = 286 / 256
+# Settings that name a folder or file on the server: from the page, named inside the data root.
+PATH_SETTINGS = (("data", "val_dir"), ("train", "fid_val"), ("train", "fid_weights"))
 THUMBNAIL_SIDE = 192
 
 
@@ -90,14 +94,15 @@ def form_settings() -> list[FormSetting]:
 
 @dataclass
 class RunPlan:
-    """A run about to start: its config, and its name under the runs folder."""
+    """A run about to start: its config, its name under the runs folder, and what it will take."""
 
     cfg: RunConfig
     name: str
+    estimate: RunEstimate
 
     def command(self, runs_dir: Path) -> str:
         """The `img2img train` command that makes the same run in a terminal."""
-        return RunManager.command_text(dataclasses.replace(
+        return command_text(dataclasses.replace(
             self.cfg, train=dataclasses.replace(self.cfg.train, out=str(runs_dir / self.name))))
 
 
@@ -106,9 +111,14 @@ class TrainingService:
 
     def __init__(self, data_root: Path | str, runs_dir: Path | str, max_runs: int = 1,
                  limits: Limits = DEFAULT_LIMITS, upload_limits: UploadLimits = UploadLimits(),
-                 train_command: tuple[str, ...] | None = None) -> None:
+                 train_command: tuple[str, ...] | None = None, run_limits: TrainingLimits = TrainingLimits(),
+                 admins: tuple[str, ...] = ()) -> None:
+        """`run_limits`: what one run from the page may take; `admins`: logins that may stop,
+        resume, delete and use anyone's runs (others only their own)."""
         self.data = DataRoot(data_root, limits, upload_limits)
-        self.runs = RunManager(runs_dir, max_runs, *([train_command] if train_command else []))
+        self.runs = RunManager(runs_dir, max_runs, *([train_command] if train_command else []), run_limits=run_limits,
+                               admins=admins)
+        self.run_limits = run_limits
         self.settings = {s.key: s for s in form_settings()}
 
     # ---- data ---------------------------------------------------------------------------------
@@ -160,13 +170,18 @@ class TrainingService:
             if setting is None:
                 raise Img2ImgError(f"unknown setting {key}")
             overrides.setdefault(setting.section, {})[setting.spec.name] = setting.spec.value_of(str(text))
+        for section, setting in PATH_SETTINGS:  # server paths: named inside the data root, like the data
+            value = overrides.get(section, {}).get(setting)
+            if value:
+                overrides[section][setting] = str(self.data.resolve(value))
         name = f"{root.name}_{method}"
         try:
             start = config_for_run(overrides, method=method, data=str(root), out=str(self.runs.runs_dir / name))
         except ValueError as e:
             raise Img2ImgError(str(e)) from None
         check_settings(start.cfg)
-        return RunPlan(start.cfg, name)
+        samples = train_samples(root, METHODS[method].dataset_kind)
+        return RunPlan(start.cfg, name, check_run(start.cfg, samples, self.run_limits, self.runs.runs_dir))
 
     @staticmethod
     def _preset(method: str, preset: str) -> list[tuple[str, str, object]]:
@@ -181,8 +196,8 @@ class TrainingService:
             return values
         return []
 
-    def start(self, plan: RunPlan) -> str:
-        return self.runs.submit(plan.cfg, plan.name)
+    def start(self, plan: RunPlan, user: str | None = None) -> str:
+        return self.runs.submit(plan.cfg, plan.name, user)
 
     # ---- runs -----------------------------------------------------------------------------------
     def list_runs(self) -> list[RunView]:
@@ -200,40 +215,29 @@ class TrainingService:
     def watch(self, name: str) -> RunWatch:
         return self.runs.watch(name)
 
-    def stop(self, name: str) -> None:
-        self.runs.stop(name)
+    def stop(self, name: str, user: str | None = None) -> None:
+        self.runs.stop(name, user)
 
-    def resume(self, name: str) -> None:
-        self.runs.resume(name)
+    def resume(self, name: str, user: str | None = None) -> None:
+        self.runs.resume(name, user)
 
-    def delete(self, name: str) -> None:
-        self.runs.delete(name)
+    def delete(self, name: str, user: str | None = None) -> None:
+        self.runs.delete(name, user)
 
-    def model_of(self, name: str) -> tuple[Path, tuple[tuple[str, str], ...]]:
+    def model_of(self, name: str, user: str | None = None) -> tuple[Path, tuple[tuple[str, str], ...]]:
         """The run's checkpoint to translate with (best.pt, else latest.pt) and the card's lines
-        about the run: its state and its newest metrics."""
+        about the run: its state and its newest metrics. Its owner's (or an admin's) only."""
+        self.runs.check_owner(name, user, "use")
         watch = self.runs.watch(name)
-        view = watch.view
-        if view.checkpoint is None:
+        if watch.view.checkpoint is None:
             raise Img2ImgError(f"{name}: has no checkpoint yet (one is written at the end, on Stop, and every "
                                "--save-every steps)")
-        facts = [("training run", f"{name} ({view.state}), {view.checkpoint.name}")]
-        if watch.losses:
-            last_step = watch.losses[-1]["step"]
-            losses = ", ".join(f"{r['loss']} {r['value']:.3f}" for r in watch.losses if r["step"] == last_step)
-            facts.append((f"losses at step {last_step}", losses))
-        for metric in ("fid", "kid"):
-            values = [r for r in watch.evaluations if r["metric"] == metric]
-            if values:
-                best = min(values, key=lambda r: r["value"])
-                facts.append((f"val {metric.upper()}", f"{best['value']:.4g} at step {best['step']} (best of "
-                                                       f"{len(values)})"))
-        return view.checkpoint, tuple(facts)
+        return watch.view.checkpoint, model_facts(watch)
 
-    def export(self, name: str, kind: str, folder: Path) -> Path:
+    def export(self, name: str, kind: str, folder: Path, user: str | None = None) -> Path:
         """The run's model for download: `pt` (the generators, fp32, as `img2img export`) or `onnx`
         (one graph per direction, zipped when there are two)."""
-        checkpoint, _ = self.model_of(name)
+        checkpoint, _ = self.model_of(name, user)
         if kind == "pt":
             return export_generators(checkpoint, folder / f"{name}.pt", half=False)
         if kind == "onnx":
@@ -246,6 +250,24 @@ class TrainingService:
                     archive.write(out, out.name)
             return bundle
         raise Img2ImgError(f"export as {kind!r}: pt or onnx")
+
+
+def model_facts(watch: RunWatch) -> tuple[tuple[str, str], ...]:
+    """The model card's lines about a run: its state and checkpoint, its newest losses, its best
+    validation scores."""
+    view = watch.view
+    facts = [("training run", f"{view.name} ({view.state}), {view.checkpoint.name}")]
+    if watch.losses:
+        last_step = watch.losses[-1]["step"]
+        losses = ", ".join(f"{r['loss']} {r['value']:.3f}" for r in watch.losses if r["step"] == last_step)
+        facts.append((f"losses at step {last_step}", losses))
+    for metric in ("fid", "kid"):
+        values = [r for r in watch.evaluations if r["metric"] == metric]
+        if values:
+            best = min(values, key=lambda r: r["value"])
+            facts.append((f"val {metric.upper()}", f"{best['value']:.4g} at step {best['step']} (best of "
+                                                   f"{len(values)})"))
+    return tuple(facts)
 
 
 def contact_sheets(report: DataReport, folder: Path, limits: Limits) -> list[tuple[Path, str]]:

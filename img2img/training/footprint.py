@@ -73,3 +73,58 @@ class Footprint:
             self.warned = True
             logger.warning(f"warning: {out}: {_size(free)} free, less than the next checkpoint needs "
                            f"({_size(self.full_bytes)}); its write may fail, and the previous one is kept")
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """What a run will take, from its config alone (its networks built on the meta device: no
+    memory): steps, disk for its checkpoints and snapshots, and the peak memory of a step
+    (weights, gradients, Adam's moments, and each network's activations at the batch and crop
+    size, counted twice for the backward pass)."""
+
+    total_steps: int
+    disk_bytes: int
+    memory_bytes: int
+
+    def describe(self) -> str:
+        return (f"about {self.total_steps:,} steps, {_size(self.disk_bytes)} of checkpoints and snapshots, "
+                f"{_size(self.memory_bytes)} of memory at its peak")
+
+
+def estimate_run(cfg, samples: int) -> RunEstimate:
+    """The estimate of a run of `cfg` on `samples` training samples per epoch."""
+    import dataclasses
+
+    from ..config import SpeedConfig
+    from ..methods import build_method
+    from ..models import fit_to_size
+
+    cfg = dataclasses.replace(cfg, model=fit_to_size(cfg.model, cfg.data.crop_size))
+    with torch.device("meta"):
+        method = build_method(cfg, "meta", SpeedConfig(fused_adam=False).resolve("cpu"))
+    t = cfg.train
+    schedule = Schedule(t.epochs, t.epochs_decay, max(1, samples), cfg.data.batch_size, t.max_steps)
+    every = t.snapshot_every if t.snapshot_every is not None else max(1, round(schedule.total_epochs / 20))
+    footprint = Footprint.of(method, t, schedule, every)
+    parameters = sum(_bytes(p) for p in method.networks.parameters())
+    width, height = cfg.data.crop_size
+    activations = 0
+
+    def count(module, inputs, output) -> None:
+        nonlocal activations
+        for out in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(out, torch.Tensor):
+                activations += _bytes(out)
+
+    hooks = [m.register_forward_hook(count) for m in method.networks.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            for direction in method.spec.generator_keys:
+                channels = cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels
+                method.generator(direction)(torch.empty(cfg.data.batch_size, channels, height, width, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # The generators' activations stand for the discriminators' too (they see the same images).
+    memory = 2 * parameters + footprint.full_bytes + 2 * 2 * activations
+    return RunEstimate(schedule.total_steps, footprint.total_bytes, memory)
