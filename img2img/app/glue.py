@@ -3,10 +3,12 @@ and whether a request's client has gone."""
 from __future__ import annotations
 
 import functools
+import re
 
 import gradio as gr
 
 from ..errors import Img2ImgError
+from ..service.serving import LoginThrottle
 
 
 def shown_on_page(handler):
@@ -49,3 +51,51 @@ def client_gone(app: gr.Blocks, request: gr.Request | None) -> bool:
 def user_of(request: gr.Request | None) -> str | None:
     """The login a request comes from (None on a server without logins: everyone is one user)."""
     return getattr(request, "username", None) if request is not None else None
+
+
+class NoApiInfoBeforeLogin:
+    """ASGI middleware: Gradio embeds the whole API description (`window.gradio_api_info`, every
+    endpoint) in each page it serves, the login page too, while /gradio_api/info answers 401
+    there. A page that asks for a login gets `null` in its place. Only HTML is looked at."""
+
+    EMBEDDED = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.S)
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "GET":
+            return await self.app(scope, receive, send)
+        start, chunks = None, []
+
+        async def inspect(message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                if not headers.get(b"content-type", b"").startswith(b"text/html"):
+                    start = False
+                    return await send(message)
+                start = message
+                return None
+            if start is False or message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return None
+            body = b"".join(chunks)
+            if b'"auth_required":true' in body.replace(b" ", b""):
+                body = self.EMBEDDED.sub(b"window.gradio_api_info = null;</script>", body)
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, inspect)
+
+
+def launch_options(accounts: list[tuple[str, str]]) -> dict:
+    """What `Blocks.launch` takes to serve the app safely: logins checked by a LoginThrottle, and
+    no API description before a login."""
+    from starlette.middleware import Middleware
+
+    return {"auth": LoginThrottle(accounts) if accounts else None,
+            "app_kwargs": {"middleware": [Middleware(NoApiInfoBeforeLogin)]}}

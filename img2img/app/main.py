@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                                    UploadLimits(max_upload_mb=serving.max_upload_mb),
                                    run_limits=training_limits_from(args), admins=tuple(args.admin))
         training.runs.start_scheduler()
-    from .page import build_app  # Gradio's import takes seconds: not for --help or a refusal
+    # Gradio's import takes seconds: not for --help or a refusal.
+    from .glue import launch_options
+    from .page import build_app
 
     app = build_app(folder, args.examples, args.device, precision=args.precision, limits=limits_from(args),
                     published_url=args.published_url, serving=serving, hub_models=hub_models,
@@ -98,8 +100,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     # the work folder is removed on the way out.
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=accounts or None,
-                   max_file_size=f"{serving.max_upload_mb}mb")
+        app.launch(server_name=args.host, server_port=args.port, share=args.share,
+                   max_file_size=f"{serving.max_upload_mb}mb", **launch_options(accounts))
     finally:
         app.close()
         app.workdir.cleanup()

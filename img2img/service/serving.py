@@ -4,7 +4,10 @@ to others"."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ import anyio
 
 from ..cancellation import StopSignal, stop_on
 from ..errors import Img2ImgError
+from ..log import logger
 from ..persist.hub import is_hub_reference
 
 T = TypeVar("T")
@@ -57,6 +61,48 @@ def parse_auth(pairs: list[str], auth_file: Path | str | None = None) -> list[tu
             raise Img2ImgError(f"auth entry {i}: expected user:password with neither empty")
         accounts.append((user, password))
     return accounts
+
+
+class LoginThrottle:
+    """The login check, slower after failures, so that passwords cannot be guessed at speed.
+    After `free` wrong passwords in a row for a login, each answer for it waits `first_delay`
+    seconds, doubling with each further failure up to `max_delay`; wrong passwords from
+    anywhere add up too (a guesser that tries many logins), waiting at most `max_delay` / 4.
+    A right password resets its login's count, and still works after any number of failures.
+    Each failure is logged in one line, without the password. Gradio calls it as `auth=`."""
+
+    def __init__(self, accounts: list[tuple[str, str]], free: int = 3, first_delay: float = 0.5,
+                 max_delay: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.accounts = dict(accounts)
+        self.free, self.first_delay, self.max_delay, self.sleep = free, first_delay, max_delay, sleep
+        self.failures: dict[str, int] = {}
+        self.recent = 0  # failures of any login since the last success
+        self._lock = threading.Lock()
+
+    def delay(self, username: str) -> float:
+        with self._lock:
+            own = self.failures.get(username, 0) - self.free
+            anyone = self.recent - self.free
+        mine = self.first_delay * 2 ** own if own >= 0 else 0.0
+        everyone = self.first_delay * anyone / 10 if anyone > 0 else 0.0
+        return min(self.max_delay, max(mine, min(everyone, self.max_delay / 4)))
+
+    def __call__(self, username: str, password: str) -> bool:
+        wait = self.delay(username)
+        if wait:
+            self.sleep(wait)
+        expected = self.accounts.get(username)
+        ok = expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+        with self._lock:
+            if ok:
+                self.failures.pop(username, None)
+                self.recent = 0
+                return True
+            self.failures[username] = self.failures.get(username, 0) + 1
+            self.recent += 1
+            count = self.failures[username]
+        logger.warning(f"login refused for {username[:64]!r}: {count} wrong in a row (answered after {wait:.1f} s)")
+        return False
 
 
 def is_loopback(host: str) -> bool:

@@ -175,16 +175,22 @@ def test_with_logins_nothing_is_served_before_one(models_dir, tmp_path):
     import httpx
     from helpers import free_port
 
+    from img2img.app.glue import launch_options
+
     app = build_app(models_dir, device="cpu")
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-               auth=[("ann", "secret")])
+               **launch_options([("ann", "secret")]))
     url = f"http://127.0.0.1:{port}/"
     try:
         assert httpx.get(url + "config").status_code == 401
+        # The login page: no description of the API it guards (Gradio embeds one in every page).
+        page = httpx.get(url).text
+        assert "window.gradio_api_info = null;" in page and "/translate_batch" not in page
         assert httpx.post(url + "login", data={"username": "ann", "password": "wrong"}).status_code == 400
         login = httpx.post(url + "login", data={"username": "ann", "password": "secret"})
         assert login.status_code == 200 and httpx.get(url + "config", cookies=login.cookies).status_code == 200
+        assert "/translate_batch" in httpx.get(url, cookies=login.cookies).text  # logged in: the API is there
     finally:
         app.close()
         app.workdir.cleanup()
@@ -309,3 +315,20 @@ def test_an_upload_over_the_size_limit_is_refused_and_a_broken_one_gets_one_line
     finally:
         app.close()
         app.workdir.cleanup()
+
+
+def test_wrong_passwords_are_answered_ever_more_slowly_and_the_right_one_still_works(caplog):
+    from img2img.service.serving import LoginThrottle
+
+    waited = []
+    check = LoginThrottle([("ann", "secret")], sleep=waited.append)
+    with caplog.at_level("WARNING", logger="img2img"):
+        assert not any(check("ann", f"guess{i}") for i in range(200))
+    assert len(waited) == 200 - check.free and sum(waited) >= 60  # the first few answers are free
+    assert max(waited) == check.max_delay
+    assert "login refused for 'ann': 200 wrong in a row" in caplog.text and "guess" not in caplog.text
+    assert check("ann", "secret")  # slowly, but it works
+    assert check.delay("ann") == 0  # and the count starts again
+    waited.clear()
+    assert not any(check(f"user{i}", "x") for i in range(100))  # many logins, one guess each
+    assert sum(waited) >= 20

@@ -218,6 +218,7 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
     """The app (app.py) serving `checkpoints` on a free port, behind `auth` logins if given, with
     the Train tab of `training` (a TrainingService) if given: (the app, its URL). `serving`:
     fields of ServingSettings."""
+    from img2img.app.glue import launch_options
     from img2img.app.page import build_app
     from img2img.io.limits import Limits
     from img2img.service.serving import ServingSettings
@@ -226,6 +227,6 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
     settings = ServingSettings(**serving)
     app = build_app(checkpoints, device="cpu", limits=Limits(max_pixels=max_pixels), serving=settings,
                                training=training)
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, auth=auth,
-               max_file_size=f"{settings.max_upload_mb}mb")
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               max_file_size=f"{settings.max_upload_mb}mb", **launch_options(auth or []))
     return app, f"http://127.0.0.1:{port}/"
