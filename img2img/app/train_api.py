@@ -6,12 +6,25 @@ import functools
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..errors import Img2ImgError
 from ..service.training import TrainingService
 from .glue import shown_on_page, user_of
 
 TRAINING_OFF = "Training is off on this server: start it with --allow-training (see docs/app.md)."
+NOT_AN_UPLOAD = "that file is not an upload of this server: send the zip itself (gradio_client's handle_file)"
+
+
+def uploaded_path(file: dict) -> Path:
+    """The path of a file this server received as an upload. A reference without Gradio's
+    metadata skips Gradio's own path check, so the path must lie in Gradio's upload folder; any
+    other is refused in the same words whether or not it exists, telling nothing of the server."""
+    path = Path(str(file.get("path", ""))).resolve()
+    uploads = Path(get_upload_folder()).resolve()
+    if not path.is_relative_to(uploads) or not path.is_file():
+        raise Img2ImgError(NOT_AN_UPLOAD)
+    return path
 
 
 def training_api(service: TrainingService | None) -> None:
@@ -28,7 +41,7 @@ def training_api(service: TrainingService | None) -> None:
     @guarded
     def train_upload(file: gr.FileData) -> dict:
         """Unpack a zip of pictures into the data root: {"data": its name, "report": what it holds}."""
-        name, report = service.upload(file["path"], Path(file.get("orig_name") or file["path"]).name)
+        name, report = service.upload(uploaded_path(file), Path(file.get("orig_name") or file["path"]).name)
         return {"data": name, "report": service.describe(report), "method": report.method}
 
     @guarded

@@ -105,3 +105,29 @@ def test_a_run_that_cannot_start_is_failed_and_the_queue_moves_on(service, tmp_p
         assert view.state == "failed" and view.error.startswith("the run could not start:"), view
     ok = RunManager(tmp_path / "broken", max_runs=1, train_command=(sys.executable, "-c", "pass"))
     assert ok.view(first).can_resume
+
+
+@pytest.mark.slow
+def test_an_upload_must_be_a_file_this_server_received_and_says_nothing_of_others(tmp_path):
+    import zipfile
+
+    from gradio_client import Client, handle_file
+    from helpers import launch
+
+    make_paired(tmp_path / "pairs", n_train=2, n_val=0)
+    with zipfile.ZipFile(tmp_path / "pairs.zip", "w") as archive:
+        for path in (tmp_path / "pairs").rglob("*.png"):
+            archive.write(path, path.relative_to(tmp_path / "pairs"))
+    service = TrainingService(tmp_path / "data", tmp_path / "runs", max_runs=0)
+    app, url = launch(tmp_path / "no_models", tmp_path, training=service)
+    try:
+        client = Client(url, verbose=False)
+        refusals = set()
+        for path in (str(tmp_path / "pairs.zip"), "/no/such/file.zip"):  # exists, and does not: one answer
+            with pytest.raises(Exception) as refused:
+                client.predict({"path": path}, api_name="/train_upload")
+            refusals.add(str(refused.value).splitlines()[-1])
+        assert len(refusals) == 1 and "not an upload of this server" in refusals.pop()
+        assert client.predict(handle_file(str(tmp_path / "pairs.zip")), api_name="/train_upload")["method"] == "pix2pix"
+    finally:
+        app.close()
