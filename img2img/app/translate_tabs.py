@@ -11,6 +11,7 @@ import gradio as gr
 from ..cancellation import StopSignal
 from ..errors import Img2ImgError
 from ..io.limits import Limits
+from ..log import logger
 from ..service import translation
 from ..service.serving import ServingSettings, run_stoppable
 from ..translate.video import DEFAULT_TEMPORAL_STATISTICS
@@ -52,6 +53,9 @@ class Page:
                                        lambda: client_gone(self.app, request))
         except Img2ImgError as e:
             raise gr.Error(str(e)) from None
+        except Exception as e:  # a bug or a library's own error: one line for the visitor and the log
+            logger.warning(f"request failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+            raise gr.Error(f"this input could not be translated ({type(e).__name__})") from None
 
 
 def image_tab(page: Page, examples_dir) -> None:

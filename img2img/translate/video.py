@@ -164,6 +164,7 @@ class VideoSource:
 
     def __init__(self, src: Path, limits: Limits | None = DEFAULT_LIMITS) -> None:
         self.src = src
+        self.limits = limits
         self.container = _open_input(src)
         self.video = self.container.streams.video[0]
         if self.video.codec_context is None:
@@ -203,6 +204,7 @@ class VideoSource:
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
 
         def decode() -> None:
+            decoded = 0
             try:
                 for packet in self.container.demux(*streams):
                     if self._stop.is_set():
@@ -215,6 +217,8 @@ class VideoSource:
                                 self.audio_items.put(frame)
                         continue
                     for frame in packet.decode():
+                        decoded += 1
+                        self._check_frame(frame, decoded)
                         self._frames.put(_upright(frame))
             except av.error.FFmpegError as e:
                 raise Img2ImgError(f"{self.src}: cannot decode video ({_reason(e)})") from None
@@ -223,6 +227,16 @@ class VideoSource:
 
         self._decoder = _Worker(decode, "video-decode")
         self._decoder.start()
+
+    def _check_frame(self, frame, number: int) -> None:
+        """Every decoded frame against the limits, not only the header's size: a stream may change
+        size mid-way. Refused before the frame is converted, scaled or batched."""
+        if self.limits is None:
+            return
+        problem = over_limit(f"frame {number} ({frame.width}x{frame.height}) has", frame.width * frame.height,
+                             "max_video_pixels", self.limits, " pixels")
+        if problem:
+            raise Img2ImgError(f"{self.src}: {problem}")
 
     def batches(self, size: int):
         """Lists of up to `size` consecutive frames; an undecodable video raises its error."""

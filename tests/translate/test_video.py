@@ -139,6 +139,21 @@ def test_bad_videos_get_one_line_and_leave_nothing_at_the_output(translator, tmp
     assert not list(tmp_path.glob("out.mp4*"))
 
 
+def test_every_decoded_frame_is_held_to_the_limits_not_only_the_header(translator, tmp_path, monkeypatch):
+    """A stream may change its frame size mid-way (64 px, then 8192 px): each frame is checked
+    as it is decoded, before it is converted or batched. The header check is set aside here, as
+    such a stream would pass it."""
+    from img2img.io.limits import Limits
+    from img2img.translate.video import VideoSource
+
+    clip = make_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
+    monkeypatch.setattr(VideoSource, "over", lambda self, limits: None)
+    with pytest.raises(Img2ImgError, match=r"clip.mp4: frame 1 \(64x48\) has 3,072 pixels, over the limit of 1,000 "
+                                           r"pixels \(raise --max-video-pixels to allow it\)"):
+        translate_video(translator, clip, tmp_path / "out.mp4", show_bar=False, limits=Limits(max_video_pixels=1000))
+    assert not list(tmp_path.glob("out.mp4*"))
+
+
 def test_a_disk_filling_up_during_encoding_leaves_nothing_half_written(translator, tmp_path, monkeypatch):
     clip = make_video(tmp_path / "clip.mp4", frames=20)
     real_mux = av.container.OutputContainer.mux
