@@ -182,7 +182,7 @@ class TranslationService(ImageRequests):
             translate_volume(translator, source, out, direction, limits=self.limits)
             axis = translator.cfg.data.slice_axis % 3
             volume, _ = read_volume(out, None)
-            result = np.take(volume, volume.shape[axis] // 2, axis=axis)  # H x W, or H x W x C
+            result = np.moveaxis(volume, axis, 0)[volume.shape[axis] // 2]  # H x W, or H x W x C
             to_pil(result[..., None] if result.ndim == 2 else result, target).save(preview)
         else:
             translation, translator, _ = self.run_pixels(path, model, direction)
@@ -243,7 +243,7 @@ class TranslationService(ImageRequests):
                 preview = self.translate_one(file, model, direction, out)
                 volume, _ = read_volume(file, self.limits)
                 axis = translator.cfg.data.slice_axis % 3
-                middle = np.take(volume, volume.shape[axis] // 2, axis=axis)
+                middle = np.moveaxis(volume, axis, 0)[volume.shape[axis] // 2]
                 shown_in = out_dir / "input.preview.png"
                 to_pil(translator.pixels_of(middle, direction), formats.source).save(shown_in)
                 details = f"**{info.name}**, {info.direction_label(direction)}: a volume of {volume.shape[axis]} slices"

@@ -246,8 +246,10 @@ class Translator:
         self.network(direction)
         formats = self.network_formats(direction)
         names = [item.name if isinstance(item, NamedPixels) else _name(item) for item in items]
-        given = [self.pixels_of(item.pixels if isinstance(item, NamedPixels) else item, direction, name)
-                 for item, name in zip(items, names)]
+        given = []
+        for item, name in zip(items, names):  # a volume's slices are thousands: stoppable between them
+            check_stop()
+            given.append(self.pixels_of(item.pixels if isinstance(item, NamedPixels) else item, direction, name))
         pixels = [self.method.codec.to_network(p) for p in given]
         sizes = [p.shape[:2] for p in pixels]
         if size is not None:

@@ -332,3 +332,19 @@ def test_wrong_passwords_are_answered_ever_more_slowly_and_the_right_one_still_w
     waited.clear()
     assert not any(check(f"user{i}", "x") for i in range(100))  # many logins, one guess each
     assert sum(waited) >= 20
+
+
+def test_a_volume_stops_between_its_slices_at_the_time_limit(models_dir, tmp_path):
+    import nibabel
+
+    from img2img.cancellation import Cancelled, StopSignal, stop_on
+    from img2img.service.translation import TranslationService
+
+    volume = np.random.default_rng(0).integers(0, 255, (128, 128, 2000)).astype(np.uint8)
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / "long.nii.gz")
+    service = TranslationService(models_dir, tmp_path, device="cpu")
+    service.load("tiny.pt", "AtoB")  # loading is not what is timed
+    start = time.monotonic()
+    with pytest.raises(Cancelled), stop_on(StopSignal(time_limit_s=0.5)), service.request_folder() as folder:
+        service.translate_file(str(tmp_path / "long.nii.gz"), "tiny.pt", "AtoB", folder)
+    assert time.monotonic() - start < 2.0
