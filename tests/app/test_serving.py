@@ -334,6 +334,7 @@ def test_wrong_passwords_are_answered_ever_more_slowly_and_the_right_one_still_w
     assert sum(waited) >= 20
 
 
+@pytest.mark.slow
 def test_a_volume_stops_between_its_slices_at_the_time_limit(models_dir, tmp_path):
     import nibabel
 
