@@ -263,10 +263,11 @@ class RunManager(RunViews):
                 raise Img2ImgError(f"{name}: is {view.state}, not running")
             record["stop_requested"] = True
             self._write(self.runs_dir / name, record)
-            try:
-                os.killpg(record["pid"], signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            for pid in live_pids(self.runs_dir / name, record):
+                try:
+                    os.killpg(pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
 
     def delete(self, name: str, user: str | None = None) -> None:
         """Remove a run's folder; a running run must be stopped first."""
@@ -370,6 +371,16 @@ def new_folder(runs_dir: Path, name: str) -> Path:
 def command_text(cfg: RunConfig) -> str:
     """The `img2img train` command that repeats a run of `cfg` in a terminal."""
     return f"{equivalent_command(cfg)} --out {shlex.quote(cfg.train.out)}"
+
+
+def live_pids(folder: Path, record: dict) -> set[int]:
+    """The run's process: run.json's, and the one its own status names (another server's reaper
+    may have written an older launch's pid back into run.json after this one launched)."""
+    run, pids = RunFolder(folder), {record.get("pid")}
+    status = run.status()
+    if status is not None and status.claims_to_run and run.process_alive(status):
+        pids.add(status.pid)
+    return pids - {None}
 
 
 def check_queue(queued_owners: list[str | None], owner: str | None, limits: TrainingLimits) -> None:

@@ -79,7 +79,7 @@ def test_a_reload_reattaches_and_a_restarted_server_finds_an_interrupted_run(dat
     app, url = launch(tmp_path / "no_models", tmp_path, training=service)
     try:
         # A run long enough to outlast the test (6 pairs: 200 epochs would end it at step 1200).
-        run = start(Client(url, verbose=False), 100_000, **{"train.epochs": "100000"})
+        run = start(Client(url, verbose=False), 100_000, **{"train.epochs": "100000", "train.fid_every": "0"})
         queued = start(Client(url, verbose=False), 10)  # --max-runs 1: it waits
         reloaded = Client(url, verbose=False)  # a new page: nothing of the first one's session
         first = wait_for(reloaded, run, lambda p: p["step"] >= 2)
