@@ -263,6 +263,7 @@ class RunManager(RunViews):
                 raise Img2ImgError(f"{name}: is {view.state}, not running")
             record["stop_requested"] = True
             self._write(self.runs_dir / name, record)
+            RunFolder(self.runs_dir / name).request_stop()
             for pid in live_pids(self.runs_dir / name, record):
                 try:
                     os.killpg(pid, signal.SIGINT)
@@ -314,6 +315,7 @@ class RunManager(RunViews):
     def _launch(self, name: str, record: dict) -> None:
         folder = self.runs_dir / name
         argv = ["--config", str(folder / REQUEST_FILE)]
+        RunFolder(folder).clear_stop()
         if record.get("launches"):
             argv += ["--resume", "auto"]
         with open(folder / LOG_FILE, "ab") as log:

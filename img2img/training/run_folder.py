@@ -31,6 +31,9 @@ from ..files import atomic_write_text
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.csv"
+# Present while a stop is asked of the run (the app's Stop; a scheduler's preemption): the trainer
+# stops at its next step as on SIGINT, which a process can miss while it starts.
+STOP_FILE = "stop.requested"
 
 RunState = Literal["starting", "running", "finished", "stopped", "failed"]
 RowKind = Literal["train", "eval"]
@@ -67,6 +70,21 @@ class MetricsRow:
     step: int
     epoch: int
     values: dict[str, float | str]
+
+
+def process_start_time() -> float:
+    """When this process started, from /proc on Linux (its start in clock ticks after boot);
+    elsewhere, when this module was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK") - 1.0  # btime is whole seconds
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+PROCESS_STARTED = process_start_time()
 
 
 def one_line(error: BaseException | str) -> str:
@@ -141,6 +159,19 @@ class RunFolder:
                            steps_per_epoch=schedule.steps_per_epoch, total_epochs=schedule.total_epochs,
                            batch_size=cfg.data.batch_size, error="")
         return MetricsLog(self.path, after_step=step)
+
+    def request_stop(self) -> None:
+        atomic_write_text(self.path / STOP_FILE, f"{time.time()}\n")
+
+    def clear_stop(self) -> None:
+        (self.path / STOP_FILE).unlink(missing_ok=True)
+
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked since this process started (an older request is stale)."""
+        try:
+            return (self.path / STOP_FILE).stat().st_mtime >= PROCESS_STARTED
+        except OSError:
+            return False
 
     def process_alive(self, status: RunStatus) -> bool | None:
         """Whether the process that wrote `status` lives: None when it ran on another host."""

@@ -232,7 +232,8 @@ class Trainer:
 
     @property
     def _stop_requested(self) -> bool:
-        return self._stop is not None and self._stop.requested
+        # A signal, or the run folder's stop request (which a starting process cannot miss).
+        return (self._stop is not None and self._stop.requested) or self.folder.stop_requested()
 
     def _stopping(self) -> bool:
         # Under torchrun, ranks stop together, at the next window they all read.

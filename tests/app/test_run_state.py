@@ -69,3 +69,16 @@ def test_a_finished_run_reports_its_totals_and_rows_from_the_contract(tmp_path):
     assert (watch.view.state, watch.view.step, watch.view.total_steps) == ("finished", 3, 3)
     assert sorted({r["step"] for r in watch.losses}) == [1, 2, 3] and not watch.evaluations
     assert RunFolder(runs.folder(name)).config().train.max_steps == 3
+
+
+@pytest.mark.slow
+def test_a_stop_asked_through_the_run_folder_stops_the_run_with_a_checkpoint(tmp_path):
+    """No signal at all: a process that missed the SIGINT (while it started) still stops."""
+    runs = RunManager(tmp_path / "runs")
+    name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=100_000), "asked")
+    folder = RunFolder(runs.folder(name))
+    wait_for(lambda: (s := folder.status()) is not None and s.state == "running" and s.step > 0)
+    folder.request_stop()
+    wait_for(lambda: folder.status().state != "running", 60)
+    assert folder.status().state == "stopped" and folder.checkpoint() is not None
+    wait_for(lambda: runs.view(name).state == "stopped", 30)  # once its process has exited
