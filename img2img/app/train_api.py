@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from ..cancellation import StopSignal, stop_on
 from ..errors import Img2ImgError
 from ..service.training import TrainingService
 from .glue import shown_on_page, user_of
@@ -27,15 +28,18 @@ def uploaded_path(file: dict) -> Path:
     return path
 
 
-def training_api(service: TrainingService | None) -> None:
+def training_api(service: TrainingService | None, heavy: dict | None = None,
+                 time_limit_s: float | None = None) -> None:
     """Named endpoints for gradio_client: inspect data, start, list, poll, stop, resume and delete
-    runs. Without a service (no --allow-training) each refuses in one line."""
+    runs. Without a service (no --allow-training) each refuses in one line. Unpacking and
+    inspecting data share the app's heavy queue (`heavy`) and stop at `time_limit_s`."""
     def guarded(fn):
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             if service is None:
                 raise Img2ImgError(TRAINING_OFF)
-            return fn(*args, **kwargs)
+            with stop_on(StopSignal(time_limit_s)):
+                return fn(*args, **kwargs)
         return shown_on_page(wrapped)
 
     @guarded
@@ -101,6 +105,7 @@ def training_api(service: TrainingService | None) -> None:
         service.delete(run, user_of(request))
         return f"{run}: deleted"
 
-    for fn in (train_upload, train_datasets, train_inspect, train_start, train_runs, train_poll, train_stop,
-               train_resume, train_delete):
+    for fn in (train_datasets, train_start, train_runs, train_poll, train_stop, train_resume, train_delete):
         gr.api(fn, api_name=fn.__name__)
+    for fn in (train_upload, train_inspect):
+        gr.api(fn, api_name=fn.__name__, time_limit=int(time_limit_s) if time_limit_s else None, **(heavy or {}))

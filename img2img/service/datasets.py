@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..cancellation import check_stop
 from ..data.inspect import IGNORED_FOLDERS, IGNORED_NAMES, DataReport, inspect_dataset
 from ..errors import ImageReadError, Img2ImgError
 from ..io.limits import DEFAULT_LIMITS, Limits
@@ -113,6 +114,7 @@ class DataRoot:
             with zipfile.ZipFile(upload) as archive:
                 members = _checked_members(archive, shown, size, limits)
                 for info, parts in members:
+                    check_stop()  # a request's time limit or cancel: between members
                     _extract(archive, info, partial.joinpath(*parts), shown)
             dataset = _single_top_folder(partial)
             _check_images(dataset, shown, self.limits)
@@ -191,6 +193,7 @@ def _single_top_folder(folder: Path) -> Path:
 def _check_images(folder: Path, shown: str, limits: Limits) -> None:
     """Every image decodes, within the server's limits (checked from each header first)."""
     for path in sorted(folder.rglob("*")):
+        check_stop()
         if not path.is_file() or not is_image_file(path):
             continue
         try:

@@ -174,3 +174,18 @@ def test_settings_become_the_cli_command_and_are_refused_in_the_cli_words(tmp_pa
             service.plan("pairs", "pix2pix", "custom", settings=settings)
     paper = service.plan("pairs", "pix2pix", "paper")
     assert paper.cfg.method_config.recipe == "paper" and paper.cfg.data.crop_size == (256, 256)
+
+
+def test_unpacking_stops_between_members_at_the_requests_time_limit_and_leaves_nothing(tmp_path):
+    import time
+
+    from img2img.cancellation import StopSignal, stop_on
+
+    make_paired(tmp_path / "pairs", n_train=40, n_val=0, size=16)
+    archive = zip_of(tmp_path / "pairs", tmp_path / "pairs.zip")
+    root = DataRoot(tmp_path / "data")
+    signal = StopSignal(time_limit_s=0.01)
+    time.sleep(0.02)  # past its deadline before the first member
+    with pytest.raises(Img2ImgError, match="time limit"), stop_on(signal):
+        root.unpack(archive, "pairs.zip")
+    assert everything_under(tmp_path / "data") == []
