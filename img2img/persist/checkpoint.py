@@ -41,14 +41,15 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save({**state, "format_version": FORMAT_VERSION}, f))
 
 
-def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu", mmap: bool = False,
+                    training_state: bool = False) -> dict[str, Any]:
     """A checkpoint in the current format, or an Img2ImgError naming the file and the problem:
     a .pt file; a safetensors model (`model.safetensors` with its `config.json`, or their folder,
     see `export_safetensors`; with a training state beside them, see `export_training_state`);
     or `hf://user/name[@revision]`, such a model on the Hub. `mmap` maps tensors instead of
-    reading them (cheap when only the config is wanted)."""
+    reading them (cheap when only the config is wanted). `training_state`: a Hub model's too."""
     if is_hub_reference(path):
-        path = fetch_model(str(path))
+        path = fetch_model(str(path), training_state)
     path = Path(path)
     if path.is_dir() and (path / TRAINING_STATE).is_file():
         return _upgraded(path, read_training_state(path))
@@ -258,12 +259,22 @@ def load_generators(state: dict[str, Any], batch_statistics: str = "image",
     spec = METHODS[cfg.method]
     generators = {}
     for direction in stored_directions(state):
+        networks = state["method"]["networks"]
+        weights = networks[spec.translating_key(direction, networks)]
         try:
+            # Its shapes first, on the meta device (no memory): a config may ask for a network far
+            # larger than the weights it comes with.
+            with torch.device("meta"):
+                planned = spec.build_generator(cfg.model, direction).state_dict()
+            shapes = {k: tuple(v.shape) for k, v in planned.items()}
+            if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
+                wrong = next((k for k in shapes if k not in weights or tuple(weights[k].shape) != shapes[k]),
+                             next(iter(set(weights) - set(shapes)), "?"))
+                raise Img2ImgError(f"{source}: its {direction} weights do not fit the {cfg.model.netG} its config "
+                                   f"names (ngf {cfg.model.ngf}; first difference at {wrong})")
             net = spec.build_generator(cfg.model, direction, batch_statistics)
         except ValueError as e:  # e.g. a network name this img2img does not know
             raise Img2ImgError(f"{source}: its config names no network img2img can build ({e})") from None
-        networks = state["method"]["networks"]
-        weights = networks[spec.translating_key(direction, networks)]
         try:
             net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
         except RuntimeError as e:

@@ -29,9 +29,10 @@ def parse_reference(text: str) -> tuple[str, str | None]:
     return repo, revision or None
 
 
-def fetch_model(text: str) -> Path:
+def fetch_model(text: str, training_state: bool = False) -> Path:
     """The local folder (in the Hub's cache) holding the model's files at the revision asked for,
-    downloaded unless cached; one line naming the repo and the problem otherwise."""
+    downloaded unless cached; one line naming the repo and the problem otherwise. Only what
+    translating needs is fetched, and the training state too with `training_state` (to resume)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -44,7 +45,8 @@ def fetch_model(text: str) -> Path:
     repo, revision = parse_reference(text)
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     try:
-        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(MODEL_FILES + TRAINING_FILES),
+        wanted = MODEL_FILES + (TRAINING_FILES if training_state else ())
+        folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(wanted),
                                         endpoint=os.environ.get("HF_ENDPOINT"), local_files_only=offline))
     except RevisionNotFoundError:
         raise Img2ImgError(f"{text}: the repo {repo} has no revision {revision}") from None

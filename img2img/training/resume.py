@@ -90,7 +90,7 @@ def _find_checkpoint(method, data, out, resume) -> tuple[Path, dict[str, Any]] |
             logger.info(f"no usable checkpoint in {out}/checkpoints: starting a new run")
         return found
     if resume:
-        state = load_checkpoint(resume)
+        state = load_checkpoint(resume, training_state=True)
         if is_generators_only(state):
             raise Img2ImgError(f"{resume}: holds the generators only (a snapshot or an export), no optimizer state, "
                                "so training cannot resume from it; resume from a full checkpoint (checkpoints/latest.pt)")

@@ -70,7 +70,8 @@ def test_tensors_that_do_not_fit_the_config_are_refused_in_one_line(tmp_path):
     name = next(n for n, t in tensors.items() if t.ndim == 4)
     tensors[name] = torch.zeros(1, 1, 1, 1)
     save_file(tensors, folder / "model.safetensors")
-    with pytest.raises(Img2ImgError, match=r"AtoB weights do not fit the unet_32 its config names \(size mismatch"):
+    with pytest.raises(Img2ImgError, match=r"AtoB weights do not fit the unet_32 its config names \(ngf 8; first "
+                                           r"difference at "):
         Translator.from_checkpoint(folder, device="cpu")
 
 
@@ -79,3 +80,18 @@ def test_a_broken_safetensors_file_is_refused_in_one_line(tmp_path):
     (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(Img2ImgError, match="model.safetensors: not a readable safetensors file"):
         Translator.from_checkpoint(folder, device="cpu")
+
+
+def test_a_config_that_asks_for_a_far_larger_network_is_refused_before_it_is_built(tmp_path):
+    """ngf 100000 with an ngf-8 model's weights: refused from the shapes alone, on the meta
+    device (a real build would need terabytes)."""
+    import time
+
+    _, folder = exported(tmp_path, "pix2pix", **UNET)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"]["model"]["ngf"] = 100000
+    (folder / "config.json").write_text(json.dumps(meta))
+    start = time.monotonic()
+    with pytest.raises(Img2ImgError, match=r"weights do not fit the unet_32 its config names \(ngf 100000; first "):
+        Translator.from_checkpoint(folder, device="cpu", engine="torch")
+    assert time.monotonic() - start < 5
