@@ -133,6 +133,36 @@ def cached_export(checkpoint: Path | str, generator: torch.nn.Module, cfg: RunCo
     return path
 
 
+def disagreement(generator: torch.nn.Module, graph, in_channels: int, seed: int = 0) -> float:
+    """Mean absolute difference, in [-1, 1] units, between a generator and a graph of it on one
+    seeded probe image (one size multiple on a side, at least 64 px). A cache's record sits in a
+    folder its writer can rewrite; the checkpoint's own network cannot be forged that way."""
+    side = max(64, generator.size_multiple)
+    x = torch.rand(1, in_channels, side, side, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    with torch.no_grad():
+        return float((generator.eval()(x).float() - graph(x).float()).abs().mean())
+
+
+# An fp32 export agrees with its module to float rounding (measured at most 5.5e-6).
+FP32_AGREEMENT = 1e-3
+
+
+def verified_export(checkpoint: Path | str, generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
+                    batch_norm: str, device: torch.device, in_channels: int) -> "OnnxGenerator":
+    """The cached ONNX export as a session, checked against the checkpoint's own generator;
+    one that disagrees is exported again, and refused if it still does."""
+    path = cached_export(checkpoint, generator, cfg, direction, batch_norm)
+    graph = OnnxGenerator(path, device)
+    if disagreement(generator, graph, in_channels) <= FP32_AGREEMENT:
+        return graph
+    logger.warning(f"{path.name}: the cached ONNX export disagrees with its checkpoint's network; exporting it again")
+    path.unlink(missing_ok=True)
+    graph = OnnxGenerator(cached_export(checkpoint, generator, cfg, direction, batch_norm), device)
+    if disagreement(generator, graph, in_channels) > FP32_AGREEMENT:
+        raise Img2ImgError(f"{path}: the ONNX export disagrees with the checkpoint's network")
+    return graph
+
+
 class OnnxGenerator:
     """A generator in onnxruntime: called as the torch module would be, on [N, C, H, W] tensors
     in [-1, 1] with H and W multiples of `size_multiple`. Sessions are thread-safe."""

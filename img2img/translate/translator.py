@@ -400,9 +400,11 @@ def _onnx_sessions(path, cfg, generators, batch_norm, device, required: bool) ->
     """onnxruntime sessions for the checkpoint's generators, exported once into the user's
     cache. Unless onnxruntime was asked for, a failure falls back to PyTorch with a warning."""
     try:
-        from .onnx_graph import OnnxGenerator, cached_export
+        from .onnx_graph import verified_export
 
-        return {d: OnnxGenerator(cached_export(path, g, cfg, d, batch_norm), device) for d, g in generators.items()}
+        return {d: verified_export(path, g, cfg, d, batch_norm, device,
+                                   cfg.model.in_channels if d == "AtoB" else cfg.model.out_channels)
+                for d, g in generators.items()}
     except Exception as e:
         if required:
             raise Img2ImgError(f"{path}: cannot run with onnxruntime ({e})") from None

@@ -109,3 +109,25 @@ def test_export_of_a_direction_the_model_lacks_is_a_one_line_error(tmp_path, cap
     assert main(["export", "--format", "onnx", "--direction", "BtoA", str(checkpoint), str(tmp_path / "p.onnx")]) != 0
     assert capsys.readouterr().err.strip() == f"error: {checkpoint}: holds AtoB only, not BtoA"
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_a_swapped_onnx_cache_with_a_rewritten_record_is_caught_and_exported_again(tmp_path, caplog):
+    """Whoever can write the cache can rewrite the sha256 beside a graph; the graph is checked
+    against the checkpoint's own network instead."""
+    from img2img.files import atomic_write_text
+    from img2img.persist.checkpoint import checkpoint_config, load_checkpoint, load_generators
+    from img2img.translate.onnx_graph import cached_export, export_generator, file_sha256
+
+    checkpoint = make_checkpoint("pix2pix", tmp_path / "unet.pt", seed=1)
+    other = load_generators(load_checkpoint(make_checkpoint("pix2pix", tmp_path / "other.pt", seed=2)))["AtoB"]
+    state = load_checkpoint(checkpoint)
+    cfg, generator = checkpoint_config(state), load_generators(state)["AtoB"]
+    path = cached_export(checkpoint, generator, cfg, "AtoB", "image")
+    export_generator(other, cfg, "AtoB", path, "image")  # another network's graph in its place
+    atomic_write_text(path.with_name(path.name + ".sha256"), file_sha256(path) + "\n")
+    image = np.asarray(random_image(np.random.default_rng(0), 32, 32))
+    with caplog.at_level("WARNING", logger="img2img"):
+        served = Translator.from_checkpoint(checkpoint, device="cpu", engine="onnxruntime", precision="fp32")
+    assert "disagrees with its checkpoint's network; exporting it again" in caplog.text
+    reference = Translator.from_checkpoint(checkpoint, device="cpu", engine="torch", precision="fp32")
+    assert np.abs(served.translate_pixels(image).astype(int) - reference.translate_pixels(image).astype(int)).max() <= 1

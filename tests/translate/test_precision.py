@@ -232,3 +232,23 @@ def test_a_file_is_hashed_again_once_it_changes(tmp_path):
     path.write_bytes(b"other")
     os.utime(path, ns=(1, 1))  # whatever the clock's resolution, the modification time differs
     assert file_sha256(path) == hashlib.sha256(b"other").hexdigest()
+
+
+def test_an_int8_cache_forged_with_our_metadata_and_record_is_caught_by_its_outputs(tmp_path, calibration_dir,
+                                                                                    caplog):
+    ours = make_checkpoint("pix2pix", tmp_path / "ours" / "model.pt", model=UNET, seed=0, **SMALL_DATA)
+    theirs = make_checkpoint("pix2pix", tmp_path / "theirs" / "model.pt", model=UNET, seed=1, **SMALL_DATA)
+    for checkpoint in (ours, theirs):
+        Translator.from_checkpoint(checkpoint, device="cpu", precision="int8", calibration=calibration_dir)
+    (cached,), (foreign,) = int8_files(ours.parent), int8_files(theirs.parent)
+    # Another network, with every record a cache writer can rewrite made to say it is ours.
+    forged = onnx.load(str(foreign))
+    ours_meta = {p.key: p.value for p in onnx.load(str(cached)).metadata_props}
+    del forged.metadata_props[:]
+    for key, value in ours_meta.items():
+        forged.metadata_props.add(key=key, value=value)
+    onnx.save(forged, str(cached))
+    cached.with_name(cached.name + ".sha256").write_text(file_sha256(cached) + "\n")
+    with caplog.at_level(logging.WARNING, logger="img2img"):
+        Translator.from_checkpoint(ours, device="cpu", precision="int8", calibration=calibration_dir)
+    assert "the cached int8 model disagrees with its checkpoint's network; quantising it again" in caplog.text
