@@ -4,18 +4,15 @@ runs folder, and on the queue. The CLI keeps its own defaults: these apply to th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
 from ..data.layout import split_or_root
 from ..errors import Img2ImgError
+from ..io.limits import limit
 from ..io.readers import list_images
 from ..training.footprint import RunEstimate, estimate_run
-
-
-def limit(default: int, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
