@@ -106,6 +106,7 @@ def read_config(path: Path | str) -> RunConfig:
 class RunFolder:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._written: RunStatus | None = None  # what this process wrote last: no re-read per row
 
     # ---- status ---------------------------------------------------------------------------------
     def status(self) -> RunStatus | None:
@@ -121,10 +122,11 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         status.updated = time.time()
         atomic_write_text(self.path / STATUS_FILE, json.dumps(dataclasses.asdict(status), indent=1))
+        self._written = status
 
     def update_status(self, **changes) -> RunStatus:
         """The status with `changes`, written, from this process (pid and host are its own)."""
-        old = self.status()
+        old = self._written or self.status()
         base = dataclasses.replace(old, pid=os.getpid(), host=socket.gethostname()) if old else RunStatus("starting")
         status = dataclasses.replace(base, **changes)
         self.write_status(status)

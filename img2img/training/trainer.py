@@ -80,6 +80,7 @@ class Trainer:
         self.window = LossWindow(self.device)
         self._stop: StopRequest | None = None
         self._stop_agreed = False
+        self._asked_to_stop, self._stop_checked_at = False, float("-inf")
         self.stopped = False
         self.bar: tqdm | None = None
 
@@ -232,8 +233,14 @@ class Trainer:
 
     @property
     def _stop_requested(self) -> bool:
-        # A signal, or the run folder's stop request (which a starting process cannot miss).
-        return (self._stop is not None and self._stop.requested) or self.folder.stop_requested()
+        # A signal, or the run folder's stop request (a starting process cannot miss it), read once a second.
+        if self._stop is not None and self._stop.requested:
+            return True
+        now = time.monotonic()
+        if not self._asked_to_stop and now - self._stop_checked_at >= 1.0:
+            self._stop_checked_at = now
+            self._asked_to_stop = self.folder.stop_requested()
+        return self._asked_to_stop
 
     def _stopping(self) -> bool:
         # Under torchrun, ranks stop together, at the next window they all read.

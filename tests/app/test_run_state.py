@@ -27,12 +27,18 @@ def wait_for(condition, seconds: float = 120):
         time.sleep(0.1)
 
 
-@pytest.mark.slow
-def test_a_run_killed_with_sigkill_is_interrupted_and_says_so(tmp_path):
+def a_long_run_training(tmp_path, name: str) -> tuple[RunManager, str, RunFolder]:
+    """(the manager, the run's name, its folder), once its process has trained a step."""
     runs = RunManager(tmp_path / "runs")
-    name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=100_000), "killed")
+    name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=100_000), name)
     folder = RunFolder(runs.folder(name))
     wait_for(lambda: (s := folder.status()) is not None and s.state == "running" and s.step > 0)
+    return runs, name, folder
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_is_interrupted_and_says_so(tmp_path):
+    runs, name, folder = a_long_run_training(tmp_path, "killed")
     assert runs.view(name).state == "running"
     os.kill(folder.status().pid, signal.SIGKILL)
     wait_for(lambda: runs.view(name).error, 30)  # the reaper records how the process ended
@@ -74,10 +80,7 @@ def test_a_finished_run_reports_its_totals_and_rows_from_the_contract(tmp_path):
 @pytest.mark.slow
 def test_a_stop_asked_through_the_run_folder_stops_the_run_with_a_checkpoint(tmp_path):
     """No signal at all: a process that missed the SIGINT (while it started) still stops."""
-    runs = RunManager(tmp_path / "runs")
-    name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=100_000), "asked")
-    folder = RunFolder(runs.folder(name))
-    wait_for(lambda: (s := folder.status()) is not None and s.state == "running" and s.step > 0)
+    runs, name, folder = a_long_run_training(tmp_path, "asked")
     folder.request_stop()
     wait_for(lambda: folder.status().state != "running", 60)
     assert folder.status().state == "stopped" and folder.checkpoint() is not None
