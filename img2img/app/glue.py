@@ -1,5 +1,5 @@
 """Where the page meets Gradio: the library's errors as Gradio's, uploads handed over untouched,
-and whether a request's client has gone."""
+heavy work that stops, and whether a request's client has gone."""
 from __future__ import annotations
 
 import functools
@@ -7,8 +7,17 @@ import re
 
 import gradio as gr
 
+from ..cancellation import StopSignal
 from ..errors import Img2ImgError
-from ..service.serving import LoginThrottle
+from ..log import logger
+from ..service.serving import LoginThrottle, run_stoppable
+
+
+def refusal(message: str) -> gr.Error:
+    """A request refused: its one line on the page and in an API client, and one line in the
+    server's log (Gradio would print a traceback for each)."""
+    logger.info(f"refused: {message}")
+    return gr.Error(message, print_exception=False)
 
 
 def shown_on_page(handler):
@@ -18,8 +27,25 @@ def shown_on_page(handler):
         try:
             return handler(*args, **kwargs)
         except Img2ImgError as e:
-            raise gr.Error(str(e)) from None
+            raise refusal(str(e)) from None
     return wrapped
+
+
+def stoppable(app: gr.Blocks, time_limit_s: float | None):
+    """A handler made heavy work: on a worker thread, stopped at `time_limit_s`, when its client
+    cancels, or when the client goes away (see service.serving.run_stoppable); the library's
+    errors shown in one line. The handler takes a gr.Request, to know its client."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        async def wrapped(*args, **kwargs):
+            request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+            try:
+                return await run_stoppable(lambda: handler(*args, **kwargs), StopSignal(time_limit_s),
+                                           lambda: client_gone(app, request))
+            except Img2ImgError as e:
+                raise refusal(str(e)) from None
+        return wrapped
+    return decorate
 
 
 def handing_over_uploads(image: gr.Image) -> gr.Image:

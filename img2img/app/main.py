@@ -23,6 +23,7 @@ from ..flags import (  # noqa: E402
     serving_from,
     training_limits_from,
 )
+from ..log import log_to_console  # noqa: E402
 from ..service.datasets import UploadLimits  # noqa: E402
 from ..service.serving import downloads_allowed, exposure_problem, parse_auth, split_model_sources  # noqa: E402
 from ..service.training import TrainingService  # noqa: E402
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except Img2ImgError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    log_to_console()  # the server's log: one line per refusal, login throttled, run started
     serving = serving_from(args)
     training = None
     if args.allow_training:

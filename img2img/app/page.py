@@ -52,12 +52,14 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         live_tab(page)
         file_tab(page)
         batch_tab(page)
-        use_in = train_tab(app, training, service.request_folder, page.heavy) if training is not None else None
+        use_in = None
+        if training is not None:
+            use_in = train_tab(app, training, service.request_folder, page.heavy, serving.time_limit_s)
         # Below the translator: what the model is, and more models.
         model_card = models_panel(page, published_url)
         if use_in is not None:
             use_in(service.shelf, model, direction, model_card, lambda key: directions_for(page, key))
-        training_api(training, page.heavy, serving.time_limit_s)
+        training_api(app, training, page.heavy, serving.time_limit_s)
     app.queue(max_size=serving.max_queue, default_concurrency_limit=serving.max_concurrent)
     app.workdir = workdir  # its lifetime is the app's
     # Loading a model (and, on the CPU, exporting it to ONNX once) takes seconds: `main` does

@@ -8,10 +8,9 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from ..cancellation import StopSignal, stop_on
 from ..errors import Img2ImgError
 from ..service.training import TrainingService
-from .glue import shown_on_page, user_of
+from .glue import shown_on_page, stoppable, user_of
 
 TRAINING_OFF = "Training is off on this server: start it with --allow-training (see docs/app.md)."
 NOT_AN_UPLOAD = "that file is not an upload of this server: send the zip itself (gradio_client's handle_file)"
@@ -28,22 +27,25 @@ def uploaded_path(file: dict) -> Path:
     return path
 
 
-def training_api(service: TrainingService | None, heavy: dict | None = None,
+def training_api(app: gr.Blocks, service: TrainingService | None, heavy: dict | None = None,
                  time_limit_s: float | None = None) -> None:
     """Named endpoints for gradio_client: inspect data, start, list, poll, stop, resume and delete
     runs. Without a service (no --allow-training) each refuses in one line. Unpacking and
-    inspecting data share the app's heavy queue (`heavy`) and stop at `time_limit_s`."""
+    inspecting data share the app's heavy queue (`heavy`), and stop at `time_limit_s`, on a
+    cancel, or when the client goes away."""
     def guarded(fn):
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             if service is None:
                 raise Img2ImgError(TRAINING_OFF)
-            with stop_on(StopSignal(time_limit_s)):
-                return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         return shown_on_page(wrapped)
 
+    heavy_work = stoppable(app, time_limit_s)
+
+    @heavy_work
     @guarded
-    def train_upload(file: gr.FileData) -> dict:
+    def train_upload(file: gr.FileData, request: gr.Request = None) -> dict:
         """Unpack a zip of pictures into the data root: {"data": its name, "report": what it holds}."""
         name, report = service.upload(uploaded_path(file), Path(file.get("orig_name") or file["path"]).name)
         return {"data": name, "report": service.describe(report), "method": report.method}
@@ -53,8 +55,9 @@ def training_api(service: TrainingService | None, heavy: dict | None = None,
         """The data folders under the data root."""
         return service.data.datasets()
 
+    @heavy_work
     @guarded
-    def train_inspect(data: str) -> dict:
+    def train_inspect(data: str, request: gr.Request = None) -> dict:
         """What a data folder holds, in `img2img inspect`'s words."""
         report = service.inspect(data)
         return {"data": data, "report": service.describe(report), "method": report.method}

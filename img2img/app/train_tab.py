@@ -9,14 +9,15 @@ import gradio as gr
 from ..errors import Img2ImgError
 from ..methods import METHODS
 from ..service.training import PRESETS, SECTION_TITLES, TrainingService
-from .glue import shown_on_page, user_of
+from .glue import shown_on_page, stoppable, user_of
 from .train_runs import run_choices, runs_section
 
 
-def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: dict):
+def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: dict, time_limit_s: float | None = None):
     """The Train tab (data, settings, runs), built where the app's tabs are. `request_folder`: a
     folder of one request's own (a context manager), whose files are handed to Gradio before it
-    goes; `heavy`: the concurrency group of the app's heavy requests. Returns
+    goes; `heavy`: the concurrency group of the app's heavy requests, where unpacking and
+    inspecting data run, stopped at `time_limit_s`, on a cancel, or when the visitor leaves. Returns
     `use_in(shelf, model, direction, model_card, directions_for)`, which connects "Use in the
     translator" to the translator's model menu once that exists."""
     settings = list(service.settings.values())
@@ -62,16 +63,18 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         with request_folder() as folder:
             return [(thumbs.move_resource_to_block_cache(p), c) for p, c in service.thumbnails(report_, folder)]
 
-    @shown_on_page
-    def on_upload(file):
+    heavy_work = stoppable(app, time_limit_s)
+
+    @heavy_work
+    def on_upload(file, request: gr.Request):
         if file is None:
             return gr.update(), gr.update(), gr.update(), gr.update()
         name, report_ = service.upload(file, Path(file).name)
         return (gr.Dropdown(choices=service.data.datasets(), value=name), f"```text\n{service.describe(report_)}\n```",
                 pictures_of(report_), report_.method)
 
-    @shown_on_page
-    def on_inspect(name):
+    @heavy_work
+    def on_inspect(name, request: gr.Request):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
         report_ = service.inspect(name)
@@ -101,8 +104,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
 
     private = {"api_visibility": "private"}
     upload.upload(on_upload, inputs=upload, outputs=[data, report, thumbs, method], **heavy, **private)
-    inspect_button.click(on_inspect, inputs=data, outputs=[report, thumbs, method], **private)
-    data.input(on_inspect, inputs=data, outputs=[report, thumbs, method], **private)
+    inspect_button.click(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private)
+    data.input(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private)
     plan_inputs = [data, method, preset, size, length, unit, *fields]
     gr.on([c.change for c in plan_inputs], on_settings, inputs=plan_inputs, outputs=command, show_progress="hidden",
           **private)

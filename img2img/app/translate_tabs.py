@@ -15,7 +15,7 @@ from ..log import logger
 from ..service import translation
 from ..service.serving import ServingSettings, run_stoppable
 from ..translate.video import DEFAULT_TEMPORAL_STATISTICS
-from .glue import client_gone, handing_over_uploads, shown_on_page
+from .glue import client_gone, handing_over_uploads, refusal, shown_on_page
 
 # Heavy requests share one concurrency group, live streams another.
 HEAVY, LIVE = "heavy", "live"
@@ -52,10 +52,10 @@ class Page:
             return await run_stoppable(in_folder, StopSignal(self.serving.time_limit_s),
                                        lambda: client_gone(self.app, request))
         except Img2ImgError as e:
-            raise gr.Error(str(e)) from None
+            raise refusal(str(e)) from None
         except Exception as e:  # a bug or a library's own error: one line for the visitor and the log
             logger.warning(f"request failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
-            raise gr.Error(f"this input could not be translated ({type(e).__name__})") from None
+            raise refusal(f"this input could not be translated ({type(e).__name__})") from None
 
 
 def image_tab(page: Page, examples_dir) -> None:
@@ -65,7 +65,7 @@ def image_tab(page: Page, examples_dir) -> None:
                         request: gr.Request = None):
         """The translation (a PNG file) and what made it."""
         if image is None:
-            raise gr.Error("Upload an image, or take one with the webcam, first.")
+            raise refusal("Upload an image, or take one with the webcam, first.")
         return await page.run_request(lambda folder: service.translate_image(image, model, direction, folder), request,
                                       lambda result: (image_out.move_resource_to_block_cache(result[0]), result[1]))
 
@@ -100,7 +100,7 @@ def video_tab(page: Page) -> None:
                                    progress=gr.Progress(), request: gr.Request = None):
         """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
         if video is None:
-            raise gr.Error("Upload a video first.")
+            raise refusal("Upload a video first.")
         return await page.run_request(
             lambda folder: service.translate_video(video, model, direction, folder, int(temporal_statistics), progress),
             request, lambda result: (video_out.move_resource_to_block_cache(result[0]), result[1]))
@@ -149,7 +149,7 @@ def file_tab(page: Page) -> None:
                              request: gr.Request = None):
         """A scientific image: (input preview, output preview, the lossless output file, details)."""
         if file is None:
-            raise gr.Error("Upload a file first.")
+            raise refusal("Upload a file first.")
 
         def hand_over(result):
             return (file_in_preview.move_resource_to_block_cache(result.input_preview),
@@ -180,7 +180,7 @@ def batch_tab(page: Page) -> None:
     async def translate_many(files: list[str] | None, model: str | None, direction: str, progress=gr.Progress(),
                              request: gr.Request = None):
         if not files:
-            raise gr.Error("Upload one or more images first.")
+            raise refusal("Upload one or more images first.")
 
         def hand_over(result):
             gallery_items, zip_path, status = result

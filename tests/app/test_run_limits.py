@@ -108,12 +108,15 @@ def test_a_run_that_cannot_start_is_failed_and_the_queue_moves_on(service, tmp_p
 
 
 @pytest.mark.slow
-def test_an_upload_must_be_a_file_this_server_received_and_says_nothing_of_others(tmp_path):
+def test_an_upload_must_be_a_file_this_server_received_and_says_nothing_of_others(tmp_path, capfd):
     import zipfile
 
     from gradio_client import Client, handle_file
     from helpers import launch
 
+    from img2img.log import log_to_console
+
+    log_to_console()  # as `img2img app` does
     make_paired(tmp_path / "pairs", n_train=2, n_val=0)
     with zipfile.ZipFile(tmp_path / "pairs.zip", "w") as archive:
         for path in (tmp_path / "pairs").rglob("*.png"):
@@ -129,5 +132,36 @@ def test_an_upload_must_be_a_file_this_server_received_and_says_nothing_of_other
             refusals.add(str(refused.value).splitlines()[-1])
         assert len(refusals) == 1 and "not an upload of this server" in refusals.pop()
         assert client.predict(handle_file(str(tmp_path / "pairs.zip")), api_name="/train_upload")["method"] == "pix2pix"
+    finally:
+        app.close()
+    log = capfd.readouterr()
+    refused = [line for line in log.out.splitlines() if line.startswith("refused: ")]
+    assert len(refused) == 2 and "Traceback" not in log.err + log.out, log  # one line each in the server's log
+
+
+@pytest.mark.slow
+def test_unpacking_an_upload_stops_when_its_client_cancels(tmp_path):
+    import zipfile
+
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+    from helpers import cpu_rate, launch, png_header_only
+
+    tiny = png_header_only(tmp_path / "tiny.png", 1, 1).read_bytes()
+    with zipfile.ZipFile(tmp_path / "many.zip", "w") as archive:  # many members, each costs a file
+        for i in range(40_000):
+            archive.writestr(f"many/train/{i:05d}.png", tiny)
+    service = TrainingService(tmp_path / "data", tmp_path / "runs", max_runs=0)
+    app, url = launch(tmp_path / "no_models", tmp_path, training=service)
+    try:
+        job = Client(url, verbose=False).submit(handle_file(str(tmp_path / "many.zip")), api_name="/train_upload")
+        deadline = time.monotonic() + 60
+        while job.status().code != Status.PROCESSING or cpu_rate(0.5) < 0.3:
+            assert time.monotonic() < deadline and not job.done()
+        job.cancel()
+        cancelled = time.monotonic()
+        while cpu_rate(0.5) > 0.15:
+            assert time.monotonic() - cancelled < 5, "still unpacking 5 s after the cancel"
+        assert not list((tmp_path / "data").rglob("*.png"))  # a stopped upload leaves nothing behind
     finally:
         app.close()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import launch, nifti_header_only, npy_header_only, png_header_only, random_image, tiff_planes_header
+from helpers import cpu_rate, launch, nifti_header_only, npy_header_only, png_header_only, random_image, tiff_planes_header
 
 from img2img.app.main import main as serve
 from img2img.app.page import build_app
@@ -78,13 +78,6 @@ def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
     cancelled = time.monotonic()
     while cpu_rate(0.5) > 0.15:
         assert time.monotonic() - cancelled < 5, "still busy 5 s after the cancel"
-
-
-def cpu_rate(seconds: float) -> float:
-    """This process's CPU use (cores busy) over the next `seconds`."""
-    start, wall = time.process_time(), time.perf_counter()
-    time.sleep(seconds)
-    return (time.process_time() - start) / (time.perf_counter() - wall)
 
 
 @pytest.mark.slow

@@ -230,3 +230,10 @@ def launch(checkpoints, tmp_path, max_pixels: int = 1_000_000, auth: list[tuple[
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                max_file_size=f"{settings.max_upload_mb}mb", **launch_options(auth or []))
     return app, f"http://127.0.0.1:{port}/"
+
+
+def cpu_rate(seconds: float) -> float:
+    """This process's CPU use (cores busy) over the next `seconds`: an app served in-process."""
+    start, wall = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    return (time.process_time() - start) / (time.perf_counter() - wall)
