@@ -33,7 +33,8 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
     # garbage-collected or the process exits (SIGTERM included, see `main`).
     workdir = tempfile.TemporaryDirectory(prefix="img2img_app_")
     service = translation.TranslationService(checkpoint_dir, Path(workdir.name), device, limits, published_url,
-                                             serving.max_batch_files, precision, hub_models, allow_downloads)
+                                             serving.max_batch_files, precision, hub_models, allow_downloads,
+                                             serving.max_download_mb)
     offered = service.shelf.models
     # Gradio's copies of uploads and results: removed `cache_minutes` after they were made.
     retention_s = serving.cache_minutes * 60

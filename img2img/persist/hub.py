@@ -29,11 +29,13 @@ def parse_reference(text: str) -> tuple[str, str | None]:
     return repo, revision or None
 
 
-def fetch_model(text: str, training_state: bool = False) -> Path:
+def fetch_model(text: str, training_state: bool = False, max_bytes: int | None = None) -> Path:
     """The local folder (in the Hub's cache) holding the model's files at the revision asked for,
     downloaded unless cached; one line naming the repo and the problem otherwise. Only what
-    translating needs is fetched, and the training state too with `training_state` (to resume)."""
-    from huggingface_hub import snapshot_download
+    translating needs is fetched, and the training state too with `training_state` (to resume).
+    `max_bytes`: refuse files larger than this in all, from the repo's listing, before any is
+    downloaded."""
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -46,6 +48,12 @@ def fetch_model(text: str, training_state: bool = False) -> Path:
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     try:
         wanted = MODEL_FILES + (TRAINING_FILES if training_state else ())
+        if max_bytes is not None and not offline:
+            listed = HfApi(endpoint=os.environ.get("HF_ENDPOINT")).list_repo_tree(repo, revision=revision)
+            size = sum(getattr(entry, "size", 0) or 0 for entry in listed if entry.path in wanted)
+            if size > max_bytes:
+                raise Img2ImgError(f"{text}: its files take {size / 1e6:,.1f} MB, over the limit of "
+                                   f"{max_bytes / 1e6:,.1f} MB for a download (--max-download-mb)")
         folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(wanted),
                                         endpoint=os.environ.get("HF_ENDPOINT"), local_files_only=offline))
     except RevisionNotFoundError:

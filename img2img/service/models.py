@@ -83,9 +83,10 @@ class ModelShelf:
             self.models = models + self.hub + self.added
             self.skipped = [visitor_message(line, self.folder / "x") for line in skipped] + self.hub_skipped
 
-    def add_hub(self, reference: str) -> ModelInfo:
-        """A Hub model (downloaded into the Hub's cache unless there) added to the shelf."""
-        info = describe_hub_model(reference)
+    def add_hub(self, reference: str, max_bytes: int | None = None) -> ModelInfo:
+        """A Hub model (downloaded into the Hub's cache unless there, refused if its files are
+        over `max_bytes`) added to the shelf."""
+        info = describe_hub_model(reference, max_bytes)
         with self._lock:
             self.hub = [m for m in self.hub if m.hub_repo != info.hub_repo] + [info]
         self.refresh()
@@ -128,13 +129,15 @@ class AppModels:
 
     def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto", published_url: str | None = None,
                  precision: str = "auto", hub_models: list[str] | tuple[str, ...] = (),
-                 allow_downloads: bool = True) -> None:
+                 allow_downloads: bool = True, max_download_mb: int | None = None) -> None:
         """`hub_models`: `hf://user/name[@revision]` models offered beside the folder's;
-        `allow_downloads`: serving.downloads_allowed."""
+        `allow_downloads`: serving.downloads_allowed; `max_download_mb`: the most a Hub model a
+        visitor adds may take (None: no bound)."""
         self.checkpoint_dir = Path(checkpoint_dir)
         self.work = work
         self.published_url = published_url
         self.allow_downloads = allow_downloads
+        self.max_download_bytes = None if max_download_mb is None else max_download_mb * 10**6
         self.shelf = ModelShelf(self.checkpoint_dir, hub_models)
         self.cache = TranslatorCache(device, precision)
         choices = self.shelf.choices()
@@ -193,7 +196,8 @@ class AppModels:
         if not reference:
             raise ServiceError("Give a Hub model as user/name or user/name@revision.")
         try:
-            return self.shelf.add_hub(reference if reference.startswith(HUB_SCHEME) else HUB_SCHEME + reference)
+            return self.shelf.add_hub(reference if reference.startswith(HUB_SCHEME) else HUB_SCHEME + reference,
+                                      self.max_download_bytes)
         except Img2ImgError as e:
             raise ServiceError(str(e)) from None
 

@@ -26,8 +26,12 @@ class TrainingLimits:
     max_train_size: int = limit(1024, "pixels on a side of one run's training crop")
     max_train_steps: int = limit(2_000_000, "steps of one run")
     max_run_memory_mb: int = limit(8192, "MB of memory one run's step may need, as estimated from its config")
+    max_run_process_mb: int = limit(12_288, "MB of memory one run's process may take (a resource limit on its "
+                                     "data, which torch needs about 1,300 MB of to start); past it the run fails "
+                                     "with 'out of memory'")
     max_run_disk_mb: int = limit(20_000, "MB of checkpoints and snapshots one run may write, as estimated")
-    max_runs_disk: int = limit(100_000, "MB the runs folder may hold, a new run's estimate included")
+    max_runs_disk: int = limit(100_000, "MB the runs folder may hold, a new run's estimate included; a running run "
+                               "that reaches it stops with a checkpoint")
     max_queued_runs: int = limit(20, "runs waiting to start, in all")
     max_queued_runs_per_user: int = limit(5, "runs waiting to start, per login")
 

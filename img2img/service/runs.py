@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -31,12 +32,13 @@ from ..files import atomic_write_text
 from ..log import logger
 from ..methods import equivalent_command
 from ..training.run_folder import RunFolder, RunStatus, process_alive
-from .run_limits import TrainingLimits
+from .run_limits import TrainingLimits, folder_bytes
 
 RUN_FILE = "run.json"
 REQUEST_FILE = "request.json"
 LOG_FILE = "train.log"
 TRAIN_COMMAND = (sys.executable, "-m", "img2img", "train")
+DISK_CHECK_S = 5.0  # how often the runs folder's size is looked at while a run trains
 
 
 @dataclass
@@ -75,7 +77,7 @@ class RunView:
             if self.eta_s is not None:
                 parts.append(f"about {_duration(self.eta_s)} left")
         if self.error:
-            parts.append(f"error: {self.error}")
+            parts.append(f"{'why' if self.state in ('stopping', 'stopped') else 'error'}: {self.error}")
         return ", ".join(parts)
 
 
@@ -130,6 +132,8 @@ class RunViews:
                                                  "training began")
         elif view.state == "interrupted" and (record.get("exit_code") or 0) < 0:
             view.error = f"killed by {signal.Signals(-record['exit_code']).name}"
+        elif view.state in ("stopping", "stopped") and record.get("stop_reason"):
+            view.error = record["stop_reason"]
         if status is not None:
             view.step, view.epoch, view.images_per_s = status.step, status.epoch, status.images_per_s
             view.total_steps, view.total_epochs = status.total_steps, status.total_epochs
@@ -216,6 +220,7 @@ class RunManager(RunViews):
         self.train_command = tuple(train_command)
         self._lock = threading.RLock()
         self._closing = threading.Event()
+        self._disk_checked = -DISK_CHECK_S
 
     def submit(self, cfg: RunConfig, name: str, owner: str | None = None) -> str:
         """Queue a new run of `cfg` in RUNS/NAME (NAME made unique) for login `owner` (None:
@@ -244,13 +249,13 @@ class RunManager(RunViews):
                 raise Img2ImgError(f"{name}: is {view.state}; only a stopped, failed or interrupted run resumes")
             record = self._read(name)
             record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None,
-                          error=None)
+                          error=None, stop_reason=None)
             self._write(self.runs_dir / name, record)
             self.tick()
 
-    def stop(self, name: str, user: str | None = None) -> None:
+    def stop(self, name: str, user: str | None = None, reason: str | None = None) -> None:
         """What Ctrl-C sends (SIGINT, to the run's process group): the trainer finishes its step
-        and writes a checkpoint. A queued run leaves the queue."""
+        and writes a checkpoint. A queued run leaves the queue. `reason`: shown with the run."""
         self.check_owner(name, user, "stop")
         with self._lock:
             view = self.view(name)
@@ -261,7 +266,7 @@ class RunManager(RunViews):
                 return
             if view.state not in ("running", "stopping"):
                 raise Img2ImgError(f"{name}: is {view.state}, not running")
-            record["stop_requested"] = True
+            record.update(stop_requested=True, stop_reason=reason)
             self._write(self.runs_dir / name, record)
             RunFolder(self.runs_dir / name).request_stop()
             for pid in live_pids(self.runs_dir / name, record):
@@ -290,14 +295,34 @@ class RunManager(RunViews):
         with self._lock:
             records = {n: self._read(n) for n in self.names()}
             # From run.json and /proc alone: this runs every second, and reads no logs.
-            active = sum(r.get("state") == "launched" and r.get("exit_code") is None and bool(r.get("pid"))
-                         and process_alive(r["pid"], self.runs_dir / n) for n, r in records.items())
+            running = [n for n, r in records.items() if r.get("state") == "launched" and r.get("exit_code") is None
+                       and bool(r.get("pid")) and process_alive(r["pid"], self.runs_dir / n)]
+            active = len(running)
+            self._watch_disk([n for n in running if not records[n].get("stop_requested")])
             for queued_at, name in sorted((r.get("queued_at", 0), n) for n, r in records.items()
                                           if r.get("state") == "queued"):
                 if active >= self.max_runs:
                     break
                 self._launch(name, records[name])
                 active += 1
+
+    def _watch_disk(self, running: list[str]) -> None:
+        """Stop the running runs, each with a checkpoint, when the runs folder reaches its budget
+        (--max-runs-disk), less room for the checkpoint that stopping writes. Looked at every
+        DISK_CHECK_S while a run trains, never when none does."""
+        now = time.monotonic()
+        if not running or now - self._disk_checked < DISK_CHECK_S:
+            return
+        self._disk_checked = now
+        used, budget = folder_bytes(self.runs_dir), self.run_limits.max_runs_disk * 1e6
+        for name in running:
+            checkpoints = (self.runs_dir / name / "checkpoints").glob("*.pt")
+            room = 2 * max((p.stat().st_size for p in checkpoints), default=0)  # written beside the last one
+            if used + room >= budget:
+                logger.warning(f"warning: {name}: stopped, the runs folder holds {used / 1e6:,.0f} MB of its "
+                               f"{budget / 1e6:,.0f} MB (--max-runs-disk)")
+                self.stop(name, reason=f"the runs folder reached this server's disk budget of {budget / 1e6:,.0f} MB "
+                                       "(--max-runs-disk); delete finished runs, then resume it")
 
     def start_scheduler(self, every_s: float = 1.0) -> None:
         """A thread that starts queued runs as others end (until `close`)."""
@@ -332,6 +357,11 @@ class RunManager(RunViews):
                 record.update(state="failed", error=f"the run could not start: {e}", launches=record.get("launches", 0))
                 self._write(folder, record)
                 return
+        try:  # its memory cap: from its first allocations on, past which they fail ("out of memory")
+            cap = self.run_limits.max_run_process_mb * 10**6
+            resource.prlimit(child.pid, resource.RLIMIT_DATA, (cap, cap))
+        except ProcessLookupError:  # already gone: the reaper says how it ended
+            pass
         record.update(state="launched", pid=child.pid, started_at=time.time(), launches=record.get("launches", 0) + 1,
                       exit_code=None, stop_requested=False)
         self._write(folder, record)

@@ -37,6 +37,8 @@ class ServingSettings:
     time_limit_s: float = field(default=600, metadata={"help": "seconds one request may run before it is stopped"})
     max_upload_mb: int = field(default=200, metadata={"help": "MB of one upload, refused while it arrives"})
     max_batch_files: int = field(default=64, metadata={"help": "files in one batch"})
+    max_download_mb: int = field(default=1024, metadata={"help": "MB of one Hub model a visitor adds, refused "
+                                                                 "from the repo's listing before it is downloaded"})
     cache_minutes: int = field(default=30, metadata={"help": "minutes uploads and results are kept"})
 
 

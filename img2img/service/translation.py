@@ -65,8 +65,10 @@ class ImageRequests(AppModels):
     def __init__(self, checkpoint_dir: Path | str, work: Path, device: str = "auto",
                  limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
                  max_batch_files: int = MAX_BATCH_FILES, precision: str = "auto",
-                 hub_models: list[str] | tuple[str, ...] = (), allow_downloads: bool = True) -> None:
-        super().__init__(checkpoint_dir, work, device, published_url, precision, hub_models, allow_downloads)
+                 hub_models: list[str] | tuple[str, ...] = (), allow_downloads: bool = True,
+                 max_download_mb: int | None = None) -> None:
+        super().__init__(checkpoint_dir, work, device, published_url, precision, hub_models, allow_downloads,
+                         max_download_mb)
         self.limits = limits
         self.max_batch_files = max_batch_files
 

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import json
 import os
+import resource
 import socket
 import time
 from contextlib import contextmanager
@@ -88,8 +89,13 @@ PROCESS_STARTED = process_start_time()
 
 
 def one_line(error: BaseException | str) -> str:
-    """An error as the one line a page shows: its first line, without a traceback."""
+    """An error as the one line a page shows: its first line, without a traceback. Running out
+    of memory says so, with this process's own cap where it has one (the app's runs)."""
     text = str(error).strip() or type(error).__name__
+    if isinstance(error, MemoryError) or "can't allocate memory" in text:
+        cap = resource.getrlimit(resource.RLIMIT_DATA)[0]
+        return "out of memory" + ("" if cap == resource.RLIM_INFINITY else
+                                  f": this run's process may take {cap / 1e6:,.0f} MB (the app's --max-run-process-mb)")
     return text.splitlines()[0]
 
 

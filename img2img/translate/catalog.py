@@ -76,11 +76,12 @@ def describe_checkpoint(path: Path) -> ModelInfo:
                      facts=tuple(checkpoint_facts(path, state, cfg)))
 
 
-def describe_hub_model(reference: str) -> ModelInfo:
-    """A model on the Hub (`hf://user/name[@revision]`), fetched into the Hub's cache, with the
-    commit it resolved to among its facts."""
+def describe_hub_model(reference: str, max_bytes: int | None = None) -> ModelInfo:
+    """A model on the Hub (`hf://user/name[@revision]`), fetched into the Hub's cache (refused
+    from the listing if its files are over `max_bytes`), with the commit it resolved to among
+    its facts."""
     repo, _ = parse_reference(reference)
-    folder = fetch_model(reference)  # the Hub cache's snapshot folder is named by the commit
+    folder = fetch_model(reference, max_bytes=max_bytes)  # the Hub cache's snapshot folder is named by the commit
     info = describe_checkpoint(safetensors_files(folder)[0])
     return dataclasses.replace(info, hub_repo=repo, facts=(("Hugging Face Hub", f"{repo} at commit {folder.name}"),
                                                            *info.facts))

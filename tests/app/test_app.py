@@ -433,3 +433,20 @@ def test_hub_models_join_the_shelf_at_start_and_from_the_page(hub, tmp_path):
         service.add_hub("someone/absent")
     assert build_parser().parse_args(["--checkpoints", "models", "hf://someone/first"]).checkpoints == [
         "models", "hf://someone/first"]
+
+
+def test_a_hub_model_over_the_download_limit_is_refused_before_any_file_is_fetched(hub, tmp_path):
+    from img2img.service.translation import ServiceError, TranslationService
+
+    checkpoint = make_checkpoint("pix2pix", tmp_path / "big.pt", model=dict(netG="unet_32", ngf=8))
+    assert main(["export", str(checkpoint), str(tmp_path / "export"), "--format", "safetensors"]) == 0
+    hub.add("someone/big", {p.name: p.read_bytes() for p in (tmp_path / "export").iterdir()})
+    size_mb = (tmp_path / "export" / "model.safetensors").stat().st_size / 1e6
+    (tmp_path / "models").mkdir()
+    small = TranslationService(tmp_path / "models", tmp_path, device="cpu", max_download_mb=0)
+    with pytest.raises(ServiceError, match=rf"someone/big: its files take {size_mb:,.1f} MB, over the limit of 0.0 MB "
+                                           r"for a download \(--max-download-mb\)"):
+        small.add_hub("someone/big")
+    assert not [r for r in hub.requests if "/resolve/" in r]  # nothing was downloaded
+    roomy = TranslationService(tmp_path / "models", tmp_path, device="cpu", max_download_mb=1 + round(size_mb))
+    assert roomy.add_hub("someone/big").hub_repo == "someone/big"

@@ -1,5 +1,6 @@
 """The Train tab's run state comes from the run folder's contract (status.json), never from the
 log's words: a real `img2img train` process, stopped by SIGKILL or failing on a bad file."""
+import dataclasses
 import os
 import signal
 import time
@@ -10,6 +11,7 @@ from PIL import Image
 
 from img2img.config import DataConfig, ModelConfig, TrainConfig
 from img2img.methods import new_run_config
+from img2img.service.run_limits import TrainingLimits
 from img2img.service.runs import RunManager
 from img2img.training.run_folder import RunFolder
 
@@ -27,9 +29,9 @@ def wait_for(condition, seconds: float = 120):
         time.sleep(0.1)
 
 
-def a_long_run_training(tmp_path, name: str) -> tuple[RunManager, str, RunFolder]:
+def a_long_run_training(tmp_path, name: str, **manager) -> tuple[RunManager, str, RunFolder]:
     """(the manager, the run's name, its folder), once its process has trained a step."""
-    runs = RunManager(tmp_path / "runs")
+    runs = RunManager(tmp_path / "runs", **manager)
     name = runs.submit(tiny_run(make_paired(tmp_path / "data"), max_steps=100_000), name)
     folder = RunFolder(runs.folder(name))
     wait_for(lambda: (s := folder.status()) is not None and s.state == "running" and s.step > 0)
@@ -85,3 +87,27 @@ def test_a_stop_asked_through_the_run_folder_stops_the_run_with_a_checkpoint(tmp
     wait_for(lambda: folder.status().state != "running", 60)
     assert folder.status().state == "stopped" and folder.checkpoint() is not None
     wait_for(lambda: runs.view(name).state == "stopped", 30)  # once its process has exited
+
+
+@pytest.mark.slow
+def test_a_running_run_that_reaches_the_disk_budget_stops_with_a_checkpoint(tmp_path):
+    runs, name, folder = a_long_run_training(tmp_path, "filling", run_limits=TrainingLimits(max_runs_disk=1))
+    (tmp_path / "runs" / "old").mkdir()
+    (tmp_path / "runs" / "old" / "big.pt").write_bytes(b"\0" * 1_000_000)  # the budget is reached
+    assert runs.view(name).state == "running"
+    wait_for(lambda: (runs.tick(), runs.view(name).state)[1] == "stopped", 60)
+    view = runs.view(name)
+    assert "disk budget of 1 MB (--max-runs-disk)" in view.error and f"why: {view.error}" in view.line()
+    assert folder.status().state == "stopped" and folder.checkpoint() is not None and view.can_resume
+
+
+@pytest.mark.slow
+def test_a_run_past_its_process_memory_cap_fails_saying_out_of_memory(tmp_path):
+    runs = RunManager(tmp_path / "runs", run_limits=TrainingLimits(max_run_process_mb=1500))
+    cfg = tiny_run(make_paired(tmp_path / "data"), max_steps=3)
+    big = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, ngf=512))  # about 2.6 GB of weights
+    name = runs.submit(big, "greedy")
+    wait_for(lambda: runs.view(name).state not in ("queued", "running"))
+    view = runs.view(name)
+    assert view.state == "failed", view
+    assert view.error == "out of memory: this run's process may take 1,500 MB (the app's --max-run-process-mb)"
