@@ -76,6 +76,19 @@ def check_run(cfg: RunConfig, samples: int, limits: TrainingLimits, runs_dir: Pa
     return estimate
 
 
+def runs_past_disk_budget(runs_dir: Path, running: list[str], limits: TrainingLimits) -> list[tuple[str, str]]:
+    """(run, why) for each running run to stop: the runs folder has reached --max-runs-disk, less
+    room for the checkpoint that stopping writes (beside the run's largest one, until renamed)."""
+    used, budget = folder_bytes(runs_dir), limits.max_runs_disk * 1e6
+    stops = []
+    for name in running:
+        room = 2 * max((p.stat().st_size for p in (runs_dir / name / "checkpoints").glob("*.pt")), default=0)
+        if used + room >= budget:
+            stops.append((name, f"the runs folder holds {used / 1e6:,.0f} MB, at this server's disk budget of "
+                                f"{budget / 1e6:,.0f} MB (--max-runs-disk); delete finished runs, then resume it"))
+    return stops
+
+
 def folder_bytes(folder: Path) -> int:
     total = 0
     for path, _, files in os.walk(folder):

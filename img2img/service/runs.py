@@ -32,7 +32,7 @@ from ..files import atomic_write_text
 from ..log import logger
 from ..methods import equivalent_command
 from ..training.run_folder import RunFolder, RunStatus, process_alive
-from .run_limits import TrainingLimits, folder_bytes
+from .run_limits import TrainingLimits, runs_past_disk_budget
 
 RUN_FILE = "run.json"
 REQUEST_FILE = "request.json"
@@ -207,88 +207,21 @@ class RunViews:
         return _read_json(self.runs_dir / name / RUN_FILE)
 
 
-class RunManager(RunViews):
-    """The runs under `runs_dir`. At most `max_runs` train at once; later ones wait in order.
-    `train_command`: the argv that starts `img2img train` (this Python's by default)."""
+class RunQueue(RunViews):
+    """The unattended part of the runs under `runs_dir`: queued runs start, at most `max_runs` at
+    once and oldest first, as others end; running ones stop when the runs folder reaches its
+    disk budget. `train_command`: the argv that starts `img2img train` (this Python's by
+    default)."""
 
     def __init__(self, runs_dir: Path | str, max_runs: int = 1, train_command: tuple[str, ...] = TRAIN_COMMAND,
-                 run_limits: TrainingLimits = TrainingLimits(), admins: tuple[str, ...] = ()) -> None:
+                 run_limits: TrainingLimits = TrainingLimits()) -> None:
         super().__init__(runs_dir)
         self.run_limits = run_limits
-        self.admins = set(admins)
         self.max_runs = max_runs
         self.train_command = tuple(train_command)
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._disk_checked = -DISK_CHECK_S
-
-    def submit(self, cfg: RunConfig, name: str, owner: str | None = None) -> str:
-        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique) for login `owner` (None:
-        a server without logins); returns its name. The process starts from the config itself;
-        the equivalent command is kept to show, and to repeat the run in a terminal. The queue
-        is bounded, in all and per login."""
-        with self._lock:
-            check_queue([r.get("owner") for n in self.names() if (r := self._read(n)).get("state") == "queued"],
-                        owner, self.run_limits)
-            folder = new_folder(self.runs_dir, name)
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
-            atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
-            self._write(folder, {"name": folder.name, "owner": owner, "command": command_text(cfg),
-                                 "created": time.time(), "queued_at": time.time(), "state": "queued", "launches": 0})
-            self.tick()
-            return folder.name
-
-
-    def resume(self, name: str, user: str | None = None) -> None:
-        """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint
-        as `img2img train --resume auto` does (bit for bit)."""
-        self.check_owner(name, user, "resume")
-        with self._lock:
-            view = self.view(name)
-            if not view.can_resume:
-                raise Img2ImgError(f"{name}: is {view.state}; only a stopped, failed or interrupted run resumes")
-            record = self._read(name)
-            record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None,
-                          error=None, stop_reason=None)
-            self._write(self.runs_dir / name, record)
-            self.tick()
-
-    def stop(self, name: str, user: str | None = None, reason: str | None = None) -> None:
-        """What Ctrl-C sends (SIGINT, to the run's process group): the trainer finishes its step
-        and writes a checkpoint. A queued run leaves the queue. `reason`: shown with the run."""
-        self.check_owner(name, user, "stop")
-        with self._lock:
-            view = self.view(name)
-            record = self._read(name)
-            if view.state == "queued":
-                record.update(state="stopped" if record.get("launches") else "cancelled")
-                self._write(self.runs_dir / name, record)
-                return
-            if view.state not in ("running", "stopping"):
-                raise Img2ImgError(f"{name}: is {view.state}, not running")
-            record.update(stop_requested=True, stop_reason=reason)
-            self._write(self.runs_dir / name, record)
-            RunFolder(self.runs_dir / name).request_stop()
-            for pid in live_pids(self.runs_dir / name, record):
-                try:
-                    os.killpg(pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
-
-    def delete(self, name: str, user: str | None = None) -> None:
-        """Remove a run's folder; a running run must be stopped first."""
-        self.check_owner(name, user, "delete")
-        with self._lock:
-            view = self.view(name)
-            if view.state in ("running", "stopping"):
-                raise Img2ImgError(f"{name}: is {view.state}; stop it before deleting it")
-            shutil.rmtree(self.runs_dir / name)
-
-
-    def check_owner(self, name: str, user: str | None, verb: str) -> None:
-        """Only a run's owner, or an admin, may change or use it (anyone may watch)."""
-        self.folder(name)
-        check_owner(name, self._read(name).get("owner"), user, self.admins, verb)
 
     def tick(self) -> None:
         """Start queued runs, oldest first, while fewer than `max_runs` train."""
@@ -307,22 +240,26 @@ class RunManager(RunViews):
                 active += 1
 
     def _watch_disk(self, running: list[str]) -> None:
-        """Stop the running runs, each with a checkpoint, when the runs folder reaches its budget
-        (--max-runs-disk), less room for the checkpoint that stopping writes. Looked at every
-        DISK_CHECK_S while a run trains, never when none does."""
+        """Stop the running runs, each with a checkpoint, once the runs folder reaches its budget;
+        looked at every DISK_CHECK_S while a run trains, never when none does."""
         now = time.monotonic()
-        if not running or now - self._disk_checked < DISK_CHECK_S:
-            return
-        self._disk_checked = now
-        used, budget = folder_bytes(self.runs_dir), self.run_limits.max_runs_disk * 1e6
-        for name in running:
-            checkpoints = (self.runs_dir / name / "checkpoints").glob("*.pt")
-            room = 2 * max((p.stat().st_size for p in checkpoints), default=0)  # written beside the last one
-            if used + room >= budget:
-                logger.warning(f"warning: {name}: stopped, the runs folder holds {used / 1e6:,.0f} MB of its "
-                               f"{budget / 1e6:,.0f} MB (--max-runs-disk)")
-                self.stop(name, reason=f"the runs folder reached this server's disk budget of {budget / 1e6:,.0f} MB "
-                                       "(--max-runs-disk); delete finished runs, then resume it")
+        if running and now - self._disk_checked >= DISK_CHECK_S:
+            self._disk_checked = now
+            for name, reason in runs_past_disk_budget(self.runs_dir, running, self.run_limits):
+                logger.warning(f"warning: {name}: stopped: {reason}")
+                self._signal_stop(name, self._read(name), reason)
+
+    def _signal_stop(self, name: str, record: dict, reason: str | None = None) -> None:
+        """Ask a running run to stop (its run folder's request, and SIGINT to its process group);
+        `reason`: shown with the run."""
+        record.update(stop_requested=True, stop_reason=reason)
+        self._write(self.runs_dir / name, record)
+        RunFolder(self.runs_dir / name).request_stop()
+        for pid in live_pids(self.runs_dir / name, record):
+            try:
+                os.killpg(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     def start_scheduler(self, every_s: float = 1.0) -> None:
         """A thread that starts queued runs as others end (until `close`)."""
@@ -382,6 +319,77 @@ class RunManager(RunViews):
     @staticmethod
     def _write(folder: Path, record: dict) -> None:
         atomic_write_text(folder / RUN_FILE, json.dumps(record, indent=1))
+
+
+class RunManager(RunQueue):
+    """The runs under `runs_dir`, and what their owners (or `admins`) do with them: submit,
+    resume, stop, delete."""
+
+    def __init__(self, runs_dir: Path | str, max_runs: int = 1, train_command: tuple[str, ...] = TRAIN_COMMAND,
+                 run_limits: TrainingLimits = TrainingLimits(), admins: tuple[str, ...] = ()) -> None:
+        super().__init__(runs_dir, max_runs, train_command, run_limits)
+        self.admins = set(admins)
+
+    def submit(self, cfg: RunConfig, name: str, owner: str | None = None) -> str:
+        """Queue a new run of `cfg` in RUNS/NAME (NAME made unique) for login `owner` (None:
+        a server without logins); returns its name. The process starts from the config itself;
+        the equivalent command is kept to show, and to repeat the run in a terminal. The queue
+        is bounded, in all and per login."""
+        with self._lock:
+            check_queue([r.get("owner") for n in self.names() if (r := self._read(n)).get("state") == "queued"],
+                        owner, self.run_limits)
+            folder = new_folder(self.runs_dir, name)
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
+            atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
+            self._write(folder, {"name": folder.name, "owner": owner, "command": command_text(cfg),
+                                 "created": time.time(), "queued_at": time.time(), "state": "queued", "launches": 0})
+            self.tick()
+            return folder.name
+
+
+    def resume(self, name: str, user: str | None = None) -> None:
+        """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint
+        as `img2img train --resume auto` does (bit for bit)."""
+        self.check_owner(name, user, "resume")
+        with self._lock:
+            view = self.view(name)
+            if not view.can_resume:
+                raise Img2ImgError(f"{name}: is {view.state}; only a stopped, failed or interrupted run resumes")
+            record = self._read(name)
+            record.update(state="queued", queued_at=time.time(), stop_requested=False, exit_code=None, pid=None,
+                          error=None, stop_reason=None)
+            self._write(self.runs_dir / name, record)
+            self.tick()
+
+    def stop(self, name: str, user: str | None = None) -> None:
+        """What Ctrl-C sends (SIGINT, to the run's process group): the trainer finishes its step
+        and writes a checkpoint. A queued run leaves the queue."""
+        self.check_owner(name, user, "stop")
+        with self._lock:
+            view = self.view(name)
+            record = self._read(name)
+            if view.state == "queued":
+                record.update(state="stopped" if record.get("launches") else "cancelled")
+                self._write(self.runs_dir / name, record)
+                return
+            if view.state not in ("running", "stopping"):
+                raise Img2ImgError(f"{name}: is {view.state}, not running")
+            self._signal_stop(name, record)
+
+    def delete(self, name: str, user: str | None = None) -> None:
+        """Remove a run's folder; a running run must be stopped first."""
+        self.check_owner(name, user, "delete")
+        with self._lock:
+            view = self.view(name)
+            if view.state in ("running", "stopping"):
+                raise Img2ImgError(f"{name}: is {view.state}; stop it before deleting it")
+            shutil.rmtree(self.runs_dir / name)
+
+
+    def check_owner(self, name: str, user: str | None, verb: str) -> None:
+        """Only a run's owner, or an admin, may change or use it (anyone may watch)."""
+        self.folder(name)
+        check_owner(name, self._read(name).get("owner"), user, self.admins, verb)
 
 
 def _read_json(path: Path) -> dict:

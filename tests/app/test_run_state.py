@@ -97,7 +97,7 @@ def test_a_running_run_that_reaches_the_disk_budget_stops_with_a_checkpoint(tmp_
     assert runs.view(name).state == "running"
     wait_for(lambda: (runs.tick(), runs.view(name).state)[1] == "stopped", 60)
     view = runs.view(name)
-    assert "disk budget of 1 MB (--max-runs-disk)" in view.error and f"why: {view.error}" in view.line()
+    assert "at this server's disk budget of 1 MB (--max-runs-disk)" in view.error and f"why: {view.error}" in view.line()
     assert folder.status().state == "stopped" and folder.checkpoint() is not None and view.can_resume
 
 
