@@ -1,7 +1,10 @@
 """The app against hostile inputs: each file small on disk and huge when decoded, sent over HTTP
 to the running app, with the app's extra memory and CPU time for each request.
 
-    python benchmarks/app_abuse.py [--checkpoints checkpoints] [--app app.py]
+    python benchmarks/app_abuse.py [--checkpoints checkpoints] [--app app.py] [--part files|shared|all]
+
+`--part shared` (in `all`, the default) goes on to benchmarks/app_abuse_shared.py: the app on a
+shared server, tried by a user with a login (issue 61), one row per item.
 
 Starts `python app.py` in its own process on 127.0.0.1 with the bundled model, waits until the
 model is loaded, then sends each file as a visitor would (gradio_client) to the endpoint a
@@ -62,7 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--app", default=str(ROOT / "app.py"))
+    parser.add_argument("--part", choices=("files", "shared", "all"), default="all")
     args = parser.parse_args(argv)
+    if args.part != "shared":
+        hostile_files_table(args)
+    if args.part != "files":
+        from app_abuse_shared import main as shared
+
+        print()
+        shared(["--checkpoints", args.checkpoints])
+    return 0
+
+
+def hostile_files_table(args) -> None:
     from gradio_client import Client, handle_file
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return 0
 
 
 if __name__ == "__main__":

@@ -159,4 +159,7 @@ async def run_stoppable(work: Callable[[], T], signal: StopSignal, client_gone: 
                 signal.set("the client went away")
     except asyncio.CancelledError:
         signal.set("cancelled by the client")
+        # Nobody awaits the work now: its "stopped" error is taken here, not printed by asyncio
+        # as a traceback ("Task exception was never retrieved").
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         raise
