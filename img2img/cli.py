@@ -129,7 +129,7 @@ def run_train(args) -> int:
     try:
         # status.json says how the run ends, a refusal before training too (rank 0 writes it).
         with RunFolder(cfg.train.out).reporting(main=os.environ.get("RANK", "0") == "0"):
-            trainer = Trainer.from_config(cfg)
+            trainer = Trainer.from_config(cfg, resuming=start.state is not None, starting=start.starting)
             if start.state is not None:
                 trainer.load_state_dict(start.state)
                 trainer.info(f"resumed from {start.resumed_from} at step {trainer.progress.step} "

@@ -337,6 +337,9 @@ class TrainConfig:
     beta1: float = setting(0.5, "Adam beta1", accepts=IN_UNIT)
     beta2: float = setting(0.999, "Adam beta2", accepts=IN_UNIT)
     device: str = setting("auto", "auto, cpu or cuda")
+    init_from: str | None = setting(None, "start from a trained model's weights instead of random ones: a checkpoint "
+                                    "or safetensors model, a run folder, hf://USER/NAME or a published model's name "
+                                    "(img2img pretrained list); the generator's settings are the model's")
     speed: SpeedConfig = setting(None, "fast-path switches", cli=False, factory=SpeedConfig)
     sync_bn: bool = setting(False, "under torchrun: BatchNorm statistics over all ranks' batches (CUDA only)")
     seed: int = setting(0, "seed of weights, data order, augmentation and dropout")

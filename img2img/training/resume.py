@@ -14,6 +14,7 @@ from ..methods import METHODS, new_run_config
 from ..models import AUTO_UNET, fit_to_size
 from ..persist.checkpoint import checkpoint_config, is_generators_only, load_checkpoint
 from .checkpoint_files import load_newest_valid
+from .starting_model import StartingModel, find_starting_model, generator_settings
 
 # Section name -> {field: value} of settings given for this run; absent ones keep the base's.
 Overrides = dict[str, dict[str, Any]]
@@ -26,6 +27,8 @@ class RunStart:
     # The checkpoint to continue from, and where it was read (None for a new run).
     state: dict[str, Any] | None = None
     resumed_from: Path | None = None
+    # The trained model a new run starts from (`train.init_from`), loaded.
+    starting: StartingModel | None = None
 
 
 def default_out(data: str, method: str) -> str:
@@ -36,7 +39,8 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
                    out: str | None = None, resume: str | None = None, base: RunConfig | None = None) -> RunStart:
     """A new run of `method` (default pix2pix), or of `base` (a saved config, e.g. the app's
     request), with `overrides`; or, with `resume` (a checkpoint path, or "auto" for the newest
-    usable one in OUT/checkpoints), the checkpoint's run with `overrides` applied."""
+    usable one in OUT/checkpoints), the checkpoint's run with `overrides` applied. A new run
+    started from a trained model (`train.init_from`) takes its generator's settings."""
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     unknown = set(overrides) - set(SECTIONS)
     if unknown:
@@ -44,8 +48,12 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
     start = _find_checkpoint(method, data, out, resume)
     if base is not None and method and method != base.method:
         raise Img2ImgError(f"--model {method}: the config is a {base.method} run")
+    starting = None
     if start is None:
-        base = base or new_run_config(method or "pix2pix")
+        init_from = overrides.get("train", {}).get("init_from") or (base.train.init_from if base else None)
+        starting = find_starting_model(init_from) if init_from else None
+        # A run started from a model is of the model's method unless --model says otherwise.
+        base = base or new_run_config(method or (starting.cfg.method if starting else "pix2pix"))
         state, path = None, None
     else:
         path, state = start
@@ -58,6 +66,12 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
             raise Img2ImgError(f"--recipe {recipe} cannot change when resuming: the run was started with "
                                f"{getattr(base.method_config, 'recipe', 'none')}")
         apply_recipe(base.method, recipe, overrides)
+    if state is not None and overrides.get("train", {}).get("init_from", base.train.init_from) != base.train.init_from:
+        raise Img2ImgError(f"--init-from cannot change when resuming: the run started from "
+                           f"{base.train.init_from or 'random weights'}")
+    if starting is not None:
+        given = overrides.get("model", {})
+        overrides["model"] = {**given, **generator_settings(starting, given)}
     if data:
         overrides.setdefault("data", {})["root"] = data
     if out:
@@ -67,7 +81,7 @@ def config_for_run(overrides: Overrides | None = None, method: str | None = None
         raise Img2ImgError("--data is required: the dataset folder to train on")
     if not cfg.train.out:
         cfg.train.out = default_out(cfg.data.root, cfg.method)
-    return RunStart(cfg, state, path)
+    return RunStart(cfg, state, path, starting)
 
 
 def apply_recipe(method: str, recipe: str, overrides: Overrides) -> None:

@@ -31,6 +31,7 @@ from .run_folder import MetricsLog, RunFolder
 from .samples import fixed_sample_batch, save_sample_grid
 from .schedule import Schedule, lr_scheduler
 from .signals import StopRequest, ignore_stop_signals
+from .starting_model import StartingModel, find_starting_model, load_starting_weights
 
 # --snapshot-every left unset: about this many generator snapshots over a run.
 SNAPSHOTS_PER_RUN = 20
@@ -45,7 +46,10 @@ class Trainer:
     RNGs (weight init and dropout draw from them), so that a run is reproducible.
     """
 
-    def __init__(self, cfg: RunConfig, train_set: Dataset | None = None, val_set: Dataset | None = None) -> None:
+    def __init__(self, cfg: RunConfig, train_set: Dataset | None = None, val_set: Dataset | None = None,
+                 resuming: bool = False, starting: StartingModel | None = None) -> None:
+        """`resuming`: a checkpoint will be loaded (`load_state_dict`), so the trained model the
+        config starts from (`train.init_from`) is not; `starting`: that model, if loaded already."""
         cfg, train_set, val_set = prepare_run(cfg, train_set, val_set)
         self.cfg = cfg
         self.out = Path(cfg.train.out)
@@ -60,6 +64,10 @@ class Trainer:
         self.val_set = val_set
         self.method = build_method(cfg, self.device, self.speed)
         self.method.preview_channels = cfg.data.preview_channels
+        if cfg.train.init_from and not resuming:
+            starting = starting or find_starting_model(cfg.train.init_from)
+            loaded = load_starting_weights(self.method.networks, cfg, starting)
+            self.info(f"starting from {starting.reference}: {', '.join(loaded)} loaded, the rest fresh")
         if self.ranks.enabled:
             distributed.distribute(self.method, sync_bn=cfg.train.sync_bn)
         check_capturable(self.speed, self.device, self.method)
@@ -85,10 +93,10 @@ class Trainer:
         self.bar: tqdm | None = None
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> "Trainer":
+    def from_config(cls, cfg: RunConfig, resuming: bool = False, starting: StartingModel | None = None) -> "Trainer":
         """A Trainer on the datasets in the config's folders (the method's layout), with the
         domains' pixel formats read off the train split (a new run) or checked against it."""
-        return cls(cfg)
+        return cls(cfg, resuming=resuming, starting=starting)
 
     def info(self, msg: str) -> None:  # for people, from rank 0 only
         distributed.info(self.ranks, msg)
