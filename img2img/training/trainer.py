@@ -60,6 +60,7 @@ class Trainer:
         # Ranks differ in dropout and pool draws; DDP gives them rank 0's initial weights.
         seed_everything(cfg.train.seed + self.ranks.rank)
         self.speed = resolve_speed(cfg, self.device)
+        self.to_device = functools.partial(batch_to_device, device=self.device, speed=self.speed)
         self.train_set = train_set
         self.val_set = val_set
         self.method = build_method(cfg, self.device, self.speed)
@@ -77,7 +78,7 @@ class Trainer:
                                     rank=self.ranks.rank, num_replicas=self.ranks.world_size)
         self.batches = EpochBatches(self.sampler, cfg.data.batch_size, self.total_epochs)
         samples_from = self.val_set if self.val_set is not None else self.train_set
-        self._sample_batch = (fixed_sample_batch(samples_from, cfg.train.num_samples, self._to_device)
+        self._sample_batch = (fixed_sample_batch(samples_from, cfg.train.num_samples, self.to_device)
                               if self.ranks.is_main else None)
         self.evaluation = Evaluation(cfg, self.ranks, self.method, val_set, self.steps_per_epoch, self.schedulers)
         every = cfg.train.snapshot_every
@@ -174,10 +175,7 @@ class Trainer:
                     self.batches.begin(p.epoch, start=p.position)
                     for batch in loader:
                         p.position += len(batch["errors"]) + (len(batch["A"]) if "A" in batch else 0)
-                        for err in batch["errors"]:
-                            p.bad_images += 1
-                            rank = f"[rank {self.ranks.rank}] " if self.ranks.enabled else ""
-                            logger.warning(f"{rank}warning: skipped {err} ({p.bad_images} so far)")
+                        note_skipped(batch, p, self.ranks)
                         if "A" not in batch and self.ranks.enabled:
                             # Every rank must take part in every step: repeat this rank's last batch.
                             if last_batch is None:
@@ -185,7 +183,7 @@ class Trainer:
                             batch = last_batch
                         if "A" in batch:
                             last_batch = batch
-                            losses, bad = step(self._to_device(batch))
+                            losses, bad = step(self.to_device(batch))
                             self.window.add(losses, bad, len(batch["A"]))
                             p.step += 1
                             self.bar.update(1)
@@ -282,18 +280,24 @@ class Trainer:
         # A device tensor under --cuda-graphs: read at log time only.
         return float(next(iter(self.method.optimizers.values())).param_groups[0]["lr"])
 
-    def _to_device(self, batch: dict) -> dict:
-        return {
-            k: v.to(self.device, non_blocking=True, memory_format=memory_format(self.speed))
-            if isinstance(v, torch.Tensor) and v.dim() == 4 else v
-            for k, v in batch.items()
-        }
-
     def save_samples(self) -> Path | None:
         """Rank 0 writes a sample grid; other ranks do nothing."""
         if self._sample_batch is None:
             return None
         return save_sample_grid(self.method, self._sample_batch, self.out, self.progress.step)
+
+
+def batch_to_device(batch: dict, device: torch.device, speed: SpeedConfig) -> dict:
+    return {k: v.to(device, non_blocking=True, memory_format=memory_format(speed))
+            if isinstance(v, torch.Tensor) and v.dim() == 4 else v for k, v in batch.items()}
+
+
+def note_skipped(batch: dict, progress: Progress, ranks) -> None:
+    """Each unreadable image of a batch: counted, and one warning line."""
+    for err in batch["errors"]:
+        progress.bad_images += 1
+        rank = f"[rank {ranks.rank}] " if ranks.enabled else ""
+        logger.warning(f"{rank}warning: skipped {err} ({progress.bad_images} so far)")
 
 
 def train_loader(train_set: Dataset, batches: EpochBatches, cfg: RunConfig, device: torch.device) -> DataLoader:
