@@ -360,6 +360,8 @@ class TrainConfig:
     fid_every: int | None = setting(None, "FID/KID on the validation split every N epochs (0 = never); keeps "
                                     "best.pt. Default: every epoch that completes ~1000 steps, when the "
                                     "Inception weights and a validation split exist")
+    val_every: int = setting(0, "steps between val L1, PSNR and SSIM rows of a paired run (0: at its end only; "
+                             "every run ends with them, and with FID/KID when the split holds 50 images)")
     fid_val: str | None = setting(None, "folder to compute FID on instead of the validation split")
     fid_weights: str | None = setting(None, "Inception weights for FID (see `img2img fid --help`)")
     num_samples: int = setting(4, "images in each sample grid", accepts=at_least(1))

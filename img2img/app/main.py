@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.allow_training:
         training = TrainingService(args.data_root, args.runs, max(1, args.max_runs), limits_from(args),
                                    UploadLimits(max_upload_mb=serving.max_upload_mb),
-                                   run_limits=training_limits_from(args), admins=tuple(args.admin))
+                                   run_limits=training_limits_from(args), admins=tuple(args.admin), models_dir=folder)
         training.runs.start_scheduler()
     # Gradio's import takes seconds: not for --help or a refusal.
     from .glue import launch_options

@@ -63,11 +63,18 @@ def training_api(app: gr.Blocks, service: TrainingService | None, heavy: dict | 
         return {"data": data, "report": service.describe(report), "method": report.method}
 
     @guarded
+    def train_models(method: str = "pix2pix", request: gr.Request = None) -> list[dict]:
+        """The trained models a run of `method` may start from: [{"key", "label"}] (start_from)."""
+        return [{"key": key, "label": label} for label, key in service.starting.offered(method, user_of(request))]
+
+    @guarded
     def train_start(data: str, method: str = "pix2pix", preset: str = "quick", size: int = 0, length: int = 0,
-                    unit: str = "steps", settings: dict | None = None, request: gr.Request = None) -> dict:
+                    unit: str = "steps", settings: dict | None = None, start_from: str = "",
+                    request: gr.Request = None) -> dict:
         """Start (or queue) a run: {"run": its name, "command": the same run as a terminal command}.
-        `settings`: {"section.name": text} of any `img2img train` setting, e.g. {"train.lr": "1e-4"}."""
-        plan = service.plan(data, method, preset, size, length, unit, settings or {})
+        `settings`: {"section.name": text} of any `img2img train` setting, e.g. {"train.lr": "1e-4"};
+        `start_from`: a key of /train_models (blank: from scratch; the "finetune" preset needs one)."""
+        plan = service.plan(data, method, preset, size, length, unit, settings or {}, start_from, user_of(request))
         name = service.start(plan, user_of(request))
         return {"run": name, "command": service.runs.view(name).command}
 
@@ -108,7 +115,7 @@ def training_api(app: gr.Blocks, service: TrainingService | None, heavy: dict | 
         service.delete(run, user_of(request))
         return f"{run}: deleted"
 
-    for fn in (train_datasets, train_start, train_runs, train_poll, train_stop, train_resume, train_delete):
+    for fn in (train_datasets, train_models, train_start, train_runs, train_poll, train_stop, train_resume, train_delete):
         gr.api(fn, api_name=fn.__name__)
     for fn in (train_upload, train_inspect):
         gr.api(fn, api_name=fn.__name__, time_limit=int(time_limit_s) if time_limit_s else None, **(heavy or {}))

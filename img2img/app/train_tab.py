@@ -39,10 +39,15 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         # 2. Settings
         with gr.Group():
             gr.Markdown("### 2. Settings")
+            first_models = service.starting.offered("pix2pix")
             with gr.Row():
                 method = gr.Dropdown(choices=list(METHODS), value="pix2pix", label="Method", elem_id="train-method")
-                preset = gr.Radio(choices=[(label, key) for key, label in PRESETS.items()], value="quick",
-                                  label="Preset", elem_id="train-preset")
+                start_from = gr.Dropdown(choices=[(SCRATCH, ""), *first_models],
+                                         value=first_models[0][1] if first_models else "", label="Start from",
+                                         info="a trained model: minutes of fine-tuning on a CPU give what hours "
+                                         "from scratch cannot", elem_id="train-start-from")
+            preset = gr.Radio(choices=[(label, key) for key, label in PRESETS.items()],
+                              value="finetune" if first_models else "quick", label="Preset", elem_id="train-preset")
             with gr.Row():
                 size = gr.Number(value=None, precision=0, label="Size (px; 0: the preset's)", elem_id="train-size")
                 length = gr.Number(value=None, precision=0, label="Length (0: the preset's)", elem_id="train-length")
@@ -83,21 +88,33 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     def values_of(texts):
         return {s.key: t for s, t in zip(settings, texts) if t not in (None, "")}
 
-    def on_settings(name, method_, preset_, size_, length_, unit_, *texts):
+    def on_method(method_, start_, preset_, request: gr.Request):
+        """The trained models this method may start from; the fine-tune preset where there is one."""
+        offered = service.starting.offered(method_, user_of(request))
+        keys = [k for _, k in offered]
+        chosen = start_ if start_ in keys else (keys[0] if keys and preset_ in ("quick", "finetune") else "")
+        return gr.Dropdown(choices=[(SCRATCH, ""), *offered], value=chosen), preset_for(chosen, preset_)
+
+    def on_start_from(start_, preset_):
+        return preset_for(start_, preset_)
+
+    def on_settings(request: gr.Request, name, method_, start_, preset_, size_, length_, unit_, *texts):
         if not name:
             return "Choose the data first; the command that the settings make appears here."
         try:
-            plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts))
+            plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts), start_ or "",
+                                user_of(request))
         except Img2ImgError as e:
             return f"**Not valid:** {e}"
         return (f"This run will take {plan.estimate.describe()} (estimated from its settings).\n\nThe same run "
                 "from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
 
     @shown_on_page
-    def on_start(request: gr.Request, name, method_, preset_, size_, length_, unit_, *texts):
+    def on_start(request: gr.Request, name, method_, start_, preset_, size_, length_, unit_, *texts):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
-        plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts))
+        plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts), start_ or "",
+                            user_of(request))
         started = service.start(plan, user_of(request))
         return gr.Dropdown(choices=run_choices(service), value=started), started
 
@@ -106,12 +123,25 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     upload.upload(on_upload, inputs=upload, outputs=[data, report, thumbs, method], **heavy, **private)
     inspect_button.click(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private)
     data.input(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private)
-    plan_inputs = [data, method, preset, size, length, unit, *fields]
+    method.input(on_method, inputs=[method, start_from, preset], outputs=[start_from, preset], **private)
+    start_from.input(on_start_from, inputs=[start_from, preset], outputs=preset, **private)
+    app.load(on_method, inputs=[method, start_from, preset], outputs=[start_from, preset], **private)
+    plan_inputs = [data, method, start_from, preset, size, length, unit, *fields]
     gr.on([c.change for c in plan_inputs], on_settings, inputs=plan_inputs, outputs=command, show_progress="hidden",
           **private)
     start.click(on_start, inputs=plan_inputs, outputs=[runs.run, runs.remembered], **private)
     app.load(lambda: gr.Dropdown(choices=service.data.datasets()), outputs=data, **private)
     return runs.use_in
+
+
+SCRATCH = "From scratch (random weights)"
+
+
+def preset_for(start_from: str, preset: str) -> str:
+    """Fine-tune when starting from a model, the quick look from scratch; other presets stay."""
+    if preset not in ("quick", "finetune"):
+        return preset
+    return "finetune" if start_from else "quick"
 
 
 def _field(setting):

@@ -32,7 +32,7 @@ from ..io.limits import DEFAULT_LIMITS, Limits
 from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
 from ..io.readers import read_image
 from ..methods import METHODS, method_settings, model_defaults
-from ..persist.checkpoint import export_generators
+from ..persist.checkpoint import checkpoint_config, export_generators, load_checkpoint
 from ..training.footprint import RunEstimate
 from ..training.resume import config_for_run
 from ..translate.onnx_graph import export_checkpoint
@@ -40,15 +40,23 @@ from ..translate.translator import to_pil
 from .datasets import DataRoot, UploadLimits
 from .run_limits import TrainingLimits, check_run, train_samples
 from .runs import RunManager, RunView, RunWatch, command_text
+from .starting_models import StartingModels
 
 # The form's sections, in the CLI's order: (section of the overrides, title, dataclass).
 SECTION_TITLES = {"data": "data", "model": "model (fixed once trained)", "method_config": "method settings",
                   "train": "training", "speed": "speed"}
 PRESETS = {
-    "quick": "Quick look on this CPU (about 5 minutes)",
+    "finetune": "Fine-tune the model it starts from, on this CPU (about 5 minutes)",
+    "quick": "Quick look from scratch on this CPU (about 5 minutes)",
     "paper": "The paper's schedule (days on a CPU)",
     "custom": "Custom: the length below",
 }
+# "Fine-tune": a run that starts from a trained model, at the model's own training size, sized
+# to FINE_TUNE_SECONDS on this CPU: seconds per step of each method's default networks (ngf 64)
+# at 256 px, the quick look's measurements below scaled by (256 / their size)^2; a narrower or
+# smaller model takes about (ngf / 64)^2 x (size / 256)^2 of it.
+FINE_TUNE_SECONDS = 300
+BENCH_SECONDS_PER_STEP_256 = {"pix2pix": 1.72, "cyclegan": 25.4, "cut": 13.1, "fastcut": 7.5, "colorization": 1.72}
 # "Quick look": (crop size, steps) per method, sized to train about 5 minutes on the 2-core CPU
 # of benchmarks/LOG.md ("Issue 50"): `img2img bench --model M --size S --steps 5` measured
 # 0.43 s/step for pix2pix at 128 px; at 64 px 1.59 s for CycleGAN, 1.15 s CUT, 0.55 s FastCUT.
@@ -86,6 +94,8 @@ def form_settings() -> list[FormSetting]:
     out = []
     for section, cls, defaults in sections:
         for spec in setting_specs(cls, defaults):
+            if (section, spec.name) == ("train", "init_from"):  # the page's "Start from": offered models only
+                continue
             default = spec.default
             text = ("on" if default else "off") if isinstance(default, bool) else ("" if default is None else str(default))
             out.append(FormSetting(section, spec, text, used_by.get(spec.name, "")))
@@ -112,13 +122,15 @@ class TrainingService:
     def __init__(self, data_root: Path | str, runs_dir: Path | str, max_runs: int = 1,
                  limits: Limits = DEFAULT_LIMITS, upload_limits: UploadLimits = UploadLimits(),
                  train_command: tuple[str, ...] | None = None, run_limits: TrainingLimits = TrainingLimits(),
-                 admins: tuple[str, ...] = ()) -> None:
+                 admins: tuple[str, ...] = (), models_dir: Path | str | None = None) -> None:
         """`run_limits`: what one run from the page may take; `admins`: logins that may stop,
-        resume, delete and use anyone's runs (others only their own)."""
+        resume, delete and use anyone's runs (others only their own); `models_dir`: the app's
+        models, which a run may start from (as may its owner's runs)."""
         self.data = DataRoot(data_root, limits, upload_limits)
         self.runs = RunManager(runs_dir, max_runs, *([train_command] if train_command else []), run_limits=run_limits,
                                admins=admins)
         self.run_limits = run_limits
+        self.starting = StartingModels(models_dir, self.runs)
         self.settings = {s.key: s for s in form_settings()}
 
     # ---- data ---------------------------------------------------------------------------------
@@ -138,20 +150,29 @@ class TrainingService:
 
     # ---- a run's settings ------------------------------------------------------------------------
     def plan(self, data: str, method: str, preset: str = "quick", size: float | None = None,
-             length: float | None = None, unit: str = "steps", settings: dict[str, str] | None = None) -> RunPlan:
+             length: float | None = None, unit: str = "steps", settings: dict[str, str] | None = None,
+             start_from: str = "", user: str | None = None) -> RunPlan:
         """The run these choices make, checked as the CLI checks them (one-line refusals).
         `size` and `length` as a page's number fields give them: blank or 0 is the preset's.
         `settings`: "section.name" -> the flag's text, for the settings given in "all settings"
-        (they win over the preset and the size and length above them)."""
+        (they win over the preset and the size and length above them). `start_from`: a key of
+        `StartingModels.offered` (blank: from scratch)."""
         size, length = int(size or 0) or None, int(length or 0) or None
         if method not in METHODS:
             raise METHODS.unknown(method)
         if preset not in PRESETS:
             raise Img2ImgError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
         root = self.data.resolve(data)
+        settings = dict(settings or {})
+        start_from = (settings.pop("train.init_from", None) or start_from or "").strip()
+        starting = self.starting.path(start_from, method, user) if start_from else None
+        if preset == "finetune" and starting is None:
+            raise Img2ImgError("the fine-tune preset needs a trained model to start from; choose one, or another preset")
         overrides: dict[str, dict] = {}
-        for section, name, value in self._preset(method, preset):
+        for section, name, value in preset_overrides(method, preset, starting):
             overrides.setdefault(section, {})[name] = value
+        if starting is not None:
+            overrides.setdefault("train", {})["init_from"] = str(starting)
         if size:
             overrides.setdefault("data", {}).update(size=int(size), load_size=_load_size(int(size)))
         if length:
@@ -163,7 +184,7 @@ class TrainingService:
                 overrides.setdefault("train", {})["max_steps"] = int(length)
             else:
                 raise Img2ImgError(f"length in {unit!r}: give steps or epochs")
-        for key, text in (settings or {}).items():
+        for key, text in settings.items():
             if text is None or not str(text).strip():
                 continue
             setting = self.settings.get(key)
@@ -182,19 +203,6 @@ class TrainingService:
         check_settings(start.cfg)
         samples = train_samples(root, METHODS[method].dataset_kind)
         return RunPlan(start.cfg, name, check_run(start.cfg, samples, self.run_limits, self.runs.runs_dir))
-
-    @staticmethod
-    def _preset(method: str, preset: str) -> list[tuple[str, str, object]]:
-        if preset == "quick":
-            size, steps = QUICK[method]
-            return [("data", "size", size), ("data", "load_size", _load_size(size)), ("train", "max_steps", steps),
-                    ("train", "fid_every", 0), ("train", "log_every", 10), ("train", "sample_every", steps // 6)]
-        if preset == "paper":
-            values = [("data", "size", 256), ("data", "load_size", 286)]
-            if "paper" in METHODS[method].recipes:
-                values.append(("method_config", "recipe", "paper"))
-            return values
-        return []
 
     def start(self, plan: RunPlan, user: str | None = None) -> str:
         return self.runs.submit(plan.cfg, plan.name, user)
@@ -295,6 +303,32 @@ def contact_sheets(report: DataReport, folder: Path, limits: Limits) -> list[tup
         sheet.save(target)
         out.append((target, " | ".join(p.name for p in sample)))
     return out
+
+
+def preset_overrides(method: str, preset: str, starting: Path | None = None) -> list[tuple[str, str, object]]:
+    """(section, setting, value) of a preset; the fine-tune preset sized for `starting`."""
+    if preset in ("quick", "finetune"):
+        size, steps = fine_tune_length(method, starting) if preset == "finetune" else QUICK[method]
+        # A checkpoint and val figures at each sample grid: what "Use in the translator" serves is
+        # what was shown.
+        return [("data", "size", size), ("data", "load_size", _load_size(size)), ("train", "max_steps", steps),
+                ("train", "fid_every", 0), ("train", "log_every", 10), ("train", "sample_every", steps // 6),
+                ("train", "save_every", steps // 6), ("train", "val_every", steps // 6)]
+    if preset == "paper":
+        values = [("data", "size", 256), ("data", "load_size", 286)]
+        if "paper" in METHODS[method].recipes:
+            values.append(("method_config", "recipe", "paper"))
+        return values
+    return []
+
+
+def fine_tune_length(method: str, checkpoint: Path) -> tuple[int, int]:
+    """(size, steps) of the fine-tune preset from `checkpoint`: the model's own training size, and
+    the steps of about FINE_TUNE_SECONDS on this CPU (see BENCH_SECONDS_PER_STEP_256)."""
+    cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))
+    size = max(cfg.data.crop_size)
+    seconds = BENCH_SECONDS_PER_STEP_256[method] * (cfg.model.ngf / 64) ** 2 * (size / 256) ** 2
+    return size, max(10, int(FINE_TUNE_SECONDS / seconds) // 10 * 10)
 
 
 def _load_size(size: int) -> int:

@@ -31,6 +31,14 @@ def setup(device_name: str, sync_bn: bool = False) -> tuple[Ranks, torch.device]
     return ranks, device
 
 
+def describe(ranks: Ranks, device: torch.device) -> str:
+    """What a run trains on, in words: "cpu", "cuda (NVIDIA H200), 8 ranks"."""
+    words = device.type
+    if device.type == "cuda":
+        words += f" ({torch.cuda.get_device_name(device)})"
+    return words + (f", {ranks.world_size} ranks" if ranks.enabled else "")
+
+
 def info(ranks: Ranks, msg: str) -> None:
     """A message for people, from rank 0 only."""
     if ranks.is_main:

@@ -16,24 +16,28 @@ from . import distributed
 from .fid_tracker import FIDTracker, mean_fid, plot_fid
 from .progress import Progress
 from .run_folder import MetricsLog
-from .schedule import plateau_metric
+from .schedule import Schedule, plateau_metric
 
 # --fid-every left unset: evaluate FID about this often (in steps, rounded to whole epochs).
 AUTO_FID_STEPS = 1000
+# A run ends with FID/KID only when its validation split holds this many images: on fewer they
+# measure the sample more than the model.
+MIN_FID_IMAGES = 50
 
 
 class Evaluation:
     """Says what it measured in the log, from rank 0 only."""
 
     def __init__(self, cfg: RunConfig, ranks: Ranks, method: TrainingMethod, val_set: Dataset | None,
-                 steps_per_epoch: int, schedulers: dict) -> None:
+                 schedule: Schedule, schedulers: dict) -> None:
         self.cfg = cfg
         self.out = Path(cfg.train.out)
         self.ranks = ranks
         self.method = method
         self.val_set = val_set
         self.schedulers = schedulers
-        self.every = self._interval(steps_per_epoch)
+        self.every = self._interval(schedule.steps_per_epoch)
+        self.total_steps = schedule.total_steps
         self.fid: FIDTracker | None = None
         self._plateau_watching: str | None = None  # what --lr-policy plateau watches, once said
 
@@ -64,6 +68,41 @@ class Evaluation:
             return None
         p.best_fid, p.best_epoch = mean_fid(results), p.epoch
         return {"epoch": p.epoch, "step": p.step, "fid": p.best_fid, **results}
+
+    def pixels(self, p: Progress, metrics: MetricsLog | None) -> None:
+        """A row of val L1, PSNR and SSIM (paired runs; --val-every and the sample grids of presets)."""
+        if p.step >= self.total_steps:  # the run's last step: `at_end` measures it
+            return
+        if self.ranks.is_main and self.method.spec.dataset_kind == "paired" and self._ready():
+            self._write(p, metrics, self.fid.native(), time.perf_counter())
+        distributed.barrier(self.ranks)
+
+    def at_end(self, p: Progress, metrics: MetricsLog | None) -> None:
+        """Every run ends with its validation figures: L1, PSNR and SSIM (paired), and FID/KID
+        where the split holds MIN_FID_IMAGES images (else a note saying why not)."""
+        if self.ranks.is_main and self._ready() and (metrics is None or metrics.last_eval_step != p.step):
+            started = time.perf_counter()
+            images = len(self.fid.inputs_b)
+            if images >= MIN_FID_IMAGES:
+                results = self.fid.evaluate() or {}
+            else:
+                results = {**self.fid.native(), "fid_note": f"not measured: {images} validation images, fewer than "
+                                                            f"the {MIN_FID_IMAGES} FID needs to mean something"}
+            self._write(p, metrics, results, started)
+        distributed.barrier(self.ranks)
+
+    def _ready(self) -> bool:
+        if self.fid is None:
+            self.fid = self._tracker()
+        return self.fid is not None
+
+    def _write(self, p: Progress, metrics: MetricsLog | None, results: dict, started: float) -> None:
+        if not results or metrics is None:
+            return
+        results["seconds_eval"] = round(time.perf_counter() - started, 2)
+        metrics.write("eval", p.step, p.epoch + (p.position > 0), results)  # within an epoch: its number
+        self.info(f"step {p.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()
+                                                 if isinstance(v, float) and k.startswith(("fid_", "kid_", "val_"))))
 
     def _tracker(self) -> FIDTracker | None:
         cfg = self.cfg

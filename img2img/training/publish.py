@@ -30,7 +30,7 @@ from ..persist.checkpoint import (
 from .run_folder import RunFolder
 
 # metrics.csv columns of validation results, and their model-index names.
-CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR"}
+CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR", "val_ssim": "SSIM"}
 
 
 @dataclass
@@ -59,14 +59,16 @@ def validation_images(cfg: RunConfig) -> int | None:
 
 
 def _metric(column: str) -> bool:
-    return column in ("val_l1", "val_psnr") or (column.startswith(("fid_", "kid_")) and "channels" not in column)
+    return column in ("val_l1", "val_psnr", "val_ssim") or (column.startswith(("fid_", "kid_")) and "channels" not in column)
 
 
 def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, validation: Validation | None,
-               sample: str | None, license_id: str | None, datasets: list[str], val_images: int | None = None) -> str:
+               sample: str | None, license_id: str | None, datasets: list[str], val_images: int | None = None,
+               trained_on: str = "") -> str:
     """README.md in the Hub's format: YAML metadata (with model-index results where the run
     measured any, on `val_images` validation images where known), then what the model is, the
-    command that trains it, and how to use it."""
+    model it started from, what it trained on (`trained_on`, the run's status), the command that
+    trains it again (its folders named as the data root's), and how to use it."""
     data_name = Path(cfg.data.root).name or "the training data"
     split_name = f"{data_name}, {val_images} validation images" if val_images else data_name
     lines = ["---", "library_name: img2img", "pipeline_tag: image-to-image",
@@ -90,17 +92,21 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
                       for name, value in metrics]
     lines.append("---")
     size = "x".join(map(str, cfg.data.crop_size))
+    a, b = cfg.data.domain_a, cfg.data.domain_b
+    way = f"{a} ↔ {b}" if len(directions) == 2 else (f"{a} → {b}" if directions == ["AtoB"] else f"{b} → {a}")
     lines += ["", f"# {repo.split('/')[-1]}", "",
-              f"A **{cfg.method}** model trained with [img2img](https://github.com/) for {step} steps: "
-              f"{cfg.data.domain_a} ↔ {cfg.data.domain_b} on {data_name}, at {size} px.", "",
+              f"A **{cfg.method}** model trained with img2img {_version()} for {step} steps: {way} on "
+              f"{data_name}, at {size} px.", "",
               f"- Generator: `{cfg.model.netG}`, {cfg.model.ngf} filters, {cfg.model.norm} norm; "
               f"translates {' and '.join(directions)}.",
               f"- Pixels: {cfg.model.in_channels} channel(s) {cfg.model.in_dtype} in, "
               f"{cfg.model.out_channels} channel(s) {cfg.model.out_dtype} out.",
-              f"- Trained on: {cfg.train.device if cfg.train.device != 'auto' else 'the device img2img chose'}.",
+              *([f"- Started from the trained model `{Path(cfg.train.init_from).name}` (`--init-from`), not from "
+                 "random weights."] if cfg.train.init_from else []),
+              f"- Trained on: {trained_on or (cfg.train.device if cfg.train.device != 'auto' else 'not recorded')}.",
               "- Every setting of the run is in `config.json`, which rebuilds the model with no pickle. A command "
-              "that trains it again (the settings that differ from the method's defaults):", "", "```bash",
-              equivalent_command(cfg), "```"]
+              "that trains it again (the settings that differ from the method's defaults; its folders named "
+              "from the data's parent folder):", "", "```bash", retrain_command(cfg), "```"]
     if validation is None:
         lines += ["", "The run recorded no validation metrics, so this card states none."]
     else:
@@ -115,6 +121,25 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
               'translator.translate("photo.jpg").save("translated.png")', "```", "",
               f"In the app: `python app.py --checkpoints hf://{repo}`.", ""]
     return "\n".join(lines)
+
+
+def retrain_command(cfg: RunConfig) -> str:
+    """The command that trains the model again, with no server's paths in it: folders named from
+    the data folder's parent (`--data maps`), a starting model by its file's name."""
+    root = Path(cfg.data.root)
+    command = equivalent_command(cfg)
+    if cfg.train.init_from:
+        command = command.replace(cfg.train.init_from, Path(cfg.train.init_from).name)
+    return command.replace(f"{root.parent}/", "") if root.is_absolute() else command
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("img2img")
+    except PackageNotFoundError:
+        return "(from source)"
 
 
 def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, license_id: str | None = None,
@@ -152,8 +177,9 @@ def stage(checkpoint: Path | str, folder: Path, repo: str, onnx: bool = False, l
         from ..translate.onnx_graph import export_checkpoint
 
         export_checkpoint(checkpoint, folder / "model.onnx")
+    status = RunFolder(run).status()
     card = model_card(cfg, repo, directions, step, validation_results(run, step), sample, license_id, datasets or [],
-                      validation_images(cfg))
+                      validation_images(cfg), status.device if status is not None else "")
     (folder / "README.md").write_text(card)
     return sorted(folder.iterdir())
 

@@ -56,6 +56,7 @@ class RunStatus:
     batch_size: int = 1
     images_per_s: float | None = None
     error: str = ""
+    device: str = ""  # what it trains on, in words ("cpu", "cuda (NVIDIA H200), 8 ranks")
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     updated: float = field(default_factory=time.time)
@@ -159,13 +160,13 @@ class RunFolder:
                 self.update_status(state="failed", error=one_line(e))
             raise
 
-    def begin(self, cfg: RunConfig, step: int, epoch: int, schedule) -> "MetricsLog":
-        """A training process starts (or resumes) at `step`: its config, `running` with the
-        schedule's totals, and its metrics log (rows after `step` dropped)."""
+    def begin(self, cfg: RunConfig, step: int, epoch: int, schedule, device: str = "") -> "MetricsLog":
+        """A training process starts (or resumes) at `step` on `device`: its config, `running`
+        with the schedule's totals, and its metrics log (rows after `step` dropped)."""
         self.write_config(cfg)
         self.update_status(state="running", step=step, epoch=epoch, total_steps=schedule.total_steps,
                            steps_per_epoch=schedule.steps_per_epoch, total_epochs=schedule.total_epochs,
-                           batch_size=cfg.data.batch_size, error="")
+                           batch_size=cfg.data.batch_size, error="", device=device)
         return MetricsLog(self.path, after_step=step)
 
     def request_stop(self) -> None:
@@ -282,6 +283,11 @@ class MetricsLog:
         for k, v in values.items():
             if isinstance(v, (int, float)):
                 self.writer.add_scalar(k, v, step)
+
+    @property
+    def last_eval_step(self) -> int | None:
+        """The step of the newest evaluation row, if any."""
+        return next((int(r["step"]) for r in reversed(self.rows) if r.get("kind") == "eval"), None)
 
     def _rewrite(self) -> None:
         self.columns = list(dict.fromkeys(k for r in self.rows for k in r))

@@ -105,9 +105,9 @@ def generator_settings(starting: StartingModel, given: dict[str, Any]) -> dict[s
     return settings
 
 
-def load_starting_weights(networks: nn.ModuleDict, cfg: RunConfig, starting: StartingModel) -> list[str]:
-    """Copy MODEL's weights into a new run's networks (see the module's docstring); returns the
-    names of the networks that now hold trained weights."""
+def load_starting_weights(networks: nn.ModuleDict, cfg: RunConfig, starting: StartingModel) -> str:
+    """Copy MODEL's weights into a new run's networks (see the module's docstring); returns a
+    line saying which networks now hold trained weights."""
     spec = METHODS[cfg.method]
     check_channels(cfg.model, starting)
     loaded = []
@@ -127,7 +127,7 @@ def load_starting_weights(networks: nn.ModuleDict, cfg: RunConfig, starting: Sta
         if name not in loaded and name in source and _shapes(net.state_dict()) == _shapes(source[name]):
             _load(net, source[name], name)
             loaded.append(name)
-    return loaded
+    return f"starting from {starting.reference}: {', '.join(loaded)} loaded, the rest fresh"
 
 
 def check_channels(model: ModelConfig, starting: StartingModel) -> None:

@@ -66,9 +66,7 @@ class Trainer:
         self.method = build_method(cfg, self.device, self.speed)
         self.method.preview_channels = cfg.data.preview_channels
         if cfg.train.init_from and not resuming:
-            starting = starting or find_starting_model(cfg.train.init_from)
-            loaded = load_starting_weights(self.method.networks, cfg, starting)
-            self.info(f"starting from {starting.reference}: {', '.join(loaded)} loaded, the rest fresh")
+            self.info(load_starting_weights(self.method.networks, cfg, starting or find_starting_model(cfg.train.init_from)))
         if self.ranks.enabled:
             distributed.distribute(self.method, sync_bn=cfg.train.sync_bn)
         check_capturable(self.speed, self.device, self.method)
@@ -80,7 +78,7 @@ class Trainer:
         samples_from = self.val_set if self.val_set is not None else self.train_set
         self._sample_batch = (fixed_sample_batch(samples_from, cfg.train.num_samples, self.to_device)
                               if self.ranks.is_main else None)
-        self.evaluation = Evaluation(cfg, self.ranks, self.method, val_set, self.steps_per_epoch, self.schedulers)
+        self.evaluation = Evaluation(cfg, self.ranks, self.method, val_set, self.schedule, self.schedulers)
         every = cfg.train.snapshot_every
         self.snapshot_every = max(1, round(self.total_epochs / SNAPSHOTS_PER_RUN)) if every is None else every
         self.footprint = Footprint.of(self.method, cfg.train, self.schedule, self.snapshot_every)
@@ -157,7 +155,8 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self.info(self.footprint.describe(self.cfg.train.keep))
             self.footprint.check_disk(self.out)
-            self.metrics = self.folder.begin(self.cfg, p.step, p.epoch, self.schedule)
+            self.metrics = self.folder.begin(self.cfg, p.step, p.epoch, self.schedule,
+                                             distributed.describe(self.ranks, self.device))
         self.window.reset(first_step=p.step + 1)
         self.checkpoints.last_asked_step = p.step
         self.method.train()
@@ -191,6 +190,8 @@ class Trainer:
                                 self._flush_window()
                             if is_due(p.step, tc.sample_every):
                                 self.save_samples()
+                            if is_due(p.step, tc.val_every):
+                                self.evaluation.pixels(p, self.metrics)
                             if is_due(p.step, tc.save_every):
                                 self.save(checkpoint_name(p.step), background=True)
                         if p.position >= self.sampler.per_replica:
@@ -200,6 +201,8 @@ class Trainer:
                 self._flush_window()
                 self.save_samples()
                 final = self.save_current()
+                if not (self._stop_requested or self._stop_agreed):  # after the checkpoint: its RNG state stands
+                    self.evaluation.at_end(p, self.metrics)
             finally:
                 self.checkpoints.wait()
                 self.bar.close()

@@ -273,3 +273,17 @@ def test_a_script_that_keeps_its_trainer_exits_when_done(paired_dir, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").is_file()
+
+
+def test_every_run_ends_with_its_validation_figures_and_says_why_fid_is_missing(paired_dir, tmp_path):
+    from helpers import TINY_PIX2PIX
+
+    from img2img.training.run_folder import RunFolder
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(paired_dir), "--out", str(out), *TINY_PIX2PIX, "--max-steps", "4",
+                 "--val-every", "2", "--fid-every", "0"]) == 0
+    rows = [r for r in RunFolder(out).metrics() if r.kind == "eval"]
+    assert [r.step for r in rows] == [2, 4]
+    assert all(0 <= r.values["val_ssim"] <= 1 and r.values["val_l1"] > 0 for r in rows)
+    assert rows[-1].values["fid_note"].startswith("not measured: 2 validation images, fewer than the 50")

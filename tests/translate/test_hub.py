@@ -121,6 +121,23 @@ def test_the_card_states_only_the_metrics_the_run_measured(hub, tmp_path):
     assert "model-index" not in silent and "recorded no validation metrics" in silent
 
 
+def test_the_card_says_which_way_where_it_started_what_it_trained_on_and_no_server_path(tmp_path):
+    import dataclasses
+
+    from img2img.training.publish import Validation, model_card
+
+    cfg = new_run_config("pix2pix")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/srv/img2img/data/maps", domain_a="aerial",
+                                                            domain_b="map"),
+                              train=dataclasses.replace(cfg.train, init_from="/srv/img2img/models/maps/model.pt"))
+    found = Validation(600, {"val_l1": 0.1, "val_psnr": 20.0, "val_ssim": 0.5})
+    card = model_card(cfg, "someone/tiny", ["AtoB"], 600, found, None, None, [], 20, trained_on="cpu")
+    assert "aerial → map" in card and "↔" not in card and "github.com/" not in card
+    assert "Started from the trained model `model.pt`" in card and "- Trained on: cpu." in card
+    assert "--data maps" in card and "--init-from model.pt" in card and "/srv/" not in card
+    assert "{type: ssim, value: 0.5, name: SSIM at step 600}" in card
+
+
 def test_a_push_to_a_branch_leaves_main_alone(hub, tmp_path):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=dict(netG="unet_32", ngf=8))
     assert main(["push", "--checkpoint", str(checkpoint), "--repo", "someone/tiny"]) == 0
