@@ -48,8 +48,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, train_set: Dataset | None = None, val_set: Dataset | None = None,
                  resuming: bool = False, starting: StartingModel | None = None) -> None:
-        """`resuming`: a checkpoint will be loaded (`load_state_dict`), so the trained model the
-        config starts from (`train.init_from`) is not; `starting`: that model, if loaded already."""
+        """`resuming`: a checkpoint will be loaded, not `train.init_from`'s model (`starting`, if loaded)."""
         cfg, train_set, val_set = prepare_run(cfg, train_set, val_set)
         self.cfg = cfg
         self.out = Path(cfg.train.out)

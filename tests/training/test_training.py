@@ -44,7 +44,9 @@ def test_zero_intervals_mean_never_rather_than_a_crash(paired_dir, tmp_path):
     rc = main(["train", "--data", str(paired_dir), "--out", str(out), "--max-steps", "5", "--log-every", "0",
                "--sample-every", "0", "--save-every", "0", *flags])
     assert rc == 0
-    assert [int(r["step"]) for r in csv.DictReader(open(out / "metrics.csv"))] == [4, 5]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["step"]) for r in rows if r["kind"] == "train"] == [4, 5]
+    assert [int(r["step"]) for r in rows if r["kind"] == "eval"] == [5]  # the run's end: its val figures
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000005.png"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
         "epoch_0001_step_0000004.pt", "latest.pt", "step_0000005.pt"]
