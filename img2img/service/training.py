@@ -264,7 +264,9 @@ def model_facts(watch: RunWatch) -> tuple[tuple[str, str], ...]:
     """The model card's lines about a run: its state and checkpoint, its newest losses, its best
     validation scores."""
     view = watch.view
-    facts = [("training run", f"{view.name} ({view.state}), {view.checkpoint.name}")]
+    served = load_checkpoint(view.checkpoint, mmap=True).get("progress", {}).get("step", "?")
+    facts = [("training run", f"{view.name} ({view.state}); the translator serves {view.checkpoint.name}, "
+                              f"from step {served}")]
     if watch.losses:
         last_step = watch.losses[-1]["step"]
         losses = ", ".join(f"{r['loss']} {r['value']:.3f}" for r in watch.losses if r["step"] == last_step)

@@ -237,15 +237,9 @@ def onnx_metadata(path: Path) -> dict[str, str]:
 
 
 def int8_cache_path(checkpoint: Path, checkpoint_sha: str, direction: Direction, batch_norm: str) -> Path:
-    """Beside the checkpoint, named by its content, or in the user's cache where the checkpoint's
-    folder is not writable (a shared or read-only model folder) or is the Hugging Face Hub's
-    cache (whose snapshot folders hold only what the repo holds)."""
-    from huggingface_hub import constants
-
+    """In img2img's cache (`IMG2IMG_CACHE`, default ~/.cache/img2img), named by the checkpoint's
+    content: never in a model's or a run's folder, which hold what their owners put there."""
     name = f"{checkpoint.stem}.{checkpoint_sha[:16]}.{direction}.{batch_norm}.int8.onnx"
-    in_hub_cache = checkpoint.resolve().is_relative_to(Path(constants.HF_HUB_CACHE).resolve())
-    if os.access(checkpoint.parent, os.W_OK) and not in_hub_cache:
-        return checkpoint.parent / name
     return Path(os.environ.get("IMG2IMG_CACHE") or Path.home() / ".cache" / "img2img") / "int8" / name
 
 

@@ -220,7 +220,7 @@ def test_an_export_cannot_be_pushed_with_training_state(hub, tmp_path, capsys):
     assert "holds no training state" in capsys.readouterr().err
 
 
-def test_a_hub_models_int8_cache_stays_out_of_the_hub_cache(hub, tmp_path, monkeypatch):
+def test_a_hub_models_int8_cache_is_in_img2imgs_cache_not_the_hubs(hub, tmp_path, monkeypatch):
     from img2img.translate.precision import int8_cache_path
 
     monkeypatch.setenv("IMG2IMG_CACHE", str(tmp_path / "img2img_cache"))
@@ -230,7 +230,7 @@ def test_a_hub_models_int8_cache_stays_out_of_the_hub_cache(hub, tmp_path, monke
                                             calibration=make_calibration(tmp_path))
     path = translator.onnx["AtoB"].path
     assert path.is_relative_to(tmp_path / "img2img_cache") and not path.is_relative_to(tmp_path / "hub_cache")
-    assert int8_cache_path(tmp_path / "model.pt", "0" * 64, "AtoB", "image").parent == tmp_path
+    assert int8_cache_path(tmp_path / "model.pt", "0" * 64, "AtoB", "image").parent == tmp_path / "img2img_cache" / "int8"
 
 
 def make_calibration(tmp_path) -> Path:

@@ -2,7 +2,9 @@
 int8 cache, `auto`'s quality gate, and the int8 export."""
 import json
 import logging
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -34,8 +36,17 @@ def calibration_dir(tmp_path):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """img2img's cache, where int8 models live, of this test's own."""
+    monkeypatch.setenv("IMG2IMG_CACHE", str(tmp_path / "img2img_cache"))
+
+
 def int8_files(folder):
-    return sorted(folder.glob("*.int8.onnx"))
+    """The int8 models cached for the checkpoints in `folder`, found by their content."""
+    shas = {file_sha256(p)[:16] for p in folder.glob("*.pt")}
+    cache = Path(os.environ["IMG2IMG_CACHE"]) / "int8"
+    return sorted(f for f in cache.glob("*.int8.onnx") if f.name.split(".")[1] in shas)
 
 
 def test_each_precision_translates_close_to_fp32(tmp_path, calibration_dir):
@@ -54,7 +65,7 @@ def test_each_precision_translates_close_to_fp32(tmp_path, calibration_dir):
         assert 0 < difference.mean() < 12, reduced  # reduced, yet the same translation
 
 
-def test_int8_is_quantised_once_then_reused_from_beside_the_checkpoint(tmp_path, calibration_dir, monkeypatch):
+def test_int8_is_quantised_once_then_reused_from_img2imgs_cache(tmp_path, calibration_dir, monkeypatch):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
     Translator.from_checkpoint(checkpoint, device="cpu", precision="int8", calibration=calibration_dir)
     (cached,) = int8_files(tmp_path)
@@ -147,7 +158,7 @@ def test_auto_keeps_fp32_when_int8_fails_the_gate_and_says_so(tmp_path, calibrat
     reason = translator.precision_reason["AtoB"]
     assert reason.startswith("auto stays fp32: no reduced precision passed the gate (int8: ")
     assert reason in caplog.text
-    (record,) = tmp_path.glob("*.auto.json")
+    (record,) = (tmp_path / "img2img_cache" / "int8").glob("*.auto.json")
     assert json.loads(record.read_text())["precision"] == "fp32"
 
 
