@@ -81,7 +81,8 @@ def models_panel(page: Page, published_url: str | None) -> gr.Markdown:
         gr.Markdown("A model pushed with `img2img push` (model.safetensors and config.json; nothing is "
                     "unpickled): give its repo, optionally with a revision.")
         with gr.Row():
-            hub_repo = gr.Textbox(placeholder="user/name or user/name@revision", show_label=False, scale=4)
+            hub_repo = gr.Textbox(placeholder="user/name or user/name@revision", label="Hugging Face Hub model",
+                                  show_label=False, scale=4, elem_id="hub-repo")
             hub_button = gr.Button("Load", scale=1)
         hub_status = gr.Markdown(elem_id="hub-status")
         hub_button.click(add_from_hub, inputs=hub_repo, outputs=[page.model, page.direction, model_card, hub_status],

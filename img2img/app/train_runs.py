@@ -124,7 +124,14 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
     watched = [status, losses, fid, sample, log, seen]
     run.change(lambda name: on_poll(name, None), inputs=run, outputs=watched, show_progress="hidden", **private)
     run.input(lambda name: name, inputs=run, outputs=remembered, **private)
-    timer.tick(on_poll, inputs=[run, seen], outputs=watched, show_progress="hidden", **private)
+    def on_tick(name, seen):
+        """on_poll, and the run menu's states with it when anything changed: the menu says what
+        the status line says."""
+        drawn = on_poll(name, seen)
+        changed = drawn[-1] is not None and drawn[-1] != seen
+        return (*drawn, gr.Dropdown(choices=run_choices(service), value=name) if changed else gr.skip())
+
+    timer.tick(on_tick, inputs=[run, seen], outputs=[*watched, run], show_progress="hidden", **private)
     refresh.click(lambda name: gr.Dropdown(choices=run_choices(service), value=name), inputs=run, outputs=run,
                   **private)
     stop.click(on_stop, inputs=run, outputs=run, **private)

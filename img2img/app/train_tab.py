@@ -147,7 +147,7 @@ def preset_for(start_from: str, preset: str) -> str:
 def _field(setting):
     """A form field for one setting: blank means the default, as a flag left out."""
     spec = setting.spec
-    info = spec.help + (f" [{setting.used_by}]" if setting.used_by else "") + \
+    info = spec.help.replace("%%", "%") + (f" [{setting.used_by}]" if setting.used_by else "") + \
         (f" (default {setting.default_text})" if setting.default_text else "")
     if spec.kind is bool:
         return gr.Dropdown(choices=["", "on", "off"], value="", label=spec.flag, info=info)

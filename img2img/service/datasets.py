@@ -183,11 +183,13 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, show
 
 
 def _single_top_folder(folder: Path) -> Path:
-    """The dataset inside an unpacked zip: its one top folder when it has only that."""
-    entries = [p for p in folder.iterdir() if p.name not in IGNORED_NAMES and p.name not in IGNORED_FOLDERS]
-    if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in ("train", "trainA", "A"):
-        return entries[0]
-    return folder
+    """The dataset inside an unpacked zip: down through folders that hold only one folder
+    (`outer/inner/train/...`), to the first that holds more, or a split."""
+    while True:
+        entries = [p for p in folder.iterdir() if p.name not in IGNORED_NAMES and p.name not in IGNORED_FOLDERS]
+        if not (len(entries) == 1 and entries[0].is_dir() and entries[0].name not in ("train", "trainA", "A")):
+            return folder
+        folder = entries[0]
 
 
 def _check_images(folder: Path, shown: str, limits: Limits) -> None:

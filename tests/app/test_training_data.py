@@ -134,6 +134,12 @@ def test_a_good_upload_lands_in_uploads_with_its_report(tmp_path):
     assert [p.name for p in (tmp_path / "root" / "uploads").iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_zip_nested_folders_deep_is_found_inside_them(tmp_path):
+    zipped = zip_of(make_paired(tmp_path / "pairs", n_train=3), tmp_path / "deep.zip", prefix="outer/inner/")
+    name, report = DataRoot(tmp_path / "root").unpack(zipped, zipped.name)
+    assert name == "uploads/deep" and report.train_count == 3
+
+
 def test_names_that_lead_out_of_the_data_root_are_refused(tmp_path):
     outside = make_paired(tmp_path / "outside")
     root = tmp_path / "root"
