@@ -49,7 +49,9 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             preset = gr.Radio(choices=[(label, key) for key, label in PRESETS.items()],
                               value="finetune" if first_models else "quick", label="Preset", elem_id="train-preset")
             with gr.Row():
-                size = gr.Number(value=None, precision=0, label="Size (px; 0: the preset's)", elem_id="train-size")
+                size = gr.Number(value=None, precision=0, label=size_label(service.default_size(
+                    "pix2pix", "finetune" if first_models else "quick", first_models[0][1] if first_models else "")),
+                    elem_id="train-size")
                 length = gr.Number(value=None, precision=0, label="Length (0: the preset's)", elem_id="train-length")
                 unit = gr.Radio(choices=["steps", "epochs"], value="steps", label="Length in")
             fields = []
@@ -98,6 +100,12 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     def on_start_from(start_, preset_):
         return preset_for(start_, preset_)
 
+    def on_size_label(method_, preset_, start_, request: gr.Request):
+        try:
+            return gr.Number(label=size_label(service.default_size(method_, preset_, start_ or "", user_of(request))))
+        except Img2ImgError:
+            return gr.skip()
+
     def on_settings(request: gr.Request, name, method_, start_, preset_, size_, length_, unit_, *texts):
         if not name:
             return "Choose the data first; the command that the settings make appears here."
@@ -126,6 +134,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     method.input(on_method, inputs=[method, start_from, preset], outputs=[start_from, preset], **private)
     start_from.input(on_start_from, inputs=[start_from, preset], outputs=preset, **private)
     app.load(on_method, inputs=[method, start_from, preset], outputs=[start_from, preset], **private)
+    gr.on([method.change, preset.change, start_from.change], on_size_label, inputs=[method, preset, start_from],
+          outputs=size, show_progress="hidden", **private)
     plan_inputs = [data, method, start_from, preset, size, length, unit, *fields]
     gr.on([c.change for c in plan_inputs], on_settings, inputs=plan_inputs, outputs=command, show_progress="hidden",
           **private)
@@ -135,6 +145,10 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
 
 
 SCRATCH = "From scratch (random weights)"
+
+
+def size_label(default: int) -> str:
+    return f"Size (px; 0 or blank: {default})"
 
 
 def preset_for(start_from: str, preset: str) -> str:

@@ -202,7 +202,20 @@ class TrainingService:
             raise Img2ImgError(str(e)) from None
         check_settings(start.cfg)
         samples = train_samples(root, METHODS[method].dataset_kind)
-        return RunPlan(start.cfg, name, check_run(start.cfg, samples, self.run_limits, self.runs.runs_dir))
+        estimate = check_run(start.cfg, samples, self.run_limits, self.runs.runs_dir)
+        if preset == "custom":  # a short run still logs, draws and saves along the way
+            for setting, value in custom_intervals(estimate.total_steps).items():
+                if f"train.{setting}" not in settings:
+                    setattr(start.cfg.train, setting, value)
+        return RunPlan(start.cfg, name, estimate)
+
+    def default_size(self, method: str, preset: str, start_from: str = "", user: str | None = None) -> int:
+        """The training size that Size 0 means for these choices."""
+        if preset == "quick":
+            return QUICK[method][0]
+        if preset == "finetune" and start_from:
+            return fine_tune_length(method, self.starting.path(start_from, method, user))[0]
+        return max(DataConfig().crop_size)
 
     def start(self, plan: RunPlan, user: str | None = None) -> str:
         return self.runs.submit(plan.cfg, plan.name, user)
@@ -322,6 +335,15 @@ def preset_overrides(method: str, preset: str, starting: Path | None = None) -> 
             values.append(("method_config", "recipe", "paper"))
         return values
     return []
+
+
+def custom_intervals(total_steps: int) -> dict[str, int]:
+    """Log, sample-grid, checkpoint and validation intervals that show a run of `total_steps`
+    along the way: about 20 log rows and 6 grids, at most the CLI's defaults apart."""
+    grid = max(1, min(500, total_steps // 6))
+    return {"log_every": max(1, min(50, total_steps // 20)), "sample_every": grid,
+            "save_every": max(1, min(1000, total_steps // 6)),
+            "val_every": grid}
 
 
 def fine_tune_length(method: str, checkpoint: Path) -> tuple[int, int]:
