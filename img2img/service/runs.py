@@ -53,6 +53,7 @@ class RunView:
     total_epochs: int | None = None
     images_per_s: float | None = None
     eta_s: float | None = None
+    total_s: float | None = None  # the whole run at the speed measured so far
     command: str = ""
     error: str = ""
     queue_position: int | None = None
@@ -75,7 +76,7 @@ class RunView:
         if self.images_per_s and self.state in ("running", "stopping"):
             parts.append(f"{self.images_per_s:.2f} images/s")
             if self.eta_s is not None:
-                parts.append(f"about {_duration(self.eta_s)} left")
+                parts.append(f"about {_duration(self.eta_s)} left ({_duration(self.total_s)} in all on this machine)")
         if self.error:
             parts.append(f"{'why' if self.state in ('stopping', 'stopped') else 'error'}: {self.error}")
         return ", ".join(parts)
@@ -139,8 +140,10 @@ class RunViews:
             view.total_steps, view.total_epochs = status.total_steps, status.total_epochs
             if view.total_steps and status.steps_per_epoch:  # --max-steps may end it before the schedule
                 view.total_epochs = min(view.total_epochs, -(-view.total_steps // status.steps_per_epoch))
-            if view.total_steps and view.images_per_s:
-                view.eta_s = (view.total_steps - view.step) / (view.images_per_s / status.batch_size)
+            speed = status.speed or view.images_per_s
+            if view.total_steps and speed:
+                view.eta_s = (view.total_steps - view.step) / (speed / status.batch_size)
+                view.total_s = view.total_steps / (speed / status.batch_size)
         view.checkpoint = RunFolder(folder).checkpoint()
         return view
 

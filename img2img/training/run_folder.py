@@ -42,6 +42,9 @@ RowKind = Literal["train", "eval"]
 ROW_KEYS = ("step", "epoch", "kind")
 
 
+SPEED_WEIGHT = 0.2
+
+
 @dataclass
 class RunStatus:
     """What a run is doing, as its process last said. `starting` and `running` are claims: a
@@ -55,6 +58,9 @@ class RunStatus:
     steps_per_epoch: int | None = None
     batch_size: int = 1
     images_per_s: float | None = None
+    # images_per_s smoothed over the recent log windows (what an ETA should use): each window
+    # counts SPEED_WEIGHT, the windows before it the rest.
+    speed: float | None = None
     error: str = ""
     device: str = ""  # what it trains on, in words ("cpu", "cuda (NVIDIA H200), 8 ranks")
     pid: int = field(default_factory=os.getpid)
@@ -135,6 +141,10 @@ class RunFolder:
         """The status with `changes`, written, from this process (pid and host are its own)."""
         old = self._written or self.status()
         base = dataclasses.replace(old, pid=os.getpid(), host=socket.gethostname()) if old else RunStatus("starting")
+        rate = changes.get("images_per_s")
+        if "images_per_s" in changes:
+            changes["speed"] = None if rate is None else (
+                rate if base.speed is None else round(SPEED_WEIGHT * rate + (1 - SPEED_WEIGHT) * base.speed, 3))
         status = dataclasses.replace(base, **changes)
         self.write_status(status)
         return status

@@ -111,3 +111,14 @@ def test_a_run_past_its_process_memory_cap_fails_saying_out_of_memory(tmp_path):
     view = runs.view(name)
     assert view.state == "failed", view
     assert view.error == "out of memory: this run's process may take 1,500 MB (the app's --max-run-process-mb)"
+
+
+def test_the_eta_follows_the_recent_speed_smoothed_not_the_last_window(tmp_path):
+    runs = RunManager(tmp_path / "runs", max_runs=0)
+    name = runs.submit(tiny_run(tmp_path / "data", max_steps=1000), "smooth")
+    folder = RunFolder(runs.folder(name))
+    folder.update_status(state="running", step=100, total_steps=1000, batch_size=1, images_per_s=10.0)
+    folder.update_status(images_per_s=20.0)  # one fast window
+    assert folder.status().speed == 12.0
+    view = dataclasses.replace(runs.view(name), state="running")  # as the page shows a live one
+    assert view.eta_s == 900 / 12.0 and "about 75 s left (83 s in all on this machine)" in view.line()
