@@ -31,6 +31,22 @@ def shown_on_page(handler):
     return wrapped
 
 
+def in_place(on_refusal):
+    """A handler whose refusals the page shows where the person is looking: `on_refusal(line)`
+    gives the handler's outputs (the section's own status line with the reason, stale results
+    cleared, every control left as it was), and the server's log gets the line. No error badge."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapped(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except Img2ImgError as e:
+                logger.info(f"refused: {e}")
+                return on_refusal(str(e))
+        return wrapped
+    return decorate
+
+
 def stoppable(app: gr.Blocks, time_limit_s: float | None):
     """A handler made heavy work: on a worker thread, stopped at `time_limit_s`, when its client
     cancels, or when the client goes away (see service.serving.run_stoppable); the library's

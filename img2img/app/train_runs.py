@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import Img2ImgError
 from ..service.training import TrainingService
-from .glue import shown_on_page, user_of
+from .glue import in_place, user_of
 
 # The page asks the run folder for news this often; the training process is not involved.
 POLL_S = 2.0
@@ -88,28 +88,32 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
         return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), grid, watch.log_tail, signature)
 
-    @shown_on_page
+    def not_done(line: str, outputs: int = 1):
+        """A refused action: its reason in the section's status line, every control as it was."""
+        return (f"**Not done:** {line}", *[gr.skip()] * outputs)
+
+    @in_place(not_done)
     def on_stop(name, request: gr.Request):
         service.stop(name, user_of(request))
-        return gr.Dropdown(choices=run_choices(service), value=name)
+        return gr.skip(), gr.Dropdown(choices=run_choices(service), value=name)
 
-    @shown_on_page
+    @in_place(not_done)
     def on_resume(name, request: gr.Request):
         service.resume(name, user_of(request))
-        return gr.Dropdown(choices=run_choices(service), value=name)
+        return gr.skip(), gr.Dropdown(choices=run_choices(service), value=name)
 
-    @shown_on_page
+    @in_place(lambda line: not_done(line, 2))
     def on_delete(name, sure, request: gr.Request):
         if not sure:
             raise Img2ImgError("tick 'Yes, delete this run's folder' first")
         service.delete(name, user_of(request))
-        return gr.Dropdown(choices=run_choices(service), value=None), False
+        return gr.skip(), gr.Dropdown(choices=run_choices(service), value=None), False
 
 
-    @shown_on_page
+    @in_place(not_done)
     def on_download(name, kind, request: gr.Request):
         with request_folder() as folder:
-            return download.move_resource_to_block_cache(service.export(name, kind, folder, user_of(request)))
+            return gr.skip(), download.move_resource_to_block_cache(service.export(name, kind, folder, user_of(request)))
 
     def on_download_pt(name, request: gr.Request):
         return on_download(name, "pt", request)
@@ -134,24 +138,24 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
     timer.tick(on_tick, inputs=[run, seen], outputs=[*watched, run], show_progress="hidden", **private)
     refresh.click(lambda name: gr.Dropdown(choices=run_choices(service), value=name), inputs=run, outputs=run,
                   **private)
-    stop.click(on_stop, inputs=run, outputs=run, **private)
-    resume.click(on_resume, inputs=run, outputs=run, **private)
-    delete.click(on_delete, inputs=[run, confirm], outputs=[run, confirm], **private)
-    download_pt.click(on_download_pt, inputs=run, outputs=download, **heavy, **private)
-    download_onnx.click(on_download_onnx, inputs=run, outputs=download, **heavy, **private)
+    stop.click(on_stop, inputs=run, outputs=[status, run], **private)
+    resume.click(on_resume, inputs=run, outputs=[status, run], **private)
+    delete.click(on_delete, inputs=[run, confirm], outputs=[status, run, confirm], **private)
+    download_pt.click(on_download_pt, inputs=run, outputs=[status, download], **heavy, **private)
+    download_onnx.click(on_download_onnx, inputs=run, outputs=[status, download], **heavy, **private)
     app.load(on_load, inputs=remembered, outputs=run, **private)
 
     def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for) -> None:
-        @shown_on_page
+        @in_place(lambda line: not_done(line, 3))
         def on_use(name, request: gr.Request):
             path, facts = service.model_of(name, user_of(request))
             info = shelf.add_checkpoint(path, f"run {name}", facts)
             key = shelf.key(info)
             radio, card = directions_for(key)
             gr.Info(f"{name} is now in the model menu: translate with it in the Image tab.")
-            return gr.Dropdown(choices=shelf.choices(), value=key), radio, card
+            return gr.skip(), gr.Dropdown(choices=shelf.choices(), value=key), radio, card
 
-        use.click(on_use, inputs=run, outputs=[model, direction, model_card], **private)
+        use.click(on_use, inputs=run, outputs=[status, model, direction, model_card], **private)
 
 
     return SimpleNamespace(run=run, remembered=remembered, use_in=use_in)

@@ -9,7 +9,7 @@ import gradio as gr
 from ..errors import Img2ImgError
 from ..methods import METHODS
 from ..service.training import PRESETS, SECTION_TITLES, TrainingService
-from .glue import shown_on_page, stoppable, user_of
+from .glue import in_place, stoppable, user_of
 from .train_runs import run_choices, runs_section
 
 
@@ -73,6 +73,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     heavy_work = stoppable(app, time_limit_s)
 
     @heavy_work
+    @in_place(lambda line: (gr.skip(), f"**Not used:** {line}", [], gr.skip()))
     def on_upload(file, request: gr.Request):
         if file is None:
             return gr.update(), gr.update(), gr.update(), gr.update()
@@ -81,6 +82,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
                 pictures_of(report_), report_.method)
 
     @heavy_work
+    @in_place(lambda line: (f"**Not inspected:** {line}", [], gr.skip()))
     def on_inspect(name, request: gr.Request):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
@@ -117,14 +119,14 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         return (f"This run will take {plan.estimate.describe()} (estimated from its settings).\n\nThe same run "
                 "from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
 
-    @shown_on_page
+    @in_place(lambda line: (gr.skip(), gr.skip(), f"**Not started:** {line}"))
     def on_start(request: gr.Request, name, method_, start_, preset_, size_, length_, unit_, *texts):
         if not name:
             raise Img2ImgError("choose a data folder, or upload a zip, first")
         plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts), start_ or "",
                             user_of(request))
         started = service.start(plan, user_of(request))
-        return gr.Dropdown(choices=run_choices(service), value=started), started
+        return gr.Dropdown(choices=run_choices(service), value=started), started, gr.skip()
 
 
     private = {"api_visibility": "private"}
@@ -139,7 +141,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     plan_inputs = [data, method, start_from, preset, size, length, unit, *fields]
     gr.on([c.change for c in plan_inputs], on_settings, inputs=plan_inputs, outputs=command, show_progress="hidden",
           **private)
-    start.click(on_start, inputs=plan_inputs, outputs=[runs.run, runs.remembered], **private)
+    start.click(on_start, inputs=plan_inputs, outputs=[runs.run, runs.remembered, command], **private)
     app.load(lambda: gr.Dropdown(choices=service.data.datasets()), outputs=data, **private)
     return runs.use_in
 
