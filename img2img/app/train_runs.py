@@ -86,7 +86,9 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         loss_frame, eval_frame = curves(watch.losses, "loss"), curves(evals, "metric")
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
-        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), grid, watch.log_tail, signature)
+        heading = "Newest sample grid" + (f", per image: {' | '.join(watch.sample_columns)}" if watch.sample_columns else "")
+        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), gr.Image(value=grid, label=heading),
+                watch.log_tail, signature)
 
     def not_done(line: str, outputs: int = 1):
         """A refused action: its reason in the section's status line, every control as it was."""

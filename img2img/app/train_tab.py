@@ -8,7 +8,8 @@ import gradio as gr
 
 from ..errors import Img2ImgError
 from ..methods import METHODS
-from ..service.training import PRESETS, SECTION_TITLES, TrainingService
+from ..service.runs import same_settings
+from ..service.training import PRESETS, SECTION_TITLES, TrainingService, default_size
 from .glue import in_place, stoppable, user_of
 from .train_runs import run_choices, runs_section
 
@@ -40,18 +41,18 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         with gr.Group():
             gr.Markdown("### 2. Settings")
             first_models = service.starting.offered("pix2pix")
+            first_start = first_models[0][1] if first_models else ""
             with gr.Row():
                 method = gr.Dropdown(choices=list(METHODS), value="pix2pix", label="Method", elem_id="train-method")
                 start_from = gr.Dropdown(choices=[(SCRATCH, ""), *first_models],
-                                         value=first_models[0][1] if first_models else "", label="Start from",
+                                         value=first_start, label="Start from",
                                          info="a trained model: minutes of fine-tuning on a CPU give what hours "
                                          "from scratch cannot", elem_id="train-start-from")
             preset = gr.Radio(choices=[(label, key) for key, label in PRESETS.items()],
-                              value="finetune" if first_models else "quick", label="Preset", elem_id="train-preset")
+                              value=preset_for(first_start, "quick"), label="Preset", elem_id="train-preset")
             with gr.Row():
-                size = gr.Number(value=None, precision=0, label=size_label(service.default_size(
-                    "pix2pix", "finetune" if first_models else "quick", first_models[0][1] if first_models else "")),
-                    elem_id="train-size")
+                size = gr.Number(value=None, precision=0, elem_id="train-size", label=size_label(
+                    default_size(service.starting, "pix2pix", preset_for(first_start, "quick"), first_start)))
                 length = gr.Number(value=None, precision=0, label="Length (0: the preset's)", elem_id="train-length")
                 unit = gr.Radio(choices=["steps", "epochs"], value="steps", label="Length in")
             fields = []
@@ -104,7 +105,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
 
     def on_size_label(method_, preset_, start_, request: gr.Request):
         try:
-            return gr.Number(label=size_label(service.default_size(method_, preset_, start_ or "", user_of(request))))
+            return gr.Number(label=size_label(default_size(service.starting, method_, preset_, start_ or "",
+                                                           user_of(request))))
         except Img2ImgError:
             return gr.skip()
 
@@ -126,7 +128,11 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         plan = service.plan(name, method_, preset_, size_, length_, unit_, values_of(texts), start_ or "",
                             user_of(request))
         started = service.start(plan, user_of(request))
-        return gr.Dropdown(choices=run_choices(service), value=started), started, gr.skip()
+        twins = same_settings(service.list_runs(), started)
+        said = f"Started {service.runs.view(started).line()}." + (
+            f" The same settings are already queued or training as {', '.join(twins)}: stop one if that was a "
+            "second click." if twins else "")
+        return gr.Dropdown(choices=run_choices(service), value=started), started, said
 
 
     private = {"api_visibility": "private"}

@@ -38,6 +38,7 @@ class TrainingMethod:
 
     # Set where a step draws on the host (what a captured CUDA graph would freeze): the reason.
     host_draws: ClassVar[str] = ""
+    sample_columns: ClassVar[tuple[str, ...]] = ()  # what the sample grid's columns show, for people
 
     def __init__(self, spec: MethodSpec, model: ModelConfig, config: Any, train: TrainConfig,
                  device: torch.device, speed: SpeedConfig) -> None:

@@ -34,6 +34,8 @@ class LabCodec(PixelCodec):
 
 
 class Colorization(Pix2Pix):
+    sample_columns = ("grey input", "output", "original")
+
     def sample(self, batch):
         """Per photo: grey input | output | original."""
         lightness, colour = batch["A"], batch["B"]

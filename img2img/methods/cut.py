@@ -152,6 +152,8 @@ class CUT(AdversarialMethod):
                     for qi, ki in zip(q, k))
         return total / len(q)
 
+    sample_columns = ("A", "G(A)", "B", "G(B), how close to identity")
+
     def sample(self, batch):
         """Per image: A | G(A) | B | G(B) (the last shows how close to identity G stays on B)."""
         real_a, real_b = batch["A"], batch["B"]

@@ -167,6 +167,9 @@ class CycleGAN(AdversarialMethod):
                                                   real_first=True)
         return {name: 0.5 * (loss_real + loss_fake) for name, (loss_real, loss_fake) in losses.items()} | logs
 
+    # Two rows per image: A first, then B.
+    sample_columns = ("real", "translated", "translated back", "identity")
+
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self.eval_forward(self.netG_A, real_a)

@@ -94,6 +94,8 @@ class Pix2Pix(AdversarialMethod):
         if buffers:  # instance norm has none, and the foreach kernels refuse an empty list
             torch._foreach_copy_(buffers, list(self.netG.buffers()))
 
+    sample_columns = ("input", "output", "target")
+
     def sample(self, batch):
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self.translate(real_a)

@@ -30,7 +30,7 @@ from ..config import RunConfig
 from ..errors import Img2ImgError
 from ..files import atomic_write_text
 from ..log import logger
-from ..methods import equivalent_command
+from ..methods import METHODS, equivalent_command
 from ..training.run_folder import RunFolder, RunStatus, process_alive
 from .run_limits import TrainingLimits, runs_past_disk_budget
 
@@ -90,6 +90,7 @@ class RunWatch:
     losses: list[dict] = field(default_factory=list)  # {"step", "loss", "value"}
     evaluations: list[dict] = field(default_factory=list)  # {"step", "metric", "value"}
     sample: Path | None = None
+    sample_columns: tuple[str, ...] = ()  # what the grid's columns show
     log_tail: str = ""
 
 
@@ -158,6 +159,11 @@ class RunViews:
             else:
                 watch.evaluations += [{"step": row.step, "metric": k, "value": v} for k, v in numbers.items()]
         watch.sample = run.newest_sample()
+        if watch.sample is not None:
+            try:
+                watch.sample_columns = METHODS[run.config().method].training.sample_columns
+            except Img2ImgError:  # no config.json (yet)
+                pass
         watch.log_tail = "\n".join(log_tail(run.path / LOG_FILE, log_lines))
         return watch
 
@@ -424,6 +430,15 @@ def live_pids(folder: Path, record: dict) -> set[int]:
     if status is not None and status.claims_to_run and run.process_alive(status):
         pids.add(status.pid)
     return pids - {None}
+
+
+def same_settings(views: list[RunView], name: str) -> list[str]:
+    """The other runs, queued or training, that train exactly what run `name` does."""
+    def settings(view: RunView) -> str:
+        return view.command.rsplit(" --out ", 1)[0]
+    mine = next(v for v in views if v.name == name)
+    return [v.name for v in views if v.name != name and v.state in ("queued", "running", "stopping")
+            and settings(v) == settings(mine)]
 
 
 def check_queue(queued_owners: list[str | None], owner: str | None, limits: TrainingLimits) -> None:

@@ -209,13 +209,6 @@ class TrainingService:
                     setattr(start.cfg.train, setting, value)
         return RunPlan(start.cfg, name, estimate)
 
-    def default_size(self, method: str, preset: str, start_from: str = "", user: str | None = None) -> int:
-        """The training size that Size 0 means for these choices."""
-        if preset == "quick":
-            return QUICK[method][0]
-        if preset == "finetune" and start_from:
-            return fine_tune_length(method, self.starting.path(start_from, method, user))[0]
-        return max(DataConfig().crop_size)
 
     def start(self, plan: RunPlan, user: str | None = None) -> str:
         return self.runs.submit(plan.cfg, plan.name, user)
@@ -335,6 +328,16 @@ def preset_overrides(method: str, preset: str, starting: Path | None = None) -> 
             values.append(("method_config", "recipe", "paper"))
         return values
     return []
+
+
+def default_size(starting: StartingModels, method: str, preset: str, start_from: str = "",
+                 user: str | None = None) -> int:
+    """The training size that Size 0 means for these choices."""
+    if preset == "quick":
+        return QUICK[method][0]
+    if preset == "finetune" and start_from:
+        return fine_tune_length(method, starting.path(start_from, method, user))[0]
+    return max(DataConfig().crop_size)
 
 
 def custom_intervals(total_steps: int) -> dict[str, int]:
