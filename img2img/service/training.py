@@ -341,12 +341,11 @@ def default_size(starting: StartingModels, method: str, preset: str, start_from:
 
 
 def custom_intervals(total_steps: int) -> dict[str, int]:
-    """Log, sample-grid, checkpoint and validation intervals that show a run of `total_steps`
-    along the way: about 20 log rows and 6 grids, at most the CLI's defaults apart."""
+    """Log, sample-grid and validation intervals that show a run of `total_steps` along the way:
+    about 20 log rows and 6 grids, at most the CLI's defaults apart. (Checkpoints keep
+    --save-every: a full one each grid would cost a short run more than its training.)"""
     grid = max(1, min(500, total_steps // 6))
-    return {"log_every": max(1, min(50, total_steps // 20)), "sample_every": grid,
-            "save_every": max(1, min(1000, total_steps // 6)),
-            "val_every": grid}
+    return {"log_every": max(1, min(50, total_steps // 20)), "sample_every": grid, "val_every": grid}
 
 
 def fine_tune_length(method: str, checkpoint: Path) -> tuple[int, int]:

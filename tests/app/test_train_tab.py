@@ -193,3 +193,89 @@ def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_pa
             browser.close()
             app.close()
             service.runs.close()
+
+
+def bundled_samples_as_pairs(root: Path) -> Path:
+    """The bundled model's card samples (aerial | its map | the true map, 256 px each) as a paired
+    folder of aerial | true map: data the model was made for, small enough for a test."""
+    from PIL import Image
+
+    from helpers import BUNDLED
+
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        for sample in sorted((BUNDLED.parent / "samples").glob("sample_*.jpg")):
+            with Image.open(sample) as triplet:
+                pair = Image.new("RGB", (512, 256))
+                pair.paste(triplet.crop((0, 0, 256, 256)), (0, 0))
+                pair.paste(triplet.crop((512, 0, 768, 256)), (256, 0))
+                pair.save(root / split / f"{sample.stem}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_browser_starts_from_the_bundled_model_and_refuses_a_bad_upload_in_place(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from helpers import BUNDLED
+
+    from img2img.training.run_folder import RunFolder
+
+    bundled_samples_as_pairs(tmp_path / "data" / "maps")
+    models = tmp_path / "models" / "maps_aerial2map"
+    models.mkdir(parents=True)
+    for name in ("model.pt", "README.md"):  # the bundled model as the app's models folder holds it
+        (models / name).symlink_to(BUNDLED.parent / name)
+    (tmp_path / "broken.zip").write_bytes(b"not a zip at all")
+    service = TrainingService(tmp_path / "data", tmp_path / "runs", models_dir=tmp_path / "models")
+    service.runs.start_scheduler(0.5)
+    app, url = launch(tmp_path / "models", tmp_path, training=service)
+    shots = screenshot_dir(tmp_path)
+    steps = {"model.ndf": "16", "data.num_workers": "0", "train.device": "cpu"}
+    with playwright.sync_playwright() as p:
+        browser = open_browser(p, tmp_path)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_role("tab", name="Train").click()
+            # A refused upload: its reason where the data section shows its report, nothing else broken.
+            page.locator("#train-upload input[type=file]").set_input_files(str(tmp_path / "broken.zip"))
+            page.locator("#train-report").get_by_text("Not used: broken.zip: not a zip file").wait_for(timeout=60_000)
+            assert page.locator(".error").count() == 0  # no red badge anywhere
+            page.screenshot(path=str(shots / "train_refused_upload.png"), full_page=True)
+            page.locator("#train-data input").click()
+            page.locator("#train-data input").fill("maps")
+            page.keyboard.press("ArrowDown")
+            page.keyboard.press("Enter")
+            page.locator("#train-report").get_by_text("3 pairs").first.wait_for(timeout=60_000)
+            start_from = page.locator("#train-start-from")
+            assert "maps_aerial2map" in start_from.inner_text() or "maps_aerial2map" in start_from.locator(
+                "input").input_value()
+            page.get_by_label("Custom: the length below").check()
+            page.locator("#train-length input").fill("10")
+            page.locator("#train-all-settings").get_by_text("All settings").click()
+            page.get_by_text("model (fixed once trained)", exact=True).click()
+            page.get_by_label("--ndf").fill("16")
+            page.get_by_text("data", exact=True).click()
+            page.get_by_label("--num-workers").fill("0")
+            page.locator("#train-command").get_by_text("--init-from").wait_for(timeout=30_000)
+            page.locator("#train-start").click()
+            page.locator("#train-status").get_by_text("finished").wait_for(timeout=240_000)
+            page.screenshot(path=str(shots / "train_started_from_the_bundled_model.png"), full_page=True)
+        finally:
+            browser.close()
+            app.close()
+    # The same run from scratch, through the API: after the same 10 steps it is much further off.
+    scratch = service.plan("maps", "pix2pix", "custom", 256, 10, "steps", {**steps, "model.netG": "unet_256",
+                                                                           "model.ngf": "32", "model.norm": "instance"})
+    name = service.start(scratch)
+    deadline = time.monotonic() + 240
+    while service.runs.view(name).state != "finished":
+        assert time.monotonic() < deadline, service.runs.view(name)
+        time.sleep(0.5)
+    service.runs.close()
+    l1 = {}
+    for run in service.list_runs():
+        rows = [r for r in RunFolder(tmp_path / "runs" / run.name).metrics() if r.kind == "eval"]
+        l1[run.name] = rows[-1].values["val_l1"]
+    started, fresh = l1["maps_pix2pix"], l1[name]
+    assert started < 0.6 * fresh, l1
