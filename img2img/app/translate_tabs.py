@@ -87,6 +87,9 @@ def image_tab(page: Page, examples_dir) -> None:
                      api_name="translate", **page.heavy).success(
             lambda before, after: (before, after), inputs=[image_in, image_out], outputs=slider,
             api_visibility="private")
+        # Another model or direction: the old result (and what made it) no longer describes the page.
+        gr.on([page.model.change, page.direction.change], lambda: (None, "", None), outputs=[image_out, details, slider],
+              show_progress="hidden", api_visibility="private")
         examples = service.examples(examples_dir)
         if examples:
             gr.Examples([[str(p)] for p in examples[:8]], inputs=image_in)
