@@ -59,7 +59,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
         # Below the translator: what the model is, and more models.
         model_card = models_panel(page, published_url)
         if use_in is not None:
-            use_in(service.shelf, model, direction, model_card, lambda key: directions_for(page, key))
+            use_in(service.shelf, model, direction, model_card, lambda key: directions_for(page, key), service.prepare)
         training_api(app, training, page.heavy, serving.time_limit_s)
     app.queue(max_size=serving.max_queue, default_concurrency_limit=serving.max_concurrent)
     app.workdir = workdir  # its lifetime is the app's

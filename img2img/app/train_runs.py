@@ -147,15 +147,20 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
     download_onnx.click(on_download_onnx, inputs=run, outputs=[status, download], **heavy, **private)
     app.load(on_load, inputs=remembered, outputs=run, **private)
 
-    def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for) -> None:
+    def use_in(shelf, model: gr.Dropdown, direction: gr.Radio, model_card: gr.Markdown, directions_for,
+               prepare) -> None:
+        """`prepare(key)`: load the model in the background (its precision chosen) before its first use."""
         @in_place(lambda line: not_done(line, 3))
         def on_use(name, request: gr.Request):
             path, facts = service.model_of(name, user_of(request))
             info = shelf.add_checkpoint(path, f"run {name}", facts)
             key = shelf.key(info)
             radio, card = directions_for(key)
+            prepare(key)
             gr.Info(f"{name} is now in the model menu: translate with it in the Image tab.")
-            return gr.skip(), gr.Dropdown(choices=shelf.choices(), value=key), radio, card
+            return (f"**{name}** is in the translator's model menu. Preparing it for this machine (on a CPU: its ONNX "
+                    "export, and int8 measured against fp32, about a minute); a translation started before that "
+                    "waits for it.", gr.Dropdown(choices=shelf.choices(), value=key), radio, card)
 
         use.click(on_use, inputs=run, outputs=[status, model, direction, model_card], **private)
 

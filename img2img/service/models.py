@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..errors import Img2ImgError
 from ..io.readers import list_images
+from ..log import logger
 from ..persist.hub import SCHEME as HUB_SCHEME
 from ..translate.catalog import (
     ModelInfo,
@@ -162,6 +163,17 @@ class AppModels:
             return info, self.cache.get(info.path)
         except Img2ImgError as e:
             raise ServiceError(f"{self.shelf.key(info)} cannot be loaded: {visitor_message(e, info.path)}") from None
+
+    def prepare(self, model: str) -> None:
+        """Load `model` (on the CPU: its ONNX export, and under --precision auto its int8 model
+        made and measured against fp32, about a minute for a U-Net 256) in the background, so
+        that its first translation does not pay for it; that translation waits for it instead."""
+        def load() -> None:
+            try:
+                self.cache.get(self.resolve(model).path)
+            except Img2ImgError as e:
+                logger.warning(f"warning: preparing {model}: {e}")
+        threading.Thread(target=load, name="img2img-prepare", daemon=True).start()
 
     def preload(self) -> Translator | None:
         """Load the default model (on the CPU, also its ONNX export) before the first request."""
