@@ -35,9 +35,11 @@ CARD_METRICS = {"fid": "FID", "kid": "KID", "val_l1": "L1", "val_psnr": "PSNR", 
 
 @dataclass
 class Validation:
-    """The run's validation results at a step: {column: value}, e.g. fid_AtoB, val_l1."""
+    """The run's validation results at a step: {column: value}, e.g. fid_AtoB, val_l1; and why a
+    figure is missing, where the run said (`fid_note`)."""
     step: int
     values: dict[str, float]
+    fid_note: str = ""
 
 
 def validation_results(run: Path, step: int) -> Validation | None:
@@ -48,7 +50,7 @@ def validation_results(run: Path, step: int) -> Validation | None:
             break
         values = {k: v for k, v in row.values.items() if isinstance(v, float) and _metric(k)}
         if row.kind == "eval" and values:
-            found = Validation(row.step, values)
+            found = Validation(row.step, values, str(row.values.get("fid_note", "")))
     return found
 
 
@@ -112,6 +114,8 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
     else:
         lines += ["", f"Validation at step {validation.step} (the run's own metrics.csv): "
                   + ", ".join(f"{k} {v:.4g}" for k, v in validation.values.items()) + "."]
+        if validation.fid_note:
+            lines += ["", f"FID and KID: {validation.fid_note}."]
     if sample:
         lines += ["", f"![samples: input, output, target]({sample})"]
     lines += ["", "## Use it", "", "```bash", "pip install img2img",

@@ -239,3 +239,18 @@ def make_calibration(tmp_path) -> Path:
     for i in range(4):
         random_image(np.random.default_rng(i), 32, 32).save(folder / f"{i}.png")
     return folder
+
+
+def test_a_pushed_runs_card_states_the_validation_figures_the_run_ended_with(hub, tmp_path):
+    from helpers import TINY_PIX2PIX, make_paired
+
+    data = make_paired(tmp_path / "data", n_train=4, n_val=2)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY_PIX2PIX, "--max-steps", "3"]) == 0
+    assert main(["push", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "latest.pt"), "--repo",
+                 "someone/run"]) == 0
+    card = hub.repos["someone/run"][hub.refs["someone/run"]["main"]]["README.md"].decode()
+    metadata = card.split("---")[1]
+    for name in ("l1", "psnr", "ssim"):
+        assert f"{{type: {name}, value: " in metadata and "at step 3}" in metadata
+    assert "fid" not in metadata and "- Trained on: cpu." in card and "A → B" in card
+    assert "FID and KID: not measured: 2 validation images, fewer than the 50 FID needs" in card
