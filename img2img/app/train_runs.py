@@ -23,13 +23,25 @@ def curves(rows: list[dict], name: str) -> pd.DataFrame:
                          "value": pd.Series([r["value"] for r in rows], dtype="float64")})
 
 
-def plot(frame: pd.DataFrame, name: str):
-    """A curve plot's update: hidden while there is nothing to draw, and with its legend's names
-    each time (the plot keeps the colour scale of the first data it drew, so a first empty frame
+def plot(frame: pd.DataFrame, name: str, kind=gr.LinePlot):
+    """A plot's update: hidden while there is nothing to draw, and with its legend's names each
+    time (the plot keeps the colour scale of the first data it drew, so a first empty frame
     would leave every later line without a colour)."""
     if frame.empty:
-        return gr.LinePlot(visible=False)
-    return gr.LinePlot(value=frame, visible=True, colors_in_legend=sorted(frame[name].unique()))
+        return kind(visible=False)
+    return kind(value=frame, visible=True, colors_in_legend=sorted(frame[name].unique()))
+
+
+def validation_line(evaluations: list[dict]) -> str:
+    """The newest validation figures in words: "; val L1 9.9, PSNR 21.5 dB, SSIM 0.648 at step 8"."""
+    if not evaluations:
+        return ""
+    step = evaluations[-1]["step"]
+    newest = {r["metric"]: r["value"] for r in evaluations if r["step"] == step}
+    words = [f"{name} {newest[key]:.4g}{unit}" for key, name, unit in (
+        ("val_l1", "val L1", ""), ("val_psnr", "PSNR", " dB"), ("val_ssim", "SSIM", ""),
+        ("fid_AtoB", "FID", ""), ("fid_BtoA", "FID B→A", "")) if key in newest]
+    return f"; {', '.join(words)} at step {step}" if words else ""
 
 
 def run_choices(service: TrainingService) -> list[tuple[str, str]]:
@@ -53,10 +65,13 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
             confirm = gr.Checkbox(label="Yes, delete this run's folder", value=False, elem_id="train-confirm")
             delete = gr.Button("Delete", size="sm", variant="stop", elem_id="train-delete")
         with gr.Row():
+            # Steps are whole; values read best in their own digits (not "10.000000").
+            axes = {"x_axis_format": "d", "y_axis_format": "~g"}
             losses = gr.LinePlot(x="step", y="value", color="loss", title="Losses", height=260, visible=False,
-                                 elem_id="train-losses")
-            fid = gr.LinePlot(x="step", y="value", color="metric", title="Validation (FID, KID)", height=260,
-                              visible=False, elem_id="train-fid")
+                                 elem_id="train-losses", **axes)
+            # Points: an evaluation or two is already a chart.
+            fid = gr.ScatterPlot(x="step", y="value", color="metric", title="Validation (FID, KID)", height=260,
+                                 visible=False, elem_id="train-fid", **axes)
         sample = gr.Image(label="Newest sample grid", type="filepath", interactive=False, elem_id="train-sample")
         log = gr.Textbox(label="End of the log", lines=8, max_lines=8, interactive=False, elem_id="train-log")
         with gr.Row():
@@ -81,13 +96,13 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         except Img2ImgError as e:
             return str(e), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         v = watch.view
-        text = v.line() + (f"\n\n`{v.command}`" if v.command else "")
+        text = v.line() + validation_line(watch.evaluations) + (f"\n\n`{v.command}`" if v.command else "")
         evals = [r for r in watch.evaluations if r["metric"] in ("fid", "kid")]
         loss_frame, eval_frame = curves(watch.losses, "loss"), curves(evals, "metric")
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
         heading = "Newest sample grid" + (f", per image: {' | '.join(watch.sample_columns)}" if watch.sample_columns else "")
-        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric"), gr.Image(value=grid, label=heading),
+        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric", gr.ScatterPlot), gr.Image(value=grid, label=heading),
                 watch.log_tail, signature)
 
     def not_done(line: str, outputs: int = 1):
