@@ -102,8 +102,8 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
         heading = "Newest sample grid" + (f", per image: {' | '.join(watch.sample_columns)}" if watch.sample_columns else "")
-        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric", gr.ScatterPlot), gr.Image(value=grid, label=heading),
-                watch.log_tail, signature)
+        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric", gr.ScatterPlot),
+                gr.Image(value=grid, label=heading), watch.log_tail, signature)
 
     def not_done(line: str, outputs: int = 1):
         """A refused action: its reason in the section's status line, every control as it was."""
