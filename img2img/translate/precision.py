@@ -29,8 +29,10 @@ from ..log import logger
 from ..methods import METHODS
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-META_PRECISION, META_CHECKPOINT, META_CALIBRATION = (
-    "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration")
+META_PRECISION, META_CHECKPOINT, META_CALIBRATION, META_RECIPE = (
+    "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration", "img2img.int8_recipe")
+# How int8 models are made, recorded in each: a cached one made otherwise is made again.
+INT8_RECIPE = "qdq-per-channel, transposed convolutions as phase convolutions, image-side layers in float"
 CALIBRATION_IMAGES = 32
 GATE_IMAGES = 8
 MEASURE_SECONDS = 1.0
@@ -181,10 +183,11 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
     onnxruntime fuses each quantised convolution into an integer one: weights per output channel
     (int8, 7 bits: AVX2's u8 x s8 multiply-add saturates at 8, onnxruntime's `reduce_range`
     case), activations per tensor (uint8) from the 99.999th percentile of their values over
-    `inputs`. What stays float, each measured on a CycleGAN ResNet (benchmarks/LOG.md): the
-    convolution that reads the image and the one that writes it (keeping them took the mean
-    difference from 3.1 to 0.6 output levels), and transposed convolutions, which onnxruntime
-    does not fuse into integer kernels (quantised, they added error and no speed)."""
+    `inputs`. Transposed convolutions arrive as ordinary ones (translate.phase_conv: onnxruntime
+    has no integer ConvTranspose). What stays float, measured on a CycleGAN ResNet
+    (benchmarks/LOG.md): the layer that reads the image and the one that writes it (keeping them
+    took the mean difference from 3.1 to 0.6 output levels); a rewritten layer is several Conv
+    nodes under one module name, all kept."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -204,8 +207,10 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         # ONNX keeps nodes in topological order: the first and last convolutions touch the image.
         convolutions = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
+        image_side = {convolutions[0].rpartition("/")[0], convolutions[-1].rpartition("/")[0]}  # their modules
+        kept = [name for name in convolutions if name.rpartition("/")[0] in image_side]
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                        nodes_to_exclude=[convolutions[0], convolutions[-1]], per_channel=True, reduce_range=True,
+                        nodes_to_exclude=kept, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.Percentile)
         model = onnx.load(str(tmp))
@@ -271,12 +276,13 @@ def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
     """The generator exported as fp32 ONNX (in a scratch folder) and quantised into `path`, with
     the export's metadata and the int8 keys."""
     from .onnx_graph import export_generator
+    from .phase_conv import rewrite_transposed
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
-        fp32 = export_generator(generator, cfg, direction, Path(work) / "fp32.onnx", batch_norm)
+        fp32 = export_generator(rewrite_transposed(generator), cfg, direction, Path(work) / "fp32.onnx", batch_norm)
         metadata = onnx_metadata(fp32) | {META_PRECISION: "int8", META_CHECKPOINT: checkpoint_sha,
-                                          META_CALIBRATION: calibration_key}
+                                          META_CALIBRATION: calibration_key, META_RECIPE: INT8_RECIPE}
         return quantize_int8(fp32, path, inputs, metadata)
 
 
@@ -295,6 +301,8 @@ def _stale(path: Path, recorded: Path, sha: str, direction: Direction, calibrati
         return "the cached file was made from another checkpoint"
     if meta.get(META_CALIBRATION) != calibration_key:
         return f"calibrated on {meta.get(META_CALIBRATION)}, not {calibration_key}"
+    if meta.get(META_RECIPE) != INT8_RECIPE:
+        return "made by an older recipe"
     return None
 
 
