@@ -46,8 +46,8 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
                 method = gr.Dropdown(choices=list(METHODS), value="pix2pix", label="Method", elem_id="train-method")
                 start_from = gr.Dropdown(choices=[(SCRATCH, ""), *first_models],
                                          value=first_start, label="Start from",
-                                         info="a trained model: minutes of fine-tuning on a CPU give what hours "
-                                         "from scratch cannot", elem_id="train-start-from")
+                                         info="a trained model: on a CPU, a run started from one is ahead of one "
+                                         "from scratch (docs/app.md)", elem_id="train-start-from")
             preset = gr.Radio(choices=[(label, key) for key, label in PRESETS.items()],
                               value=preset_for(first_start, "quick"), label="Preset", elem_id="train-preset")
             with gr.Row():

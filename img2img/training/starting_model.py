@@ -1,6 +1,6 @@
 """Starting a run from a trained model (`img2img train --init-from MODEL`) instead of from random
-weights: on a CPU, minutes of fine-tuning a trained generator give what hours from scratch
-cannot.
+weights: on a CPU, such a run is ahead of the same one from scratch at every point of it
+(benchmarks/RESULTS.md, "Starting from a trained model").
 
 MODEL is a checkpoint or safetensors model (a file or its folder), a run folder (its best.pt,
 else latest.pt), `hf://user/name[@revision]`, or a published model's name (`img2img pretrained
