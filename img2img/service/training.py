@@ -52,11 +52,15 @@ PRESETS = {
     "custom": "Custom: the length below",
 }
 # "Fine-tune": a run that starts from a trained model, at the model's own training size, sized
-# to FINE_TUNE_SECONDS on this CPU: seconds per step of each method's default networks (ngf 64)
-# at 256 px, the quick look's measurements below scaled by (256 / their size)^2; a narrower or
-# smaller model takes about (ngf / 64)^2 x (size / 256)^2 of it.
+# to FINE_TUNE_SECONDS on this 2-core CPU (benchmarks/LOG.md, "Fine-tune preset"). Seconds per
+# step at 256 px: `img2img bench --model M --size 256 --steps 3 --warmup 1` for each method's
+# default networks (ngf 64), scaled by (ngf / 64)^2 x (size / 256)^2; but never below what a
+# real `img2img train` step of the bundled model's network took (U-Net 256, ngf 32: 0.26 s with
+# data loading, 2 threads), where the convolutions no longer dominate.
 FINE_TUNE_SECONDS = 300
-BENCH_SECONDS_PER_STEP_256 = {"pix2pix": 1.72, "cyclegan": 25.4, "cut": 13.1, "fastcut": 7.5, "colorization": 1.72}
+BENCH_SECONDS_PER_STEP_256 = {"pix2pix": 0.424, "colorization": 0.374, "fastcut": 3.73, "cut": 4.19,
+                              "cyclegan": 5.41}
+BUNDLED_SECONDS_PER_STEP_256 = 0.26
 # "Quick look": (crop size, steps) per method, sized to train about 5 minutes on the 2-core CPU
 # of benchmarks/LOG.md ("Issue 50"): `img2img bench --model M --size S --steps 5` measured
 # 0.43 s/step for pix2pix at 128 px; at 64 px 1.59 s for CycleGAN, 1.15 s CUT, 0.55 s FastCUT.
@@ -350,10 +354,12 @@ def custom_intervals(total_steps: int) -> dict[str, int]:
 
 def fine_tune_length(method: str, checkpoint: Path) -> tuple[int, int]:
     """(size, steps) of the fine-tune preset from `checkpoint`: the model's own training size, and
-    the steps of about FINE_TUNE_SECONDS on this CPU (see BENCH_SECONDS_PER_STEP_256)."""
+    the steps of about FINE_TUNE_SECONDS on this CPU (see BENCH_SECONDS_PER_STEP_256): 1,150 for
+    the bundled maps model."""
     cfg = checkpoint_config(load_checkpoint(checkpoint, mmap=True))
     size = max(cfg.data.crop_size)
-    seconds = BENCH_SECONDS_PER_STEP_256[method] * (cfg.model.ngf / 64) ** 2 * (size / 256) ** 2
+    seconds = max(BENCH_SECONDS_PER_STEP_256[method] * (cfg.model.ngf / 64) ** 2,
+                  BUNDLED_SECONDS_PER_STEP_256) * (size / 256) ** 2
     return size, max(10, int(FINE_TUNE_SECONDS / seconds) // 10 * 10)
 
 
