@@ -156,8 +156,9 @@ class RunViews:
             if row.kind == "train":
                 watch.losses += [{"step": row.step, "loss": k, "value": v} for k, v in numbers.items()
                                  if k not in ("lr", "images_per_s")]
-            else:
-                watch.evaluations += [{"step": row.step, "metric": k, "value": v} for k, v in numbers.items()]
+            else:  # the figures, not the seconds they took
+                watch.evaluations += [{"step": row.step, "metric": k, "value": v} for k, v in numbers.items()
+                                      if not k.startswith("seconds")]
         watch.sample = run.newest_sample()
         if watch.sample is not None:
             try:
