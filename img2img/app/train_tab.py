@@ -103,6 +103,15 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
     def on_start_from(start_, preset_):
         return preset_for(start_, preset_)
 
+    def on_preset(method_, start_, preset_, request: gr.Request):
+        """The quick look starts from scratch; fine-tuning from the first model offered, if none was chosen."""
+        if preset_ == "quick":
+            return ""
+        if preset_ == "finetune" and not start_:
+            offered = service.starting.offered(method_, user_of(request))
+            return offered[0][1] if offered else gr.skip()
+        return gr.skip()
+
     def on_size_label(method_, preset_, start_, request: gr.Request):
         try:
             return gr.Number(label=size_label(default_size(service.starting, method_, preset_, start_ or "",
@@ -136,17 +145,22 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
 
 
     private = {"api_visibility": "private"}
-    upload.upload(on_upload, inputs=upload, outputs=[data, report, thumbs, method], **heavy, **private)
-    inspect_button.click(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private)
-    data.input(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private)
+    plan_inputs = [data, method, start_from, preset, size, length, unit, *fields]
+    # The command box follows every choice, and each new data report (a chosen folder's change
+    # alone did not reach it).
+    show_command = {"fn": on_settings, "inputs": plan_inputs, "outputs": command, "show_progress": "hidden", **private}
+    upload.upload(on_upload, inputs=upload, outputs=[data, report, thumbs, method], **heavy, **private).then(
+        **show_command)
+    inspect_button.click(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private).then(
+        **show_command)
+    data.input(on_inspect, inputs=data, outputs=[report, thumbs, method], **heavy, **private).then(**show_command)
     method.input(on_method, inputs=[method, start_from, preset], outputs=[start_from, preset], **private)
     start_from.input(on_start_from, inputs=[start_from, preset], outputs=preset, **private)
+    preset.input(on_preset, inputs=[method, start_from, preset], outputs=start_from, **private)
     app.load(on_method, inputs=[method, start_from, preset], outputs=[start_from, preset], **private)
     gr.on([method.change, preset.change, start_from.change], on_size_label, inputs=[method, preset, start_from],
           outputs=size, show_progress="hidden", **private)
-    plan_inputs = [data, method, start_from, preset, size, length, unit, *fields]
-    gr.on([c.change for c in plan_inputs], on_settings, inputs=plan_inputs, outputs=command, show_progress="hidden",
-          **private)
+    gr.on([c.change for c in plan_inputs], **show_command)
     start.click(on_start, inputs=plan_inputs, outputs=[runs.run, runs.remembered, command], **private)
     app.load(lambda: gr.Dropdown(choices=service.data.datasets()), outputs=data, **private)
     return runs.use_in

@@ -321,6 +321,8 @@ def preset_overrides(method: str, preset: str, starting: Path | None = None) -> 
     """(section, setting, value) of a preset; the fine-tune preset sized for `starting`."""
     if preset in ("quick", "finetune"):
         size, steps = fine_tune_length(method, starting) if preset == "finetune" else QUICK[method]
+        if preset == "quick" and starting is not None:  # a trained model fixes its network's size
+            size = fine_tune_length(method, starting)[0]
         # A checkpoint and val figures at each sample grid: what "Use in the translator" serves is
         # what was shown.
         return [("data", "size", size), ("data", "load_size", _load_size(size)), ("train", "max_steps", steps),
