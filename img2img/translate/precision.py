@@ -32,12 +32,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 META_PRECISION, META_CHECKPOINT, META_CALIBRATION, META_RECIPE = (
     "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration", "img2img.int8_recipe")
 # How int8 models are made, recorded in each: a cached one made otherwise is made again.
-INT8_RECIPE = "qdq-per-channel, transposed convolutions as phase convolutions, first and last 3 layers in float"
-# Layers next to the output kept in float (the output layer among them). The bundled maps U-Net
-# with its decoder quantised (benchmarks/LOG.md, "Issue 64"): keeping the last 1, 2, 3 or 4 in
-# float gave a mean of 1.93, 1.23, 0.78, 0.63 output levels and a 99.9th percentile of 17.8,
-# 15.8, 13.3, 11.8 against fp32; the gate (mean <= 1, 99.9th <= 16) first holds at 3.
-FLOAT_OUTPUT_LAYERS = 3
+INT8_RECIPE = "qdq-per-channel, transposed convolutions as phase convolutions, float layers chosen by the gate"
+META_FLOAT_LAYERS = "img2img.int8_float_output_layers"
+# How many layers next to the output may stay in float, tried in turn: the fewest whose int8
+# model keeps the held-out images within the gate is kept. The bundled maps U-Net with its
+# decoder quantised (benchmarks/LOG.md, "Issue 64"): keeping the last 1, 2, 3 or 4 in float gave
+# a mean of 1.93, 1.23, 0.78, 0.63 output levels and a 99.9th percentile of 17.8, 15.8, 13.3,
+# 11.8; the gate first holds at 3. Each kept layer near the output is one of the most expensive.
+FLOAT_OUTPUT_LAYER_CHOICES = (1, 2, 3, 4)
 CALIBRATION_IMAGES = 32
 GATE_IMAGES = 8
 MEASURE_SECONDS = 1.0
@@ -183,7 +185,8 @@ def generator_in_channels(generator: torch.nn.Module) -> int:
 
 # --- int8 --------------------------------------------------------------------------------------
 
-def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata: dict[str, str]) -> Path:
+def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata: dict[str, str],
+                  float_output_layers: int = 1) -> Path:
     """A static int8 copy of an fp32 ONNX generator, written atomically, in QDQ form so that
     onnxruntime fuses each quantised convolution into an integer one: weights per output channel
     (int8, 7 bits: AVX2's u8 x s8 multiply-add saturates at 8, onnxruntime's `reduce_range`
@@ -191,8 +194,8 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
     `inputs`. Transposed convolutions arrive as ordinary ones (translate.phase_conv: onnxruntime
     has no integer ConvTranspose). What stays float: the layer that reads the image (on a
     CycleGAN ResNet, keeping it and the output layer took the mean difference from 3.1 to 0.6
-    output levels) and the FLOAT_OUTPUT_LAYERS nearest the output; a rewritten layer is several
-    Conv nodes under one module name, all kept."""
+    output levels) and the `float_output_layers` nearest the output; a rewritten layer is
+    several Conv nodes under one module name, all kept."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -213,7 +216,7 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
         # ONNX keeps nodes in topological order: the first and last convolutions touch the image.
         convolutions = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
         layers = list(dict.fromkeys(name.rpartition("/")[0] for name in convolutions))  # modules, in order
-        in_float = {layers[0], *layers[-FLOAT_OUTPUT_LAYERS:]}
+        in_float = {layers[0], *layers[-float_output_layers:]}
         kept = [name for name in convolutions if name.rpartition("/")[0] in in_float]
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                         nodes_to_exclude=kept, per_channel=True, reduce_range=True,
@@ -270,26 +273,44 @@ def cached_int8(checkpoint: Path | str, generator: torch.nn.Module, cfg: RunConf
         return path
     if path.exists():
         logger.warning(f"{path.name}: {problem}; quantising again")
-    inputs, _ = split_for_gate(calibration())
-    write_int8(generator, cfg, direction, batch_norm, path, inputs, sha, calibration_key)
+    inputs, held_out = split_for_gate(calibration())
+    write_int8(generator, cfg, direction, batch_norm, path, inputs, sha, calibration_key, held_out)
     atomic_write_text(recorded, file_sha256(path) + "\n")
     logger.info(f"{checkpoint.name}: int8 {direction} generator calibrated on {len(inputs)} images of {calibration_key}, cached as {path}")
     return path
 
 
 def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction, batch_norm: str, path: Path,
-               inputs: list[np.ndarray], checkpoint_sha: str, calibration_key: str) -> Path:
-    """The generator exported as fp32 ONNX (in a scratch folder) and quantised into `path`, with
-    the export's metadata and the int8 keys."""
+               inputs: list[np.ndarray], checkpoint_sha: str, calibration_key: str,
+               held_out: list[np.ndarray] | tuple = ()) -> Path:
+    """The generator exported as fp32 ONNX (in a scratch folder), its transposed convolutions
+    rewritten, and quantised into `path`, with the export's metadata and the int8 keys. The
+    fewest layers next to the output stay in float that keep `held_out` within the gate
+    (FLOAT_OUTPUT_LAYER_CHOICES in turn; the last where none does, for `auto` to refuse)."""
+    import onnxruntime as ort
+
     from .onnx_graph import export_generator
     from .phase_conv import rewrite_transposed
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    parameter = next(generator.parameters())
+    with torch.no_grad():
+        references = [generator(torch.from_numpy(x).to(parameter)).float().cpu().numpy() for x in held_out]
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         fp32 = export_generator(rewrite_transposed(generator), cfg, direction, Path(work) / "fp32.onnx", batch_norm)
-        metadata = onnx_metadata(fp32) | {META_PRECISION: "int8", META_CHECKPOINT: checkpoint_sha,
-                                          META_CALIBRATION: calibration_key, META_RECIPE: INT8_RECIPE}
-        return quantize_int8(fp32, path, inputs, metadata)
+        for float_layers in FLOAT_OUTPUT_LAYER_CHOICES:
+            metadata = onnx_metadata(fp32) | {META_PRECISION: "int8", META_CHECKPOINT: checkpoint_sha,
+                                              META_CALIBRATION: calibration_key, META_RECIPE: INT8_RECIPE,
+                                              META_FLOAT_LAYERS: str(float_layers)}
+            quantize_int8(fp32, path, inputs, metadata, float_layers)
+            if not held_out:
+                break
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            levels = np.concatenate([difference_levels(r, session.run(None, {"image": x})[0])
+                                     for x, r in zip(held_out, references)])
+            if not GATE.failures(float(levels.mean()), float(np.percentile(levels, 99.9)), GATE.min_speedup):
+                break
+        return path
 
 
 def _stale(path: Path, recorded: Path, sha: str, direction: Direction, calibration_key: str) -> str | None:
