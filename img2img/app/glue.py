@@ -20,15 +20,14 @@ def refusal(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def _as_gradio_error(line: str):
+    raise gr.Error(line, print_exception=False)
+
+
 def shown_on_page(handler):
-    """The library's errors as Gradio errors: one line on the page, and in an API client."""
-    @functools.wraps(handler)
-    def wrapped(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except Img2ImgError as e:
-            raise refusal(str(e)) from None
-    return wrapped
+    """The library's errors as Gradio errors: one line on the page, and in an API client (and in
+    the server's log, see `in_place`)."""
+    return in_place(_as_gradio_error)(handler)
 
 
 def in_place(on_refusal):

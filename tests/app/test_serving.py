@@ -5,7 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cpu_rate, launch, nifti_header_only, npy_header_only, png_header_only, random_image, tiff_planes_header
+from helpers import (
+    cancel_when_busy,
+    cpu_rate,
+    launch,
+    nifti_header_only,
+    npy_header_only,
+    png_header_only,
+    random_image,
+    tiff_planes_header,
+)
 
 from img2img.app.main import main as serve
 from img2img.app.page import build_app
@@ -66,18 +75,7 @@ def test_a_cancelled_translation_stops_and_the_cpu_goes_idle(served, tmp_path):
     random_image(np.random.default_rng(0), 4000, 4000).save(image, compress_level=1)
     client = Client(served, verbose=False)
     job = client.submit(handle_file(str(image)), "tiny.pt", "AtoB", api_name="/translate")
-
-    from gradio_client.utils import Status
-
-    deadline = time.monotonic() + 60
-    # The upload is in and the event is running (a cancel during the upload would be the
-    # client's own), and its tiles are busy.
-    while job.status().code != Status.PROCESSING or cpu_rate(0.5) < 0.3:
-        assert time.monotonic() < deadline and not job.done()
-    job.cancel()
-    cancelled = time.monotonic()
-    while cpu_rate(0.5) > 0.15:
-        assert time.monotonic() - cancelled < 5, "still busy 5 s after the cancel"
+    cancel_when_busy(job, "the tiles")
 
 
 @pytest.mark.slow

@@ -237,3 +237,18 @@ def cpu_rate(seconds: float) -> float:
     start, wall = time.process_time(), time.perf_counter()
     time.sleep(seconds)
     return (time.process_time() - start) / (time.perf_counter() - wall)
+
+
+def cancel_when_busy(job, what: str = "the work") -> None:
+    """Cancel a gradio_client job once its event runs and keeps this process busy (a cancel
+    during the upload would be the client's own), then wait for the process to go idle: under
+    0.15 of a core within 5 s."""
+    from gradio_client.utils import Status
+
+    deadline = time.monotonic() + 60
+    while job.status().code != Status.PROCESSING or cpu_rate(0.5) < 0.3:
+        assert time.monotonic() < deadline and not job.done()
+    job.cancel()
+    cancelled = time.monotonic()
+    while cpu_rate(0.5) > 0.15:
+        assert time.monotonic() - cancelled < 5, f"{what}: still busy 5 s after the cancel"
