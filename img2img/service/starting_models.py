@@ -13,7 +13,8 @@ from .runs import RunManager
 
 
 class StartingModels:
-    """`models_dir`: the app's models (None: none); `runs`: the runs, whose owners' may start others."""
+    """`models_dir`: the app's models (None: none); `runs`: the runs, from which their owners (and
+    admins) may start others."""
 
     def __init__(self, models_dir: Path | str | None, runs: RunManager) -> None:
         self.models_dir = Path(models_dir) if models_dir else None
@@ -31,8 +32,11 @@ class StartingModels:
                     offered.append((f"{info.name}: {info.method}, {info.size} px ({info.path.name})",
                                     f"model:{info.path.relative_to(self.models_dir)}"))
         for view in self.runs.runs():
-            owner = self.runs._read(view.name).get("owner")
-            if view.checkpoint is None or (user is not None and owner not in (None, user)):
+            if view.checkpoint is None:
+                continue
+            try:
+                self.runs.check_owner(view.name, user, "start from")  # its owner's, or an admin's
+            except Img2ImgError:
                 continue
             try:
                 run_method = RunFolder(self.runs.folder(view.name)).config().method

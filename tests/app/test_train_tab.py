@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gradio_client import Client
-from helpers import chromium_path, compare_states, launch, make_paired, open_browser, random_image, screenshot_dir
+from helpers import BUNDLED, chromium_path, compare_states, launch, make_paired, open_train_tab, random_image, screenshot_dir
 
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService
@@ -145,11 +145,8 @@ def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_pa
     app, url = launch(tmp_path / "no_models", tmp_path, training=service)
     shots = screenshot_dir(tmp_path)
     with playwright.sync_playwright() as p:
-        browser = open_browser(p, tmp_path)
+        browser, page = open_train_tab(p, tmp_path, url)
         try:
-            page = browser.new_page()
-            page.goto(url)
-            page.get_by_role("tab", name="Train").click()
             page.locator("#train-upload input[type=file]").set_input_files(str(upload))
             report = page.locator("#train-report")
             report.get_by_text("A|B images side by side").wait_for(timeout=60_000)
@@ -200,8 +197,6 @@ def bundled_samples_as_pairs(root: Path) -> Path:
     folder of aerial | true map: data the model was made for, small enough for a test."""
     from PIL import Image
 
-    from helpers import BUNDLED
-
     for split in ("train", "val"):
         (root / split).mkdir(parents=True)
         for sample in sorted((BUNDLED.parent / "samples").glob("sample_*.jpg")):
@@ -216,8 +211,6 @@ def bundled_samples_as_pairs(root: Path) -> Path:
 @pytest.mark.slow
 def test_browser_starts_from_the_bundled_model_and_refuses_a_bad_upload_in_place(tmp_path):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    from helpers import BUNDLED
-
     from img2img.training.run_folder import RunFolder
 
     bundled_samples_as_pairs(tmp_path / "data" / "maps")
@@ -232,11 +225,8 @@ def test_browser_starts_from_the_bundled_model_and_refuses_a_bad_upload_in_place
     shots = screenshot_dir(tmp_path)
     steps = {"model.ndf": "16", "data.num_workers": "0", "train.device": "cpu"}
     with playwright.sync_playwright() as p:
-        browser = open_browser(p, tmp_path)
+        browser, page = open_train_tab(p, tmp_path, url)
         try:
-            page = browser.new_page()
-            page.goto(url)
-            page.get_by_role("tab", name="Train").click()
             # A refused upload: its reason where the data section shows its report, nothing else broken.
             page.locator("#train-upload input[type=file]").set_input_files(str(tmp_path / "broken.zip"))
             page.locator("#train-report").get_by_text("Not used: broken.zip: not a zip file").wait_for(timeout=60_000)

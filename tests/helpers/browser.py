@@ -24,3 +24,12 @@ def open_browser(p, tmp_path):
         viewport={"width": 1280, "height": 1300},
         args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
               "--disable-component-update", "--disable-sync"])
+
+
+def open_train_tab(p, tmp_path, url: str):
+    """(the browser, a page on the app's Train tab)."""
+    browser = open_browser(p, tmp_path)
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    return browser, page
