@@ -23,13 +23,26 @@ def curves(rows: list[dict], name: str) -> pd.DataFrame:
                          "value": pd.Series([r["value"] for r in rows], dtype="float64")})
 
 
-def plot(frame: pd.DataFrame, name: str, kind=gr.LinePlot):
-    """A plot's update: hidden while there is nothing to draw, and with its legend's names each
-    time (the plot keeps the colour scale of the first data it drew, so a first empty frame
-    would leave every later line without a colour)."""
+# The log box keeps its newest line in view: Gradio's autoscroll follows only a box already
+# scrolled to its end, and a first tail of 15 lines in 8 opens at the top.
+SCROLL_LOG_TO_END = """() => requestAnimationFrame(() => {
+    const box = document.querySelector('#train-log textarea');
+    if (box) box.scrollTop = box.scrollHeight;
+})"""
+
+
+def plot(frame: pd.DataFrame, name: str, chart: gr.LinePlot | gr.ScatterPlot):
+    """A chart's update: hidden while there is nothing to draw, its first step drawn as points (a
+    line needs two, and Vega draws nothing for one), and with its legend's names each time (the
+    chart keeps the colour scale of the first data it drew, so a first empty frame would leave
+    every later line without a colour)."""
+    kind = type(chart)
     if frame.empty:
         return kind(visible=False)
-    return kind(value=frame, visible=True, colors_in_legend=sorted(frame[name].unique()))
+    data = chart.postprocess(frame)
+    if frame["step"].nunique() < 2:
+        data.mark = "point"
+    return kind(value=data.model_dump(), visible=True, colors_in_legend=sorted(frame[name].unique()))
 
 
 def validation_line(evaluations: list[dict]) -> str:
@@ -81,6 +94,7 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         remembered = gr.BrowserState(None, storage_key="img2img-train-run")
         timer = gr.Timer(POLL_S)
         seen = gr.State(None)  # the signature of the run folder last drawn
+    log.change(None, js=SCROLL_LOG_TO_END, api_visibility="private")
 
 
     def on_poll(name, seen):
@@ -102,7 +116,7 @@ def runs_section(app: gr.Blocks, service: TrainingService, request_folder, heavy
         # The grid is handed over as Gradio's copy: the runs folder itself is never served.
         grid = sample.move_resource_to_block_cache(watch.sample) if watch.sample else None
         heading = "Newest sample grid" + (f", per image: {' | '.join(watch.sample_columns)}" if watch.sample_columns else "")
-        return (text, plot(loss_frame, "loss"), plot(eval_frame, "metric", gr.ScatterPlot),
+        return (text, plot(loss_frame, "loss", losses), plot(eval_frame, "metric", fid),
                 gr.Image(value=grid, label=heading), watch.log_tail, signature)
 
     def not_done(line: str, outputs: int = 1):

@@ -24,6 +24,8 @@ HEAVY, LIVE = "heavy", "live"
 LIVE_SIDE = 256
 LIVE_INTERVAL_S = 0.05
 LIVE_TIME_LIMIT_S = 600
+PREPARING = ("Loading this model, once (on a CPU: its ONNX export, and int8 measured against fp32, about a "
+             "minute)…")
 
 
 @dataclass
@@ -62,10 +64,12 @@ def image_tab(page: Page, examples_dir) -> None:
     service = page.service
 
     async def translate(image: str | None, model: str | None = service.default_model, direction: str = "AtoB",
-                        request: gr.Request = None):
+                        progress=gr.Progress(), request: gr.Request = None):
         """The translation (a PNG file) and what made it."""
         if image is None:
             raise refusal("Upload an image, or take one with the webcam, first.")
+        if not service.ready(model):  # a model's first use: its export and int8 measurement take a minute
+            progress(None, desc=PREPARING)
         return await page.run_request(lambda folder: service.translate_image(image, model, direction, folder), request,
                                       lambda result: (image_out.move_resource_to_block_cache(result[0]), result[1]))
 

@@ -164,6 +164,13 @@ class AppModels:
         except Img2ImgError as e:
             raise ServiceError(f"{self.shelf.key(info)} cannot be loaded: {visitor_message(e, info.path)}") from None
 
+    def ready(self, model: str | None) -> bool:
+        """Whether `model` translates at once: loaded, and on a CPU its precision chosen."""
+        try:
+            return self.cache.has(self.resolve(model).path)
+        except ServiceError:
+            return True  # nothing to prepare: the translation itself says what is wrong
+
     def prepare(self, model: str) -> None:
         """Load `model` (on the CPU: its ONNX export, and under --precision auto its int8 model
         made and measured against fp32, about a minute for a U-Net 256) in the background, so

@@ -188,6 +188,12 @@ class TranslatorCache:
         self._loaded: dict[Path, tuple[int, Translator]] = {}
         self._lock = threading.Lock()
 
+    def has(self, path: Path | str) -> bool:
+        """Whether `path` is loaded as it is now on disk: a get() that costs nothing."""
+        path = Path(path)
+        cached = self._loaded.get(path)
+        return cached is not None and path.is_file() and cached[0] == path.stat().st_mtime_ns
+
     def get(self, path: Path | str) -> Translator:
         path = Path(path)  # a .pt file, or a Hub model's model.safetensors
         if not path.is_file():

@@ -1,3 +1,4 @@
+import os
 import re
 import shutil
 import sys
@@ -105,6 +106,24 @@ def test_each_tab_says_which_precision_served_it(tmp_path):
     for said in (details, status, rate):
         assert "int8 (onnxruntime) on cpu" in said
     assert build_parser().parse_args(["--precision", "int8"]).precision == "int8"
+
+
+def test_a_model_prepared_in_the_background_is_ready_and_a_rewritten_one_is_not(tmp_path):
+    from img2img.service.translation import TranslationService
+
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / "small.pt"
+    make_checkpoint("pix2pix", path, model=dict(netG="unet_32", ngf=8), size=32, load_size=32)
+    service = TranslationService(tmp_path / "models", tmp_path, device="cpu", precision="fp32")
+    assert not service.ready("small.pt")  # the Image tab says it is loading it
+    service.prepare("small.pt")
+    deadline = time.monotonic() + 60
+    while not service.ready("small.pt"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new checkpoint under the same name
+    assert not service.ready("small.pt")
 
 
 def test_large_uploads_are_tiled_and_say_so(models_dir, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ re-attaches to and a restarted server finds, Stop and Resume bit for bit, the ta
 endpoints refused without --allow-training, and the whole loop on the page."""
 import json
 import os
+import shutil
 import signal
 import time
 import zipfile
@@ -118,6 +119,18 @@ def test_a_reload_reattaches_and_a_restarted_server_finds_an_interrupted_run(dat
         app.close()
 
 
+def test_a_loss_chart_draws_its_first_step_as_points_and_later_ones_as_lines():
+    import gradio as gr
+
+    from img2img.app.train_runs import curves, plot
+
+    chart = gr.LinePlot(x="step", y="value", color="loss")
+    first = [{"step": 5, "loss": "G_GAN", "value": 1.0}, {"step": 5, "loss": "D_real", "value": 0.5}]
+    assert plot(curves(first, "loss"), "loss", chart).value["mark"] == "point"
+    later = first + [{"step": 10, "loss": "G_GAN", "value": 0.9}]
+    assert plot(curves(later, "loss"), "loss", chart).value["mark"] == "line"
+
+
 def test_without_allow_training_there_is_no_tab_and_the_endpoints_refuse(tmp_path):
     app, url = launch(tmp_path / "no_models", tmp_path)
     try:
@@ -147,7 +160,15 @@ def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_pa
     with playwright.sync_playwright() as p:
         browser, page = open_train_tab(p, tmp_path, url)
         try:
+            first = tmp_path / "first try.zip"
+            shutil.copy(upload, first)
+            page.locator("#train-upload input[type=file]").set_input_files(str(first))
+            command = page.locator("#train-command")
+            command.get_by_text("first_try").wait_for(timeout=60_000)
+            # A second upload: the report and the command box follow it.
+            page.locator("#train-upload button[aria-label='Clear']").click()
             page.locator("#train-upload input[type=file]").set_input_files(str(upload))
+            command.get_by_text("my_pictures").wait_for(timeout=60_000)
             report = page.locator("#train-report")
             report.get_by_text("A|B images side by side").wait_for(timeout=60_000)
             assert "train: 6 pairs" in report.inner_text() and "val: 2 pairs" in report.inner_text()
@@ -166,7 +187,6 @@ def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_pa
             page.get_by_label("--ndf").fill("8")
             page.get_by_text("data", exact=True).click()
             page.get_by_label("--num-workers").fill("0")
-            command = page.locator("#train-command")
             command.get_by_text("--num-workers 0").wait_for(timeout=30_000)
             assert "img2img train --model pix2pix --data" in command.inner_text()
             page.locator("#train-start").click()
@@ -177,6 +197,10 @@ def test_browser_uploads_trains_watches_and_translates_with_the_new_model(tmp_pa
             page.screenshot(path=str(shots / "train_run_in_progress.png"), full_page=True)
             status.get_by_text("finished").wait_for(timeout=90_000)
             assert "step 20/20" in status.inner_text()
+            # The log box shows its newest line, not the top of its tail.
+            page.wait_for_function("(() => { const box = document.querySelector('#train-log textarea'); return "
+                                   "box.scrollHeight > box.clientHeight && "
+                                   "box.scrollTop + box.clientHeight >= box.scrollHeight - 2; })()", timeout=10_000)
             page.locator("#train-use").click()
             page.wait_for_function("document.querySelector('#model-card').innerText.includes('training run')",
                                    timeout=30_000)
