@@ -54,23 +54,28 @@ REFERENCE_MODELS = {
                      {"D_real": "D_real", "D_fake": "D_fake", "G_GAN": "G_GAN", "G_L1": "G_L1"}),
     "cut": ("cut", "unaligned", {n: n for n in ("D_real", "D_fake", "G_GAN", "NCE", "NCE_Y")}),
     "fastcut": ("cut", "unaligned", {n: n for n in ("D_real", "D_fake", "G_GAN", "NCE")}),
+    "unsb": ("sb", "unaligned", {n: n for n in ("D_real", "D_fake", "E", "G_GAN", "SB", "NCE", "NCE_Y")}),
 }
 # Which reference codebase holds each method, and the flags that select it there.
-IMPLEMENTATIONS = {"pix2pix": "jz", "cyclegan": "jz", "colorization": "jz", "cut": "cut", "fastcut": "cut"}
-MODE_FLAGS = {"cut": ["--CUT_mode", "CUT"], "fastcut": ["--CUT_mode", "FastCUT"]}
+IMPLEMENTATIONS = {"pix2pix": "jz", "cyclegan": "jz", "colorization": "jz", "cut": "cut", "fastcut": "cut",
+                   "unsb": "unsb"}
+MODE_FLAGS = {"cut": ["--CUT_mode", "CUT"], "fastcut": ["--CUT_mode", "FastCUT"], "unsb": ["--mode", "sb"]}
 # Channels of A and B (colourisation: Lab's L in, ab out).
-CHANNELS = {"pix2pix": (3, 3), "cyclegan": (3, 3), "colorization": (1, 2), "cut": (3, 3), "fastcut": (3, 3)}
+CHANNELS = {"pix2pix": (3, 3), "cyclegan": (3, 3), "colorization": (1, 2), "cut": (3, 3), "fastcut": (3, 3),
+            "unsb": (3, 3)}
 # Our networks -> the reference's.
 NETWORKS = {"pix2pix": {"G": "G", "D": "D"}, "colorization": {"G": "G", "D": "D"},
             "cyclegan": {"G_A": "G_A", "G_B": "G_B", "D_A": "D_A", "D_B": "D_B"},
-            "cut": {"G": "G", "D": "D", "F": "F"}, "fastcut": {"G": "G", "D": "D", "F": "F"}}
+            "cut": {"G": "G", "D": "D", "F": "F"}, "fastcut": {"G": "G", "D": "D", "F": "F"},
+            "unsb": {"G": "G", "D": "D", "E": "E", "F": "F"}}
 # Our image pools -> the reference's.
 POOLS = {"pool_fake_a": "fake_A_pool", "pool_fake_b": "fake_B_pool"}
 OPTIMIZERS = {"pix2pix": {"G": "optimizer_G", "D": "optimizer_D"}, "colorization": {"G": "optimizer_G", "D": "optimizer_D"},
               "cyclegan": {"G": "optimizer_G", "D": "optimizer_D"},
               # Ours updates G and the patch heads with one Adam; per parameter, the same as two.
               "cut": {"G": "optimizer_G", "F": "optimizer_F", "D": "optimizer_D"},
-              "fastcut": {"G": "optimizer_G", "F": "optimizer_F", "D": "optimizer_D"}}
+              "fastcut": {"G": "optimizer_G", "F": "optimizer_F", "D": "optimizer_D"},
+              "unsb": {"G": "optimizer_G", "F": "optimizer_F", "D": "optimizer_D", "E": "optimizer_E"}}
 
 
 def import_reference(impl: str):
@@ -100,21 +105,64 @@ def import_reference(impl: str):
     return builder, importlib.import_module("models")
 
 
+def import_unsb():
+    """The UNSB code's option parser and `models` package (its packages share the other codebases'
+    names, so theirs are dropped from sys.modules first)."""
+    root = REFERENCE / "unsb"
+    for name in [n for n in sys.modules if n.split(".")[0] in ("bench_reference", "models", "options", "data", "util")]:
+        del sys.modules[name]
+    sys.path[:] = [str(root)] + [p for p in sys.path if Path(p).parent != REFERENCE]
+    return importlib.import_module("options.train_options").TrainOptions, importlib.import_module("models")
+
+
+def unsb_opt(size: int, extra: list[str]):
+    """UNSB's options from its own parser at its defaults, as its train.py parses them."""
+    train_options, _ = import_unsb()
+    argv, sys.argv = sys.argv, ["train.py", "--dataroot", "unused", "--name", "parity_unsb", "--checkpoints_dir",
+                                tempfile.mkdtemp(prefix="parity_unsb_"), "--batch_size", "1", "--load_size",
+                                str(size), "--crop_size", str(size), *extra]
+    try:
+        opt = train_options().gather_options()
+    finally:
+        sys.argv = argv
+    opt.isTrain, opt.gpu_ids, opt.device = True, [], torch.device("cpu")
+    return opt
+
+
+@contextlib.contextmanager
+def cuda_calls_stay_on_the_cpu():
+    """UNSB's sb_model.py calls .cuda() on its time-step tensors; here they stay where they are
+    (the files are not edited)."""
+    cuda = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = cuda
+
+
 def reference_model(method: str, size: int, seed: int, extra: list[str] = ()):
     """The reference's model at its defaults (or with `extra` flags of its own parser), built as
-    its train.py builds it (CUT's: its patch heads made by a first forward pass, then setup)."""
-    builder, models = import_reference(IMPLEMENTATIONS[method])
+    its train.py builds it (CUT's and UNSB's: their patch heads made by a first forward pass,
+    then setup)."""
     torch.manual_seed(seed)
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-        # The builder names the aligned or unaligned dataset; a later --dataset_mode wins.
-        opt = builder.build_reference_opt(REFERENCE_MODELS[method][0], 1, size, torch.device("cpu"),
-                                          ["--dataset_mode", REFERENCE_MODELS[method][1], *MODE_FLAGS.get(method, []), *extra])
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), cuda_calls_stay_on_the_cpu():
+        if method == "unsb":
+            opt = unsb_opt(size, [*MODE_FLAGS[method], *extra])
+            models = import_unsb()[1]
+        else:
+            builder, models = import_reference(IMPLEMENTATIONS[method])
+            # The builder names the aligned or unaligned dataset; a later --dataset_mode wins.
+            opt = builder.build_reference_opt(REFERENCE_MODELS[method][0], 1, size, torch.device("cpu"),
+                                              ["--dataset_mode", REFERENCE_MODELS[method][1],
+                                               *MODE_FLAGS.get(method, []), *extra])
         model = models.create_model(opt)
         if hasattr(model, "data_dependent_initialize"):
             warnings.filterwarnings("ignore", "To copy construct", UserWarning)  # see run()
             first = torch.Generator().manual_seed(seed)
-            model.data_dependent_initialize({k: torch.rand((1, 3, size, size), generator=first) * 2 - 1
-                                             for k in ("A", "B")} | {"A_paths": ["a.png"], "B_paths": ["b.png"]})
+            batches = [{k: torch.rand((1, 3, size, size), generator=first) * 2 - 1 for k in ("A", "B")}
+                       | {"A_paths": ["a.png"], "B_paths": ["b.png"]} for _ in range(1 + (method == "unsb"))]
+            model.data_dependent_initialize(*batches)
         model.setup(opt)
     return model, opt
 
@@ -132,18 +180,25 @@ def our_method(method: str, opt, fused_adam: bool):
     if "paper" in METHODS[method].recipes:
         apply_recipe(method, "paper", overrides)
     cfg = new_run_config(method)
-    if IMPLEMENTATIONS[method] == "cut":  # its G and D have a norm each, and anti-aliased sampling
+    if method == "unsb":
+        overrides["method_config"] = {
+            "gan_mode": opt.gan_mode, "lambda_gan": opt.lambda_GAN, "lambda_sb": opt.lambda_SB,
+            "lambda_nce": opt.lambda_NCE, "nce_idt": opt.nce_idt, "nce_layers": opt.nce_layers,
+            "num_patches": opt.num_patches, "nce_temperature": opt.nce_T, "nce_dim": opt.netF_nc,
+            "num_timesteps": opt.num_timesteps, "tau": opt.tau, "mapping_layers": opt.n_mlp}
+    if IMPLEMENTATIONS[method] in ("cut", "unsb"):  # G and D have a norm each, and anti-aliased sampling
         if opt.normG != opt.normD or opt.no_antialias != opt.no_antialias_up:
             raise SystemExit("img2img has one --norm and one --antialias for G and D")
         overrides.setdefault("model", {}).update(norm=opt.normG, antialias=not opt.no_antialias)
-        overrides["method_config"] = {
+        overrides.setdefault("method_config", {
             "gan_mode": opt.gan_mode, "lambda_gan": opt.lambda_GAN, "lambda_nce": opt.lambda_NCE,
             "nce_idt": opt.nce_idt, "nce_layers": opt.nce_layers, "num_patches": opt.num_patches,
-            "nce_temperature": opt.nce_T, "nce_dim": opt.netF_nc, "flip_equivariance": opt.flip_equivariance}
+            "nce_temperature": opt.nce_T, "nce_dim": opt.netF_nc, "flip_equivariance": opt.flip_equivariance})
     else:
         overrides.setdefault("model", {}).setdefault("norm", opt.norm)
-    model = dataclasses.replace(cfg.model, netG=opt.netG, ngf=opt.ngf, ndf=opt.ndf, dropout=not opt.no_dropout,
-                                **overrides["model"])
+    # UNSB's ResNet is named for its conditioning there (resnet_9blocks_cond); ours by its depth.
+    model = dataclasses.replace(cfg.model, netG=opt.netG.removesuffix("_cond"), ngf=opt.ngf, ndf=opt.ndf,
+                                dropout=not opt.no_dropout, **overrides["model"])
     method_config = dataclasses.replace(cfg.method_config, **overrides.get("method_config", {}))
     if hasattr(method_config, "pool_size"):
         method_config = dataclasses.replace(method_config, pool_size=opt.pool_size)
@@ -246,14 +301,16 @@ def record_our_pool_draws(ours) -> list:
 
 
 @contextlib.contextmanager
-def recording_patch_draws(record: list):
+def recording_patch_draws(record: list, coins: bool = True):
     """Our CUT's draws in a step, in order: the flip coin (torch.rand(())) and each layer's patch
-    permutation (torch.randperm)."""
+    permutation (torch.randperm). `coins=False`: permutations only (UNSB flips nothing; its
+    torch.rand draws are its noise levels, drawn on both sides)."""
     rand, randperm = torch.rand, torch.randperm
 
     def coin(*args, **kwargs):
         value = rand(*args, **kwargs)
-        record.append(("coin", bool(value < 0.5)))
+        if coins:
+            record.append(("coin", bool(value < 0.5)))
         return value
 
     def permutation(*args, **kwargs):
@@ -314,16 +371,20 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
     replay_pool_draws(ours, ref)
     batches = torch.Generator().manual_seed(seed + 1)
     loss_map = REFERENCE_MODELS[method][2]
-    cut_like = IMPLEMENTATIONS[method] == "cut"
+    cut_like = IMPLEMENTATIONS[method] in ("cut", "unsb")
     replayed = dict.fromkeys(("pool draws", "patch permutations", "flip coins", "flips"), 0)
-    per_step = []
+    per_step, time_steps = [], []
     for step in range(steps):
         a = torch.rand((1, CHANNELS[method][0], size, size), generator=batches) * 2 - 1
         b = torch.rand((1, CHANNELS[method][1], size, size), generator=batches) * 2 - 1
+        # UNSB's second data loader's batch: its A is the second source (its B goes unused).
+        a2, b2 = (torch.rand((1, 3, size, size), generator=batches) * 2 - 1 for _ in range(2)) \
+            if method == "unsb" else (None, None)
         patch_draws: list = []
         torch.manual_seed(10_000 + step)
-        with recording_patch_draws(patch_draws) if cut_like else contextlib.nullcontext():
-            losses = {k: v.item() for k, v in ours.training_step({"A": a, "B": b}).items()}
+        with recording_patch_draws(patch_draws, coins=method != "unsb") if cut_like else contextlib.nullcontext():
+            batch = {"A": a, "B": b, **({"A2": a2} if a2 is not None else {})}
+            losses = {k: v.item() for k, v in ours.training_step(batch).items()}
         for name, draws in records:  # ours queried first: hand its draws to the reference's pool
             getattr(ref, POOLS[name]).replayed.append(draws)
             replayed["pool draws"] += len(draws)
@@ -332,13 +393,16 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
         replayed["flip coins"] += sum(kind == "coin" for kind, _ in patch_draws)
         replayed["flips"] += sum(kind == "coin" and value for kind, value in patch_draws)
         torch.manual_seed(10_000 + step)
-        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), \
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), cuda_calls_stay_on_the_cpu(), \
                 (replaying_patch_draws(patch_draws) if cut_like else contextlib.nullcontext()):
             # The CUT code re-wraps its key patch ids (tensors) with torch.tensor for the queries,
             # which warns.
             warnings.filterwarnings("ignore", "To copy construct", UserWarning)
-            ref.set_input({"A": a, "B": b, "A_paths": ["a.png"], "B_paths": ["b.png"]})
+            paths = {"A_paths": ["a.png"], "B_paths": ["b.png"]}
+            ref.set_input({"A": a, "B": b, **paths}, *([{"A": a2, "B": b2, **paths}] if a2 is not None else []))
             ref.optimize_parameters()
+        if method == "unsb":  # the bridge's time step this step trained at (all of them, over a run)
+            time_steps.append(int(ref.time_idx[0]))
         # The reference logs its weighted L1; ours the plain one.
         scale = {"G_L1": cfg.method_config.lambda_l1} if method in ("pix2pix", "colorization") else {}
         losses = {k: v * scale.get(k, 1.0) for k, v in losses.items()}
@@ -362,11 +426,55 @@ def run(method: str, steps: int, size: int, fused_adam: bool, seed: int = 0, ext
                              if their_param in getattr(ref, n).state)
             for moment in ("exp_avg", "exp_avg_sq"):
                 moments = max(moments, relative(our_state[moment], their_opt.state[their_param][moment]))
+    if method == "unsb":
+        paths = {"A_paths": ["a.png"], "B_paths": ["b.png"]}
+        translation = translation_parity(ours, ref, ({"A": a, "B": b, **paths}, {"A": a2, "B": b2, **paths}),
+                                         opt.num_timesteps)
     return {"method": method, "steps": steps, "size": size, "fused_adam": fused_adam,
+            **({"translation_in_1_to_T_steps": translation} if method == "unsb" else {}),
             "losses_per_step": [max(s.values()) for s in per_step],
             "largest_loss_difference": {k: max(s[k] for s in per_step) for k in loss_map},
             "parameters_and_buffers": tensors, "worst_tensors": [(n, float(f"{d:.3g}")) for d, n in sorted(ranked)[-4:]],
-            "adam_moments": moments, "replayed": {k: v for k, v in replayed.items() if v}}
+            "adam_moments": moments, "replayed": {k: v for k, v in replayed.items() if v},
+            **({"time_steps": time_steps} if time_steps else {})}
+
+
+def translation_parity(ours, ref, inputs: tuple, num_timesteps: int) -> list[float]:
+    """UNSB's translation in 1 to T steps against the reference's test-phase forward (its
+    fake_1 ... fake_T) on the same image, ours fed the noise the reference drew: the largest
+    difference of each."""
+    drawn, randn, randn_like = [], torch.randn, torch.randn_like
+
+    def recorded(draw):
+        def record(*args, **kwargs):
+            value = draw(*args, **kwargs)
+            drawn.append(value.clone())
+            return value
+        return record
+
+    ref.opt.phase = "test"
+    torch.manual_seed(0)
+    torch.randn, torch.randn_like = recorded(randn), recorded(randn_like)
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(sys.stderr), cuda_calls_stay_on_the_cpu():
+            ref.set_input(*inputs)
+            ref.forward()
+    finally:
+        torch.randn, torch.randn_like = randn, randn_like
+        ref.opt.phase = "train"
+    # Its test loop's draws come last: X_t's noise from step 1 on, and a noise vector per step.
+    test_draws = drawn[-(2 * num_timesteps - 1):]
+    differences = []
+    for steps in range(1, num_timesteps + 1):
+        queue = [d[0] for d in test_draws]  # ours draws per image: the batch of one's image
+        torch.randn = lambda *args, **kwargs: queue.pop(0)
+        try:
+            with torch.no_grad():
+                translated = ours.networks["G"].sampling(steps, 0).eval()(inputs[0]["A"])
+        finally:
+            torch.randn = randn
+        differences.append((translated - getattr(ref, f"fake_{steps}")).abs().max().item())
+    return differences
 
 
 def run_trainer(data: Path, steps: int, size: int, extra: list[str] = (), seed: int = 0) -> dict:

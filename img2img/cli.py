@@ -188,6 +188,10 @@ def add_translate_parser(sub) -> None:
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="auto (default): onnxruntime on the CPU, PyTorch on a GPU")
     add_precision_flags(p)
+    p.add_argument("--steps", type=int_at_least(1), help="UNSB models: translate in this many steps of the bridge, "
+                   "1 to the number trained (default: all of them; fewer are faster)")
+    p.add_argument("--seed", type=int, default=0, help="UNSB models: the seed of the translation's noise, so that it "
+                   "repeats exactly (default 0)")
     video = p.add_argument_group("videos (.mp4, .mov, .mkv, .webm, .avi): same frame rate, frame count and size; "
                                  "audio copied where the container allows")
     video.add_argument("--temporal-statistics", type=int_at_least(1), default=DEFAULT_TEMPORAL_STATISTICS,
@@ -211,6 +215,8 @@ def run_translate(args) -> int:
     translator = Translator.from_checkpoint(args.checkpoint, device=device, batch_norm=args.batch_norm,
                                             engine=args.engine, precision=args.precision,
                                             calibration=args.calibration)
+    if args.steps is not None or args.seed:
+        translator = translator.with_steps(args.steps, args.seed)
     start = time.perf_counter()
     settings = BatchSettings(
         direction=args.direction, batch_size=args.batch_size, overwrite=args.overwrite, fmt=args.format,

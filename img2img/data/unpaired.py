@@ -19,7 +19,9 @@ from .transforms import sample_seed
 class UnpairedDataset(DomainData, Dataset):
     """Each A image with a random B image (or the B at the same position with `serial=True`).
 
-    An epoch is max(|A|, |B|) samples. A and B get independently drawn augmentations.
+    An epoch is max(|A|, |B|) samples. A and B get independently drawn augmentations. With
+    `second_source` set (UNSB), each sample also has "A2", another A image drawn at random, with
+    its own augmentation, drawn after the others so that A and B are what they would be without.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class UnpairedDataset(DomainData, Dataset):
         self.transform = transform
         self.serial = serial
         self.seed = seed
+        self.second_source = False
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -66,18 +69,20 @@ class UnpairedDataset(DomainData, Dataset):
         item_a = self.files_a[index % len(self.files_a)]
         item_b = self.files_b[index % len(self.files_b) if self.serial else int(rng.integers(len(self.files_b)))]
         seed_a, seed_b = (int(s) for s in rng.integers(2**31, size=2))
+        sources = [(0, item_a, seed_a), (1, item_b, seed_b)]
+        if self.second_source:
+            sources.append((0, self.files_a[int(rng.integers(len(self.files_a)))], int(rng.integers(2**31))))
         try:
-            a = self.conform(0, read_item(item_a, slice_axis=self.slice_axis).array, item_a)
-            b = self.conform(1, read_item(item_b, slice_axis=self.slice_axis).array, item_b)
-            self.transform.set_random_seed(seed_a)
-            a = self.transform(image=a, image_b=a)["image"]
-            self.transform.set_random_seed(seed_b)
-            b = self.transform(image=b, image_b=b)["image"]
+            images = []
+            for side, item, seed in sources:
+                pixels = self.conform(side, read_item(item, slice_axis=self.slice_axis).array, item)
+                self.transform.set_random_seed(seed)
+                images.append(self.encode(side, self.transform(image=pixels, image_b=pixels)["image"]))
         except Img2ImgError as e:
             return {"error": str(e)}
         except ValueError as e:  # albumentations: e.g. an image smaller than the crop
             return {"error": f"{item_a}: {e}"}
-        return {"A": self.encode(0, a), "B": self.encode(1, b), "path": str(item_a.path)}
+        return {**dict(zip(("A", "B", "A2"), images)), "path": str(item_a.path)}
 
 
 def _domain_dir(root: Path, name: str) -> Path:

@@ -12,7 +12,7 @@ import torch
 
 from ..config import DataConfig, ModelConfig, RunConfig, SpeedConfig, TrainConfig, flag_name, from_dict
 from ..registry import Registry
-from . import colorization, cut, cyclegan, pix2pix
+from . import colorization, cut, cyclegan, pix2pix, unsb
 from .base import TrainingMethod
 from .spec import MethodSpec, PixelCodec
 
@@ -22,6 +22,7 @@ METHODS: Registry[MethodSpec] = Registry("method", {
     "cut": cut.SPEC,
     "fastcut": cut.FASTCUT_SPEC,
     "colorization": colorization.SPEC,
+    "unsb": unsb.SPEC,
 })
 
 

@@ -55,6 +55,9 @@ class MethodSpec:
     # applied unless that setting is given explicitly.
     recipes: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     codec: PixelCodec = field(default_factory=PixelCodec)
+    # Each training sample also carries "A2", a second A image drawn at random (UNSB's second
+    # data loader, whose A images its bridge loss contrasts with the first's).
+    second_source: bool = False
 
     def translating_key(self, direction: Direction, network_names) -> str:
         """The network that translates in `direction`: the moving average if stored."""
@@ -62,8 +65,10 @@ class MethodSpec:
         ema = self.ema_keys.get(key)
         return ema if ema in network_names else key
 
-    def build_generator(self, model: ModelConfig, direction: Direction, batch_statistics: str = "image") -> nn.Module:
-        """The generator for `direction`, untrained: BtoA maps out_channels to in_channels."""
+    def build_generator(self, model: ModelConfig, direction: Direction, batch_statistics: str = "image",
+                        method_config: Any = None) -> nn.Module:
+        """The generator for `direction`, untrained: BtoA maps out_channels to in_channels.
+        `method_config`: the run's method settings, for a method whose generator they shape."""
         if direction == "BtoA":
             return build_generator(model, model.out_channels, model.in_channels, batch_statistics)
         return build_generator(model, batch_statistics=batch_statistics)

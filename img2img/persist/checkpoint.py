@@ -265,14 +265,14 @@ def load_generators(state: dict[str, Any], batch_statistics: str = "image",
             # Its shapes first, on the meta device (no memory): a config may ask for a network far
             # larger than the weights it comes with.
             with torch.device("meta"):
-                planned = spec.build_generator(cfg.model, direction).state_dict()
+                planned = spec.build_generator(cfg.model, direction, method_config=cfg.method_config).state_dict()
             shapes = {k: tuple(v.shape) for k, v in planned.items()}
             if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
                 wrong = next((k for k in shapes if k not in weights or tuple(weights[k].shape) != shapes[k]),
                              next(iter(set(weights) - set(shapes)), "?"))
                 raise Img2ImgError(f"{source}: its {direction} weights do not fit the {cfg.model.netG} its config "
                                    f"names (ngf {cfg.model.ngf}; first difference at {wrong})")
-            net = spec.build_generator(cfg.model, direction, batch_statistics)
+            net = spec.build_generator(cfg.model, direction, batch_statistics, cfg.method_config)
         except ValueError as e:  # e.g. a network name this img2img does not know
             raise Img2ImgError(f"{source}: its config names no network img2img can build ({e})") from None
         try:

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import SpeedConfig, TrainConfig
 from ..device import resolve_device
-from ..methods import build_method, new_run_config
+from ..methods import METHODS, build_method, new_run_config
 from ..methods.base import memory_format
 from ..models import fit_to_size
 from .cuda_graph import WARMUP_STEPS, CapturedStep, check_capturable
@@ -111,7 +111,8 @@ def run_benchmark(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     check_capturable(speed, device, method)
     method.train()
     # Each side with its domain's channels (colourisation: L in, ab out).
-    channels = {"A": cfg.model.in_channels, "B": cfg.model.out_channels}
+    channels = {"A": cfg.model.in_channels, "B": cfg.model.out_channels,
+                **({"A2": cfg.model.in_channels} if METHODS[cfg.method].second_source else {})}
     batch = {k: (torch.rand((s.batch_size, c, s.size, s.size), device=device) * 2 - 1)
              .contiguous(memory_format=memory_format(speed)) for k, c in channels.items()}
 

@@ -25,6 +25,8 @@ def prepare_run(cfg: RunConfig, train_set: Dataset | None = None,
     kind = METHODS[cfg.method].dataset_kind
     if train_set is None:
         train_set, val_set = build_datasets(cfg, kind)
+        if METHODS[cfg.method].second_source:  # the unpaired layout's second A per sample
+            train_set.second_source = True
     if isinstance(train_set, DomainData):
         cfg = resolve_formats(cfg, train_set)
         check_batch_sizes(cfg, kind, train_set)

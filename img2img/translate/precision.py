@@ -468,6 +468,11 @@ def select(generator: torch.nn.Module, reference: Callable[[torch.Tensor], torch
 
     if requested == "fp32":
         return Selection("fp32", None, "fp32, as asked")
+    if not getattr(generator, "onnx_exportable", True):
+        if requested == "int8":
+            raise Img2ImgError(f"int8 needs an ONNX graph, and this {cfg.method} model's translation (its "
+                               "steps and seeded noise) runs in PyTorch: use --precision fp32 or auto")
+        return Selection("fp32", None, f"{requested}: fp32 in PyTorch, where this {cfg.method} model's translation runs")
     if requested == "bf16":
         note = "" if bf16_is_native() else " (this CPU has no bf16 instructions: expect it far slower than fp32)"
         return Selection("bf16", None, f"bf16, as asked{note}")

@@ -14,6 +14,7 @@ graph fixes its normalisation, so a Translator made from a .onnx file alone norm
 by its own)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -120,6 +121,13 @@ class Translator:
         graph = OnnxGenerator(path, resolve_device(device))
         return cls(graph.cfg, {}, resolve_device(device), {graph.direction: Runtime(graph.precision, graph)})
 
+    def with_steps(self, steps: int | None = None, seed: int = 0) -> Translator:
+        """The same networks translating a UNSB model in `steps` steps of its bridge (1 to the
+        trained number; None: all of them) from noise `seed`."""
+        other = copy.copy(self)
+        other.generators = sampling(self.generators, self.cfg.method, steps, seed)
+        return other
+
     @property
     def directions(self) -> list[str]:
         return list(self.generators or self.onnx)
@@ -131,7 +139,9 @@ class Translator:
     def describe_precision(self, direction: Direction) -> str:
         """e.g. "int8 (onnxruntime)", for the app and the CLI to say what served a request."""
         engine = "onnxruntime" if direction in self.onnx else "PyTorch"
-        return f"{self.precision.get(direction, 'fp32')} ({engine})"
+        count = getattr(self.generators.get(direction), "steps", None)
+        steps = f", {count} step{'s' * (count > 1)}" if count else ""
+        return f"{self.precision.get(direction, 'fp32')} ({engine}){steps}"
 
     def network(self, direction: Direction) -> Network:
         """What translates whole images in `direction`: the onnxruntime session or the module."""
@@ -244,7 +254,6 @@ class Translator:
         tiles (see img2img.translate.tiling). Same-sized whole images go through the network
         `batch_size` at a time."""
         self.network(direction)
-        formats = self.network_formats(direction)
         names = [item.name if isinstance(item, NamedPixels) else _name(item) for item in items]
         given = []
         for item, name in zip(items, names):  # a volume's slices are thousands: stoppable between them
@@ -266,25 +275,7 @@ class Translator:
                 if tiling.automatic:
                     logger.info(f"{names[i]}: {width}x{height} px; translating in {used[i].describe()}")
                 out[i] = self.translate_tiled(p, direction, used[i])
-        for (width, height), idx in whole.items():
-            for start in range(0, len(idx), batch_size):
-                check_stop()
-                chunk = idx[start : start + batch_size]
-                try:
-                    results = self.translate_tensor(torch.stack([formats.source.encode(pixels[i]) for i in chunk]),
-                                                    direction)
-                    results = [formats.target.decode_tensor(t) for t in results]
-                except (torch.OutOfMemoryError, MemoryError) as e:
-                    if tiling.tile == 0:
-                        raise Img2ImgError(f"out of memory translating {width}x{height} px images whole ({e}); "
-                                           "use tiles") from None
-                    fallback = self.tiling_for(width, height, dataclasses.replace(tiling, tile=DEFAULT_TILE))
-                    logger.warning(f"out of memory for whole images; translating in {fallback.describe()}")
-                    results = [self.translate_tiled(pixels[i], direction, fallback) for i in chunk]
-                    for i in chunk:
-                        used[i] = fallback
-                for i, result in zip(chunk, results):
-                    out[i] = result
+        translate_whole(self, pixels, whole, direction, batch_size, tiling, out, used)
         if size is not None:
             out = [resize_pixels(result, w, h) for result, (h, w) in zip(out, sizes)]
         return [Translation(name, source, self.method.codec.from_network(source, result), tiles)
@@ -325,6 +316,43 @@ class Translator:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             y = net(padded)
         return y[..., :h, :w].float().cpu()
+
+
+def translate_whole(translator: Translator, pixels: list[np.ndarray], whole: dict[tuple[int, int], list[int]],
+                    direction: Direction, batch_size: int, tiling: Tiling, out: list, used: list) -> None:
+    """Translator.translate_inputs's whole images (`whole`: their indices by size), `batch_size`
+    of one size at a time, into `out`; where memory runs out, in tiles, noted in `used`."""
+    formats = translator.network_formats(direction)
+    for (width, height), idx in whole.items():
+        for start in range(0, len(idx), batch_size):
+            check_stop()
+            chunk = idx[start : start + batch_size]
+            try:
+                results = translator.translate_tensor(torch.stack([formats.source.encode(pixels[i]) for i in chunk]),
+                                                direction)
+                results = [formats.target.decode_tensor(t) for t in results]
+            except (torch.OutOfMemoryError, MemoryError) as e:
+                if tiling.tile == 0:
+                    raise Img2ImgError(f"out of memory translating {width}x{height} px images whole ({e}); "
+                                       "use tiles") from None
+                fallback = translator.tiling_for(width, height, dataclasses.replace(tiling, tile=DEFAULT_TILE))
+                logger.warning(f"out of memory for whole images; translating in {fallback.describe()}")
+                results = [translator.translate_tiled(pixels[i], direction, fallback) for i in chunk]
+                for i in chunk:
+                    used[i] = fallback
+            for i, result in zip(chunk, results):
+                out[i] = result
+
+
+def sampling(generators: dict[Direction, torch.nn.Module], method: str, steps: int | None,
+             seed: int) -> dict[Direction, torch.nn.Module]:
+    """UNSB generators (their weights shared) that translate in `steps` steps from noise `seed`."""
+    if not all(hasattr(g, "sampling") for g in generators.values()):
+        raise Img2ImgError(f"steps and a seed are for UNSB models, not this {method} model")
+    try:
+        return {direction: g.sampling(steps, seed) for direction, g in generators.items()}
+    except ValueError as e:
+        raise Img2ImgError(str(e)) from None
 
 
 def _name(item) -> str:

@@ -161,6 +161,7 @@ SMALL_MODELS = {
     "pix2pix": dict(netG="unet_32", ngf=8),
     "cyclegan": dict(netG="resnet_6blocks", ngf=8),
     "cut": dict(netG="resnet_6blocks", ngf=8),
+    "unsb": dict(netG="resnet_6blocks", ngf=8),
 }
 
 

@@ -18,7 +18,7 @@ def tiny_method(method: str, device: str = "cpu", **settings) -> TrainingMethod:
     cfg = new_run_config(method, train=TrainConfig(device=device, speed=SpeedConfig(**speed)))
     cfg.model.netG = "unet_32" if cfg.model.netG.startswith("unet") else "resnet_6blocks"
     cfg.model.ngf = cfg.model.ndf = 8
-    if method in ("cut", "fastcut"):
+    if method in ("cut", "fastcut", "unsb"):
         cfg.method_config.num_patches, cfg.method_config.nce_dim = 32, 16
     for name, value in settings.items():
         setattr(cfg.model if hasattr(cfg.model, name) else cfg.method_config, name, value)

@@ -1,4 +1,4 @@
-"""Our training steps are the canonical code's, bit for bit (benchmarks/parity.py): from the
+"""Our training steps are the papers' code's, bit for bit (benchmarks/parity.py): from the
 reference's initial weights, on the same batches, with every random draw made identical and the
 reference's Adam (`--no-fused-adam`), with 8-filter networks (the reference's smallest U-Net is
 unet_128, so the U-Nets train at 128 px, the ResNets at 32)."""
@@ -26,6 +26,8 @@ def parity():
     ("cyclegan", 12, 32, [*RESNET, "--pool_size", "5"], {"pool draws": 24}),
     ("cut", 4, 32, RESNET, {"patch permutations": 40}),
     ("fastcut", 12, 32, RESNET, {"patch permutations": 60, "flip coins": 12}),
+    # UNSB: its time-conditioned networks (its own ResNet), 10 steps at every one of its 5 time steps.
+    ("unsb", 10, 32, ["--ngf", "8", "--ndf", "8"], {"patch permutations": 100}),
 ])
 def test_training_steps_equal_the_reference_bit_for_bit(parity, method, steps, size, extra, replayed):
     result = parity.run(method, steps, size, fused_adam=False, extra=extra)
@@ -35,6 +37,10 @@ def test_training_steps_equal_the_reference_bit_for_bit(parity, method, steps, s
     assert {k: v for k, v in result["replayed"].items() if k in replayed} == replayed
     if method == "fastcut":
         assert 0 < result["replayed"]["flips"] < steps
+    if method == "unsb":
+        assert set(result["time_steps"]) == set(range(5))
+        # Its test.py's translation in 1 to 5 steps, from the same noise.
+        assert result["translation_in_1_to_T_steps"] == [0.0] * 5
 
 
 def test_the_trainer_end_to_end_trains_as_the_reference_fed_its_batches(parity, tmp_path):

@@ -17,11 +17,13 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 
-def batches(n: int, device: str = "cpu", size: int = 32, channels: tuple[int, int] = (3, 3)):
-    """`n` batches of 2 random A and B images in [-1, 1], of the model's (input, output) channels."""
+def batches(n: int, device: str = "cpu", size: int = 32, channels: tuple[int, int] = (3, 3),
+            second_source: bool = False):
+    """`n` batches of 2 random A and B images in [-1, 1], of the model's (input, output) channels
+    (and a second A, "A2", for a method that takes one)."""
     g = torch.Generator().manual_seed(1)
-    return [{k: (torch.rand(2, c, size, size, generator=g) * 2 - 1).to(device) for k, c in zip("AB", channels)}
-            for _ in range(n)]
+    keys = [("A", channels[0]), ("B", channels[1]), *([("A2", channels[0])] if second_source else [])]
+    return [{k: (torch.rand(2, c, size, size, generator=g) * 2 - 1).to(device) for k, c in keys} for _ in range(n)]
 
 
 def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -46,7 +48,8 @@ def test_every_method_trains_under_every_speed_switch(method, amp, channels_last
             if isinstance(out, torch.Tensor):
                 dtypes.append(out.dtype)
         generator.register_forward_hook(record)
-        steps = [guarded_step(m, b)[0] for b in batches(2, channels=(m.model_cfg.in_channels, m.model_cfg.out_channels))]
+        steps = [guarded_step(m, b)[0] for b in batches(2, channels=(m.model_cfg.in_channels, m.model_cfg.out_channels),
+                                                        second_source=m.spec.second_source)]
         assert {torch.bfloat16 if amp else torch.float32} == set(dtypes)
         for losses in steps:
             assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values()), losses

@@ -1,0 +1,69 @@
+"""UNSB: the second source image its data carries, and its translation in 1 to T steps of the
+bridge, repeatable from a seed whatever the batch (its parity with the paper's code is in
+test_parity.py)."""
+import numpy as np
+import pytest
+import torch
+from helpers import make_checkpoint, make_unpaired, random_image
+
+from img2img.config import DataConfig
+from img2img.data.transforms import eval_transform
+from img2img.data.unpaired import UnpairedDataset
+from img2img.errors import Img2ImgError
+from img2img.translate.translator import Translator
+
+
+@pytest.fixture
+def unsb_model(tmp_path):
+    return Translator.from_checkpoint(make_checkpoint("unsb", tmp_path / "unsb.pt"), device="cpu")
+
+
+def test_a_translation_repeats_exactly_from_its_seed_and_draws_the_same_noise_whatever_the_batch(unsb_model):
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    translator = unsb_model.with_steps(3, seed=7)
+    together = translator.translate_tensor(images)
+    assert torch.equal(together, translator.translate_tensor(images))
+    # Alone, each image gets the noise it got in the batch: the same up to the convolutions' rounding.
+    alone = torch.cat([translator.translate_tensor(image[None]) for image in images])
+    assert (together - alone).abs().max() < 1e-4
+    other_seed = unsb_model.with_steps(3, seed=8).translate_tensor(images)
+    assert (together - other_seed).abs().amax(dim=(1, 2, 3)).min() > 1e-3
+
+
+def test_each_number_of_steps_translates_differently_and_more_than_trained_is_refused(unsb_model):
+    image = random_image(np.random.default_rng(0), 32, 32)
+    outputs = [unsb_model.with_steps(n).translate_pixels([image])[0] for n in (1, 2, 5)]
+    assert not np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[1], outputs[2])
+    assert np.array_equal(outputs[2], unsb_model.translate_pixels([image])[0])  # all the trained steps by default
+    assert unsb_model.with_steps(2).describe_precision("AtoB") == "fp32 (PyTorch), 2 steps"
+    with pytest.raises(Img2ImgError, match="steps must be 1 to 5 \\(what the model was trained with\\), not 6"):
+        unsb_model.with_steps(6)
+
+
+def test_steps_are_refused_for_a_model_of_another_method(tmp_path):
+    pix2pix = Translator.from_checkpoint(make_checkpoint("pix2pix", tmp_path / "p.pt"), device="cpu",
+                                         engine="torch")
+    with pytest.raises(Img2ImgError, match="steps and a seed are for UNSB models, not this pix2pix model"):
+        pix2pix.with_steps(2)
+
+
+def test_int8_is_refused_in_one_line_and_auto_keeps_fp32_in_pytorch(tmp_path):
+    path = make_checkpoint("unsb", tmp_path / "unsb.pt")
+    with pytest.raises(Img2ImgError, match="int8 needs an ONNX graph, and this unsb model's translation"):
+        Translator.from_checkpoint(path, device="cpu", precision="int8")
+    assert Translator.from_checkpoint(path, device="cpu").describe_precision("AtoB") == "fp32 (PyTorch), 5 steps"
+
+
+def test_a_second_source_sample_adds_a_random_a_and_leaves_a_and_b_as_they_were(tmp_path):
+    root = make_unpaired(tmp_path / "data", n_a=5, n_b=4)
+    transform = eval_transform(DataConfig(size=32, load_size=32), 4)
+    plain = UnpairedDataset(root / "trainA", root / "trainB", transform, seed=3)
+    two = UnpairedDataset(root / "trainA", root / "trainB", transform, seed=3)
+    two.second_source = True
+    sources = set()
+    for index in range(5):
+        with_a2, without = two[(1, index)], plain[(1, index)]
+        assert "A2" not in without
+        assert torch.equal(with_a2["A"], without["A"]) and torch.equal(with_a2["B"], without["B"])
+        sources.add(next(i for i in range(5) if torch.equal(with_a2["A2"], plain[(0, i)]["A"])))
+    assert len(sources) > 1  # drawn at random, not the sample's own A
