@@ -17,6 +17,13 @@ from .train_tab import train_tab
 from .translate_tabs import Page, batch_tab, file_tab, image_tab, live_tab, video_tab
 
 
+def steps_slider(info: models.ModelInfo | None) -> dict:
+    """The steps slider's range and visibility for a model: a UNSB model's trained steps, all of
+    them at first; hidden for other models."""
+    top = info.steps if info else 0
+    return {"minimum": 1, "maximum": max(top, 2), "value": max(top, 1), "visible": bool(top)}
+
+
 def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | str | None = None,
               device: str = "auto", limits: Limits = DEFAULT_LIMITS, published_url: str | None = None,
               serving: ServingSettings = ServingSettings(), allow_downloads: bool = True,
@@ -39,7 +46,7 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
     # Gradio's copies of uploads and results: removed `cache_minutes` after they were made.
     retention_s = serving.cache_minutes * 60
     with gr.Blocks(title="img2img", delete_cache=(min(60, retention_s), retention_s), analytics_enabled=False) as app:
-        gr.Markdown("# img2img\nImage-to-image translation with pix2pix, CycleGAN and CUT models.")
+        gr.Markdown("# img2img\nImage-to-image translation with pix2pix, CycleGAN, CUT and UNSB models.")
         if not offered:
             gr.Markdown(models.HOW_TO_GET_A_MODEL.format(folder=checkpoint_dir))
         # The translator first: model, direction, then what to translate.
@@ -47,7 +54,11 @@ def build_app(checkpoint_dir: Path | str = "checkpoints", examples_dir: Path | s
             model = gr.Dropdown(choices=service.shelf.choices(), value=service.default_model, label="Model", scale=3)
             first = models.direction_choices(offered[0] if offered else None)
             direction = gr.Radio(choices=first, value=first[0][1], label="Direction", visible=len(first) > 1)
-        page = Page(app, service, serving, limits, model, direction)
+            steps = gr.Slider(**steps_slider(offered[0] if offered else None), step=1, elem_id="steps",
+                              label="Steps of the bridge (UNSB: fewer are faster, more refine)")
+        page = Page(app, service, serving, limits, model, direction, steps)
+        model.change(lambda key: gr.Slider(**steps_slider(service.shelf.find(key or ""))), inputs=model, outputs=steps,
+                     show_progress="hidden", api_visibility="private")
         image_tab(page, examples_dir)
         video_tab(page)
         live_tab(page)

@@ -44,7 +44,9 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             first_start = first_models[0][1] if first_models else ""
             with gr.Row():
                 method = gr.Dropdown(choices=list(METHODS), value="pix2pix", label="Method", elem_id="train-method")
-                start_from = gr.Dropdown(choices=[(SCRATCH, ""), *first_models],
+                # A custom value: an event still carrying the previous method's model (the menus
+                # change together) is not refused by Gradio; the service refuses any it does not offer.
+                start_from = gr.Dropdown(choices=[(SCRATCH, ""), *first_models], allow_custom_value=True,
                                          value=first_start, label="Start from",
                                          info="a trained model: on a CPU, a run started from one is ahead of one "
                                          "from scratch (docs/app.md)", elem_id="train-start-from")

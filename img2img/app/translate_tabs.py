@@ -39,6 +39,7 @@ class Page:
     limits: Limits
     model: gr.Dropdown
     direction: gr.Radio
+    steps: gr.Slider  # a UNSB model's steps (hidden for other models, which ignore it)
 
     @property
     def heavy(self) -> dict[str, Any]:
@@ -64,13 +65,14 @@ def image_tab(page: Page, examples_dir) -> None:
     service = page.service
 
     async def translate(image: str | None, model: str | None = service.default_model, direction: str = "AtoB",
-                        progress=gr.Progress(), request: gr.Request = None):
+                        steps: float | None = None, progress=gr.Progress(), request: gr.Request = None):
         """The translation (a PNG file) and what made it."""
         if image is None:
             raise refusal("Upload an image, or take one with the webcam, first.")
         if not service.ready(model):  # a model's first use: its export and int8 measurement take a minute
             progress(None, desc=PREPARING)
-        return await page.run_request(lambda folder: service.translate_image(image, model, direction, folder), request,
+        return await page.run_request(lambda folder: service.translate_image(image, model, direction, folder, steps),
+                                      request,
                                       lambda result: (image_out.move_resource_to_block_cache(result[0]), result[1]))
 
     with gr.Tab("Image"):
@@ -87,12 +89,13 @@ def image_tab(page: Page, examples_dir) -> None:
         # The slider is filled after the translation, in the page's own event: every file an API
         # response carries is another download for each client (the slider's two made /translate
         # 1.5x slower under load, benchmarks/RESULTS.md).
-        button.click(translate, inputs=[image_in, page.model, page.direction], outputs=[image_out, details],
+        button.click(translate, inputs=[image_in, page.model, page.direction, page.steps], outputs=[image_out, details],
                      api_name="translate", **page.heavy).success(
             lambda before, after: (before, after), inputs=[image_in, image_out], outputs=slider,
             api_visibility="private")
         # Another model or direction: the old result (and what made it) no longer describes the page.
-        gr.on([page.model.change, page.direction.change], lambda: (None, "", None), outputs=[image_out, details, slider],
+        gr.on([page.model.change, page.direction.change, page.steps.change], lambda: (None, "", None),
+              outputs=[image_out, details, slider],
               show_progress="hidden", api_visibility="private")
         examples = service.examples(examples_dir)
         if examples:
@@ -104,12 +107,13 @@ def video_tab(page: Page) -> None:
 
     async def translate_video_file(video: str | None, model: str | None = service.default_model,
                                    direction: str = "AtoB", temporal_statistics: float = DEFAULT_TEMPORAL_STATISTICS,
-                                   progress=gr.Progress(), request: gr.Request = None):
+                                   steps: float | None = None, progress=gr.Progress(), request: gr.Request = None):
         """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
         if video is None:
             raise refusal("Upload a video first.")
         return await page.run_request(
-            lambda folder: service.translate_video(video, model, direction, folder, int(temporal_statistics), progress),
+            lambda folder: service.translate_video(video, model, direction, folder, int(temporal_statistics), progress,
+                                                   steps),
             request, lambda result: (video_out.move_resource_to_block_cache(result[0]), result[1]))
 
     with gr.Tab("Video"):
@@ -123,16 +127,17 @@ def video_tab(page: Page) -> None:
                                  label="Normalisation statistics pooled over frames (1: each frame its own)")
         video_button = gr.Button("Translate video", variant="primary")
         video_details = gr.Markdown(elem_id="video-details")
-        video_button.click(translate_video_file, inputs=[video_in, page.model, page.direction, temporal],
+        video_button.click(translate_video_file, inputs=[video_in, page.model, page.direction, temporal, page.steps],
                            outputs=[video_out, video_details], api_name="translate_video", **page.heavy)
 
 
 def live_tab(page: Page) -> None:
     @shown_on_page
-    def translate_live(frame, model: str | None, direction: str, side: float, times: list[float] | None):
+    def translate_live(frame, model: str | None, direction: str, side: float, times: list[float] | None,
+                       steps: float | None = None):
         if frame is None:
             return None, "", times
-        return page.service.translate_frame(frame, model, direction, side, times)
+        return page.service.translate_frame(frame, model, direction, side, times, steps)
 
     with gr.Tab("Live"):
         gr.Markdown("Your webcam, translated as it streams (frames scaled to the side below first, so that a "
@@ -143,7 +148,7 @@ def live_tab(page: Page) -> None:
         live_side = gr.Slider(64, 512, value=LIVE_SIDE, step=32, label="Translate at (pixels, longer side)")
         live_rate = gr.Markdown(elem_id="live-rate")
         live_state = gr.State(None)
-        live_in.stream(translate_live, inputs=[live_in, page.model, page.direction, live_side, live_state],
+        live_in.stream(translate_live, inputs=[live_in, page.model, page.direction, live_side, live_state, page.steps],
                        outputs=[live_out, live_rate, live_state], stream_every=LIVE_INTERVAL_S, concurrency_id=LIVE,
                        concurrency_limit=page.serving.max_live_streams, time_limit=LIVE_TIME_LIMIT_S,
                        show_progress="hidden", api_visibility="private")
@@ -153,7 +158,7 @@ def file_tab(page: Page) -> None:
     service = page.service
 
     async def translate_file(file: str | None, model: str | None = service.default_model, direction: str = "AtoB",
-                             request: gr.Request = None):
+                             steps: float | None = None, request: gr.Request = None):
         """A scientific image: (input preview, output preview, the lossless output file, details)."""
         if file is None:
             raise refusal("Upload a file first.")
@@ -163,8 +168,8 @@ def file_tab(page: Page) -> None:
                     file_out_preview.move_resource_to_block_cache(result.output_preview),
                     file_out.move_resource_to_block_cache(result.path),
                     result.details)
-        return await page.run_request(lambda folder: service.translate_file(file, model, direction, folder), request,
-                                      hand_over)
+        return await page.run_request(lambda folder: service.translate_file(file, model, direction, folder, steps),
+                                      request, hand_over)
 
     with gr.Tab("Scientific file"):
         gr.Markdown("16-bit and float images, several bands, CT and MRI (TIFF, PNG, .npy, DICOM, NIfTI): the "
@@ -178,14 +183,14 @@ def file_tab(page: Page) -> None:
             file_out_preview = gr.Image(type="filepath", format="png", label="Output preview")
         file_button = gr.Button("Translate file", variant="primary")
         file_details = gr.Markdown(elem_id="file-details")
-        file_button.click(translate_file, inputs=[file_in, page.model, page.direction],
+        file_button.click(translate_file, inputs=[file_in, page.model, page.direction, page.steps],
                           outputs=[file_in_preview, file_out_preview, file_out, file_details],
                           api_name="translate_file", **page.heavy)
 
 
 def batch_tab(page: Page) -> None:
-    async def translate_many(files: list[str] | None, model: str | None, direction: str, progress=gr.Progress(),
-                             request: gr.Request = None):
+    async def translate_many(files: list[str] | None, model: str | None, direction: str, steps: float | None = None,
+                             progress=gr.Progress(), request: gr.Request = None):
         if not files:
             raise refusal("Upload one or more images first.")
 
@@ -194,7 +199,8 @@ def batch_tab(page: Page) -> None:
             return ([(gallery.move_resource_to_block_cache(p), caption) for p, caption in gallery_items],
                     archive.move_resource_to_block_cache(zip_path), status)
         return await page.run_request(
-            lambda folder: page.service.translate_many(files, model, direction, folder, progress), request, hand_over)
+            lambda folder: page.service.translate_many(files, model, direction, folder, progress, steps), request,
+            hand_over)
 
     with gr.Tab("Batch"):
         files = gr.File(file_count="multiple", file_types=["image", *translation.FILE_TYPES], label="Images")
@@ -202,5 +208,5 @@ def batch_tab(page: Page) -> None:
         status = gr.Markdown(elem_id="batch-status")
         gallery = gr.Gallery(label="Results", columns=4)
         archive = gr.File(label="All results (zip)")
-        batch_button.click(translate_many, inputs=[files, page.model, page.direction],
+        batch_button.click(translate_many, inputs=[files, page.model, page.direction, page.steps],
                            outputs=[gallery, archive, status], api_name="translate_batch", **page.heavy)

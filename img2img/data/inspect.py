@@ -157,7 +157,7 @@ def _unpaired(root: Path) -> DataReport:
             splits.append(Split("val", (root / a, root / b), 0, (len(list_images(root / a)), len(list_images(root / b)))))
             break
     samples = list(zip(list(shapes[0])[:SAMPLES_SHOWN], list(shapes[1])[:SAMPLES_SHOWN]))
-    return DataReport(root, "unpaired", "trainA/ + trainB/ folders (unpaired)", ("cyclegan", "cut", "fastcut"),
+    return DataReport(root, "unpaired", "trainA/ + trainB/ folders (unpaired)", ("cyclegan", "cut", "fastcut", "unsb"),
                       splits, [_format_line("domain A", shapes[0]), _format_line("domain B", shapes[1])], samples,
                       skipped + _not_images(folders))
 

@@ -154,15 +154,22 @@ class AppModels:
             raise ServiceError(f"Unknown model {key!r}; choose one of: {', '.join(self.shelf.key(m) for m in self.shelf.models)}")
         return info
 
-    def load(self, model: str | None, direction: str) -> tuple[ModelInfo, Translator]:
-        """The model asked for, checked to translate `direction`, and its (cached) Translator."""
+    def load(self, model: str | None, direction: str, steps: int | None = None) -> tuple[ModelInfo, Translator]:
+        """The model asked for, checked to translate `direction`, and its (cached) Translator; a
+        UNSB model's translating in `steps` steps (None: all it was trained with; other models
+        ignore it)."""
         info = self.resolve(model)
         if direction not in info.directions:
             raise ServiceError(f"{info.name} translates {' and '.join(info.directions)} only, not {direction}.")
         try:
-            return info, self.cache.get(info.path)
+            translator = self.cache.get(info.path)
         except Img2ImgError as e:
             raise ServiceError(f"{self.shelf.key(info)} cannot be loaded: {visitor_message(e, info.path)}") from None
+        if info.steps and steps is not None:
+            if not 1 <= steps <= info.steps:
+                raise ServiceError(f"{info.name} translates in 1 to {info.steps} steps, not {steps}")
+            translator = translator.with_steps(int(steps))
+        return info, translator
 
     def ready(self, model: str | None) -> bool:
         """Whether `model` translates at once: loaded, and on a CPU its precision chosen."""

@@ -59,7 +59,7 @@ PRESETS = {
 # data loading, 2 threads), where the convolutions no longer dominate.
 FINE_TUNE_SECONDS = 300
 BENCH_SECONDS_PER_STEP_256 = {"pix2pix": 0.424, "colorization": 0.374, "fastcut": 3.73, "cut": 4.19,
-                              "cyclegan": 5.41}
+                              "cyclegan": 5.41, "unsb": 6.89}
 BUNDLED_SECONDS_PER_STEP_256 = 0.26
 # "Quick look": (crop size, steps) per method, sized to train about 5 minutes on the 2-core CPU
 # of benchmarks/LOG.md ("Issue 50"): `img2img bench --model M --size S --steps 5` measured
@@ -67,7 +67,7 @@ BUNDLED_SECONDS_PER_STEP_256 = 0.26
 # CUT's anti-aliased discriminator (issue 52) kept them inside it: 0.82 s CUT, 0.47 s FastCUT then
 # on a slow night, 0.40 s and 0.24 s on a fast day (LOG.md, "Issue 52, closing measurements").
 QUICK = {"pix2pix": (128, 600), "cyclegan": (64, 180), "cut": (64, 250), "fastcut": (64, 400),
-         "colorization": (128, 600)}
+         "colorization": (128, 600), "unsb": (64, 250)}
 # The papers resize to 286 before a random 256 crop; the quick look keeps that ratio.
 LOAD_RATIO = 286 / 256
 # Settings that name a folder or file on the server: from the page, named inside the data root.

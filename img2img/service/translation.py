@@ -93,11 +93,11 @@ class ImageRequests(AppModels):
         except Exception as e:  # each library raises its own types for broken headers
             raise ServiceError(f"{path.name}: cannot read its header ({type(e).__name__})") from None
 
-    def run_pixels(self, path: str, model: str | None, direction: str):
+    def run_pixels(self, path: str, model: str | None, direction: str, steps: int | None = None):
         """(the translation, translator, a line saying what made it) of an image file of any
         format the readers know, read once and converted to the model's input as needed."""
         self.check_upload(path)
-        info, translator = self.load(model, direction)
+        info, translator = self.load(model, direction, steps)
         start = time.perf_counter()
         # One tile per network call: a request stops between calls, and on a CPU larger batches of
         # tiles gain little (a 512 px tile of a 9-block ResNet alone takes seconds).
@@ -110,11 +110,12 @@ class ImageRequests(AppModels):
                    f"{seconds:.2f} s")
         return translation, translator, details
 
-    def translate_image(self, image: str, model: str | None, direction: str, out_dir: Path) -> tuple[Path, str]:
+    def translate_image(self, image: str, model: str | None, direction: str, out_dir: Path,
+                        steps: int | None = None) -> tuple[Path, str]:
         """The translation as a PNG file of its own (the output itself for 8-bit models, else its
         preview) and a line saying what made it."""
         try:
-            translation, translator, details = self.run_pixels(image, model, direction)
+            translation, translator, details = self.run_pixels(image, model, direction, steps)
         except (ServiceError, Cancelled):
             raise
         except Img2ImgError as e:
@@ -128,13 +129,13 @@ class ImageRequests(AppModels):
 
     def translate_video(self, video: str, model: str | None, direction: str, out_dir: Path,
                         temporal_statistics: int = DEFAULT_TEMPORAL_STATISTICS,
-                        progress: Progress = _no_progress) -> tuple[Path, str]:
+                        progress: Progress = _no_progress, steps: int | None = None) -> tuple[Path, str]:
         """A video file in, the translated MP4 (H.264, its sound kept) and a line on what made it."""
         try:
             VideoSource(Path(video), self.limits).close()  # its header against the limits, before a model loads
         except Img2ImgError as e:
             raise ServiceError(visitor_message(e, video)) from None
-        info, translator = self.load(model, direction)
+        info, translator = self.load(model, direction, steps)
         out = out_dir / f"{Path(video).stem}_translated.mp4"
 
         def report(done: int, total: int | None) -> None:
@@ -151,10 +152,10 @@ class ImageRequests(AppModels):
                      f"{translator.describe_precision(direction)} on {translator.device}")
 
     def translate_frame(self, frame: np.ndarray, model: str | None, direction: str, side: float,
-                        times: list[float] | None) -> tuple[np.ndarray, str, list[float]]:
+                        times: list[float] | None, steps: int | None = None) -> tuple[np.ndarray, str, list[float]]:
         """One webcam frame, scaled so that its longer side is `side`, translated; with the frames/s
         reached over the last 20 frames of this stream (`times`, which it returns updated)."""
-        _, translator = self.load(model, direction)
+        _, translator = self.load(model, direction, steps)
         height, width = frame.shape[:2]
         if width * height > MAX_LIVE_PIXELS:
             raise ServiceError(f"a webcam frame of {width}x{height} is over the {MAX_LIVE_PIXELS / 1e6:g} MP "
@@ -173,11 +174,12 @@ class TranslationService(ImageRequests):
     """The app's library layer: models, images, frames and videos (ImageRequests), and files
     translated without loss, one or a batch."""
 
-    def translate_one(self, path: str, model: str | None, direction: str, out: Path) -> Path:
+    def translate_one(self, path: str, model: str | None, direction: str, out: Path,
+                      steps: int | None = None) -> Path:
         """One uploaded file translated into `out` without loss; returns its preview PNG."""
         source = Path(path)
         self.check_upload(source)
-        _, translator = self.load(model, direction)
+        _, translator = self.load(model, direction, steps)
         target = translator.formats(direction).target
         preview = out.parent / f"{out.name}.preview.png"
         if is_volume_file(source):
@@ -187,19 +189,20 @@ class TranslationService(ImageRequests):
             result = np.moveaxis(volume, axis, 0)[volume.shape[axis] // 2]  # H x W, or H x W x C
             to_pil(result[..., None] if result.ndim == 2 else result, target).save(preview)
         else:
-            translation, translator, _ = self.run_pixels(path, model, direction)
+            translation, translator, _ = self.run_pixels(path, model, direction, steps)
             write_image(out, translation.result)
             to_pil(translation.result, target).save(preview)
         return preview
 
     def translate_many(self, files: list[str], model: str | None, direction: str, out_dir: Path,
-                       progress: Progress = _no_progress) -> tuple[list[tuple[str, str]], Path, str]:
+                       progress: Progress = _no_progress,
+                       steps: int | None = None) -> tuple[list[tuple[str, str]], Path, str]:
         """Each file translated and written without loss (16-bit PNG, TIFF, .npy, NIfTI as they
         came), all of them in one zip: (gallery of previews, the zip, a status line). A file that
         fails is skipped and named in the status; outputs whose names collide get a suffix."""
         if len(files) > self.max_batch_files:
             raise ServiceError(f"{len(files)} files in one batch; at most {self.max_batch_files}")
-        info, translator = self.load(model, direction)
+        info, translator = self.load(model, direction, steps)
         target = translator.formats(direction).target
         results = out_dir / "results"
         results.mkdir()
@@ -214,7 +217,7 @@ class TranslationService(ImageRequests):
                 check_stop()
                 progress(done / len(files), desc="Translating")
                 try:
-                    preview = self.translate_one(str(source), model, direction, out)
+                    preview = self.translate_one(str(source), model, direction, out, steps)
                 except Cancelled:
                     raise
                 except Img2ImgError as e:
@@ -232,17 +235,18 @@ class TranslationService(ImageRequests):
             status += " Skipped:\n" + "\n".join(problems)
         return gallery, zip_path, status
 
-    def translate_file(self, file: str, model: str | None, direction: str, out_dir: Path) -> FileResult:
+    def translate_file(self, file: str, model: str | None, direction: str, out_dir: Path,
+                       steps: int | None = None) -> FileResult:
         """A scientific image (16-bit, float, multi-band, DICOM, NIfTI), translated without loss."""
         self.check_upload(file)
-        info, translator = self.load(model, direction)
+        info, translator = self.load(model, direction, steps)
         try:
             formats = translator.formats(direction)
             if is_volume_file(Path(file)):
                 target = formats.target
                 out = out_dir / with_suffix(Path(file), output_suffix(Path(file), "auto", target.dtype,
                                                                        target.channels)).name
-                preview = self.translate_one(file, model, direction, out)
+                preview = self.translate_one(file, model, direction, out, steps)
                 volume, _ = read_volume(file, self.limits)
                 axis = translator.cfg.data.slice_axis % 3
                 middle = np.moveaxis(volume, axis, 0)[volume.shape[axis] // 2]

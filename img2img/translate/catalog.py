@@ -31,6 +31,8 @@ class ModelInfo:
     hub_repo: str | None = None
     # A name given by whoever added it (e.g. the app's training run it came from).
     given_name: str | None = None
+    # A UNSB model's trained steps of its bridge (a translation takes 1 to this many); 0: others.
+    steps: int = 0
 
     @property
     def name(self) -> str:
@@ -73,7 +75,12 @@ def describe_checkpoint(path: Path) -> ModelInfo:
     domains = (cfg.data.domain_a, cfg.data.domain_b)
     return ModelInfo(path=path, method=cfg.method, directions=tuple(stored_directions(state)), size=size_text(cfg.data.size),
                      data=cfg.data.root, domains=domains if cfg.data.direction == "AtoB" else domains[::-1],
-                     facts=tuple(checkpoint_facts(path, state, cfg)))
+                     facts=tuple(checkpoint_facts(path, state, cfg)), steps=trained_steps(cfg))
+
+
+def trained_steps(cfg) -> int:
+    """The steps of a UNSB model's bridge (its translation takes 1 to this many); 0 for others."""
+    return getattr(cfg.method_config, "num_timesteps", 0)
 
 
 def describe_hub_model(reference: str, max_bytes: int | None = None) -> ModelInfo:
@@ -92,6 +99,9 @@ def checkpoint_facts(path: Path, state: dict, cfg) -> list[tuple[str, str]]:
     converted model; and, from a model card (README.md) beside it, its training command and the
     validation metrics of its own row."""
     facts = [("method", f"{cfg.method}, {cfg.model.netG}, ngf {cfg.model.ngf}, {cfg.model.norm} norm")]
+    if trained_steps(cfg):
+        facts.append(("translation", f"in 1 to {trained_steps(cfg)} steps of its bridge, {trained_steps(cfg)} by "
+                                     "default; fewer are faster"))
     converted = "origin" in state or "source" in state
     if converted:
         facts.append(("origin", state.get("origin") or "converted from another project's generator"))

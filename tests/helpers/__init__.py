@@ -29,4 +29,12 @@ from .data import (  # noqa: F401
 )
 from .reference import CanonicalResnetBlock, canonical_resnet, load_benchmark, randomise  # noqa: F401
 from .servers import HubServer, Server, cancel_when_busy, cpu_rate, free_port, launch  # noqa: F401
-from .training import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitwise, compare_states, tiny_method  # noqa: F401
+from .training import (  # noqa: F401
+    TINY_CUT,
+    TINY_CYCLEGAN,
+    TINY_PIX2PIX,
+    TINY_UNSB,
+    assert_resume_is_bitwise,
+    compare_states,
+    tiny_method,
+)

@@ -35,6 +35,7 @@ TINY_CYCLEGAN = ["--model", "cyclegan", "--netG", "resnet_6blocks", "--ngf", "8"
 
 TINY_CUT = ["--model", "cut", "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--size", "32",
             "--load-size", "36", "--num-workers", "0", "--log-every", "1", "--device", "cpu", "--num-patches", "64"]
+TINY_UNSB = [*TINY_CUT[2:], "--model", "unsb"]
 
 
 def compare_states(a, b, path=""):

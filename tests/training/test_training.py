@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, assert_resume_is_bitwise, compare_states, random_image
+from helpers import TINY_CUT, TINY_CYCLEGAN, TINY_PIX2PIX, TINY_UNSB, assert_resume_is_bitwise, compare_states, random_image
 
 from img2img.cli import main
 from img2img.config import ModelConfig
@@ -109,8 +109,9 @@ PIX2PIX_IMPROVED = [*TINY_PIX2PIX, "--ema", "0.99", "--netD", "multiscale", "--n
 
 
 @pytest.mark.parametrize("flags,data_fixture", [(TINY_PIX2PIX, "paired_dir"), (PIX2PIX_IMPROVED, "paired_dir"),
-                                                (TINY_CYCLEGAN, "unpaired_dir"), (TINY_CUT, "unpaired_dir")],
-                         ids=["pix2pix", "pix2pix-improved-ingredients", "cyclegan", "cut"])
+                                                (TINY_CYCLEGAN, "unpaired_dir"), (TINY_CUT, "unpaired_dir"),
+                                                (TINY_UNSB, "unpaired_dir")],
+                         ids=["pix2pix", "pix2pix-improved-ingredients", "cyclegan", "cut", "unsb"])
 @pytest.mark.slow
 def test_resume_is_bitwise_identical_to_a_straight_run(flags, data_fixture, request, tmp_path):
     data = request.getfixturevalue(data_fixture)
