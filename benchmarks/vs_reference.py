@@ -2,6 +2,7 @@
 the same machine, with the ratio (reference s/iter ÷ ours: above 1 means we are faster).
 
     python benchmarks/vs_reference.py --models cyclegan cut fastcut --size 256 --steps 3 --rounds 2
+    python benchmarks/vs_reference.py --models unsb --size 256 --steps 10 --rounds 1
 
 CUT and FastCUT run with anti-aliased sampling on both sides (both defaults); --no-antialias
 turns it off on both (the reference's --no_antialias --no_antialias_up).
@@ -10,10 +11,17 @@ The reference is ../shared/reference/bench_reference.py (the canonical pix2pix/C
 or the CUT code), built as its own train.py builds it; ours is `img2img bench`. Each timing
 is its own process; rounds alternate ours and the reference so that drift in the machine's
 speed hits both.
+
+UNSB's reference (the UNSB code, which bench_reference.py does not build) is built in this
+process as benchmarks/parity.py builds it, from the same weights, and the two steps alternate
+step by step on the same batch and the same seed, so that both draw the same time steps (a
+step's cost grows with its time step: up to 15 generator passes simulate the bridge). Its mean
+over --steps steps is reported (seeds 10,000 on: time steps 0, 0, 1, 0, 2, 2, 3, 0, 4, 1).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -27,7 +35,52 @@ REFERENCE_ARGS = {
     "cyclegan": ["--impl", "jz", "--model", "cycle_gan"],
     "cut": ["--impl", "cut", "--model", "cut"],
     "fastcut": ["--impl", "cut", "--model", "cut", "--CUT_mode", "FastCUT"],
+    "unsb": [],  # built in this process (unsb_side_by_side)
 }
+
+
+def unsb_side_by_side(size: int, steps: int, warmup: int, threads: int) -> tuple[list, list, dict]:
+    """(our seconds per step, the reference's, their GFLOP on the step of seed 10,004 (time step 2))."""
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import parity
+
+    torch.set_num_threads(threads)
+    ref, opt = parity.reference_model("unsb", size, 0)
+    ours, _ = parity.our_method("unsb", opt, fused_adam=True)
+    parity.copy_weights(ours, ref, "unsb")
+    ours.train()
+    g = torch.Generator().manual_seed(1)
+    a, b, a2, b2 = (torch.rand((1, 3, size, size), generator=g) * 2 - 1 for _ in range(4))
+    paths = {"A_paths": ["a.png"], "B_paths": ["b.png"]}
+
+    def our_step():
+        ours.training_step({"A": a, "B": b, "A2": a2})
+
+    def their_step():
+        with parity.cuda_calls_stay_on_the_cpu(), contextlib.redirect_stdout(sys.stderr):
+            ref.set_input({"A": a, "B": b, **paths}, {"A": a2, "B": b2, **paths})
+            ref.optimize_parameters()
+
+    times: dict[str, list[float]] = {"ours": [], "ref": []}
+    for i in range(warmup + steps):
+        for name, step in (("ours", our_step), ("ref", their_step)):
+            torch.manual_seed(10_000 + i)
+            start = time.perf_counter()
+            step()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    flops = {}
+    for name, step in (("ours", our_step), ("ref", their_step)):
+        torch.manual_seed(10_004)
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops[name] = counter.get_total_flops()
+    return times["ours"], times["ref"], flops
 
 
 def last_json(cmd: list[str]) -> dict:
@@ -55,6 +108,12 @@ def main() -> None:
     print("| method | ours s/iter | reference s/iter | ratio (ref ÷ ours) | ours GFLOP/iter | reference GFLOP/iter |")
     print("|---|---|---|---|---|---|")
     for model in args.models:
+        if model == "unsb":
+            ours, ref, flops = unsb_side_by_side(args.size, args.steps, args.warmup, args.threads)
+            o_s, r_s = statistics.mean(ours), statistics.mean(ref)
+            print(f"| unsb (mean of {len(ours)} steps) | {o_s:.2f} | {r_s:.2f} | **{r_s / o_s:.2f}×** | "
+                  f"{flops['ours'] / 1e9:.1f} | {flops['ref'] / 1e9:.1f} |", flush=True)
+            continue
         ours, ref, flops = [], [], {}
         cut_like = model in ("cut", "fastcut")
         antialias = ["--no_antialias", "--no_antialias_up"] if cut_like and not args.antialias else []

@@ -101,6 +101,9 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
               f"{data_name}, at {size} px.", "",
               f"- Generator: `{cfg.model.netG}`, {cfg.model.ngf} filters, {cfg.model.norm} norm; "
               f"translates {' and '.join(directions)}.",
+              *([f"- Translates in 1 to {steps} steps of its Schrödinger bridge (trained with {steps}; all of them "
+                 "by default): `--steps N` and `--seed S` on `img2img translate`."]
+                if (steps := getattr(cfg.method_config, "num_timesteps", 0)) else []),
               f"- Pixels: {cfg.model.in_channels} channel(s) {cfg.model.in_dtype} in, "
               f"{cfg.model.out_channels} channel(s) {cfg.model.out_dtype} out.",
               *([f"- Started from the trained model `{Path(cfg.train.init_from).name}` (`--init-from`), not from "

@@ -36,6 +36,9 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
                      batch_norm: str = "image") -> Path:
     """Writes `generator` (in eval mode) as ONNX, atomically. Per-image BatchNorm and InstanceNorm
     become InstanceNormalization; dropout is left out, as at inference."""
+    if not getattr(generator, "onnx_exportable", True):
+        raise Img2ImgError(f"this {cfg.method} model is not exported to ONNX: its translation draws seeded noise "
+                           "between steps, which runs in PyTorch; export it as .pt or safetensors")
     out = Path(out)
     multiple = generator.size_multiple
     # A sample whose every spatial size is above 1 at the bottleneck, with height != width and

@@ -67,3 +67,15 @@ def test_a_second_source_sample_adds_a_random_a_and_leaves_a_and_b_as_they_were(
         assert torch.equal(with_a2["A"], without["A"]) and torch.equal(with_a2["B"], without["B"])
         sources.add(next(i for i in range(5) if torch.equal(with_a2["A2"], plain[(0, i)]["A"])))
     assert len(sources) > 1  # drawn at random, not the sample's own A
+
+
+def test_onnx_export_is_refused_in_one_line_and_the_card_names_the_steps(tmp_path):
+    from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
+    from img2img.training.publish import model_card
+    from img2img.translate.onnx_graph import export_checkpoint
+
+    path = make_checkpoint("unsb", tmp_path / "unsb.pt")
+    with pytest.raises(Img2ImgError, match="this unsb model is not exported to ONNX: its translation draws seeded"):
+        export_checkpoint(path, tmp_path / "unsb.onnx")
+    card = model_card(checkpoint_config(load_checkpoint(path)), "someone/bridge", ["AtoB"], 10, None, None, None, [])
+    assert "A **unsb** model" in card and "Translates in 1 to 5 steps of its Schrödinger bridge" in card
