@@ -44,8 +44,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
             first_start = first_models[0][1] if first_models else ""
             with gr.Row():
                 method = gr.Dropdown(choices=list(METHODS), value="pix2pix", label="Method", elem_id="train-method")
-                # A custom value: an event still carrying the previous method's model (the menus
-                # change together) is not refused by Gradio; the service refuses any it does not offer.
+                # Custom values pass Gradio (a stale one meets the service's refusal, in place).
                 start_from = gr.Dropdown(choices=[(SCRATCH, ""), *first_models], allow_custom_value=True,
                                          value=first_start, label="Start from",
                                          info="a trained model: on a CPU, a run started from one is ahead of one "
@@ -148,8 +147,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
 
     private = {"api_visibility": "private"}
     plan_inputs = [data, method, start_from, preset, size, length, unit, *fields]
-    # The command box follows every choice, and each new data report (a chosen folder's change
-    # alone did not reach it).
+    # The command box follows every choice, and each new data report (a folder's change alone did not).
     show_command = {"fn": on_settings, "inputs": plan_inputs, "outputs": command, "show_progress": "hidden", **private}
     upload.upload(on_upload, inputs=upload, outputs=[data, report, thumbs, method], **heavy, **private).then(
         **show_command)

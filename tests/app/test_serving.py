@@ -94,7 +94,9 @@ def test_a_client_that_disconnects_stops_its_translation(served, tmp_path):
         uploaded = httpx.post(api + "upload", files={"files": ("big.png", f, "image/png")}, timeout=60).json()[0]
     session = uuid.uuid4().hex
     joined = httpx.post(api + "queue/join", json={
-        "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "big.png"}, "tiny.pt", "AtoB"],
+        # Every input of the event: the image, model, direction and a UNSB model's steps (ignored here).
+        "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "big.png"}, "tiny.pt", "AtoB",
+                 1],
         "fn_index": fn_index, "session_hash": session, "event_data": None})
     assert joined.status_code == 200, joined.text
     with httpx.stream("GET", api + "queue/data", params={"session_hash": session}, timeout=60) as events:

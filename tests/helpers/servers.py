@@ -246,7 +246,8 @@ def cancel_when_busy(job, what: str = "the work") -> None:
     from gradio_client.utils import Status
 
     deadline = time.monotonic() + 60
-    while job.status().code != Status.PROCESSING or cpu_rate(0.5) < 0.3:
+    # Running: PROCESSING, or PROGRESS where the event reports progress.
+    while job.status().code not in (Status.PROCESSING, Status.PROGRESS) or cpu_rate(0.5) < 0.3:
         assert time.monotonic() < deadline and not job.done()
     job.cancel()
     cancelled = time.monotonic()
