@@ -5,7 +5,7 @@
 
 In order, each stage bounded by the deadline (a stage past it is reported as not run):
 1. the CUDA tests (tests/training/test_cuda_path.py and test_speed.py, those with "cuda" in their names);
-2. the speed ladder (`img2img bench`) for pix2pix, CycleGAN and CUT at batch 1 and the best batch,
+2. the speed ladder (`img2img bench`) for pix2pix, CycleGAN, CUT and UNSB at batch 1 and the best batch,
    across the speed switches;
 3. the canonical code at the same batches (../shared/reference, or --reference), side by side;
 4. profiles of pix2pix and CycleGAN at batch 1 and the best batch: kernel time against wall
@@ -85,11 +85,11 @@ class Plan:
     def for_run(cls, dry: bool) -> "Plan":
         if dry:
             tiny = {"ngf": 8, "ndf": 8}
-            return cls("cpu", 32, {"pix2pix": 2, "cyclegan": 2, "cut": 2}, 1, 0, 6, 2, 0,
+            return cls("cpu", 32, {"pix2pix": 2, "cyclegan": 2, "cut": 2, "unsb": 2}, 1, 0, 6, 2, 0,
                        {"cyclegan": ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks"]},
                        {"pix2pix": tiny, "cyclegan": {**tiny, "netG": "resnet_6blocks"},
-                        "cut": {**tiny, "netG": "resnet_6blocks"}})
-        return cls("cuda", 256, {"pix2pix": 64, "cyclegan": 16, "cut": 8}, 15, 3, 400, 16, 8)
+                        "cut": {**tiny, "netG": "resnet_6blocks"}, "unsb": {**tiny, "netG": "resnet_6blocks"}})
+        return cls("cuda", 256, {"pix2pix": 64, "cyclegan": 16, "cut": 8, "unsb": 4}, 15, 3, 400, 16, 8)
 
 
 
@@ -168,14 +168,14 @@ def cuda_tests(c: Check, plan: Plan) -> None:
 
 def ladder(c: Check, plan: Plan) -> None:
     results = c.figures.setdefault("ladder", {})
-    for model in ("pix2pix", "cyclegan", "cut"):
+    for model in ("pix2pix", "cyclegan", "cut", "unsb"):
         for batch in sorted({1, plan.best_batch[model]} | ({plan.train_batch} if model == "pix2pix" else set())):
             for name, speed in LADDER.items():
                 if time.monotonic() > c.deadline:
                     return
                 graphs = speed.cuda_graphs
-                if graphs and (plan.device == "cpu" or model == "cut"):
-                    continue  # refused there (training/cuda_graph.py)
+                if graphs and (plan.device == "cpu" or model in ("cut", "unsb")):
+                    continue  # refused there: host draws (training/cuda_graph.py)
                 if name != "default" and (batch not in (1, plan.best_batch[model])
                                           or c.dry and (name != "bf16" or model != "pix2pix" or batch != 1)):
                     continue

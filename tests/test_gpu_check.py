@@ -12,6 +12,7 @@ def test_gpu_check_dry_run_runs_every_stage_and_writes_one_table(tmp_path):
     for stage in ("tests", "ladder", "canonical", "profile", "real data", "cpu translate", "torchrun", "deterministic"):
         assert f"| {stage} |" in table, stage
     assert "FAILED" not in table and "past the deadline" not in table
+    assert all(f"| ladder | {model} b1 default |" in table for model in ("pix2pix", "cyclegan", "cut", "unsb"))
     assert "| deterministic | --deterministic: two runs | 0 of " in table
     assert "| deterministic | --deterministic: straight vs resumed | 0 of " in table
     assert len(list(tmp_path.iterdir())) <= 8
