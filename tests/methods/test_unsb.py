@@ -79,3 +79,14 @@ def test_onnx_export_is_refused_in_one_line_and_the_card_names_the_steps(tmp_pat
         export_checkpoint(path, tmp_path / "unsb.onnx")
     card = model_card(checkpoint_config(load_checkpoint(path)), "someone/bridge", ["AtoB"], 10, None, None, None, [])
     assert "A **unsb** model" in card and "Translates in 1 to 5 steps of its Schrödinger bridge" in card
+
+
+def test_a_safetensors_export_keeps_the_bridge_and_translates_as_the_checkpoint(tmp_path):
+    from img2img.cli import main
+
+    path = make_checkpoint("unsb", tmp_path / "unsb.pt")
+    assert main(["export", str(path), str(tmp_path / "exported"), "--format", "safetensors"]) == 0
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ours = Translator.from_checkpoint(path, device="cpu").with_steps(3, seed=4).translate_tensor(images)
+    exported = Translator.from_checkpoint(tmp_path / "exported", device="cpu").with_steps(3, seed=4)
+    assert torch.equal(ours, exported.translate_tensor(images))
