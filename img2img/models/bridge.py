@@ -79,8 +79,6 @@ class NoiseResNetGenerator(nn.Module):
     batch."""
 
     size_multiple = 4
-    # Its translation draws seeded noise between steps, which an ONNX graph does not reproduce.
-    onnx_exportable = False
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: NormLayer = NORM_LAYERS["instance"], dropout: bool = False, mapping_layers: int = 3,
@@ -115,12 +113,7 @@ class NoiseResNetGenerator(nn.Module):
     def sampling(self, steps: int | None, seed: int) -> NoiseResNetGenerator:
         """This generator, its weights shared, translating in `steps` steps (None: all the trained
         ones) from noise `seed`."""
-        steps = self.num_timesteps if steps is None else steps
-        if not 1 <= steps <= self.num_timesteps:
-            raise ValueError(f"steps must be 1 to {self.num_timesteps} (what the model was trained with), not {steps}")
-        other = copy.copy(self)  # a new attribute dict; the modules and weights are this one's
-        other.steps, other.seed = steps, seed
-        return other
+        return sampled(self, steps, seed)
 
     @property
     def encoder_layers(self) -> list[int]:
@@ -149,6 +142,18 @@ class NoiseResNetGenerator(nn.Module):
         return self.model_upsample(x)
 
 
+def sampled(bridge, steps: int | None, seed: int):
+    """A copy of `bridge` (a generator, or its ONNX graph: whatever has `num_timesteps`, `steps`
+    and `seed`) that translates in `steps` steps (None: all the trained ones) from noise `seed`,
+    sharing everything else."""
+    steps = bridge.num_timesteps if steps is None else steps
+    if not 1 <= steps <= bridge.num_timesteps:
+        raise ValueError(f"steps must be 1 to {bridge.num_timesteps} (what the model was trained with), not {steps}")
+    other = copy.copy(bridge)  # a new attribute dict; modules, weights and sessions are shared
+    other.steps, other.seed = steps, seed
+    return other
+
+
 def bridge_times(num_timesteps: int) -> torch.Tensor:
     """The bridge's T + 1 times in [0, 1]: 0, then harmonic increments rescaled into [0.5, 1]."""
     increments = [0.0] + [1 / (i + 1) for i in range(num_timesteps - 1)]
@@ -168,9 +173,11 @@ def bridge_step(x_t: torch.Tensor, prediction: torch.Tensor, times: torch.Tensor
     return (1 - share) * x_t + share * prediction + (variance * tau).sqrt() * noise
 
 
-def bridge_translate(generator: NoiseResNetGenerator, x: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
+def bridge_translate(generator, x: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
     """The translation in `steps` (1 to the trained number) steps of the bridge, as the paper's
-    test.py computes it, each image drawing its noise from its own generator seeded with `seed`."""
+    test.py computes it, each image drawing its noise from its own generator seeded with `seed`.
+    `generator(x, z)`: one evaluation (the module, or its ONNX graph), with `num_timesteps`, `tau`
+    and `noise_dim`."""
     times = bridge_times(generator.num_timesteps).to(x.device)
     streams = [torch.Generator().manual_seed(seed) for _ in range(len(x))]
 

@@ -22,6 +22,7 @@ from ..files import atomic_path, atomic_write_text
 from ..io.pixel_format import PixelFormat
 from ..log import logger
 from ..methods import run_config_from_dict
+from ..models.bridge import bridge_translate, sampled
 from ..persist.checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
 
 OPSET = 18
@@ -36,9 +37,6 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
                      batch_norm: str = "image") -> Path:
     """Writes `generator` (in eval mode) as ONNX, atomically. Per-image BatchNorm and InstanceNorm
     become InstanceNormalization; dropout is left out, as at inference."""
-    if not getattr(generator, "onnx_exportable", True):
-        raise Img2ImgError(f"this {cfg.method} model is not exported to ONNX: its translation draws seeded noise "
-                           "between steps, which runs in PyTorch; export it as .pt or safetensors")
     out = Path(out)
     multiple = generator.size_multiple
     # A sample whose every spatial size is above 1 at the bottleneck, with height != width and
@@ -47,13 +45,15 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
     channels = cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels
     sample = torch.zeros(2, channels, height, height + multiple * max(1, -(-64 // multiple)))
     net = copy.deepcopy(generator).float().cpu().eval()
+    # A UNSB generator: one step of its bridge, G(image, noise); OnnxGenerator runs the steps.
+    noise = torch.zeros(2, generator.noise_dim) if hasattr(generator, "noise_dim") else None
     source, target = (PixelFormat.of_model(cfg.model, side) for side in ("in", "out"))
     if direction == "BtoA":
         source, target = target, source
     metadata = {META_CONFIG: json.dumps(cfg.to_dict()), META_INPUT: source.describe(), META_OUTPUT: target.describe(),
                 META_DIRECTION: direction, META_SIZE_MULTIPLE: str(multiple), META_BATCH_NORM: batch_norm}
     with atomic_path(out, suffix=".onnx") as tmp:
-        _export(net, sample, tmp)
+        _export(BridgeStep(net) if noise is not None else net, sample, tmp, noise)
         import onnx
 
         model = onnx.load(str(tmp))
@@ -63,16 +63,29 @@ def export_generator(generator: torch.nn.Module, cfg: RunConfig, direction: Dire
     return out
 
 
-def _export(net: torch.nn.Module, sample: torch.Tensor, path: Path) -> None:
+class BridgeStep(torch.nn.Module):
+    """A UNSB generator's one evaluation, G(image, noise), as the graph to export."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.generator(image, noise)
+
+
+def _export(net: torch.nn.Module, sample: torch.Tensor, path: Path, noise: torch.Tensor | None = None) -> None:
     """With the TorchScript exporter: 0.3 s for a small U-Net where the torch.export-based one
     took 18 s (this CPU, torch 2.14), which a user pays at a model's first CPU translation."""
     dims = {0: "batch", 2: "height", 3: "width"}
+    inputs, names, axes = (sample,), ["image"], {"image": dims, "translated": dims}
+    if noise is not None:
+        inputs, names, axes = (sample, noise), ["image", "noise"], {**axes, "noise": {0: "batch"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(net, (sample,), str(path), dynamo=False, input_names=["image"],
-                              output_names=["translated"], opset_version=OPSET,
-                              dynamic_axes={"image": dims, "translated": dims})
+            torch.onnx.export(net, inputs, str(path), dynamo=False, input_names=names,
+                              output_names=["translated"], opset_version=OPSET, dynamic_axes=axes)
         except ImportError as e:
             raise Img2ImgError(f"ONNX export needs the onnx package ({e})") from None
 
@@ -191,7 +204,24 @@ class OnnxGenerator:
         self.size_multiple = int(meta[META_SIZE_MULTIPLE])
         self.precision = meta.get("img2img.precision", "fp32")
         self.providers = self.session.get_providers()
+        # A UNSB model's graph is one step of its bridge, G(image, noise): called on an image
+        # alone, it runs `steps` of them from noise `seed`, as its PyTorch generator does.
+        noise = next((i for i in self.session.get_inputs() if i.name == "noise"), None)
+        self.noise_dim = noise.shape[1] if noise is not None else None
+        if noise is not None:
+            self.num_timesteps, self.tau = self.cfg.method_config.num_timesteps, self.cfg.method_config.tau
+            self.steps, self.seed = self.num_timesteps, 0
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        image = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        return torch.from_numpy(self.session.run(None, {"image": image})[0])
+    def sampling(self, steps: int | None, seed: int) -> OnnxGenerator:
+        """A UNSB graph translating in `steps` steps from noise `seed` (see NoiseResNetGenerator)."""
+        if self.noise_dim is None:
+            raise ValueError(f"steps and a seed are for UNSB models, not this {self.cfg.method} model")
+        return sampled(self, steps, seed)
+
+    def __call__(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        if self.noise_dim is not None and noise is None:
+            return bridge_translate(self, x, self.steps, self.seed)
+        feed = {"image": np.ascontiguousarray(x.detach().float().cpu().numpy())}
+        if noise is not None:
+            feed["noise"] = np.ascontiguousarray(noise.detach().float().cpu().numpy())
+        return torch.from_numpy(self.session.run(None, feed)[0])

@@ -200,13 +200,22 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    noise_dims = [i.type.tensor_type.shape.dim[1].dim_value for i in onnx.load(str(fp32_onnx)).graph.input
+                  if i.name == "noise"]
+
     class Reader(CalibrationDataReader):
+        """Each calibration image; with a UNSB graph's noise input, a seeded noise vector too."""
+
         def __init__(self) -> None:
             self.remaining = iter(inputs)
+            self.noise = np.random.default_rng(0)
 
         def get_next(self):
             x = next(self.remaining, None)
-            return None if x is None else {"image": x}
+            if x is None:
+                return None
+            noise = {"noise": self.noise.standard_normal((len(x), noise_dims[0]), dtype=np.float32)} if noise_dims else {}
+            return {"image": x, **noise}
 
     out = Path(out)
     with tempfile.TemporaryDirectory(dir=out.parent) as work, atomic_path(out, suffix=".onnx") as tmp, \
@@ -287,9 +296,7 @@ def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
     rewritten, and quantised into `path`, with the export's metadata and the int8 keys. The
     fewest layers next to the output stay in float that keep `held_out` within the gate
     (FLOAT_OUTPUT_LAYER_CHOICES in turn; the last where none does, for `auto` to refuse)."""
-    import onnxruntime as ort
-
-    from .onnx_graph import export_generator
+    from .onnx_graph import OnnxGenerator, export_generator
     from .phase_conv import rewrite_transposed
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,8 +312,8 @@ def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
             quantize_int8(fp32, path, inputs, metadata, float_layers)
             if not held_out:
                 break
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            levels = np.concatenate([difference_levels(r, session.run(None, {"image": x})[0])
+            graph = OnnxGenerator(path, torch.device("cpu"))
+            levels = np.concatenate([difference_levels(r, graph(torch.from_numpy(x)).numpy())
                                      for x, r in zip(held_out, references)])
             if not GATE.failures(float(levels.mean()), float(np.percentile(levels, 99.9)), GATE.min_speedup):
                 break
@@ -468,11 +475,6 @@ def select(generator: torch.nn.Module, reference: Callable[[torch.Tensor], torch
 
     if requested == "fp32":
         return Selection("fp32", None, "fp32, as asked")
-    if not getattr(generator, "onnx_exportable", True):
-        if requested == "int8":
-            raise Img2ImgError(f"int8 needs an ONNX graph, and this {cfg.method} model's translation (its "
-                               "steps and seeded noise) runs in PyTorch: use --precision fp32 or auto")
-        return Selection("fp32", None, f"{requested}: fp32 in PyTorch, where this {cfg.method} model's translation runs")
     if requested == "bf16":
         note = "" if bf16_is_native() else " (this CPU has no bf16 instructions: expect it far slower than fp32)"
         return Selection("bf16", None, f"bf16, as asked{note}")

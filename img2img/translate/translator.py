@@ -126,6 +126,7 @@ class Translator:
         trained number; None: all of them) from noise `seed`."""
         other = copy.copy(self)
         other.generators = sampling(self.generators, self.cfg.method, steps, seed)
+        other.onnx = sampling(self.onnx, self.cfg.method, steps, seed)
         return other
 
     @property
@@ -139,7 +140,7 @@ class Translator:
     def describe_precision(self, direction: Direction) -> str:
         """e.g. "int8 (onnxruntime)", for the app and the CLI to say what served a request."""
         engine = "onnxruntime" if direction in self.onnx else "PyTorch"
-        count = getattr(self.generators.get(direction), "steps", None)
+        count = getattr(self.onnx.get(direction) or self.generators.get(direction), "steps", None)
         steps = f", {count} step{'s' * (count > 1)}" if count else ""
         return f"{self.precision.get(direction, 'fp32')} ({engine}){steps}"
 

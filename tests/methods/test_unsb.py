@@ -47,11 +47,38 @@ def test_steps_are_refused_for_a_model_of_another_method(tmp_path):
         pix2pix.with_steps(2)
 
 
-def test_int8_is_refused_in_one_line_and_auto_keeps_fp32_in_pytorch(tmp_path):
+def test_its_onnx_graph_is_one_step_run_as_many_times_as_asked_with_the_same_noise(tmp_path):
+    from img2img.translate.onnx_graph import export_checkpoint
+
     path = make_checkpoint("unsb", tmp_path / "unsb.pt")
-    with pytest.raises(Img2ImgError, match="int8 needs an ONNX graph, and this unsb model's translation"):
-        Translator.from_checkpoint(path, device="cpu", precision="int8")
-    assert Translator.from_checkpoint(path, device="cpu").describe_precision("AtoB") == "fp32 (PyTorch), 5 steps"
+    export_checkpoint(path, tmp_path / "unsb.onnx")
+    graph = Translator.from_checkpoint(tmp_path / "unsb.onnx", device="cpu")
+    module = Translator.from_checkpoint(path, device="cpu", precision="fp32")
+    images = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    outputs = []
+    for steps in (1, 3):
+        ours = graph.with_steps(steps, seed=2).translate_tensor(images)
+        assert (ours - module.with_steps(steps, seed=2).translate_tensor(images)).abs().max() < 1e-3
+        outputs.append(ours)
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-2  # the steps ran
+    assert graph.with_steps(3).describe_precision("AtoB") == "fp32 (onnxruntime), 3 steps"
+
+
+def test_an_int8_export_runs_its_steps_on_integer_kernels(tmp_path):
+    from img2img.cli import main
+
+    path = make_checkpoint("unsb", tmp_path / "unsb.pt")
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for i in range(12):
+        random_image(np.random.default_rng(i), 32, 32).save(calibration / f"{i}.png")
+    assert main(["export", str(path), str(tmp_path / "unsb.int8.onnx"), "--format", "onnx", "--precision", "int8",
+                 "--calibration", str(calibration)]) == 0
+    int8 = Translator.from_checkpoint(tmp_path / "unsb.int8.onnx", device="cpu")
+    images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    one, three = (int8.with_steps(n, seed=1).translate_tensor(images) for n in (1, 3))
+    assert int8.with_steps(3).describe_precision("AtoB") == "int8 (onnxruntime), 3 steps"
+    assert one.shape == images.shape and (one - three).abs().max() > 1e-2
 
 
 def test_a_second_source_sample_adds_a_random_a_and_leaves_a_and_b_as_they_were(tmp_path):
@@ -69,14 +96,11 @@ def test_a_second_source_sample_adds_a_random_a_and_leaves_a_and_b_as_they_were(
     assert len(sources) > 1  # drawn at random, not the sample's own A
 
 
-def test_onnx_export_is_refused_in_one_line_and_the_card_names_the_steps(tmp_path):
+def test_the_hub_card_names_the_steps(tmp_path):
     from img2img.persist.checkpoint import checkpoint_config, load_checkpoint
     from img2img.training.publish import model_card
-    from img2img.translate.onnx_graph import export_checkpoint
 
     path = make_checkpoint("unsb", tmp_path / "unsb.pt")
-    with pytest.raises(Img2ImgError, match="this unsb model is not exported to ONNX: its translation draws seeded"):
-        export_checkpoint(path, tmp_path / "unsb.onnx")
     card = model_card(checkpoint_config(load_checkpoint(path)), "someone/bridge", ["AtoB"], 10, None, None, None, [])
     assert "A **unsb** model" in card and "Translates in 1 to 5 steps of its Schrödinger bridge" in card
 

@@ -14,8 +14,7 @@ from img2img.translate.translator import Translator
 
 
 @pytest.mark.slow
-# UNSB's translation is not exported (tests/methods/test_unsb.py checks the refusal).
-@pytest.mark.parametrize("method", [m for m in SMALL_MODELS if m != "unsb"])
+@pytest.mark.parametrize("method", list(SMALL_MODELS))
 def test_onnx_export_matches_pytorch_at_two_sizes_and_batches(method, tmp_path, capsys):
     checkpoint = make_checkpoint(method, tmp_path / f"{method}.pt")
     assert main(["export", "--format", "onnx", str(checkpoint), str(tmp_path / "g.onnx")]) == 0
