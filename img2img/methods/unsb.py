@@ -48,6 +48,8 @@ class UNSBConfig:
     nce_temperature: float = setting(0.07, "PatchNCE temperature", accepts=POSITIVE)
     nce_dim: int = setting(256, "width of the projection heads", accepts=at_least(1))
     mapping_layers: int = setting(3, "hidden layers of the noise vector's mapping network", accepts=at_least(0))
+    recipe: str = setting("paper", "preset: paper (its training command, --mode sb --lambda_SB 1.0 --lambda_NCE 1.0, "
+                          "the default)", choices=("paper",), fixed=True)
 
 
 class UNSB(AdversarialMethod):
@@ -222,5 +224,7 @@ def unsb_model() -> ModelConfig:
                        init_type="xavier")
 
 
+# The paper's training command's weights, given explicitly (its option parser's λ_SB is 0.1).
+RECIPES = {"paper": {"method_config": {"lambda_sb": 1.0, "lambda_nce": 1.0, "nce_idt": True}}}
 SPEC = BridgeSpec(config=UNSBConfig, dataset_kind="unpaired", generator_keys={"AtoB": "G"}, training=UNSB,
-                  default_model=unsb_model, default_schedule=(200, 200), second_source=True)
+                  default_model=unsb_model, default_schedule=(200, 200), recipes=RECIPES, second_source=True)

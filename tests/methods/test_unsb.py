@@ -114,3 +114,19 @@ def test_a_safetensors_export_keeps_the_bridge_and_translates_as_the_checkpoint(
     ours = Translator.from_checkpoint(path, device="cpu").with_steps(3, seed=4).translate_tensor(images)
     exported = Translator.from_checkpoint(tmp_path / "exported", device="cpu").with_steps(3, seed=4)
     assert torch.equal(ours, exported.translate_tensor(images))
+
+
+def test_the_paper_recipe_is_its_training_command_and_a_flag_given_beside_it_wins(tmp_path):
+    import json
+
+    from helpers import TINY_UNSB
+
+    from img2img.cli import main
+
+    data = make_unpaired(tmp_path / "data")
+    for flags, expected in (([], 1.0), (["--lambda-sb", "0.1"], 0.1)):
+        out = tmp_path / f"run_{expected}"
+        assert main(["train", "--data", str(data), *TINY_UNSB, "--recipe", "paper", *flags, "--max-steps", "1",
+                     "--out", str(out)]) == 0
+        settings = json.loads((out / "config.json").read_text())["method_config"]
+        assert (settings["recipe"], settings["lambda_sb"], settings["lambda_nce"]) == ("paper", expected, 1.0)
