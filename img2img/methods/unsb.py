@@ -134,7 +134,7 @@ class UNSB(AdversarialMethod):
         logs = self.optimize("D", 0.5 * (loss_fake + loss_real))
         return {"D_real": loss_real.detach(), "D_fake": loss_fake.detach(), **logs}
 
-    def energy(self, net, x_t, x_t2, fake_b, fake_b2, t) -> torch.Tensor:
+    def energy(self, net, x_t, x_t2, fake_b, fake_b2, t) -> tuple[torch.Tensor, torch.Tensor]:
         """E's mean score of matched (X_t, prediction) pairs less the log-sum-exp of its scores
         of mismatched ones: the SB term's entropy estimate."""
         pairs, others = torch.cat([x_t, fake_b], dim=1), torch.cat([x_t2, fake_b2], dim=1)
@@ -210,6 +210,15 @@ class BridgeSpec(MethodSpec):
         if not model.netG.startswith("resnet_"):
             raise Img2ImgError(f"UNSB's generator is a ResNet: use --netG resnet_9blocks or resnet_6blocks, "
                                f"not {model.netG}")
+        # Its networks are the paper's: a setting they have no use for is refused, not ignored.
+        unused = [flag for flag, given in (("--no-antialias", not model.antialias),
+                                           ("--no-antialias-d", not model.antialias_d),
+                                           (f"--netD {model.netD}", model.netD != "patch"),
+                                           (f"--n-layers-d {model.n_layers_d}", model.n_layers_d != 3),
+                                           ("--spectral-norm", model.spectral_norm)) if given]
+        if unused:
+            raise Img2ImgError(f"UNSB's networks are the paper's anti-aliased ones: {', '.join(unused)} "
+                               f"{'is' if len(unused) == 1 else 'are'} not available for it")
         bridge = method_config or UNSBConfig()
         return NoiseResNetGenerator(model.in_channels, model.out_channels, model.ngf,
                                     n_blocks=int(model.netG.removeprefix("resnet_").removesuffix("blocks")),

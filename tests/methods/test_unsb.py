@@ -130,3 +130,15 @@ def test_the_paper_recipe_is_its_training_command_and_a_flag_given_beside_it_win
                      "--out", str(out)]) == 0
         settings = json.loads((out / "config.json").read_text())["method_config"]
         assert (settings["recipe"], settings["lambda_sb"], settings["lambda_nce"]) == ("paper", expected, 1.0)
+
+
+def test_network_settings_it_has_no_use_for_are_refused_in_one_line(tmp_path, capsys):
+    from helpers import TINY_UNSB
+
+    from img2img.cli import main
+
+    data = make_unpaired(tmp_path / "data")
+    code = main(["train", "--data", str(data), *TINY_UNSB, "--no-antialias", "--spectral-norm", "--max-steps", "1",
+                 "--out", str(tmp_path / "run")])
+    assert code != 0 and not (tmp_path / "run" / "checkpoints").exists()
+    assert "--no-antialias, --spectral-norm are not available for it" in capsys.readouterr().err
