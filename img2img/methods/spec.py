@@ -73,6 +73,11 @@ class MethodSpec:
             return build_generator(model, model.out_channels, model.in_channels, batch_statistics)
         return build_generator(model, batch_statistics=batch_statistics)
 
+    def translation_steps(self, method_config: Any) -> int:
+        """How many steps a translation may take, for a method that translates in steps (UNSB);
+        0 for one pass."""
+        return 0
+
     def new_run(self, method: str, **sections: Any) -> RunConfig:
         """A new run of this method, named `method`, with its defaults; `sections` replace whole
         sections."""

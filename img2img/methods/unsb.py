@@ -203,6 +203,9 @@ class BridgeSpec(MethodSpec):
     """UNSB's generator is its own network, sized by the model's ResNet depth and the bridge's
     settings (its time steps and noise; the Translator sets how many steps a translation takes)."""
 
+    def translation_steps(self, method_config: UNSBConfig) -> int:
+        return method_config.num_timesteps
+
     def build_generator(self, model: ModelConfig, direction, batch_statistics: str = "image",
                         method_config: UNSBConfig | None = None):
         if direction != "AtoB":

@@ -103,7 +103,7 @@ def model_card(cfg: RunConfig, repo: str, directions: list[str], step: int, vali
               f"translates {' and '.join(directions)}.",
               *([f"- Translates in 1 to {steps} steps of its Schrödinger bridge (trained with {steps}; all of them "
                  "by default): `--steps N` and `--seed S` on `img2img translate`."]
-                if (steps := getattr(cfg.method_config, "num_timesteps", 0)) else []),
+                if (steps := METHODS[cfg.method].translation_steps(cfg.method_config)) else []),
               f"- Pixels: {cfg.model.in_channels} channel(s) {cfg.model.in_dtype} in, "
               f"{cfg.model.out_channels} channel(s) {cfg.model.out_dtype} out.",
               *([f"- Started from the trained model `{Path(cfg.train.init_from).name}` (`--init-from`), not from "

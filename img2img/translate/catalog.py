@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..config import size_text
 from ..errors import Img2ImgError
+from ..methods import METHODS
 from ..persist.checkpoint import checkpoint_config, load_checkpoint, safetensors_files, stored_directions
 from ..persist.hub import fetch_model, parse_reference
 from .translator import Translator
@@ -80,7 +81,7 @@ def describe_checkpoint(path: Path) -> ModelInfo:
 
 def trained_steps(cfg) -> int:
     """The steps of a UNSB model's bridge (its translation takes 1 to this many); 0 for others."""
-    return getattr(cfg.method_config, "num_timesteps", 0)
+    return METHODS[cfg.method].translation_steps(cfg.method_config)
 
 
 def describe_hub_model(reference: str, max_bytes: int | None = None) -> ModelInfo:
