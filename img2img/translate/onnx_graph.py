@@ -2,7 +2,8 @@
 onnxruntime, which translates U-Nets 1.4-1.8x as fast as PyTorch eager on the CPU (benchmarks/RESULTS.md).
 
 Each file holds one direction's generator, with the checkpoint's config and the input size
-multiple as metadata, so that a .onnx file alone is enough to translate.
+multiple as metadata, so that a .onnx file alone is enough to translate. A UNSB model's file
+holds one step of its bridge, G(image, noise), which `OnnxGenerator` runs as many times as asked.
 """
 from __future__ import annotations
 

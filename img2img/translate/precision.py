@@ -200,8 +200,8 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    noise_dims = [i.type.tensor_type.shape.dim[1].dim_value for i in onnx.load(str(fp32_onnx)).graph.input
-                  if i.name == "noise"]
+    graph_inputs = {i.name: i for i in onnx.load(str(fp32_onnx)).graph.input}
+    noise_dim = graph_inputs["noise"].type.tensor_type.shape.dim[1].dim_value if "noise" in graph_inputs else None
 
     class Reader(CalibrationDataReader):
         """Each calibration image; with a UNSB graph's noise input, a seeded noise vector too."""
@@ -214,8 +214,9 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
             x = next(self.remaining, None)
             if x is None:
                 return None
-            noise = {"noise": self.noise.standard_normal((len(x), noise_dims[0]), dtype=np.float32)} if noise_dims else {}
-            return {"image": x, **noise}
+            if noise_dim is None:
+                return {"image": x}
+            return {"image": x, "noise": self.noise.standard_normal((len(x), noise_dim), dtype=np.float32)}
 
     out = Path(out)
     with tempfile.TemporaryDirectory(dir=out.parent) as work, atomic_path(out, suffix=".onnx") as tmp, \

@@ -329,8 +329,8 @@ def translate_whole(translator: Translator, pixels: list[np.ndarray], whole: dic
             check_stop()
             chunk = idx[start : start + batch_size]
             try:
-                results = translator.translate_tensor(torch.stack([formats.source.encode(pixels[i]) for i in chunk]),
-                                                direction)
+                batch = torch.stack([formats.source.encode(pixels[i]) for i in chunk])
+                results = translator.translate_tensor(batch, direction)
                 results = [formats.target.decode_tensor(t) for t in results]
             except (torch.OutOfMemoryError, MemoryError) as e:
                 if tiling.tile == 0:
