@@ -22,7 +22,7 @@ from ..errors import Img2ImgError
 from ..files import atomic_path, atomic_write_text
 from ..io.pixel_format import PixelFormat
 from ..log import logger
-from ..methods import run_config_from_dict
+from ..methods import METHODS, run_config_from_dict
 from ..models.bridge import bridge_translate, sampled
 from ..persist.checkpoint import checkpoint_config, load_checkpoint, load_generators, stored_directions
 
@@ -210,7 +210,8 @@ class OnnxGenerator:
         noise = next((i for i in self.session.get_inputs() if i.name == "noise"), None)
         self.noise_dim = noise.shape[1] if noise is not None else None
         if noise is not None:
-            self.num_timesteps, self.tau = self.cfg.method_config.num_timesteps, self.cfg.method_config.tau
+            self.num_timesteps = METHODS[self.cfg.method].translation_steps(self.cfg.method_config)
+            self.tau = self.cfg.method_config.tau
             self.steps, self.seed = self.num_timesteps, 0
 
     def sampling(self, steps: int | None, seed: int) -> OnnxGenerator:

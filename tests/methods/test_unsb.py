@@ -1,11 +1,14 @@
 """UNSB: the second source image its data carries, and its translation in 1 to T steps of the
 bridge, repeatable from a seed whatever the batch (its parity with the paper's code is in
 test_parity.py)."""
+import json
+
 import numpy as np
 import pytest
 import torch
-from helpers import make_checkpoint, make_unpaired, random_image
+from helpers import TINY_UNSB, make_checkpoint, make_unpaired, random_image
 
+from img2img.cli import main
 from img2img.config import DataConfig
 from img2img.data.transforms import eval_transform
 from img2img.data.unpaired import UnpairedDataset
@@ -65,8 +68,6 @@ def test_its_onnx_graph_is_one_step_run_as_many_times_as_asked_with_the_same_noi
 
 
 def test_an_int8_export_runs_its_steps_on_integer_kernels(tmp_path):
-    from img2img.cli import main
-
     path = make_checkpoint("unsb", tmp_path / "unsb.pt")
     calibration = tmp_path / "calibration"
     calibration.mkdir()
@@ -106,8 +107,6 @@ def test_the_hub_card_names_the_steps(tmp_path):
 
 
 def test_a_safetensors_export_keeps_the_bridge_and_translates_as_the_checkpoint(tmp_path):
-    from img2img.cli import main
-
     path = make_checkpoint("unsb", tmp_path / "unsb.pt")
     assert main(["export", str(path), str(tmp_path / "exported"), "--format", "safetensors"]) == 0
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -117,12 +116,6 @@ def test_a_safetensors_export_keeps_the_bridge_and_translates_as_the_checkpoint(
 
 
 def test_the_paper_recipe_is_its_training_command_and_a_flag_given_beside_it_wins(tmp_path):
-    import json
-
-    from helpers import TINY_UNSB
-
-    from img2img.cli import main
-
     data = make_unpaired(tmp_path / "data")
     for flags, expected in (([], 1.0), (["--lambda-sb", "0.1"], 0.1)):
         out = tmp_path / f"run_{expected}"
@@ -133,10 +126,6 @@ def test_the_paper_recipe_is_its_training_command_and_a_flag_given_beside_it_win
 
 
 def test_network_settings_it_has_no_use_for_are_refused_in_one_line(tmp_path, capsys):
-    from helpers import TINY_UNSB
-
-    from img2img.cli import main
-
     data = make_unpaired(tmp_path / "data")
     code = main(["train", "--data", str(data), *TINY_UNSB, "--no-antialias", "--spectral-norm", "--max-steps", "1",
                  "--out", str(tmp_path / "run")])
