@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
 from .config import DIRECTIONS, DataConfig, ModelConfig, SpeedConfig, TrainConfig, setting_specs
 from .errors import Img2ImgError
-from .flags import add_limit_flags, limits_from
+from .flags import add_limit_flags, add_slurm_flags, limits_from, slurm_options_from
 from .io.writers import FORMATS
 from .log import log_to_console
 from .methods import METHODS, method_settings, model_defaults
@@ -94,6 +93,11 @@ def given_settings(args, sections) -> dict[str, dict]:
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train " + ", ".join(f"{n} ({c.dataset_kind})" for n, c in METHODS.items()))
+    add_train_flags(p)
+    p.set_defaults(run=run_train)
+
+
+def add_train_flags(p) -> None:
     p.add_argument("--model", choices=list(METHODS), help="method (default pix2pix)")
     p.add_argument("--data", help="dataset folder: DIR/train[/A,/B] for paired methods, DIR/trainA + DIR/trainB "
                    "for unpaired ones")
@@ -109,18 +113,27 @@ def add_train_parser(sub) -> None:
     add_config_flags(p.add_argument_group("training"), "train", TrainConfig)
     add_config_flags(p.add_argument_group("speed (defaults: the fastest measured for the device; see "
                                           "benchmarks/RESULTS.md)"), "speed", SpeedConfig)
-    p.set_defaults(run=run_train)
+
+
+def run_config_from(args):
+    """The run that `img2img train` (or `submit`) flags ask for: a RunStart (training.resume)."""
+    from .training import config_for_run
+    from .training.run_folder import read_config
+
+    base = read_config(args.config) if args.config else None
+    return config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
+                          method=args.model, data=args.data, out=args.out, resume=args.resume, base=base)
 
 
 def run_train(args) -> int:
-    from .training import Trainer, config_for_run
+    from .device import Ranks
+    from .training import Trainer
     from .training.distributed import teardown
-    from .training.run_folder import RunFolder, one_line, read_config
+    from .training.preemption import after_stop, was_preempted
+    from .training.run_folder import RunFolder, one_line
 
     try:
-        base = read_config(args.config) if args.config else None
-        start = config_for_run(given_settings(args, ("model", "method_config", "data", "train", "speed")),
-                               method=args.model, data=args.data, out=args.out, resume=args.resume, base=base)
+        start = run_config_from(args)
     except Img2ImgError as e:
         if args.out and Path(args.out).is_dir():  # whoever watches the folder learns why the run never began
             RunFolder(args.out).update_status(state="failed", error=one_line(e))
@@ -128,7 +141,7 @@ def run_train(args) -> int:
     cfg = start.cfg
     try:
         # status.json says how the run ends, a refusal before training too (rank 0 writes it).
-        with RunFolder(cfg.train.out).reporting(main=os.environ.get("RANK", "0") == "0"):
+        with RunFolder(cfg.train.out).reporting(main=Ranks.from_env().is_main):
             trainer = Trainer.from_config(cfg, resuming=start.state is not None, starting=start.starting)
             if start.state is not None:
                 trainer.load_state_dict(start.state)
@@ -140,10 +153,36 @@ def run_train(args) -> int:
                          f"({len(trainer.train_set)} samples/epoch) on {where} ({trainer.speed.describe()}); "
                          f"outputs in {cfg.train.out}")
             trainer.fit()
-        if trainer.stopped:
+        if was_preempted(trainer):
+            after_stop(trainer)
+        elif trainer.stopped:
             trainer.info(f"resume with: img2img train --resume auto --out {cfg.train.out}")
     finally:
         teardown()
+    return 0
+
+
+def add_submit_parser(sub) -> None:
+    p = sub.add_parser("submit", help="train on a Slurm cluster: write RUN/job.sbatch for a run (any `train` flags) "
+                       "and sbatch it; it saves and requeues itself before a time limit or a preemption")
+    add_slurm_flags(p.add_argument_group("the Slurm job"))
+    p.add_argument("--dry-run", action="store_true", help="write the script and the run's config, do not submit")
+    add_train_flags(p)
+    p.set_defaults(run=run_submit)
+
+
+def run_submit(args) -> int:
+    from . import slurm
+    from .training.slurm_job import JOB_LOG, write_job
+
+    cfg = run_config_from(args).cfg
+    script = write_job(cfg, slurm_options_from(args, cfg.train.preempt_signal))
+    if args.dry_run:
+        print(f"wrote {script}; submit it with: sbatch {script}")
+        return 0
+    job = slurm.submit(script)
+    print(f"submitted job {job}: {script}\nits log: {script.parent / JOB_LOG}; its state: squeue -j {job}; "
+          f"watch it in the app with --runner slurm --runs {script.parent.parent}")
     return 0
 
 
@@ -208,7 +247,7 @@ def run_translate(args) -> int:
     from .translate.batch import BatchSettings, translate_files
     from .translate.translator import Translator
 
-    # Under torchrun each process takes its share of the files (and its own GPU).
+    # Under torchrun or srun each process takes its share of the files (and its own GPU).
     ranks = Ranks.from_env()
     rank, world_size = ranks.rank, ranks.world_size
     device = str(ranks.device(args.device))
@@ -229,11 +268,27 @@ def run_translate(args) -> int:
     prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
     print(prefix + report.summary().replace("\n", "\n" + prefix))
     images = report.converted - len(report.videos)
+    seconds = elapsed - sum(video.seconds for video in report.videos)
     if images:
-        seconds = elapsed - sum(video.seconds for video in report.videos)
         print(f"{prefix}{images / seconds:.2f} images/s on {translator.device} "
               f"({translator.describe_precision(args.direction)})")
+    if world_size > 1:
+        print_total_speed(ranks, images, seconds, elapsed)
     return 1 if report.failures else 0
+
+
+def print_total_speed(ranks, images: int, seconds: float, elapsed: float) -> None:
+    """Rank 0 prints every task's images together, over the slowest task's time."""
+    from .training.distributed import gather_across_ranks
+
+    try:
+        counts = gather_across_ranks(ranks, (images, seconds, elapsed))
+    except RuntimeError as e:  # a task gone: each has said its own figures
+        print(f"[rank {ranks.rank}/{ranks.world_size}] the total was not gathered: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        return
+    if ranks.is_main:
+        total, slowest = sum(c[0] for c in counts), max(c[2] for c in counts)
+        print(f"all {ranks.world_size} tasks: {total} images in {slowest:.1f} s, {total / slowest:.2f} images/s")
 
 
 def add_precision_flags(p) -> None:
@@ -537,6 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="img2img", description="Image-to-image translation: " + ", ".join(METHODS))
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
+    add_submit_parser(sub)
     add_inspect_parser(sub)
     add_translate_parser(sub)
     add_fid_parser(sub)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple, get_args
 
 from .errors import Img2ImgError
+from .slurm import PREEMPT_SIGNALS
 
 # The architectures' names, as settings offer them; models/ builds each (its registries hold the
 # same names, which tests/test_structure.py checks). Here so that configs load no torch.
@@ -365,6 +366,12 @@ class TrainConfig:
     fid_val: str | None = setting(None, "folder to compute FID on instead of the validation split")
     fid_weights: str | None = setting(None, "Inception weights for FID (see `img2img fid --help`)")
     num_samples: int = setting(4, "images in each sample grid", accepts=at_least(1))
+    preempt_signal: str = setting("USR1", "under Slurm, the signal that says the job is about to be stopped "
+                                  "(sbatch's --signal): the run saves a checkpoint at its step's end, then "
+                                  "--on-preempt", choices=PREEMPT_SIGNALS)
+    on_preempt: str = setting("requeue", "after the preemption signal's checkpoint: requeue (scontrol requeue this "
+                              "job; it resumes with --resume auto) or exit (for the scheduler to requeue it)",
+                              choices=("requeue", "exit"))
 
 
 @dataclass

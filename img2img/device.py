@@ -1,4 +1,4 @@
-"""This process's device, seed and place among torchrun's ranks."""
+"""This process's device, seed and place among the ranks of torchrun or Slurm's srun."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .errors import Img2ImgError
+from .slurm import SlurmTask
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -39,14 +40,19 @@ def use_deterministic_algorithms() -> None:
 
 @dataclass(frozen=True)
 class Ranks:
-    """torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them a process is rank 0 of 1."""
+    """torchrun sets RANK, WORLD_SIZE and LOCAL_RANK, and srun SLURM_PROCID and its kin (see
+    slurm.SlurmTask), torchrun's winning; without either a process is rank 0 of 1. `rendezvous`:
+    rank 0's address and port under srun (torchrun's own are in its environment)."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    rendezvous: tuple[str, int] | None = None
 
     @classmethod
     def from_env(cls) -> "Ranks":
+        if "RANK" not in os.environ and (task := SlurmTask.from_env()) is not None:
+            return cls(task.rank, task.world_size, task.local_rank, (task.master_addr, task.master_port))
         return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
                    int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -62,5 +68,6 @@ class Ranks:
         """`resolve_device(name)`, with this rank's own GPU when there are several ranks."""
         device = resolve_device(name)
         if self.enabled and device.type == "cuda":
-            return torch.device("cuda", self.local_rank)
+            # srun may show each task only its own GPU(s): the local rank counts among those it sees.
+            return torch.device("cuda", self.local_rank % torch.cuda.device_count())
         return device

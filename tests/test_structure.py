@@ -22,7 +22,7 @@ PACKAGE = ROOT / "img2img"
 # The rooms of the package, bottom first: a module may import from its own layer's rooms (not in
 # a circle) and from the layers below, never from above.
 LAYERS = [
-    {"errors", "registry", "files", "log", "device", "download", "cancellation"},
+    {"errors", "registry", "files", "log", "slurm", "device", "download", "cancellation"},
     {"config"},
     {"io", "models"},
     {"losses"},
@@ -92,6 +92,7 @@ ROOT_FILES = {
     "files": "the floor: atomic writes", "log": "the floor: the logger",
     "device": "device, seeds and ranks: training's and translation's", "download": "resumable downloads: "
     "published models' and datasets'", "cancellation": "stopping long work: translation's and the app's",
+    "slurm": "a task's place in a Slurm step, and the Slurm commands: training's, translation's and the app's",
 }
 
 

@@ -31,11 +31,10 @@ from ..errors import Img2ImgError
 from ..files import atomic_write_text
 from ..log import logger
 from ..methods import METHODS, equivalent_command
-from ..training.run_folder import RunFolder, RunStatus, process_alive
+from ..training.run_folder import REQUEST_FILE, RunFolder, RunStatus, process_alive
 from .run_limits import TrainingLimits, runs_past_disk_budget
 
 RUN_FILE = "run.json"
-REQUEST_FILE = "request.json"
 LOG_FILE = "train.log"
 TRAIN_COMMAND = (sys.executable, "-m", "img2img", "train")
 DISK_CHECK_S = 5.0  # how often the runs folder's size is looked at while a run trains

@@ -1,8 +1,11 @@
-"""Process-group setup under torchrun (PyTorch DDP): nccl on CUDA, gloo on CPU.
+"""Process-group setup under torchrun or srun (PyTorch DDP): nccl on CUDA, gloo on CPU.
 
-torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training is one process.
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK, srun its SLURM_* variables (device.Ranks); without
+them training is one process.
 """
 from __future__ import annotations
+
+import datetime
 
 import torch
 import torch.distributed as dist
@@ -16,7 +19,7 @@ from ..methods import TrainingMethod
 
 
 def setup(device_name: str, sync_bn: bool = False) -> tuple[Ranks, torch.device]:
-    """This process's ranks and device; joins the process group when started by torchrun."""
+    """This process's ranks and device; joins the process group when started by torchrun or srun."""
     ranks = Ranks.from_env()
     device = ranks.device(device_name)
     if not ranks.enabled:
@@ -27,8 +30,32 @@ def setup(device_name: str, sync_bn: bool = False) -> tuple[Ranks, torch.device]
         raise Img2ImgError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm does not run on CPU")
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        join_process_group(ranks, backend, device if device.type == "cuda" else None)
     return ranks, device
+
+
+def join_process_group(ranks: Ranks, backend: str, device: torch.device | None = None,
+                       timeout_s: float | None = None) -> None:
+    """torchrun's rendezvous is in the environment; srun's is rank 0's host and a port from the job id."""
+    timeout = None if timeout_s is None else datetime.timedelta(seconds=timeout_s)
+    if ranks.rendezvous is None:
+        dist.init_process_group(backend, device_id=device, timeout=timeout)
+        return
+    host, port = ranks.rendezvous
+    dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=ranks.rank,
+                            world_size=ranks.world_size, device_id=device, timeout=timeout)
+
+
+def gather_across_ranks(ranks: Ranks, obj, timeout_s: float = 3600) -> list:
+    """Every rank's `obj`, on every rank, through a process group of its own (gloo) that is
+    left at once: for work that is otherwise independent, like a sharded translation."""
+    join_process_group(ranks, "gloo", timeout_s=timeout_s)
+    try:
+        gathered = [None] * ranks.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+    finally:
+        dist.destroy_process_group()
 
 
 def describe(ranks: Ranks, device: torch.device) -> str:

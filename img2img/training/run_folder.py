@@ -30,6 +30,7 @@ from ..errors import Img2ImgError
 from ..files import atomic_write_text
 
 CONFIG_FILE = "config.json"
+REQUEST_FILE = "request.json"  # the config a run was asked to start from (the app's, a Slurm job's)
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.csv"
 # Present while a stop is asked of the run (the app's Stop; a scheduler's preemption): the trainer

@@ -30,6 +30,7 @@ from .run_config import prepare_run
 from .run_folder import MetricsLog, RunFolder
 from .samples import fixed_sample_batch, save_sample_grid
 from .schedule import Schedule, lr_scheduler
+from .preemption import preempt_signal
 from .signals import StopRequest, ignore_stop_signals
 from .starting_model import StartingModel, find_starting_model, load_starting_weights
 
@@ -84,7 +85,7 @@ class Trainer:
         self.checkpoints = CheckpointWriter(cfg, self.ranks, self.method, self.footprint)
         self.metrics: MetricsLog | None = None
         self.window = LossWindow(self.device)
-        self._stop: StopRequest | None = None
+        self.stop_request: StopRequest | None = None
         self._stop_agreed = False
         self._asked_to_stop, self._stop_checked_at = False, float("-inf")
         self.stopped = False
@@ -167,7 +168,7 @@ class Trainer:
         # In logs (not a terminal) a bar redrawn 10 times a second would bury everything else.
         self.bar = tqdm(total=self.total_steps, initial=p.step, desc="train", unit="step", dynamic_ncols=True,
                         mininterval=0.1 if sys.stderr.isatty() else 30, disable=not main)
-        with StopRequest() as self._stop:
+        with StopRequest((preempt_signal(tc.preempt_signal),)) as self.stop_request:
             try:
                 while p.epoch < self.total_epochs and not self._done() and not self._stopping():
                     self.batches.begin(p.epoch, start=p.position)
@@ -242,7 +243,7 @@ class Trainer:
     @property
     def _stop_requested(self) -> bool:
         # A signal, or the run folder's stop request (a starting process cannot miss it), read once a second.
-        if self._stop is not None and self._stop.requested:
+        if self.stop_request is not None and self.stop_request.requested:
             return True
         now = time.monotonic()
         if not self._asked_to_stop and now - self._stop_checked_at >= 1.0:
