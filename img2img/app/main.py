@@ -3,6 +3,7 @@
     img2img app [--checkpoints DIR|hf://user/name ...] [--examples DIR] [--host 127.0.0.1]
                 [--port 7860] [--share] [--auth USER:PASSWORD ... | --auth-file FILE | --allow-anonymous]
                 [work at once, limits: see --help] [--allow-training --data-root DIR --runs DIR --max-runs N]
+                [--runner slurm --partition P --gpus N --time T --account A]
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from ..errors import Img2ImgError  # noqa: E402
 from ..flags import (  # noqa: E402
     add_limit_flags,
     add_serving_flags,
+    add_slurm_flags,
     add_training_limit_flags,
     limits_from,
     serving_from,
+    slurm_options_from,
     training_limits_from,
 )
 from ..log import log_to_console  # noqa: E402
@@ -63,6 +66,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                        help="a login that may stop, resume, delete and use anyone's runs (repeatable); others only "
                        "their own")
     add_training_limit_flags(train)
+    cluster = parser.add_argument_group("the Train tab on a Slurm cluster's login node (docs/cluster.md)")
+    cluster.add_argument("--runner", default="local", choices=("local", "slurm"),
+                         help="local (default): runs are processes on this machine, --max-runs at once; slurm: each "
+                         "run is a Slurm job with the options below, queued by Slurm")
+    add_slurm_flags(cluster)
     add_limit_flags(parser)
     return parser
 
@@ -88,7 +96,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.allow_training:
         training = TrainingService(args.data_root, args.runs, max(1, args.max_runs), limits_from(args),
                                    UploadLimits(max_upload_mb=serving.max_upload_mb),
-                                   run_limits=training_limits_from(args), admins=tuple(args.admin), models_dir=folder)
+                                   run_limits=training_limits_from(args), admins=tuple(args.admin), models_dir=folder,
+                                   slurm=slurm_options_from(args) if args.runner == "slurm" else None)
         training.runs.start_scheduler()
     # Gradio's import takes seconds: not for --help or a refusal.
     from .glue import launch_options

@@ -80,9 +80,9 @@ def training_api(app: gr.Blocks, service: TrainingService | None, heavy: dict | 
 
     @guarded
     def train_runs() -> list[dict]:
-        """Every run: name, state, step, total_steps."""
-        return [{"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps}
-                for v in service.list_runs()]
+        """Every run: name, state, step, total_steps, and where a Slurm runner's job is ("Slurm job 12: pending")."""
+        return [{"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps,
+                 "scheduler": v.scheduler} for v in service.list_runs()]
 
     @guarded
     def train_poll(run: str) -> dict:
@@ -92,7 +92,7 @@ def training_api(app: gr.Blocks, service: TrainingService | None, heavy: dict | 
         last = watch.losses[-1]["step"] if watch.losses else None
         return {"run": v.name, "state": v.state, "step": v.step, "total_steps": v.total_steps, "epoch": v.epoch,
                 "total_epochs": v.total_epochs, "images_per_s": v.images_per_s, "eta_s": v.eta_s, "error": v.error,
-                "command": v.command, "queue_position": v.queue_position,
+                "command": v.command, "queue_position": v.queue_position, "scheduler": v.scheduler,
                 "losses": {r["loss"]: r["value"] for r in watch.losses if r["step"] == last},
                 "evaluations": watch.evaluations, "sample": watch.sample.name if watch.sample else None,
                 "checkpoint": v.checkpoint.name if v.checkpoint else None, "log": watch.log_tail}

@@ -57,6 +57,7 @@ class RunView:
     error: str = ""
     queue_position: int | None = None
     checkpoint: Path | None = None
+    scheduler: str = ""  # where a cluster's scheduler has it: "Slurm job 12: pending (Priority)"
 
     @property
     def can_resume(self) -> bool:
@@ -78,6 +79,8 @@ class RunView:
                 parts.append(f"about {_duration(self.eta_s)} left ({_duration(self.total_s)} in all on this machine)")
         if self.error:
             parts.append(f"{'why' if self.state in ('stopping', 'stopped') else 'error'}: {self.error}")
+        if self.scheduler:
+            parts.append(self.scheduler)
         return ", ".join(parts)
 
 
@@ -390,7 +393,7 @@ class RunManager(RunQueue):
         self.check_owner(name, user, "delete")
         with self._lock:
             view = self.view(name)
-            if view.state in ("running", "stopping"):
+            if view.state in ("running", "stopping", "pending"):
                 raise Img2ImgError(f"{name}: is {view.state}; stop it before deleting it")
             shutil.rmtree(self.runs_dir / name)
 

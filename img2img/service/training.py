@@ -33,6 +33,7 @@ from ..io.pixel_format import PixelFormat, auto_range, canonical_dtype
 from ..io.readers import read_image
 from ..methods import METHODS, method_settings, model_defaults
 from ..persist.checkpoint import checkpoint_config, export_generators, load_checkpoint
+from ..slurm import SlurmOptions
 from ..training.footprint import RunEstimate
 from ..training.resume import config_for_run
 from ..translate.onnx_graph import export_checkpoint
@@ -40,6 +41,7 @@ from ..translate.translator import to_pil
 from .datasets import DataRoot, UploadLimits
 from .run_limits import TrainingLimits, check_run, train_samples
 from .runs import RunManager, RunView, RunWatch, command_text
+from .slurm_runs import SlurmRunManager
 from .starting_models import StartingModels
 
 # The form's sections, in the CLI's order: (section of the overrides, title, dataclass).
@@ -127,13 +129,14 @@ class TrainingService:
     def __init__(self, data_root: Path | str, runs_dir: Path | str, max_runs: int = 1,
                  limits: Limits = DEFAULT_LIMITS, upload_limits: UploadLimits = UploadLimits(),
                  train_command: tuple[str, ...] | None = None, run_limits: TrainingLimits = TrainingLimits(),
-                 admins: tuple[str, ...] = (), models_dir: Path | str | None = None) -> None:
+                 admins: tuple[str, ...] = (), models_dir: Path | str | None = None,
+                 slurm: SlurmOptions | None = None) -> None:
         """`run_limits`: what one run from the page may take; `admins`: logins that may stop,
-        resume, delete and use anyone's runs (others only their own); `models_dir`: the app's
-        models, which a run may start from (as may its owner's runs)."""
+        resume, delete and use anyone's runs (others only their own); `models_dir`: the app's models,
+        which a run may start from (as may its owner's runs); `slurm`: runs are Slurm jobs."""
         self.data = DataRoot(data_root, limits, upload_limits)
-        self.runs = RunManager(runs_dir, max_runs, *([train_command] if train_command else []), run_limits=run_limits,
-                               admins=admins)
+        self.runs = SlurmRunManager(runs_dir, slurm, run_limits, admins) if slurm is not None else RunManager(
+            runs_dir, max_runs, *([train_command] if train_command else []), run_limits=run_limits, admins=admins)
         self.run_limits = run_limits
         self.starting = StartingModels(models_dir, self.runs)
         self.settings = {s.key: s for s in form_settings()}

@@ -25,12 +25,12 @@ from .cuda_graph import CapturedStep, check_capturable
 from .evaluation import Evaluation
 from .footprint import Footprint
 from .guard import guarded_step
+from .preemption import preempt_signal
 from .progress import LossWindow, Progress
 from .run_config import prepare_run
 from .run_folder import MetricsLog, RunFolder
 from .samples import fixed_sample_batch, save_sample_grid
 from .schedule import Schedule, lr_scheduler
-from .preemption import preempt_signal
 from .signals import StopRequest, ignore_stop_signals
 from .starting_model import StartingModel, find_starting_model, load_starting_weights
 
