@@ -147,6 +147,15 @@ class SlurmOptions:
     def tasks_per_node(self) -> int:
         return self.tasks or max(1, self.gpus)
 
+    def flags(self) -> list[str]:
+        """These options as `img2img submit` takes them, the defaults left out (the signal is the
+        run's own --preempt-signal)."""
+        default, words = SlurmOptions(), []
+        for name in ("partition", "nodes", "gpus", "tasks", "cpus_per_task", "time", "account", "signal_seconds"):
+            if (value := getattr(self, name)) != getattr(default, name):
+                words += ["--tasks-per-node" if name == "tasks" else "--" + name.replace("_", "-"), str(value)]
+        return words + [f"--sbatch={option}" for option in self.extra]
+
     def directives(self, name: str, log: Path) -> list[str]:
         lines = [f"--job-name={name}", f"--output={log}", "--open-mode=append", "--requeue",
                  f"--signal={self.signal}@{self.signal_seconds}", f"--nodes={self.nodes}",

@@ -129,7 +129,7 @@ def train_tab(app: gr.Blocks, service: TrainingService, request_folder, heavy: d
         except Img2ImgError as e:
             return f"**Not valid:** {e}"
         return (f"This run will take {plan.estimate.describe()} (estimated from its settings).\n\nThe same run "
-                "from a terminal:\n\n```bash\n" + plan.command(service.runs.runs_dir) + "\n```")
+                "from a terminal:\n\n```bash\n" + plan.command(service.runs) + "\n```")
 
     @in_place(lambda line: (gr.skip(), gr.skip(), f"**Not started:** {line}"))
     def on_start(request: gr.Request, name, method_, start_, preset_, size_, length_, unit_, *texts):

@@ -353,11 +353,15 @@ class RunManager(RunQueue):
             folder = new_folder(self.runs_dir, name)
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
             atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
-            self._write(folder, {"name": folder.name, "owner": owner, "command": command_text(cfg),
+            self._write(folder, {"name": folder.name, "owner": owner, "command": self.command_for(cfg),
                                  "created": time.time(), "queued_at": time.time(), "state": "queued", "launches": 0})
             self.tick()
             return folder.name
 
+
+    def command_for(self, cfg: RunConfig) -> str:
+        """The command that repeats a run of `cfg` in a terminal."""
+        return command_text(cfg)
 
     def resume(self, name: str, user: str | None = None) -> None:
         """Queue a stopped, failed or interrupted run again, continuing from its newest checkpoint

@@ -8,6 +8,7 @@ reason it is pending."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..methods import run_config_from_dict
 from ..training.run_folder import REQUEST_FILE, RunFolder, RunStatus
 from ..training.slurm_job import write_job
 from .run_limits import TrainingLimits
-from .runs import RunManager, RunView
+from .runs import LOG_FILE, RunManager, RunView, command_text
 
 JOBS_FRESH_S = 2.0  # how long one answer of the controller serves every run's view
 # Slurm's states of a job that has not ended (squeue's; the rest are ends: COMPLETED, FAILED, ...).
@@ -39,6 +40,10 @@ class SlurmRunManager(RunManager):
         self._jobs: dict[str, slurm.JobState] = {}
         self._jobs_read = float("-inf")
         self._jobs_lock = threading.Lock()
+
+    def command_for(self, cfg: RunConfig) -> str:
+        """`img2img submit` with this runner's options: the same job, from a terminal."""
+        return command_text(cfg).replace("img2img train", shlex.join(["img2img", "submit", *self.options.flags()]), 1)
 
     def jobs(self) -> dict[str, slurm.JobState]:
         """Slurm's jobs, read at most every JOBS_FRESH_S; a controller that does not answer is
@@ -65,7 +70,7 @@ class SlurmRunManager(RunManager):
         RunFolder(folder).clear_stop()
         cfg: RunConfig = run_config_from_dict(json.loads((folder / REQUEST_FILE).read_text()))
         try:
-            job = slurm.submit(write_job(cfg, self.options))
+            job = slurm.submit(write_job(cfg, self.options, log=LOG_FILE))
         except Img2ImgError as e:  # refused by Slurm (partition, account, time): failed, with its words
             record.update(state="failed", error=str(e), launches=record.get("launches", 0))
             self._write(folder, record)

@@ -40,7 +40,7 @@ from ..translate.onnx_graph import export_checkpoint
 from ..translate.translator import to_pil
 from .datasets import DataRoot, UploadLimits
 from .run_limits import TrainingLimits, check_run, train_samples
-from .runs import RunManager, RunView, RunWatch, command_text
+from .runs import RunManager, RunView, RunWatch
 from .slurm_runs import SlurmRunManager
 from .starting_models import StartingModels
 
@@ -117,10 +117,11 @@ class RunPlan:
     name: str
     estimate: RunEstimate
 
-    def command(self, runs_dir: Path) -> str:
-        """The `img2img train` command that makes the same run in a terminal."""
-        return command_text(dataclasses.replace(
-            self.cfg, train=dataclasses.replace(self.cfg.train, out=str(runs_dir / self.name))))
+    def command(self, runs: RunManager) -> str:
+        """The command that makes the same run in a terminal (`img2img train`, or `submit` where
+        runs are Slurm jobs)."""
+        return runs.command_for(dataclasses.replace(
+            self.cfg, train=dataclasses.replace(self.cfg.train, out=str(runs.runs_dir / self.name))))
 
 
 class TrainingService:

@@ -25,14 +25,15 @@ def train_command(folder: Path, python: str = sys.executable) -> list[str]:
             "--out", str(folder)]
 
 
-def write_job(cfg: RunConfig, options: slurm.SlurmOptions, python: str = sys.executable) -> Path:
+def write_job(cfg: RunConfig, options: slurm.SlurmOptions, python: str = sys.executable, log: str = JOB_LOG) -> Path:
     """Write RUN/request.json and RUN/job.sbatch for a run of `cfg` (RUN is its `train.out`,
-    made absolute: the job may start in another directory); returns the script."""
+    made absolute: the job may start in another directory), the job's output going to RUN/LOG;
+    returns the script."""
     folder = Path(cfg.train.out).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(folder)))
     atomic_write_text(folder / REQUEST_FILE, json.dumps(cfg.to_dict(), indent=1))
     name = "img2img-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name)
     script = folder / JOB_SCRIPT
-    atomic_write_text(script, slurm.job_script(train_command(folder, python), options, name, folder, JOB_LOG))
+    atomic_write_text(script, slurm.job_script(train_command(folder, python), options, name, folder, log))
     return script

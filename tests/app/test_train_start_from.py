@@ -33,7 +33,7 @@ def test_a_run_from_the_page_starts_from_an_offered_model_of_its_kind(service, t
     plan = service.plan("pairs", "pix2pix", "custom", 32, 10, "steps", TINY, start_from="model:edges.pt")
     assert plan.cfg.train.init_from == str(tmp_path / "models" / "edges.pt")
     assert (plan.cfg.model.netG, plan.cfg.model.ngf) == ("unet_32", 8)
-    assert f"--init-from {tmp_path / 'models' / 'edges.pt'}" in plan.command(tmp_path / "runs")
+    assert f"--init-from {tmp_path / 'models' / 'edges.pt'}" in plan.command(service.runs)
 
 
 @pytest.mark.parametrize("key", ["model:../models/edges.pt", "model:horses.pt", "run:nobody", str(__file__)])

@@ -168,7 +168,7 @@ def test_settings_become_the_cli_command_and_are_refused_in_the_cli_words(tmp_pa
     make_paired(tmp_path / "data" / "pairs")
     service = TrainingService(tmp_path / "data", tmp_path / "runs")
     plan = service.plan("pairs", "pix2pix", "quick", settings={"train.lr": "1e-4", "model.dropout": "off"})
-    command = plan.command(service.runs.runs_dir)
+    command = plan.command(service.runs)
     assert "--lr 0.0001" in command and "--no-dropout" in command and "--size 128" in command
     assert "--max-steps 600" in command
     custom = service.plan("pairs", "pix2pix", "custom", size=64, length=10, unit="epochs")

@@ -121,6 +121,7 @@ def test_the_train_tabs_slurm_runner_shows_a_pending_job_cancels_it_and_runs_it_
     view = wait_for("pending", lambda: (v := service.runs.view(name)).state == "pending" and "(Resources)" in
                     v.scheduler and v)
     assert view.scheduler == f"Slurm job {job}: pending (Resources)" and f"Slurm job {job}" in view.line()
+    assert view.command.startswith("img2img submit --cpus-per-task 1 --model pix2pix ")
     service.stop(name)
     assert service.runs.view(name).state == "cancelled"
     assert wait_for("the cancel", lambda: job_field(cluster, job, "JobState") == "CANCELLED")
@@ -131,6 +132,7 @@ def test_the_train_tabs_slurm_runner_shows_a_pending_job_cancels_it_and_runs_it_
     run = tmp_path / "runs" / name
     assert (run / "job.sbatch").is_file() and "--cpus-per-task=1" in (run / "job.sbatch").read_text()
     assert status(run)["step"] == 20 and (run / "checkpoints" / "latest.pt").is_file()
+    assert "finished at step 20" in service.watch(name).log_tail  # the job's output is the run's log
 
 
 def test_two_srun_tasks_translate_each_file_once_and_a_rerun_skips_them(cluster, tmp_path):

@@ -9,6 +9,7 @@ from helpers import TINY_PIX2PIX
 
 from img2img.cli import build_parser, given_settings, main
 from img2img.device import Ranks
+from img2img.flags import slurm_options_from
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.slurm import SlurmOptions, SlurmTask, expand_hostlist, job_script
 from img2img.training import Trainer, config_for_run
@@ -63,6 +64,14 @@ def test_the_job_script_asks_for_the_signal_a_requeue_and_one_task_per_gpu(tmp_p
                           "--signal=USR1@300", "--nodes=2", "--ntasks-per-node=8", "--gpus-per-node=8",
                           "--partition=gpu", "--time=2-00:00:00", "--account=lab", "--qos=high"]
     assert script.rstrip().endswith("exec srun --kill-on-bad-exit=1 python -m img2img train --out '/runs/a b'")
+
+
+def test_a_jobs_options_as_submit_flags_parse_back_to_the_same_options():
+    options = SlurmOptions(partition="gpu", nodes=2, gpus=8, tasks=4, cpus_per_task=6, time="1:00:00", account="lab",
+                           signal_seconds=600, extra=("--qos=high", "--exclusive"))
+    args = build_parser().parse_args(["submit", *options.flags()])
+    assert slurm_options_from(args) == options
+    assert SlurmOptions().flags() == []
 
 
 def test_submit_dry_run_writes_the_runs_config_and_script_without_submitting(paired_dir, tmp_path, capsys):
