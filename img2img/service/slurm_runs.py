@@ -110,6 +110,11 @@ class SlurmRunManager(RunManager):
             view.error = f"Slurm job {record['job']} ended before training began; see its slurm.log"
         return view
 
+    def signature(self, name: str) -> tuple:
+        """The folder's files, and where Slurm has the job: a page redraws when its reason changes."""
+        job = self._read(name).get("job")
+        return *super().signature(name), job and self.jobs().get(job)
+
     def _signal_stop(self, name: str, record: dict, reason: str | None = None) -> None:
         """The run folder's stop request (a stop, not a preemption), then the job's own signal,
         so that it stops at its next step rather than at its next look at the folder."""

@@ -16,7 +16,7 @@ from helpers.slurm import LocalSlurm, why_no_slurm
 from img2img.cli import main
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService
-from img2img.slurm import SlurmOptions
+from img2img.slurm import JobState, SlurmOptions
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(why_no_slurm() is not None, reason=why_no_slurm() or "")]
 
@@ -122,6 +122,7 @@ def test_the_train_tabs_slurm_runner_shows_a_pending_job_cancels_it_and_runs_it_
                     v.scheduler and v)
     assert view.scheduler == f"Slurm job {job}: pending (Resources)" and f"Slurm job {job}" in view.line()
     assert view.command.startswith("img2img submit --cpus-per-task 1 --model pix2pix ")
+    assert service.runs.signature(name)[-1] == JobState("PENDING", "Resources")  # the page redraws on a new reason
     service.stop(name)
     assert service.runs.view(name).state == "cancelled"
     assert wait_for("the cancel", lambda: job_field(cluster, job, "JobState") == "CANCELLED")
