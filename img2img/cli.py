@@ -175,6 +175,9 @@ def run_submit(args) -> int:
     from . import slurm
     from .training.slurm_job import JOB_LOG, write_job
 
+    if args.resume not in (None, "auto"):
+        raise Img2ImgError(f"--resume {args.resume}: a job resumes from its own run folder's checkpoints (--resume auto "
+                           "with --out); copy the checkpoint into OUT/checkpoints, or submit --resume auto --out RUN")
     cfg = run_config_from(args).cfg
     script = write_job(cfg, slurm_options_from(args, cfg.train.preempt_signal))
     if args.dry_run:

@@ -92,6 +92,13 @@ def test_submit_refuses_a_bad_run_in_one_line_before_writing_anything(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_submit_refuses_to_resume_from_a_checkpoint_outside_the_run_folder(paired_dir, tmp_path, capsys):
+    assert main(["submit", "--dry-run", "--resume", str(tmp_path / "elsewhere.pt"), "--data", str(paired_dir),
+                 "--out", str(tmp_path / "run"), *TINY_PIX2PIX]) == 2
+    assert "a job resumes from its own run folder's checkpoints" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_first_stop_signal_is_kept_to_tell_a_preemption_from_a_stop():
     with StopRequest((signal.SIGUSR1,)) as stop:
         os.kill(os.getpid(), signal.SIGUSR1)
