@@ -48,7 +48,13 @@ def rewritable(kernel: int, stride: int, padding: int, output_padding: int, dila
 
 class PhaseConvTranspose2d(nn.Module):
     """A ConvTranspose2d (weight [in, out / groups, kh, kw], bias) computed as stride x stride
-    ordinary convolutions and a PixelShuffle."""
+    ordinary convolutions and a PixelShuffle.
+
+    Where every phase has as many taps as the others (pix2pix's k4 s2 p1: 2 x 2 each) and there
+    are no groups, the phases are one convolution with stride² times the output channels and the
+    widest padding; each phase then takes its own window of that output. One convolution, and
+    no padded copies of the input, run much faster as int8 than a padded copy and a convolution
+    per phase (benchmarks/phase_conv.py)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
                  padding: tuple[int, int], output_padding: tuple[int, int], groups: int = 1) -> None:
@@ -63,19 +69,38 @@ class PhaseConvTranspose2d(nn.Module):
         # [in, out/g, kh, kw] -> [out, in/g, kh, kw]: per group, the two channel axes swapped.
         forward = (weight.reshape(groups, c_in // groups, c_out_per_group, kh, kw).transpose(1, 2)
                    .reshape(groups * c_out_per_group, c_in // groups, kh, kw))
-        self.pads: list[tuple[int, int, int, int]] = []
+        kernels, self.pads = [], []
         for row_taps, top, bottom in rows:
             for col_taps, left, right in cols:
-                self.register_buffer(f"weight{len(self.pads)}", forward[:, :, row_taps][:, :, :, col_taps].contiguous())
+                kernels.append(forward[:, :, row_taps][:, :, :, col_taps])
                 self.pads.append((left, right, top, bottom))
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.merged = groups == 1 and len({k.shape for k in kernels}) == 1 and min(min(p) for p in self.pads) >= 0
+        if self.merged:
+            # One padding wide enough for every phase; phase i's output starts `window[i]` into it.
+            self.padding = max(max(p) for p in self.pads)
+            self.windows = [(self.padding - top, self.padding - left) for left, _, top, _ in self.pads]
+            left, right, top, bottom = self.pads[0]  # every phase's output has one size
+            self.trim = (2 * self.padding - top - bottom, 2 * self.padding - left - right)
+            self.register_buffer("weight", torch.cat(kernels).contiguous())
+            self.register_buffer("bias", None if bias is None else bias.detach().repeat(len(kernels)))
+        else:
+            for i, kernel in enumerate(kernels):
+                self.register_buffer(f"weight{i}", kernel.contiguous())
+            self.register_buffer("bias", None if bias is None else bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        phases = []
-        for i, (left, right, top, bottom) in enumerate(self.pads):
-            # Negative pads crop: F.pad takes both, and exports as one Pad (or Slice) each.
-            piece = F.pad(x, (left, right, top, bottom)) if any((left, right, top, bottom)) else x
-            phases.append(F.conv2d(piece, getattr(self, f"weight{i}"), self.bias, groups=self.groups))
+        if self.merged:
+            out = F.conv2d(x, self.weight, self.bias, padding=self.padding)
+            h, w = out.shape[2] - self.trim[0], out.shape[3] - self.trim[1]
+            # Each phase's window, phase-major; then channel-major, as PixelShuffle reads them.
+            phases = [out[:, i * self.channels:(i + 1) * self.channels, r:r + h, c:c + w]
+                      for i, (r, c) in enumerate(self.windows)]
+        else:
+            phases = []
+            for i, (left, right, top, bottom) in enumerate(self.pads):
+                # Negative pads crop: F.pad takes both, and exports as one Pad (or Slice) each.
+                piece = F.pad(x, (left, right, top, bottom)) if any((left, right, top, bottom)) else x
+                phases.append(F.conv2d(piece, getattr(self, f"weight{i}"), self.bias, groups=self.groups))
         n, _, h, w = phases[0].shape
         # The channel count as a constant: an exported graph then knows it (InstanceNorm needs to).
         stacked = torch.stack(phases, dim=2).reshape(n, self.channels * self.stride**2, h, w)

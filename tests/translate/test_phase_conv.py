@@ -35,6 +35,11 @@ def test_a_transposed_convolution_equals_its_phase_convolutions(kernel, stride, 
     assert got.shape == expected.shape and (got - expected).abs().max() < 1e-5
 
 
+def test_the_pix2pix_upsampling_is_one_convolution_and_a_grouped_one_a_convolution_per_phase():
+    assert PhaseConvTranspose2d.of(nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)).merged
+    assert not PhaseConvTranspose2d.of(nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, groups=4)).merged
+
+
 def test_the_anti_aliased_upsampling_equals_its_phase_convolutions():
     blur, x = BlurUpsample(5), torch.randn(1, 5, 6, 9)
     assert (blur(x) - PhaseBlurUpsample(blur)(x)).abs().max() < 1e-5
