@@ -185,7 +185,7 @@ def run_submit(args) -> int:
         return 0
     job = slurm.submit(script)
     print(f"submitted job {job}: {script}\nits log: {script.parent / JOB_LOG}; its state: squeue -j {job}; "
-          f"watch it in the app with --runner slurm --runs {script.parent.parent}")
+          f"its progress: {script.parent / 'status.json'}")
     return 0
 
 

@@ -134,6 +134,20 @@ def test_the_preemption_signal_inside_a_job_is_a_preemption_and_a_stop_file_make
     assert not was_preempted(trainer)
 
 
+def test_sigterm_is_the_preemption_signal_when_the_run_says_so(paired_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    assert was_preempted(stopped_by(signal.SIGTERM, paired_dir, tmp_path / "run", "--max-steps", "50",
+                                    "--preempt-signal", "TERM"))
+
+
+def test_on_preempt_exit_leaves_the_requeue_to_slurm(paired_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol: a requeue would fail and say so
+    trainer = stopped_by(signal.SIGUSR1, paired_dir, tmp_path / "run", "--max-steps", "50", "--on-preempt", "exit")
+    after_stop(trainer)
+    assert trainer.folder.status().error == "preempted at step 3; left for Slurm to requeue"
+
+
 def test_a_failed_requeue_keeps_the_checkpoint_and_says_so_in_the_runs_status(paired_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol
