@@ -2,6 +2,7 @@
 fixture on this machine as a one-node cluster of its CPUs): submitting, preemption and requeue,
 2-task srun DDP against torchrun, the Train tab's runner, and a sharded translation."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,6 @@ import pytest
 from helpers import TINY_PIX2PIX, compare_states, make_checkpoint, make_paired, random_image
 from helpers.slurm import LocalSlurm, why_no_slurm
 
-from img2img.cli import main
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService
 from img2img.slurm import JobState, SlurmOptions
@@ -72,6 +72,9 @@ def test_a_run_preempted_and_requeued_twice_ends_bit_for_bit_as_a_straight_run(c
                                env=one_thread(cluster.env), capture_output=True, text=True, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stderr
     job = re.search(r"submitted job (\d+)", submitted.stdout).group(1)
+    # The straight run trains while the job waits for Slurm.
+    straight_run = subprocess.Popen([PYTHON, "-m", "img2img", "train", *flags, "--out", str(tmp_path / "straight")],
+                                    env=one_thread(dict(os.environ)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     script = (run / "job.sbatch").read_text()
     assert "#SBATCH --signal=USR1@300" in script and "#SBATCH --requeue" in script
     for restarts, at_step in ((0, 40), (1, 150)):
@@ -84,7 +87,7 @@ def test_a_run_preempted_and_requeued_twice_ends_bit_for_bit_as_a_straight_run(c
     assert log.count("preempted at step") == 2 and log.count("resumed from") == 2, log[-3000:]
     assert status(run)["state"] == "finished" and status(run)["step"] == 300
 
-    assert main(["train", *flags, "--out", str(tmp_path / "straight")]) == 0
+    assert straight_run.wait(timeout=120) == 0, straight_run.stderr.read()
     straight = without_run_paths(load_checkpoint(tmp_path / "straight/checkpoints/latest.pt"))
     requeued = without_run_paths(load_checkpoint(run / "checkpoints/latest.pt"))
     assert compare_states(straight, requeued) > 10
