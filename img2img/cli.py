@@ -173,12 +173,14 @@ def add_submit_parser(sub) -> None:
 
 def run_submit(args) -> int:
     from . import slurm
+    from .training.run_config import prepare_run
     from .training.slurm_job import JOB_LOG, write_job
 
     if args.resume not in (None, "auto"):
         raise Img2ImgError(f"--resume {args.resume}: a job resumes from its own run folder's checkpoints (--resume auto "
                            "with --out); copy the checkpoint into OUT/checkpoints, or submit --resume auto --out RUN")
     cfg = run_config_from(args).cfg
+    prepare_run(cfg)  # the trainer's first checks (the data's layout and formats), here rather than after the queue
     script = write_job(cfg, slurm_options_from(args, cfg.train.preempt_signal))
     if args.dry_run:
         print(f"wrote {script}; submit it with: sbatch {script}")

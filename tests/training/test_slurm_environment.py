@@ -92,6 +92,14 @@ def test_submit_refuses_a_bad_run_in_one_line_before_writing_anything(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_submit_refuses_data_the_trainer_would_refuse_before_anything_is_queued(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["submit", "--dry-run", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"),
+                 *TINY_PIX2PIX]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'empty'}: data folder holds no images (.jpg, .png, ...)"
+    assert not (tmp_path / "run").exists()
+
+
 def test_submit_refuses_to_resume_from_a_checkpoint_outside_the_run_folder(paired_dir, tmp_path, capsys):
     assert main(["submit", "--dry-run", "--resume", str(tmp_path / "elsewhere.pt"), "--data", str(paired_dir),
                  "--out", str(tmp_path / "run"), *TINY_PIX2PIX]) == 2
