@@ -116,7 +116,8 @@ def test_the_train_tabs_slurm_runner_shows_a_pending_job_cancels_it_and_runs_it_
     make_paired(tmp_path / "datasets" / "facades", n_train=6)
     service = TrainingService(tmp_path / "datasets", tmp_path / "runs", slurm=SlurmOptions(cpus_per_task=1))
     # Every CPU taken: the run waits for them.
-    blocker = cluster.run("sbatch", "--parsable", f"--cpus-per-task={cluster.cpus}", "--wrap", "sleep 120").stdout.strip()
+    blocker = cluster.run("sbatch", "--parsable", f"--cpus-per-task={cluster.cpus}", "--output=/dev/null", "--wrap",
+                          "sleep 120").stdout.strip()
     plan = service.plan("facades", "pix2pix", "quick", size=32, length=20, unit="steps",
                         settings={"model.ngf": "8", "model.ndf": "8", "data.num_workers": "0"})
     name = service.start(plan)
