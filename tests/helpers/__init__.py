@@ -1,7 +1,8 @@
 """What the tests share, by concern: `data` (tiny generated files and checkpoints), `training`
 (tiny methods, run flags, resume checks), `servers` (HTTP, Hub and app servers on 127.0.0.1),
-`browser` (Chromium) and `reference` (the canonical code's stand-ins, benchmark scripts). Test
-files import from here and never from each other."""
+`browser` (Chromium), `reference` (the canonical code's stand-ins, benchmark scripts) and `slurm`
+(a real one-node Slurm, imported as helpers.slurm). Test files import from here and never from
+each other."""
 from .browser import chromium_path, open_browser, open_train_tab, screenshot_dir  # noqa: F401
 from .data import (  # noqa: F401
     BUNDLED,
