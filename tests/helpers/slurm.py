@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 class LocalSlurm:
-    """munged + slurmctld + slurmd on this machine, all state under `root`."""
+    """munged + slurmctld + slurmd on this machine, all state under `root`, on 127.0.0.1 (so that
+no name needs to resolve)."""
 
     def __init__(self, root: Path, cpus: int | None = None) -> None:
         self.root = Path(root)
@@ -55,7 +56,7 @@ class LocalSlurm:
         r = self.root
         self.conf.write_text(f"""\
 ClusterName=img2img-test
-SlurmctldHost={self.node}
+SlurmctldHost={self.node}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort={free_port()}
@@ -84,7 +85,7 @@ JobRequeue=1
 KillWait=10
 MinJobAge=600
 SchedulerParameters=sched_interval=1
-NodeName={self.node} CPUs={self.cpus} State=UNKNOWN
+NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN
 PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
 
