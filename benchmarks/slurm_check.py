@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from helpers.slurm import LocalSlurm, why_no_slurm  # noqa: E402
+from helpers.slurm import LocalSlurm, wait_for, why_no_slurm  # noqa: E402
 
 from img2img.persist.checkpoint import load_checkpoint  # noqa: E402
 
@@ -68,14 +68,6 @@ def field(cluster: LocalSlurm, job: str, name: str) -> str:
     return found.group(1) if found else ""
 
 
-def wait(ready, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out")
-        time.sleep(0.1)
-
-
 def step_of(run: Path) -> tuple[str, int]:
     try:
         status = json.loads((run / "status.json").read_text())
@@ -91,10 +83,11 @@ def requeue_twice(cluster: LocalSlurm, work: Path, flags: list[str], steps: int)
     job = re.search(r"submitted job (\d+)", out).group(1)
     started = time.perf_counter()
     for restarts, at in ((0, steps // 3), (1, 2 * steps // 3)):
-        wait(lambda: step_of(run)[0] == "running" and step_of(run)[1] >= at and field(cluster, job, "Restarts") == str(restarts))
+        wait_for(f"step {at}", lambda: step_of(run)[0] == "running" and step_of(run)[1] >= at
+                 and field(cluster, job, "Restarts") == str(restarts), timeout_s=300)
         cluster.run("scancel", "--signal=USR1", job)
-        wait(lambda: field(cluster, job, "Restarts") == str(restarts + 1))
-    wait(lambda: field(cluster, job, "JobState") == "COMPLETED")
+        wait_for("the requeue", lambda: field(cluster, job, "Restarts") == str(restarts + 1), timeout_s=300)
+    wait_for("the end", lambda: field(cluster, job, "JobState") == "COMPLETED", timeout_s=300)
     seconds = time.perf_counter() - started
     stops = re.findall(r"preempted at step (\d+)", (run / "slurm.log").read_text())
     subprocess.run([PYTHON, "-m", "img2img", "train", *flags, "--out", str(work / "straight")], check=True,

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .servers import free_port
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
@@ -23,10 +25,16 @@ def why_no_slurm() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def wait_for(what: str, ready, timeout_s: float = 90.0, every_s: float = 0.1):
+    """`ready()`'s first true value, asked every `every_s`; an AssertionError naming `what` after
+    `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = ready()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class LocalSlurm:

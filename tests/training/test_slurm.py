@@ -6,13 +6,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import TINY_PIX2PIX, compare_states, make_checkpoint, make_paired, random_image
-from helpers.slurm import LocalSlurm, why_no_slurm
+from helpers.slurm import LocalSlurm, wait_for, why_no_slurm
 
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService
@@ -33,16 +32,6 @@ def cluster(tmp_path_factory, request):
 
 def one_thread(env: dict) -> dict:
     return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-
-
-def wait_for(what: str, ready, timeout_s: float = 90.0, every_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = ready()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def job_field(cluster: LocalSlurm, job: str, name: str) -> str:
