@@ -129,7 +129,7 @@ def run_train(args) -> int:
     from .device import Ranks
     from .training import Trainer
     from .training.distributed import teardown
-    from .training.preemption import after_stop, was_preempted
+    from .training.preemption import requeue_if_preempted
     from .training.run_folder import RunFolder, one_line
 
     try:
@@ -153,9 +153,7 @@ def run_train(args) -> int:
                          f"({len(trainer.train_set)} samples/epoch) on {where} ({trainer.speed.describe()}); "
                          f"outputs in {cfg.train.out}")
             trainer.fit()
-        if was_preempted(trainer):
-            after_stop(trainer)
-        elif trainer.stopped:
+        if not requeue_if_preempted(trainer) and trainer.stopped:
             trainer.info(f"resume with: img2img train --resume auto --out {cfg.train.out}")
     finally:
         teardown()
@@ -273,26 +271,26 @@ def run_translate(args) -> int:
     prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
     print(prefix + report.summary().replace("\n", "\n" + prefix))
     images = report.converted - len(report.videos)
-    seconds = elapsed - sum(video.seconds for video in report.videos)
     if images:
+        seconds = elapsed - sum(video.seconds for video in report.videos)
         print(f"{prefix}{images / seconds:.2f} images/s on {translator.device} "
               f"({translator.describe_precision(args.direction)})")
     if world_size > 1:
-        print_total_speed(ranks, images, seconds, elapsed)
+        print_total_speed(ranks, images, elapsed)
     return 1 if report.failures else 0
 
 
-def print_total_speed(ranks, images: int, seconds: float, elapsed: float) -> None:
+def print_total_speed(ranks, images: int, elapsed: float) -> None:
     """Rank 0 prints every task's images together, over the slowest task's time."""
     from .training.distributed import gather_across_ranks
 
     try:
-        counts = gather_across_ranks(ranks, (images, seconds, elapsed))
+        counts = gather_across_ranks(ranks, (images, elapsed))
     except RuntimeError as e:  # a task gone: each has said its own figures
         print(f"[rank {ranks.rank}/{ranks.world_size}] the total was not gathered: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         return
     if ranks.is_main:
-        total, slowest = sum(c[0] for c in counts), max(c[2] for c in counts)
+        total, slowest = sum(c[0] for c in counts), max(c[1] for c in counts)
         print(f"all {ranks.world_size} tasks: {total} images in {slowest:.1f} s, {total / slowest:.2f} images/s")
 
 

@@ -26,16 +26,19 @@ def was_preempted(trainer) -> bool:
             and slurm.job_id() is not None and not trainer.folder.stop_requested())
 
 
-def after_stop(trainer) -> None:
-    """Rank 0, once every rank has finished and the checkpoint is on disk: requeue a preempted
-    job (or leave it to the scheduler), and say so in the log and the run's status."""
-    if not trainer.ranks.is_main or not was_preempted(trainer):
-        return
+def requeue_if_preempted(trainer) -> bool:
+    """Once `fit` has returned (every rank finished, the checkpoint on disk): whether the run was
+    preempted, and if so, rank 0 requeues the job (or leaves it to the scheduler) and says so in
+    the log and the run's status."""
+    if not was_preempted(trainer):
+        return False
+    if not trainer.ranks.is_main:
+        return True
     job, step = slurm.job_id(), trainer.progress.step
     if trainer.cfg.train.on_preempt == "exit":
         trainer.info(f"preempted at step {step}: ending for Slurm to requeue job {job} (--on-preempt exit)")
         trainer.folder.update_status(error=f"preempted at step {step}; left for Slurm to requeue")
-        return
+        return True
     try:
         trainer.folder.update_status(error=f"preempted at step {step}; requeued job {job}")
         trainer.info(f"preempted at step {step}: requeuing job {job}; it resumes from this checkpoint")
@@ -44,3 +47,4 @@ def after_stop(trainer) -> None:
         trainer.folder.update_status(error=f"preempted at step {step}; not requeued: {e}")
         trainer.warning(f"warning: not requeued: {e}. Resume with: sbatch {trainer.out / 'job.sbatch'} "
                         f"(or img2img train --resume auto --out {trainer.out})")
+    return True

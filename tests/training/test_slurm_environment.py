@@ -13,7 +13,7 @@ from img2img.flags import slurm_options_from
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.slurm import SlurmOptions, SlurmTask, expand_hostlist, job_script
 from img2img.training import Trainer, config_for_run
-from img2img.training.preemption import after_stop, was_preempted
+from img2img.training.preemption import requeue_if_preempted, was_preempted
 from img2img.training.signals import StopRequest
 
 # As srun sets them in its second task of a 4-task step on 2 nodes, and as sbatch sets them in the
@@ -154,7 +154,7 @@ def test_on_preempt_exit_leaves_the_requeue_to_slurm(paired_dir, tmp_path, monke
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol: a requeue would fail and say so
     trainer = stopped_by(signal.SIGUSR1, paired_dir, tmp_path / "run", "--max-steps", "50", "--on-preempt", "exit")
-    after_stop(trainer)
+    assert requeue_if_preempted(trainer)
     assert trainer.folder.status().error == "preempted at step 3; left for Slurm to requeue"
 
 
@@ -162,7 +162,7 @@ def test_a_failed_requeue_keeps_the_checkpoint_and_says_so_in_the_runs_status(pa
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol
     trainer = stopped_by(signal.SIGUSR1, paired_dir, tmp_path / "run", "--max-steps", "50")
-    after_stop(trainer)
+    assert requeue_if_preempted(trainer)
     status = trainer.folder.status()
     assert status.state == "stopped" and status.error.startswith("preempted at step 3; not requeued: requeue job 7: "
                                                                  "`scontrol` is not installed")
