@@ -7,6 +7,7 @@ where it waits from Slurm's controller: its job id, state (pending, running, req
 reason it is pending."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import threading
@@ -68,9 +69,11 @@ class SlurmRunManager(RunManager):
     def _launch(self, name: str, record: dict) -> None:
         folder = self.runs_dir / name
         RunFolder(folder).clear_stop()
-        cfg: RunConfig = run_config_from_dict(json.loads((folder / REQUEST_FILE).read_text()))
+        cfg = self._request(name)
         try:
-            job = slurm.submit(write_job(cfg, self.options, log=LOG_FILE))
+            # The job's signal is the one the run takes for a preemption (its --preempt-signal).
+            options = dataclasses.replace(self.options, signal=cfg.train.preempt_signal)
+            job = slurm.submit(write_job(cfg, options, log=LOG_FILE))
         except Img2ImgError as e:  # refused by Slurm (partition, account, time): failed, with its words
             record.update(state="failed", error=str(e), launches=record.get("launches", 0))
             self._write(folder, record)
@@ -122,9 +125,10 @@ class SlurmRunManager(RunManager):
         self._write(self.runs_dir / name, record)
         RunFolder(self.runs_dir / name).request_stop()
         if record.get("job"):
-            signal = RunFolder(self.runs_dir / name).config().train.preempt_signal \
-                if (self.runs_dir / name / "config.json").is_file() else self.options.signal
-            slurm.cancel(record["job"], signal=signal)
+            slurm.cancel(record["job"], signal=self._request(name).train.preempt_signal)
+
+    def _request(self, name: str) -> RunConfig:
+        return run_config_from_dict(json.loads((self.runs_dir / name / REQUEST_FILE).read_text()))
 
     def stop(self, name: str, user: str | None = None) -> None:
         """A pending job is cancelled; a running one saves and ends."""

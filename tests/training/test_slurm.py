@@ -108,7 +108,8 @@ def test_the_train_tabs_slurm_runner_shows_a_pending_job_cancels_it_and_runs_it_
     blocker = cluster.run("sbatch", "--parsable", f"--cpus-per-task={cluster.cpus}", "--output=/dev/null", "--wrap",
                           "sleep 120").stdout.strip()
     plan = service.plan("facades", "pix2pix", "quick", size=32, length=20, unit="steps",
-                        settings={"model.ngf": "8", "model.ndf": "8", "data.num_workers": "0"})
+                        settings={"model.ngf": "8", "model.ndf": "8", "data.num_workers": "0",
+                                  "train.preempt_signal": "TERM"})
     name = service.start(plan)
     job = json.loads((tmp_path / "runs" / name / "run.json").read_text())["job"]
     view = wait_for("pending", lambda: (v := service.runs.view(name)).state == "pending" and "(Resources)" in
@@ -124,7 +125,8 @@ def test_the_train_tabs_slurm_runner_shows_a_pending_job_cancels_it_and_runs_it_
     service.resume(name)
     assert wait_for("the end", lambda: service.runs.view(name).state == "finished", timeout_s=120)
     run = tmp_path / "runs" / name
-    assert (run / "job.sbatch").is_file() and "--cpus-per-task=1" in (run / "job.sbatch").read_text()
+    script = (run / "job.sbatch").read_text()
+    assert "--cpus-per-task=1" in script and "--signal=TERM@300" in script  # the run's own preemption signal
     assert status(run)["step"] == 20 and (run / "checkpoints" / "latest.pt").is_file()
     assert "finished at step 20" in service.watch(name).log_tail  # the job's output is the run's log
 
