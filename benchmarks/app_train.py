@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import chromium_path, free_port, open_browser  # noqa: E402
+from helpers import chromium_path, free_port, open_browser, wait_for  # noqa: E402
 
 FIGURES = ROOT / "benchmarks" / "figures" / "app"
 
@@ -41,16 +41,6 @@ def images_per_s(run: Path) -> float:
     with open(run / "metrics.csv") as f:
         rows = [float(r["images_per_s"]) for r in csv.DictReader(f) if r.get("images_per_s")]
     return statistics.mean(rows[1:])
-
-
-def wait_until(test, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = test()
-        if value:
-            return value
-        time.sleep(every)
-    raise SystemExit("timed out")
 
 
 def main() -> None:
@@ -72,7 +62,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/"
     FIGURES.mkdir(parents=True, exist_ok=True)
     try:
-        wait_until(lambda: _up(url), 120)
+        wait_for("the app", lambda: _up(url), 120)
         client = Client(url, verbose=False)
         with sync_playwright() as p:
             browser = open_browser(p, work)
@@ -100,7 +90,7 @@ def main() -> None:
                   f"{report_s:.1f} s; to the first sample grid (quick look, step {poll['step']} of "
                   f"{poll['total_steps']}): {first_grid_s:.1f} s", flush=True)
             client.predict(run, api_name="/train_stop")
-            wait_until(lambda: client.predict(run, api_name="/train_poll")["state"] == "stopped", 120)
+            wait_for("the stop", lambda: client.predict(run, api_name="/train_poll")["state"] == "stopped", 120, 0.5)
             # The translator with the new model.
             page.locator("#train-use").click()
             page.wait_for_function("document.querySelector('#model-card').innerText.includes('training run')",
@@ -125,7 +115,7 @@ def main() -> None:
                 name = started_run["run"]
                 page.reload()
                 page.get_by_role("tab", name="Train").click()
-                wait_until(lambda: client.predict(name, api_name="/train_poll")["state"] == "finished", 1800, 2)
+                wait_for("the run", lambda: client.predict(name, api_name="/train_poll")["state"] == "finished", 1800, 2)
                 tab.append(images_per_s(work / "runs" / name))
                 command = shlex.split(started_run["command"])
                 out = command.index("--out")

@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from helpers.slurm import LocalSlurm, wait_for, why_no_slurm  # noqa: E402
+from helpers import wait_for  # noqa: E402
+from helpers.slurm import LocalSlurm, why_no_slurm  # noqa: E402
 
 from img2img.persist.checkpoint import load_checkpoint  # noqa: E402
 

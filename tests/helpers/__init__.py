@@ -29,7 +29,7 @@ from .data import (  # noqa: F401
     tiff_planes_header,
 )
 from .reference import CanonicalResnetBlock, canonical_resnet, load_benchmark, randomise  # noqa: F401
-from .servers import HubServer, Server, cancel_when_busy, cpu_rate, free_port, launch  # noqa: F401
+from .servers import HubServer, Server, cancel_when_busy, cpu_rate, free_port, launch, wait_for  # noqa: F401
 from .training import (  # noqa: F401
     TINY_CUT,
     TINY_CYCLEGAN,

@@ -253,3 +253,15 @@ def cancel_when_busy(job, what: str = "the work") -> None:
     cancelled = time.monotonic()
     while cpu_rate(0.5) > 0.15:
         assert time.monotonic() - cancelled < 5, f"{what}: still busy 5 s after the cancel"
+
+
+def wait_for(what: str, ready, timeout_s: float = 90.0, every_s: float = 0.1):
+    """`ready()`'s first true value, asked every `every_s`; an AssertionError naming `what` after
+    `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = ready()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -25,18 +25,6 @@ def why_no_slurm() -> str | None:
     return None
 
 
-def wait_for(what: str, ready, timeout_s: float = 90.0, every_s: float = 0.1):
-    """`ready()`'s first true value, asked every `every_s`; an AssertionError naming `what` after
-    `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = ready()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class LocalSlurm:
     """munged + slurmctld + slurmd on this machine, all state under `root`, on 127.0.0.1 (so that
 no name needs to resolve)."""

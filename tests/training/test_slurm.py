@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_PIX2PIX, compare_states, make_checkpoint, make_paired, random_image
-from helpers.slurm import LocalSlurm, wait_for, why_no_slurm
+from helpers import TINY_PIX2PIX, compare_states, make_checkpoint, make_paired, random_image, wait_for
+from helpers.slurm import LocalSlurm, why_no_slurm
 
 from img2img.persist.checkpoint import load_checkpoint
 from img2img.service.training import TrainingService
