@@ -554,14 +554,14 @@ def run_export(args) -> int:
         raise Img2ImgError("--precision int8 writes ONNX: add --format onnx")
     if args.precision == "int8":
         from .persist.checkpoint import checkpoint_config, load_checkpoint, load_generators
-        from .translate.precision import export_int8
+        from .translate.precision import export_int8, int8_recipe_summary
 
         state = load_checkpoint(args.checkpoint)
         generators = {d: g.eval() for d, g in load_generators(state, args.batch_norm, source=str(args.checkpoint)).items()}
         for out in export_int8(checkpoint_config(state), generators, args.checkpoint, args.output,
                                [args.direction] if args.direction else None, batch_norm=args.batch_norm,
                                calibration_dir=args.calibration):
-            print(f"exported {out} (int8 ONNX, {out.stat().st_size / 1e6:.1f} MB)")
+            print(f"exported {out} (int8 ONNX, {int8_recipe_summary(out)}, {out.stat().st_size / 1e6:.1f} MB)")
         return 0
     if args.format == "safetensors":
         from .persist.checkpoint import export_safetensors

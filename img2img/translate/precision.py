@@ -32,8 +32,20 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 META_PRECISION, META_CHECKPOINT, META_CALIBRATION, META_RECIPE = (
     "img2img.precision", "img2img.checkpoint_sha256", "img2img.calibration", "img2img.int8_recipe")
 # How int8 models are made, recorded in each: a cached one made otherwise is made again.
-INT8_RECIPE = "qdq-per-channel, transposed convolutions as one phase convolution where taps agree, float layers chosen by the gate"
+INT8_RECIPE = ("qdq-per-channel, transposed convolutions as one phase convolution where taps agree, "
+               "activations by their range then by the percentile, float layers chosen by the gate")
 META_FLOAT_LAYERS = "img2img.int8_float_output_layers"
+META_ACTIVATIONS = "img2img.int8_activation_calibration"
+# How activation ranges are calibrated, tried in this order, each with FLOAT_OUTPUT_LAYER_CHOICES in
+# turn. "minmax": each activation's range over the calibration images. "percentile": its 99.999th
+# percentile, which clips rare values for a finer step. A clipped range ruins an image whose
+# activations the calibration images rarely reach, and a gate on a few held-out images cannot see
+# it: a CycleGAN ResNet-9 calibrated by the percentile passed the gate on its held-out images but
+# was 25.0 levels off at the 99.9th percentile on 1 of 200 maps images (18.5 pooled over the 100
+# val images); by its range it passes with one more layer in float at the same speed (124.7
+# against 122.5 ms) and no image is over 6.2 (benchmarks/RESULTS.md, "int8 calibrated by range
+# first"). The range's coarser step costs the bundled U-Net the gate; the percentile passes it.
+ACTIVATION_CALIBRATIONS = ("minmax", "percentile")
 # How many layers next to the output may stay in float, tried in turn: the fewest whose int8
 # model keeps the held-out images within the gate is kept. The bundled maps U-Net with its
 # decoder quantised (benchmarks/LOG.md, "Issue 64"): keeping the last 1, 2, 3 or 4 in float gave
@@ -187,12 +199,12 @@ def generator_in_channels(generator: torch.nn.Module) -> int:
 # --- int8 --------------------------------------------------------------------------------------
 
 def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata: dict[str, str],
-                  float_output_layers: int = 1) -> Path:
+                  float_output_layers: int = 1, activations: str = "percentile") -> Path:
     """A static int8 copy of an fp32 ONNX generator, written atomically, in QDQ form so that
     onnxruntime fuses each quantised convolution into an integer one: weights per output channel
     (int8, 7 bits: AVX2's u8 x s8 multiply-add saturates at 8, onnxruntime's `reduce_range`
-    case), activations per tensor (uint8) from the 99.999th percentile of their values over
-    `inputs`. Transposed convolutions arrive as ordinary ones (translate.phase_conv: onnxruntime
+    case), activations per tensor (uint8) over `inputs`, by their range or their 99.999th
+    percentile (`activations`: ACTIVATION_CALIBRATIONS). Transposed convolutions arrive as ordinary ones (translate.phase_conv: onnxruntime
     has no integer ConvTranspose). What stays float: the layer that reads the image (on a
     CycleGAN ResNet, keeping it and the output layer took the mean difference from 3.1 to 0.6
     output levels) and the `float_output_layers` nearest the output; a rewritten layer is
@@ -232,7 +244,8 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                         nodes_to_exclude=kept, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.Percentile)
+                        calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                          "percentile": CalibrationMethod.Percentile}[activations])
         model = onnx.load(str(tmp))
         del model.metadata_props[:]
         for key, value in metadata.items():
@@ -259,6 +272,13 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     import onnx
 
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def int8_recipe_summary(path: Path) -> str:
+    """How an int8 model of write_int8 was made, from its metadata, in words."""
+    meta = onnx_metadata(path)
+    activations = {"minmax": "by their range", "percentile": "by the percentile"}.get(meta.get(META_ACTIVATIONS), "?")
+    return f"activations calibrated {activations}, {meta.get(META_FLOAT_LAYERS, '?')} layer(s) next to the output in float"
 
 
 def int8_cache_path(checkpoint: Path, checkpoint_sha: str, direction: Direction, batch_norm: str) -> Path:
@@ -295,9 +315,10 @@ def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
                inputs: list[np.ndarray], checkpoint_sha: str, calibration_key: str,
                held_out: list[np.ndarray] | tuple = ()) -> Path:
     """The generator exported as fp32 ONNX (in a scratch folder), its transposed convolutions
-    rewritten, and quantised into `path`, with the export's metadata and the int8 keys. The
-    fewest layers next to the output stay in float that keep `held_out` within the gate
-    (FLOAT_OUTPUT_LAYER_CHOICES in turn; the last where none does, for `auto` to refuse)."""
+    rewritten, and quantised into `path`, with the export's metadata and the int8 keys. The first
+    of ACTIVATION_CALIBRATIONS, with the fewest layers next to the output in float, that keeps
+    `held_out` within the gate (each calibration with FLOAT_OUTPUT_LAYER_CHOICES in turn; the last
+    tried where none does, for `auto` to refuse)."""
     from .onnx_graph import OnnxGenerator, export_generator
     from .phase_conv import rewrite_transposed
 
@@ -307,18 +328,19 @@ def write_int8(generator: torch.nn.Module, cfg: RunConfig, direction: Direction,
         references = [generator(torch.from_numpy(x).to(parameter)).float().cpu().numpy() for x in held_out]
     with tempfile.TemporaryDirectory(dir=path.parent) as work:
         fp32 = export_generator(rewrite_transposed(generator), cfg, direction, Path(work) / "fp32.onnx", batch_norm)
-        for float_layers in FLOAT_OUTPUT_LAYER_CHOICES:
-            metadata = onnx_metadata(fp32) | {META_PRECISION: "int8", META_CHECKPOINT: checkpoint_sha,
-                                              META_CALIBRATION: calibration_key, META_RECIPE: INT8_RECIPE,
-                                              META_FLOAT_LAYERS: str(float_layers)}
-            quantize_int8(fp32, path, inputs, metadata, float_layers)
-            if not held_out:
-                break
-            graph = OnnxGenerator(path, torch.device("cpu"))
-            levels = np.concatenate([difference_levels(r, graph(torch.from_numpy(x)).numpy())
-                                     for x, r in zip(held_out, references)])
-            if not GATE.failures(float(levels.mean()), float(np.percentile(levels, 99.9)), GATE.min_speedup):
-                break
+        for activations in ACTIVATION_CALIBRATIONS:
+            for float_layers in FLOAT_OUTPUT_LAYER_CHOICES:
+                metadata = onnx_metadata(fp32) | {META_PRECISION: "int8", META_CHECKPOINT: checkpoint_sha,
+                                                  META_CALIBRATION: calibration_key, META_RECIPE: INT8_RECIPE,
+                                                  META_FLOAT_LAYERS: str(float_layers), META_ACTIVATIONS: activations}
+                quantize_int8(fp32, path, inputs, metadata, float_layers, activations)
+                if not held_out:
+                    return path
+                graph = OnnxGenerator(path, torch.device("cpu"))
+                levels = np.concatenate([difference_levels(r, graph(torch.from_numpy(x)).numpy())
+                                         for x, r in zip(held_out, references)])
+                if not GATE.failures(float(levels.mean()), float(np.percentile(levels, 99.9)), GATE.min_speedup):
+                    return path
         return path
 
 
@@ -481,7 +503,9 @@ def select(generator: torch.nn.Module, reference: Callable[[torch.Tensor], torch
         note = "" if bf16_is_native() else " (this CPU has no bf16 instructions: expect it far slower than fp32)"
         return Selection("bf16", None, f"bf16, as asked{note}")
     if requested == "int8":
-        return Selection("int8", int8_network(), f"int8, as asked, calibrated on {cache.calibration}")
+        graph = int8_network()
+        return Selection("int8", graph, f"int8, as asked, calibrated on {cache.calibration} "
+                                        f"({int8_recipe_summary(Path(graph.path))})")
     gflop = generator_gflop(generator, generator.size_multiple)
     if gflop < MIN_GFLOP_FOR_INT8:
         # Said only in precision_reason: most models are this small, and nothing was measured.
@@ -532,7 +556,7 @@ def export_int8(cfg: RunConfig, generators: dict[Direction, torch.nn.Module], ch
                 calibration_dir: Path | str | None = None) -> list[Path]:
     """int8 ONNX files of `generators` (the fp32 generators of `checkpoint`, made with
     `batch_norm`), at the paths of `onnx_graph.onnx_paths`, with the fp32 export's metadata and
-    the int8 keys, for onnxruntime anywhere."""
+    the int8 keys, for onnxruntime anywhere: made as translation makes its own, gate included."""
     from .onnx_graph import file_sha256, onnx_paths
 
     wanted = directions or list(generators)
@@ -542,6 +566,6 @@ def export_int8(cfg: RunConfig, generators: dict[Direction, torch.nn.Module], ch
     sha, key = file_sha256(checkpoint), calibration_source(cfg, calibration_dir)
     written = []
     for direction, path in onnx_paths(out, wanted).items():
-        inputs, _ = split_for_gate(calibration_inputs(cfg, direction, calibration_dir))
-        written.append(write_int8(generators[direction], cfg, direction, batch_norm, path, inputs, sha, key))
+        inputs, held_out = split_for_gate(calibration_inputs(cfg, direction, calibration_dir))
+        written.append(write_int8(generators[direction], cfg, direction, batch_norm, path, inputs, sha, key, held_out))
     return written

@@ -195,6 +195,32 @@ def test_the_int8_export_loads_in_onnxruntime_with_its_metadata(tmp_path, calibr
     assert translator.precision == {"AtoB": "int8"}
 
 
+@pytest.mark.parametrize("gate,tried", [
+    (QualityGate(mean_levels=255, p999_levels=255, min_speedup=0), [("minmax", 1)]),
+    (QualityGate(mean_levels=0, p999_levels=0, min_speedup=0),
+     [(a, n) for a in ("minmax", "percentile") for n in precision.FLOAT_OUTPUT_LAYER_CHOICES])])
+def test_int8_calibrates_activations_by_their_range_first_and_by_the_percentile_only_when_the_range_fails_the_gate(
+        gate, tried, tmp_path, calibration_dir, monkeypatch, capsys):
+    calls = []
+    quantize = precision.quantize_int8
+
+    def recorded(fp32, out, inputs, metadata, float_layers, activations):
+        calls.append((activations, float_layers))
+        return quantize(fp32, out, inputs, metadata, float_layers, activations)
+
+    monkeypatch.setattr(precision, "quantize_int8", recorded)
+    monkeypatch.setattr(precision, "GATE", gate)
+    checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
+    out = tmp_path / "g.onnx"
+    assert main(["export", str(checkpoint), str(out), "--format", "onnx", "--precision", "int8",
+                 "--calibration", str(calibration_dir)]) == 0
+    assert calls == tried
+    meta = precision.onnx_metadata(out)
+    assert (meta[precision.META_ACTIVATIONS], int(meta[precision.META_FLOAT_LAYERS])) == tried[-1]
+    words = "by their range" if tried[-1][0] == "minmax" else "by the percentile"
+    assert f"activations calibrated {words}, {tried[-1][1]} layer(s) next to the output in float" in capsys.readouterr().out
+
+
 def test_export_refuses_int8_outside_onnx(tmp_path, capsys):
     checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
     assert main(["export", str(checkpoint), str(tmp_path / "g.pt"), "--precision", "int8"]) != 0
