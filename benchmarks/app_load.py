@@ -1,14 +1,16 @@
 """The app under concurrent load: throughput, latency and failures of its named /translate endpoint.
 
     python benchmarks/app_load.py [--clients 1 4 12] [--requests 6] [--checkpoints checkpoints] [--app app.py]
+        [--precision auto|fp32|int8] [--image PHOTO]
 
 Starts the app in its own process on 127.0.0.1 (`python app.py`, as `make demo` does, with the
-bundled model), so that the clients do not share its interpreter, then for
+bundled model, or the first model of --checkpoints, at --precision), so that the clients do not
+share its interpreter, then for
 each client count runs that many gradio_client users at once, each translating the same aerial
 photo --requests times (as several users of a demo upload its example), and checks every
 response: a whole PNG of the input's size, equal to the translation of that photo. Prints
-requests/s, median and 90th-percentile latency, and failures; then, for one request, the time in
-the network alone.
+requests/s, median and 90th-percentile latency, and failures (after one request that lets the app
+load its model); and, for one request, the time in the translator alone.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from img2img.translate.catalog import discover_checkpoints  # noqa: E402
+from img2img.translate.precision import PRECISIONS  # noqa: E402
 from img2img.translate.translator import Translator  # noqa: E402
 
 
@@ -82,27 +86,38 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6)
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--app", default=str(ROOT / "app.py"), help="the app to start (e.g. an older checkout's)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="the app's --precision")
+    parser.add_argument("--image", help="the photo each request sends (default: the bundled model card's first sample)")
     args = parser.parse_args()
     port = free_port()
     server = subprocess.Popen([sys.executable, args.app, "--checkpoints", args.checkpoints, "--port",
-                               str(port), "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               str(port), "--device", "cpu", "--precision", args.precision],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}/"
     wait_until_up(url, server)
-    examples = sorted((Path(args.checkpoints) / "maps_aerial2map" / "samples").glob("*.jpg"))
+    model = discover_checkpoints(args.checkpoints)[0][0]  # the app's default model
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "aerial.png"
-        with Image.open(examples[0]) as sample:  # the card's sample: input | output | target
-            sample.crop((0, 0, sample.width // 3, sample.height)).save(image)
-        translator = Translator.from_checkpoint(Path(args.checkpoints) / "maps_aerial2map" / "model.pt", device="cpu")
+        if args.image:
+            Image.open(args.image).convert("RGB").save(image)
+        else:
+            sample = sorted((ROOT / "checkpoints" / "maps_aerial2map" / "samples").glob("*.jpg"))[0]
+            with Image.open(sample) as triplet:  # the card's sample: input | output | target
+                triplet.crop((0, 0, triplet.width // 3, triplet.height)).save(image)
+        translator = Translator.from_checkpoint(model.path, device="cpu", precision=args.precision)
         expected = np.asarray(translator.translate(image), int)
         start = time.perf_counter()
         for _ in range(5):
             translator.translate(image)
         network = (time.perf_counter() - start) / 5
-        print(f"image {Image.open(image).size[0]}x{Image.open(image).size[1]}; the network alone: {network:.3f} s "
-              f"a request ({translator.engine})")
+        print(f"{model.path}, image {Image.open(image).size[0]}x{Image.open(image).size[1]}; the translator alone: "
+              f"{network:.3f} s a request ({translator.engine}, {translator.describe_precision('AtoB')})")
         try:
+            # One request first: the app loads its model (and under int8 quantises it) at first use.
+            warm_up = run_clients(url, image, expected, 1, 1)[1]
+            if warm_up:
+                raise SystemExit(f"the first request failed: {warm_up[0]}")
             for clients in args.clients:
                 start = time.perf_counter()
                 latencies, failures = run_clients(url, image, expected, clients, args.requests)
