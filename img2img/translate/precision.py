@@ -36,15 +36,16 @@ INT8_RECIPE = ("qdq-per-channel, transposed convolutions as one phase convolutio
                "activations by their range then by the percentile, float layers chosen by the gate")
 META_FLOAT_LAYERS = "img2img.int8_float_output_layers"
 META_ACTIVATIONS = "img2img.int8_activation_calibration"
-# How activation ranges are calibrated, tried in this order, each with FLOAT_OUTPUT_LAYER_CHOICES in
-# turn. "minmax": each activation's range over the calibration images. "percentile": its 99.999th
-# percentile, which clips rare values for a finer step. A clipped range ruins an image whose
-# activations the calibration images rarely reach, and a gate on a few held-out images cannot see
-# it: a CycleGAN ResNet-9 calibrated by the percentile passed the gate on its held-out images but
-# was 25.0 levels off at the 99.9th percentile on 1 of 200 maps images (18.5 pooled over the 100
-# val images); by its range it passes with one more layer in float at the same speed (124.7
-# against 122.5 ms) and no image is over 6.2 (benchmarks/RESULTS.md, "int8 calibrated by range
-# first"). The range's coarser step costs the bundled U-Net the gate; the percentile passes it.
+# How activation ranges are calibrated, tried in this order, each with FLOAT_OUTPUT_LAYER_CHOICES
+# in turn. "minmax": each activation's range over the calibration images. "percentile": its
+# 99.999th percentile, which clips rare values for a finer step. A clipped range ruins an image
+# whose activations the calibration images rarely reach, and a gate on a few held-out images
+# cannot see it: a ResNet-9 (CycleGAN's generator, trained on maps) calibrated by the percentile
+# passed the gate on its held-out images but was 25.0 levels off at the 99.9th percentile on 1 of
+# 200 maps images (18.5 pooled over the 100 val images); by its range it passes with one more
+# layer in float, no slower (124.0 against 128.8 ms), and no image is over 6.2
+# (benchmarks/int8_calibration.py; RESULTS.md, "int8 calibrated by range first"). Where the
+# range's coarser step fails the gate, the percentile may pass.
 ACTIVATION_CALIBRATIONS = ("minmax", "percentile")
 # How many layers next to the output may stay in float, tried in turn: the fewest whose int8
 # model keeps the held-out images within the gate is kept. The bundled maps U-Net with its
@@ -55,10 +56,12 @@ FLOAT_OUTPUT_LAYER_CHOICES = (1, 2, 3, 4)
 CALIBRATION_IMAGES = 32
 GATE_IMAGES = 8
 MEASURE_SECONDS = 1.0
-# Below this int8 measured no gain on this CPU (a 1.4 GFLOP ResNet 0.89x, the 3.1 GFLOP bundled
-# U-Net 0.86x; a 6.7 GFLOP ResNet 1.34x: benchmarks/LOG.md), its time going to per-layer overhead,
-# so `auto` keeps fp32 without measuring. Since a U-Net's upsampling runs as one convolution the
-# bundled U-Net measures 1.19x (RESULTS.md, issue 64): whether to measure it too is still open.
+# Below this `auto` keeps fp32 without measuring (a minute at a model's first use): int8 gains too
+# little here for its risk. Measured (benchmarks/RESULTS.md): before the upsampling rewrite a 1.4
+# GFLOP ResNet 0.89x and the 3.1 GFLOP bundled U-Net 0.86x on an AVX2 CPU; since it, on an
+# AVX-512 VNNI CPU, the bundled U-Net 1.41x for the network but 1.05x for a folder (its time is
+# in reading and writing files), and at 1024 px 1.16x with 26.0 levels at the 99.9th percentile,
+# over the gate, which `auto` applies at the training size only ("int8 calibrated by range first").
 MIN_GFLOP_FOR_INT8 = 5.0
 
 
