@@ -94,7 +94,14 @@ def main() -> None:
                                str(port), "--device", "cpu", "--precision", args.precision],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
-    url = f"http://127.0.0.1:{port}/"
+    try:
+        measure(args, server, f"http://127.0.0.1:{port}/")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def measure(args, server: subprocess.Popen, url: str) -> None:
     wait_until_up(url, server)
     model = discover_checkpoints(args.checkpoints)[0][0]  # the app's default model
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,24 +120,20 @@ def main() -> None:
         network = (time.perf_counter() - start) / 5
         print(f"{model.path}, image {Image.open(image).size[0]}x{Image.open(image).size[1]}; the translator alone: "
               f"{network:.3f} s a request ({translator.engine}, {translator.describe_precision('AtoB')})")
-        try:
-            # One request first: the app loads its model (and under int8 quantises it) at first use.
-            warm_up = run_clients(url, image, expected, 1, 1)[1]
-            if warm_up:
-                raise SystemExit(f"the first request failed: {warm_up[0]}")
-            for clients in args.clients:
-                start = time.perf_counter()
-                latencies, failures = run_clients(url, image, expected, clients, args.requests)
-                wall = time.perf_counter() - start
-                q90 = statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else latencies[0]
-                print(f"{clients:>2} clients x {args.requests}: {len(latencies) / wall:.2f} requests/s, median "
-                      f"{statistics.median(latencies):.2f} s, 90th percentile {q90:.2f} s, failed {len(failures)} "
-                      f"of {len(latencies)}")
-                for failure in sorted(set(failures)):
-                    print(f"   {failures.count(failure)}x {failure}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        # One request first: the app loads its model (and under int8 quantises it) at first use.
+        warm_up = run_clients(url, image, expected, 1, 1)[1]
+        if warm_up:
+            raise SystemExit(f"the first request failed: {warm_up[0]}")
+        for clients in args.clients:
+            start = time.perf_counter()
+            latencies, failures = run_clients(url, image, expected, clients, args.requests)
+            wall = time.perf_counter() - start
+            q90 = statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else latencies[0]
+            print(f"{clients:>2} clients x {args.requests}: {len(latencies) / wall:.2f} requests/s, median "
+                  f"{statistics.median(latencies):.2f} s, 90th percentile {q90:.2f} s, failed {len(failures)} "
+                  f"of {len(latencies)}")
+            for failure in sorted(set(failures)):
+                print(f"   {failures.count(failure)}x {failure}")
 
 
 if __name__ == "__main__":
