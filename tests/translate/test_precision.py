@@ -178,10 +178,11 @@ def test_auto_takes_int8_when_it_passes_the_gate_and_remembers_the_choice(tmp_pa
     assert Translator.from_checkpoint(checkpoint, device="cpu", calibration=calibration_dir).precision == {"AtoB": "int8"}
 
 
-def test_the_int8_export_loads_in_onnxruntime_with_its_metadata(tmp_path, calibration_dir, capsys):
-    checkpoint = make_checkpoint("pix2pix", tmp_path / "model.pt", model=UNET, **SMALL_DATA)
+@pytest.mark.parametrize("method,model", [("pix2pix", UNET), ("cyclegan", dict(netG="resnet_6blocks", ngf=8))])
+def test_the_int8_export_loads_in_onnxruntime_with_its_metadata(method, model, tmp_path, calibration_dir, capsys):
+    checkpoint = make_checkpoint(method, tmp_path / "model.pt", model=model, **SMALL_DATA)
     out = tmp_path / "export" / "g.onnx"
-    assert main(["export", str(checkpoint), str(out), "--format", "onnx", "--precision", "int8",
+    assert main(["export", str(checkpoint), str(out), "--format", "onnx", "--precision", "int8", "--direction", "AtoB",
                  "--calibration", str(calibration_dir)]) == 0
     assert "int8 ONNX" in capsys.readouterr().out
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
