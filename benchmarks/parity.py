@@ -43,7 +43,9 @@ import torch
 from img2img.methods import METHODS, new_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference"
+# Resolved, as the reference's bench_reference.py resolves its own: with ../shared a symlink, the
+# two spellings of one folder would leave the other codebase's packages on sys.path.
+REFERENCE = (ROOT.parent / "shared" / "reference").resolve()
 
 # Our method -> (the reference's model name, its dataset mode, our loss names -> the reference's).
 REFERENCE_MODELS = {
