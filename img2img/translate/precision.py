@@ -207,8 +207,8 @@ def quantize_int8(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], metadata
     onnxruntime fuses each quantised convolution into an integer one: weights per output channel
     (int8, 7 bits: AVX2's u8 x s8 multiply-add saturates at 8, onnxruntime's `reduce_range`
     case), activations per tensor (uint8) over `inputs`, by their range or their 99.999th
-    percentile (`activations`: ACTIVATION_CALIBRATIONS). Transposed convolutions arrive as ordinary ones (translate.phase_conv: onnxruntime
-    has no integer ConvTranspose). What stays float: the layer that reads the image (on a
+    percentile (`activations`: ACTIVATION_CALIBRATIONS). Transposed convolutions arrive as
+    ordinary ones (translate.phase_conv: onnxruntime has no integer ConvTranspose). What stays float: the layer that reads the image (on a
     CycleGAN ResNet, keeping it and the output layer took the mean difference from 3.1 to 0.6
     output levels) and the `float_output_layers` nearest the output; a rewritten layer is
     several Conv nodes under one module name, all kept."""
