@@ -5,7 +5,7 @@ each number of layers next to the output in float, calibrated on the first 32 im
 on the images of --val (default: the 100 maps val images) and the first 100 of --more (default:
 maps train), at 256 px. Prints, per row: ms per image (batch 1, median), the mean and 99.9th
 percentile output levels pooled over --val, the worst image's 99.9th percentile over both sets,
-and those of the 8 images that write_int8 holds out for the gate (--calibration's 33rd to 40th).
+and those of the 8 images held out for the gate (split_for_gate: --calibration's 33rd to 40th).
 
     python benchmarks/int8_calibration.py CHECKPOINT [--float-layers 1 2 3 4]
         [--calibration ../shared/datasets/maps/val] [--val ../shared/datasets/maps/val]
